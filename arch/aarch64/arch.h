@@ -1,0 +1,21 @@
+/* arch/aarch64/arch.h — AArch64 implementation of arch.h; see arch.h. */
+#ifndef NUMAHEAP_ARCH_AARCH64_H
+#define NUMAHEAP_ARCH_AARCH64_H
+
+#ifndef __aarch64__
+#error "arch/aarch64 built for another architecture"
+#endif
+
+/* Neoverse and Apple cores use 64-byte lines; some prefetch in pairs. */
+#define NH_CACHE_LINE 64
+
+static inline void nh_cpu_relax(void) { __asm__ __volatile__("yield" ::: "memory"); }
+
+static inline uint64_t nh_cycles(void)
+{
+	uint64_t v;
+	__asm__ __volatile__("mrs %0, cntvct_el0" : "=r"(v));
+	return v;
+}
+
+#endif

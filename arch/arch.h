@@ -1,0 +1,31 @@
+/*
+ * arch.h — the CPU contract. src/ reaches the processor only through these
+ * helpers; each architecture directory implements them and refuses to build
+ * elsewhere.
+ *
+ *   nh_ctz64(x), nh_clz64(x)  count trailing/leading zeros; x != 0
+ *   nh_popcount64(x)          number of set bits
+ *   nh_cpu_relax()            spin-wait hint (pause / yield)
+ *   nh_prefetch_w(p)          prefetch a line for writing
+ *   nh_cycles()               a cheap monotonic-ish cycle counter for pacing
+ *   NH_CACHE_LINE             line size used for padding shared data
+ */
+#ifndef NUMAHEAP_ARCH_H
+#define NUMAHEAP_ARCH_H
+
+#include <stdint.h>
+
+static inline unsigned nh_ctz64(uint64_t x) { return (unsigned)__builtin_ctzll(x); }
+static inline unsigned nh_clz64(uint64_t x) { return (unsigned)__builtin_clzll(x); }
+static inline unsigned nh_popcount64(uint64_t x) { return (unsigned)__builtin_popcountll(x); }
+static inline void nh_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
+
+#if defined(__x86_64__)
+#include "x86_64/arch.h"
+#elif defined(__aarch64__)
+#include "aarch64/arch.h"
+#else
+#error "numaheap: unsupported architecture (add arch/<arch>/arch.h)"
+#endif
+
+#endif /* NUMAHEAP_ARCH_H */

@@ -1,0 +1,50 @@
+/*
+ * numaheap.h — numaheap's own API.
+ *
+ * numaheap replaces malloc, free and the rest of the C and C++ allocation
+ * API (link -lnumaheap or LD_PRELOAD=libnumaheap.so); this header adds what
+ * the standard API cannot say. Every function is safe from any thread.
+ */
+#ifndef NUMAHEAP_H
+#define NUMAHEAP_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NUMAHEAP_VERSION_MAJOR 0
+#define NUMAHEAP_VERSION_MINOR 1
+#define NUMAHEAP_VERSION_PATCH 0
+#define NUMAHEAP_VERSION_STRING "0.1.0"
+
+/* The library's version, "MAJOR.MINOR.PATCH". */
+const char *numaheap_version(void);
+
+/*
+ * Give every free page back to the OS now (synchronously), after returning
+ * the calling thread's cached objects. Returns the bytes released.
+ * malloc_trim(0) does the same.
+ */
+size_t numaheap_release(void);
+
+/* The NUMA node whose heap holds ptr, or -1 if numaheap did not allocate it. */
+int numaheap_node_of(const void *ptr);
+
+/*
+ * The statistics as one JSON object (see docs/stats.md), written to buf as a
+ * NUL-terminated string of at most cap bytes. Returns the length the whole
+ * object needs (excluding the NUL), which may exceed cap - 1: then the
+ * output was truncated and a larger buffer gets all of it.
+ */
+size_t numaheap_stats_json(char *buf, size_t cap);
+
+/* Print the statistics to a file descriptor: text (json == 0) or JSON. */
+void numaheap_stats_print(int fd, int json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NUMAHEAP_H */

@@ -1,0 +1,45 @@
+/*
+ * numa/numa.h — topology and memory binding, numaheap's NUMA contract.
+ *
+ * The topology is read once at start-up from sysfs with plain open/read (no
+ * malloc, so it is safe inside the allocator's initialisation). Nodes are
+ * numbered as the kernel numbers them; numaheap supports node ids below
+ * NH_MAX_NODES. A machine without NUMA support looks like one node 0 with
+ * every CPU.
+ */
+#ifndef NUMAHEAP_NUMA_H
+#define NUMAHEAP_NUMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NUMA_MAX_NODES 16
+#define NUMA_MAX_CPUS 1024
+
+struct numa_topology {
+	int nnodes;			    /* nodes with memory, <= NUMA_MAX_NODES */
+	int max_node;			    /* highest node id with memory */
+	uint32_t node_mask;		    /* bit n: node n has memory */
+	int ncpus;			    /* CPUs possible (highest id + 1) */
+	int16_t cpu_node[NUMA_MAX_CPUS];    /* node of each CPU, -1 unknown */
+	uint8_t distance[NUMA_MAX_NODES][NUMA_MAX_NODES]; /* SLIT, 10 = local */
+};
+
+extern struct numa_topology numa_topo;
+
+/* Read the topology (sysfs). Never fails: falls back to one node. */
+void numa_init(void);
+/* Parse a cpulist/nodelist ("0-3,8,10-11") into a bitmap of nbits bits. */
+int numa_parse_list(const char *s, uint64_t *bits, int nbits);
+
+/* Node of the CPU this thread runs on now (getcpu); 0 when unknown. */
+int numa_current_node(void);
+int numa_current_cpu(void);
+
+enum numa_bind_mode { NUMA_BIND_PREFERRED = 0, NUMA_BIND_STRICT = 1, NUMA_BIND_INTERLEAVE = 2 };
+
+/* Bind [p, p+n) to node (mbind). 0 or -errno. With one node, does nothing. */
+int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask);
+
+#endif

@@ -1,0 +1,198 @@
+/*
+ * numa/topology.c — the machine's NUMA topology from sysfs, and mbind.
+ * See numa.h. Runs inside malloc's initialisation: no malloc, no stdio.
+ */
+#define _GNU_SOURCE 1
+#include "numa.h"
+
+#include "../src/internal.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MPOL_PREFERRED
+#define MPOL_PREFERRED 1
+#define MPOL_BIND 2
+#define MPOL_INTERLEAVE 3
+#endif
+#ifndef MPOL_MF_MOVE
+#define MPOL_MF_MOVE (1 << 1)
+#endif
+
+struct numa_topology numa_topo;
+
+static const char *parse_uint(const char *s, int *out)
+{
+	if (*s < '0' || *s > '9')
+		return NULL;
+	int v = 0;
+	while (*s >= '0' && *s <= '9') {
+		if (v > 1000000)
+			return NULL;
+		v = v * 10 + (*s++ - '0');
+	}
+	*out = v;
+	return s;
+}
+
+int numa_parse_list(const char *s, uint64_t *bits, int nbits)
+{
+	for (int i = 0; i < (nbits + 63) / 64; i++)
+		bits[i] = 0;
+	int count = 0;
+	while (*s && *s != '\n') {
+		int lo, hi;
+		if (!(s = parse_uint(s, &lo)))
+			return -1;
+		hi = lo;
+		if (*s == '-' && !(s = parse_uint(s + 1, &hi)))
+			return -1;
+		if (hi < lo)
+			return -1;
+		for (int i = lo; i <= hi && i < nbits; i++) {
+			if (!(bits[i / 64] & (1ull << (i % 64))))
+				count++;
+			bits[i / 64] |= 1ull << (i % 64);
+		}
+		if (*s == ',')
+			s++;
+		else if (*s && *s != '\n')
+			return -1;
+	}
+	return count;
+}
+
+static void one_node(void)
+{
+	numa_topo.nnodes = 1;
+	numa_topo.max_node = 0;
+	numa_topo.node_mask = 1;
+	numa_topo.distance[0][0] = 10;
+	long n = sysconf(_SC_NPROCESSORS_CONF);
+	numa_topo.ncpus = n > 0 && n <= NUMA_MAX_CPUS ? (int)n : 1;
+	for (int c = 0; c < NUMA_MAX_CPUS; c++)
+		numa_topo.cpu_node[c] = c < numa_topo.ncpus ? 0 : -1;
+}
+
+void numa_init(void)
+{
+	char buf[4096];
+	uint64_t nodes[1], cpus[NUMA_MAX_CPUS / 64];
+
+	for (int c = 0; c < NUMA_MAX_CPUS; c++)
+		numa_topo.cpu_node[c] = -1;
+	if (os_read_file("/sys/devices/system/node/has_memory", buf, sizeof buf) <= 0 &&
+	    os_read_file("/sys/devices/system/node/online", buf, sizeof buf) <= 0) {
+		one_node();
+		return;
+	}
+	if (numa_parse_list(buf, nodes, NUMA_MAX_NODES) <= 0) {
+		one_node();
+		return;
+	}
+	numa_topo.node_mask = (uint32_t)nodes[0];
+	numa_topo.nnodes = __builtin_popcount(numa_topo.node_mask);
+	numa_topo.max_node = 31 - __builtin_clz(numa_topo.node_mask);
+
+	int maxcpu = -1;
+	for (int n = 0; n < 64 && n < NUMA_MAX_NODES * 4; n++) {
+		char path[64];
+		/* Nodes without memory still own CPUs; read every online node. */
+		int len = 0;
+		const char *pre = "/sys/devices/system/node/node";
+		while (pre[len])
+			path[len] = pre[len], len++;
+		if (n >= 10)
+			path[len++] = (char)('0' + n / 10);
+		path[len++] = (char)('0' + n % 10);
+		const char *post = "/cpulist";
+		for (int i = 0; post[i]; i++)
+			path[len++] = post[i];
+		path[len] = 0;
+		if (os_read_file(path, buf, sizeof buf) < 0)
+			continue;
+		if (numa_parse_list(buf, cpus, NUMA_MAX_CPUS) < 0)
+			continue;
+		/* A CPU of a memoryless node belongs to the nearest node with memory:
+		 * approximated by node 0 if absent; distances refine below. */
+		int home = n < NUMA_MAX_NODES && (numa_topo.node_mask & (1u << n)) ? n : -2 - n;
+		for (int c = 0; c < NUMA_MAX_CPUS; c++)
+			if (cpus[c / 64] & (1ull << (c % 64))) {
+				numa_topo.cpu_node[c] = (int16_t)(home >= 0 ? home : 0);
+				if (c > maxcpu)
+					maxcpu = c;
+			}
+		if (n < NUMA_MAX_NODES && home >= 0) {
+			/* distance: "10 21 21 10" */
+			path[len - 8] = 0;
+			const char *d = "/distance";
+			int l2 = len - 8;
+			for (int i = 0; d[i]; i++)
+				path[l2++] = d[i];
+			path[l2] = 0;
+			if (os_read_file(path, buf, sizeof buf) > 0) {
+				const char *s = buf;
+				for (int m = 0; m < NUMA_MAX_NODES && *s; m++) {
+					int v;
+					while (*s == ' ')
+						s++;
+					if (!(s = parse_uint(s, &v)))
+						break;
+					numa_topo.distance[n][m] = (uint8_t)(v > 255 ? 255 : v);
+				}
+			}
+		}
+	}
+	long conf = sysconf(_SC_NPROCESSORS_CONF);
+	numa_topo.ncpus = maxcpu + 1;
+	if (conf > numa_topo.ncpus && conf <= NUMA_MAX_CPUS)
+		numa_topo.ncpus = (int)conf;
+	if (numa_topo.ncpus <= 0)
+		numa_topo.ncpus = 1;
+	for (int c = 0; c < numa_topo.ncpus; c++)
+		if (numa_topo.cpu_node[c] < 0)
+			numa_topo.cpu_node[c] = (int16_t)(31 - __builtin_clz(numa_topo.node_mask & -numa_topo.node_mask));
+}
+
+int numa_current_cpu(void)
+{
+	unsigned cpu = 0;
+	if (syscall(SYS_getcpu, &cpu, NULL, NULL) != 0)
+		return 0;
+	return (int)cpu;
+}
+
+int numa_current_node(void)
+{
+	int cpu = sched_getcpu();
+	if (cpu < 0 || cpu >= NUMA_MAX_CPUS || numa_topo.cpu_node[cpu] < 0)
+		return 0;
+	return numa_topo.cpu_node[cpu];
+}
+
+int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask)
+{
+	if (numa_topo.nnodes <= 1)
+		return 0;
+	unsigned long mask[NUMA_MAX_NODES / (8 * sizeof(unsigned long)) + 1] = {0};
+	int policy;
+	switch (mode) {
+	case NUMA_BIND_STRICT:
+		policy = MPOL_BIND;
+		mask[0] = 1ul << node;
+		break;
+	case NUMA_BIND_INTERLEAVE:
+		policy = MPOL_INTERLEAVE;
+		mask[0] = interleave_mask;
+		break;
+	default:
+		policy = MPOL_PREFERRED;
+		mask[0] = 1ul << node;
+		break;
+	}
+	NH_KSTAT_INC(mbind);
+	long r = syscall(SYS_mbind, p, n, policy, mask, NUMA_MAX_NODES + 1, 0);
+	return r == 0 ? 0 : -errno;
+}

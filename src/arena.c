@@ -1,0 +1,98 @@
+/*
+ * arena.c — heap arenas and the arena map.
+ *
+ * See malloc.c for the overview. Heap memory is mapped in arenas of 64 MiB
+ * (Go's heapArena), at fixed addresses inside the owning node's slice of the
+ * address space (internal.h), upwards from the slice's start. Each arena has
+ * metadata — the page-to-span map that lets free() find a pointer's span in
+ * O(1) — allocated on the arena's node, outside the heap.
+ *
+ * The arena map nh_arenas[node][arena] is the two-level index from an
+ * address to its heapArena: the node from the slice, then the arena in it.
+ * It lives in BSS (4 MiB of address space, touched only where arenas exist).
+ * Entries are published once with a release store, after the metadata is
+ * ready, and never change again; lockless readers use acquire loads.
+ *
+ * Arena growth runs under the node's heap lock.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+struct heap_arena *_Atomic nh_arenas[NH_MAX_NODES][NH_ARENAS_PER_NODE];
+
+void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
+{
+	uintptr_t a = base;
+	while (npages) {
+		struct heap_arena *ha = arena_of(a);
+		size_t i = (a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1);
+		size_t k = NH_MIN((size_t)(NH_PAGES_PER_ARENA - i), npages);
+		for (size_t j = 0; j < k; j++)
+			atomic_store_explicit(&ha->spans[i + j], s, memory_order_release);
+		a += (uintptr_t)k << NH_PAGE_SHIFT;
+		npages -= k;
+	}
+}
+
+/*
+ * Map at least `bytes` of new arenas for heap h (a multiple of the arena
+ * size), register them and hand their pages to h's pageAlloc. Returns 0 or
+ * -ENOMEM. Heap lock held.
+ */
+int arena_grow(struct mheap *h, size_t bytes)
+{
+	uintptr_t slice = NH_HEAP_BASE + ((uintptr_t)h->node << NH_NODE_SHIFT);
+	uintptr_t slice_end = slice + ((uintptr_t)1 << NH_NODE_SHIFT);
+	bytes = (bytes + NH_ARENA_BYTES - 1) & ~(NH_ARENA_BYTES - 1);
+	uintptr_t addr = h->arena_hint ? h->arena_hint : slice;
+	void *p = NULL;
+	while (addr + bytes <= slice_end && addr + bytes > addr) {
+		p = os_map_at(addr, bytes);
+		if (p)
+			break;
+		if (errno != EEXIST && errno != EBUSY) {
+			h->arena_hint = addr;
+			return -ENOMEM;
+		}
+		/* Something else lives here: move past it, one arena at a time. */
+		addr += NH_ARENA_BYTES;
+	}
+	if (!p)
+		return -ENOMEM;
+
+	/* THP, node binding: advice only, a failure costs speed, not memory. */
+	os_hugepage(p, bytes, NH_OPTION(THP) != 0);
+	numa_bind(p, bytes, h->node, NUMA_BIND_PREFERRED, 0);
+
+	struct heap_arena *list = NULL;
+	for (uintptr_t a = addr; a < addr + bytes; a += NH_ARENA_BYTES) {
+		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
+		if (!ha) {
+			/* Arenas already published stay; the rest goes back. */
+			os_unmap((void *)a, addr + bytes - a);
+			bytes = a - addr;
+			break;
+		}
+		ha->base = a;
+		ha->zeroed_base = a;
+		ha->node = h->node;
+		ha->next = list;
+		list = ha;
+		atomic_store_explicit(&nh_arenas[h->node][(a - slice) >> NH_ARENA_SHIFT], ha, memory_order_release);
+	}
+	if (bytes == 0)
+		return -ENOMEM;
+	if (page_alloc_grow(&h->pages, addr, bytes) != 0)
+		return -ENOMEM;
+	while (list) {
+		struct heap_arena *next = list->next;
+		list->next = h->arenas;
+		h->arenas = list;
+		list = next;
+	}
+	h->arena_hint = addr + bytes;
+	h->mapped_bytes += bytes;
+	h->grow_calls++;
+	return 0;
+}

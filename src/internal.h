@@ -1,0 +1,539 @@
+/*
+ * internal.h — every type of the allocator, in one place.
+ *
+ * See malloc.c for the overview of how the pieces fit. Each structure below
+ * says, field by field, who writes it and under which lock; "P-local" means
+ * only the owner of the P touches it (its thread in per-thread mode), and
+ * readers of statistics read such fields racily, as a snapshot.
+ */
+#ifndef NUMAHEAP_INTERNAL_H
+#define NUMAHEAP_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "lockrank.h"
+#include "sizeclasses.h"
+
+#define NH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define NH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NH_NOINLINE __attribute__((noinline))
+#define NH_COLD __attribute__((cold, noinline))
+#define NH_INLINE static inline __attribute__((always_inline))
+#define NH_HIDDEN __attribute__((visibility("hidden")))
+#define NH_ALIGNED(n) __attribute__((aligned(n)))
+#define NH_NORETURN __attribute__((noreturn))
+
+#define NH_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define NH_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* ------------------------------------------------------------------------
+ * The address space.
+ *
+ * Every node's heap lives in its own 2 TiB slice of virtual address space,
+ * starting at NH_HEAP_BASE. The slice of a pointer is therefore its node, the
+ * heap's range check is one subtraction and compare, and a pointer outside
+ * [NH_HEAP_BASE, NH_HEAP_END) was not handed out by numaheap. Arenas are
+ * mapped at fixed addresses inside the slice (MAP_FIXED_NOREPLACE, moving on
+ * when something else lives there), growing upwards from the slice's start.
+ *
+ *   NH_HEAP_BASE                                               NH_HEAP_END
+ *   | node 0: 2 TiB | node 1: 2 TiB | ...                | node 15 |
+ *     |arena|arena|...   64 MiB each, 8192 pages of 8 KiB
+ * ------------------------------------------------------------------------ */
+#define NH_HEAP_BASE ((uintptr_t)0x100000000000ULL) /* 16 TiB */
+#define NH_NODE_SHIFT 41			    /* 2 TiB per node */
+#define NH_MAX_NODES 16
+#define NH_HEAP_RANGE ((uintptr_t)NH_MAX_NODES << NH_NODE_SHIFT)
+#define NH_HEAP_END (NH_HEAP_BASE + NH_HEAP_RANGE)
+
+#define NH_ARENA_SHIFT 26 /* 64 MiB arenas */
+#define NH_ARENA_BYTES ((uintptr_t)1 << NH_ARENA_SHIFT)
+#define NH_PAGES_PER_ARENA (NH_ARENA_BYTES >> NH_PAGE_SHIFT) /* 8192 */
+#define NH_ARENAS_PER_NODE ((uintptr_t)1 << (NH_NODE_SHIFT - NH_ARENA_SHIFT))
+
+#define NH_HUGE_SHIFT 21 /* 2 MiB transparent huge pages */
+#define NH_HUGE_BYTES ((uintptr_t)1 << NH_HUGE_SHIFT)
+#define NH_PAGES_PER_HUGE (NH_HUGE_BYTES >> NH_PAGE_SHIFT) /* 256 */
+
+#define NH_MAX_CPUS 1024
+
+/* ------------------------------------------------------------------------
+ * Locks (lock.c). A futex word that spins briefly before sleeping, so that
+ * uncontended and lightly contended slow paths never enter the kernel.
+ * ------------------------------------------------------------------------ */
+struct mutex {
+	_Atomic uint32_t state; /* 0 unlocked, 1 locked, 2 locked with waiters */
+	uint32_t rank;		/* enum lock_rank; checked in debug builds */
+};
+
+void mutex_init(struct mutex *m, enum lock_rank rank);
+void mutex_lock_slow(struct mutex *m);
+void mutex_unlock_slow(struct mutex *m);
+void lockrank_acquire(struct mutex *m);
+void lockrank_release(struct mutex *m);
+
+NH_INLINE void mutex_lock(struct mutex *m)
+{
+	uint32_t z = 0;
+	if (NH_UNLIKELY(!atomic_compare_exchange_strong_explicit(&m->state, &z, 1, memory_order_acquire,
+								 memory_order_relaxed)))
+		mutex_lock_slow(m);
+#ifdef NH_DEBUG
+	lockrank_acquire(m);
+#endif
+}
+
+NH_INLINE void mutex_unlock(struct mutex *m)
+{
+#ifdef NH_DEBUG
+	lockrank_release(m);
+#endif
+	if (NH_UNLIKELY(atomic_exchange_explicit(&m->state, 0, memory_order_release) == 2))
+		mutex_unlock_slow(m);
+}
+
+/* After fork, in the child: every lock is free again (only this thread runs). */
+NH_INLINE void mutex_reset(struct mutex *m) { atomic_store_explicit(&m->state, 0, memory_order_relaxed); }
+
+/* ------------------------------------------------------------------------
+ * Options (options.c, options.def): parsed once at start-up, read-only after.
+ * ------------------------------------------------------------------------ */
+enum nh_opt_type { OPT_BOOL, OPT_SIZE, OPT_INT, OPT_ENUM, OPT_PATH, OPT_TIME };
+
+#define NH_OPT(name, type, def, lo, hi, choices, when, doc) NH_OPTID_##name,
+enum nh_option_id {
+#include "options.def"
+	NH_NUM_OPTIONS
+};
+#undef NH_OPT
+
+struct nh_options {
+	int64_t v[NH_NUM_OPTIONS]; /* value; an index into choices for OPT_ENUM */
+	bool set[NH_NUM_OPTIONS];  /* given in the environment */
+	char stats_file[256];	   /* NUMAHEAP_STATS_FILE */
+};
+extern struct nh_options nh_opt;
+#define NH_OPTION(name) (nh_opt.v[NH_OPTID_##name])
+
+void options_init(void);
+void options_print(int fd);
+
+/* ------------------------------------------------------------------------
+ * The OS contract (os.h / os_linux.c).
+ * ------------------------------------------------------------------------ */
+#include "os.h"
+
+/* ------------------------------------------------------------------------
+ * Topology (numa/numa.h).
+ * ------------------------------------------------------------------------ */
+#include "../numa/numa.h"
+
+/* ------------------------------------------------------------------------
+ * persistentalloc and fixalloc (fixalloc.c): off-heap metadata.
+ * ------------------------------------------------------------------------ */
+
+/* Bump allocator of never-freed metadata, one per node (lock rank PERSISTENT). */
+void *persistentalloc(size_t size, size_t align, int node);
+
+/*
+ * fixalloc: a free list of fixed-size objects carved from persistentalloc
+ * chunks (Go's mfixalloc.go). Not thread-safe: every fixalloc names the lock
+ * its users hold. Freed objects are reused, never returned to the OS. The
+ * first word of a free object links the list, so objects are >= 8 bytes.
+ */
+struct fixalloc {
+	size_t size;
+	struct fixlink *list; /* free objects */
+	uintptr_t chunk;      /* bump pointer into the current chunk */
+	size_t nchunk;	      /* bytes left in the chunk */
+	size_t inuse;	      /* bytes handed out and not freed */
+	int node;
+	_Atomic size_t *stat; /* metadata bytes counter this fixalloc charges */
+};
+
+void fixalloc_init(struct fixalloc *f, size_t size, int node, _Atomic size_t *stat);
+void *fixalloc_alloc(struct fixalloc *f); /* zeroed; NULL if the OS refuses */
+void fixalloc_free(struct fixalloc *f, void *p);
+
+/* ------------------------------------------------------------------------
+ * pageAlloc (pagealloc.c): which pages of a node's slice are free.
+ *
+ * Go's radix tree of summaries. The slice is cut into chunks of 512 pages
+ * (4 MiB); each chunk has an allocation bitmap and a scavenged bitmap. A
+ * summary (start, max, end) says how many free pages a region has at its
+ * start, at most in one run, and at its end. Level NH_SUMMARY_LEVELS-1 sums
+ * one chunk; each level above sums 8 entries of the level below (8 summaries
+ * fill one cache line), so finding a run of n free pages walks the tree
+ * from the root, leftmost first: address-ordered first fit.
+ * ------------------------------------------------------------------------ */
+#define NH_CHUNK_PAGES 512
+#define NH_CHUNK_SHIFT (NH_PAGE_SHIFT + 9) /* 4 MiB */
+#define NH_CHUNK_BYTES ((uintptr_t)1 << NH_CHUNK_SHIFT)
+#define NH_CHUNK_WORDS (NH_CHUNK_PAGES / 64)
+#define NH_SUMMARY_LEVELS 5
+#define NH_SUMMARY_LEVEL_BITS 3
+/* Root level bits for a slice of 2^shift bytes. */
+#define NH_SUMMARY_L0_BITS(shift) ((shift) - NH_CHUNK_SHIFT - (NH_SUMMARY_LEVELS - 1) * NH_SUMMARY_LEVEL_BITS)
+/* A summary field holds 0..2^21 pages: the pages one root entry covers. */
+#define NH_SUM_LOG_MAX (9 + (NH_SUMMARY_LEVELS - 1) * NH_SUMMARY_LEVEL_BITS)
+#define NH_SUM_MAX ((uint64_t)1 << NH_SUM_LOG_MAX)
+
+typedef uint64_t palloc_sum;
+
+struct palloc_chunk {
+	uint64_t alloc[NH_CHUNK_WORDS]; /* 1: page allocated */
+	uint64_t scav[NH_CHUNK_WORDS];	/* 1: page free and returned to the OS */
+};
+
+struct page_alloc {
+	uintptr_t base;	       /* first address of the slice */
+	unsigned shift;	       /* log2 of the slice's size */
+	unsigned l0bits;       /* root level bits */
+	palloc_sum *summary[NH_SUMMARY_LEVELS];
+	struct palloc_chunk **chunks; /* per chunk index; NULL where never grown */
+	size_t nchunks;
+	uintptr_t search_addr; /* no free page below this address */
+	uintptr_t grown_end;   /* highest grown address (exclusive) */
+	int node;	       /* node whose persistentalloc holds the metadata */
+	struct mutex *lock;    /* every call holds it (the heap lock) */
+	/* Page counts, under *lock. */
+	size_t pages_grown;
+	size_t pages_alloc;
+	size_t pages_scav; /* free and scavenged */
+};
+
+int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock);
+/* [addr, addr+bytes) is new, chunk-aligned memory: free and scavenged. */
+int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes);
+/* First fit, aligned to align_pages (a power of two, 0 or 1 for none); 0 if
+ * no run is free. *scav gets how many of the pages were scavenged. */
+uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pages, size_t *scav);
+void page_alloc_free(struct page_alloc *pa, uintptr_t addr, size_t npages);
+/* Allocate exactly [addr, addr+npages) if all of it is free; else false. */
+bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, size_t *scav);
+/* Free pages not yet scavenged, in [addr, addr+npages), become scavenged. */
+void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+/*
+ * Find the highest run of free, unscavenged pages below *limit that is at
+ * least min_pages long (clipped to max_pages), allocate it, and return its
+ * address and length; the caller releases it to the OS and frees it with
+ * page_alloc_free_scavenged. 0 when there is none.
+ */
+uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
+				      size_t max_pages, size_t align_pages, size_t *npages);
+void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+/* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
+int page_alloc_check(struct page_alloc *pa);
+
+palloc_sum palloc_sum_pack(unsigned start, unsigned max, unsigned end);
+unsigned palloc_sum_start(palloc_sum s);
+unsigned palloc_sum_max(palloc_sum s);
+unsigned palloc_sum_end(palloc_sum s);
+
+/* ------------------------------------------------------------------------
+ * mspan (mspan.c): a run of pages, holding objects of one size class or one
+ * large object. Allocated from the heap's fixalloc under the heap lock.
+ * ------------------------------------------------------------------------ */
+enum span_state {
+	SPAN_DEAD = 0,	/* not in use; its pages are free */
+	SPAN_INUSE = 1, /* holds objects; spans[] maps its pages to it */
+};
+
+enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL };
+
+#define NH_MAX_SPAN_OBJECTS 1024 /* proven by mksizeclasses */
+#define NH_SPAN_BITMAP_WORDS (NH_MAX_SPAN_OBJECTS / 64)
+
+struct mspan {
+	/* mcentral list links; under the central lock. */
+	struct mspan *next;
+	struct mspan *prev;
+	/* Set at span creation under the heap lock; immutable while in use. */
+	uintptr_t base;
+	uint32_t npages;
+	uint32_t elemsize;  /* object size; npages * NH_PAGE_SIZE for large */
+	uint32_t divmul;    /* (off * divmul) >> 32 == off / elemsize */
+	uint16_t nelems;    /* objects in the span (1 for large) */
+	uint8_t sizeclass;  /* 0: one large object */
+	uint8_t node;
+	_Atomic uint8_t state; /* enum span_state; read without locks by free */
+	uint8_t list;	       /* enum span_list; under the central lock */
+	uint8_t needzero;      /* memory may hold old data (large spans) */
+	uint8_t pad0;
+	/* Object accounting; under the central lock (small spans). */
+	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
+	uint16_t freeindex; /* first bitmap word that may have a free object */
+	uint32_t pad1;
+	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS]; /* 1: object allocated */
+};
+
+void mspan_init_small(struct mspan *s, unsigned sizeclass);
+/* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
+unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
+/* Return one object to the span's bitmap; aborts on a double free. */
+void mspan_put(struct mspan *s, uintptr_t p);
+
+NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
+{
+	return (unsigned)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+
+/* ------------------------------------------------------------------------
+ * heapArena and the arena map (arena.c).
+ *
+ * nh_arenas[node][i] is the metadata of the i-th 64 MiB arena of a node's
+ * slice, or NULL. Entries go from NULL to an arena once, under that node's
+ * heap lock, and never change back, so free() reads them without a lock.
+ * The map is BSS: untouched entries cost no memory.
+ * ------------------------------------------------------------------------ */
+struct heap_arena {
+	/* spans[i]: the in-use span holding page i, NULL if the page is free.
+	 * Written under the heap lock; read locklessly by free/realloc. */
+	struct mspan *_Atomic spans[NH_PAGES_PER_ARENA];
+	uintptr_t base;
+	/* Pages from here up have never been handed out since the arena was
+	 * mapped: they are known to be zero. Under the heap lock. */
+	uintptr_t zeroed_base;
+	struct heap_arena *next; /* the node's arenas; under the heap lock */
+	int node;
+};
+
+extern struct heap_arena *_Atomic nh_arenas[NH_MAX_NODES][NH_ARENAS_PER_NODE];
+
+NH_INLINE struct heap_arena *arena_of(uintptr_t p)
+{
+	uintptr_t off = p - NH_HEAP_BASE;
+	if (NH_UNLIKELY(off >= NH_HEAP_RANGE))
+		return NULL;
+	return atomic_load_explicit(&(&nh_arenas[0][0])[off >> NH_ARENA_SHIFT], memory_order_acquire);
+}
+
+NH_INLINE struct mspan *span_of(uintptr_t p)
+{
+	struct heap_arena *ha = arena_of(p);
+	if (NH_UNLIKELY(!ha))
+		return NULL;
+	return atomic_load_explicit(&ha->spans[(p >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1)],
+				    memory_order_acquire);
+}
+
+NH_INLINE int node_of_addr(uintptr_t p) { return (int)((p - NH_HEAP_BASE) >> NH_NODE_SHIFT); }
+
+/* Map spans[] for [base, base + npages pages) to s (NULL to clear). Heap lock. */
+void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
+
+/* ------------------------------------------------------------------------
+ * Statistics (stats.c, stats.def).
+ * ------------------------------------------------------------------------ */
+/* Counts of the kernel calls numaheap made, by kind; relaxed atomics. */
+struct nh_kstats {
+	_Atomic uint64_t mmap, munmap, madvise, mbind, mprotect, futex_wait, futex_wake, io_uring_enter;
+};
+extern struct nh_kstats nh_kstats;
+#define NH_KSTAT_INC(field) atomic_fetch_add_explicit(&nh_kstats.field, 1, memory_order_relaxed)
+
+/* ------------------------------------------------------------------------
+ * mcentral (mcentral.c): the spans of one size class on one node.
+ *
+ * partial holds spans with at least one free object, full those without.
+ * Caches take objects in batches (refill) and give them back in batches
+ * (release); both take the central lock once per batch.
+ * ------------------------------------------------------------------------ */
+struct span_list_head {
+	struct mspan *first;
+	size_t count;
+};
+
+struct mcentral {
+	struct mutex lock;
+	uint8_t sizeclass;
+	uint8_t node;
+	struct span_list_head partial; /* under lock */
+	struct span_list_head full;    /* under lock */
+	/* Under lock. */
+	uint64_t nspans;	  /* spans of this class on this node */
+	uint64_t objects_out;	  /* sum of nalloc over the spans */
+	uint64_t direct_allocs;	  /* mallocs served without a cache */
+} NH_ALIGNED(NH_CACHE_LINE);
+
+struct mheap;
+void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
+/* Fill out[] with up to n objects (tagged); returns how many, 0 on ENOMEM. */
+unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
+/* Give back n untagged objects of this class and node. */
+void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);
+
+/* ------------------------------------------------------------------------
+ * mheap (mheap.c): the page heap of one node.
+ * ------------------------------------------------------------------------ */
+struct mheap {
+	struct mutex lock;
+	int node;
+	struct page_alloc pages;       /* under lock */
+	uintptr_t arena_hint;	       /* next address to try for an arena; lock */
+	struct heap_arena *arenas;     /* list of this node's arenas; lock */
+	struct fixalloc spanalloc;     /* mspan structs; lock */
+	/* Byte counts, under lock (read racily by stats). */
+	size_t mapped_bytes;
+	size_t inuse_bytes;	/* pages in in-use spans */
+	size_t large_inuse_bytes;
+	uint64_t large_allocs;
+	uint64_t large_frees;
+	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
+	uint64_t grow_calls;
+	_Atomic size_t metadata_bytes;	/* persistentalloc + fixalloc of this node */
+	struct mcentral central[NH_NUM_CLASSES];
+};
+
+extern struct mheap *nh_heaps[NH_MAX_NODES];
+
+int mheap_init(int node);
+/* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM. */
+struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages);
+void mheap_free_span(struct mheap *h, struct mspan *s);
+/* Grow a large span in place to npages if the pages after it are free. */
+bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages);
+/* Shrink a large span in place, freeing its tail pages. */
+void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
+/* Return all free pages to the OS now; bytes released. */
+size_t mheap_release_all(struct mheap *h);
+
+/* ------------------------------------------------------------------------
+ * mcache (mcache.c): a P's cache of free objects, one stack per size class.
+ *
+ * The cache is one block of NH_MCACHE_BYTES: a header, then slots. Stack
+ * positions are 16-bit indices of 8-byte words from the block's start, so a
+ * class's stack is words [begin, begin + max) and holds cur - begin objects;
+ * end (begin <= end <= begin + max) is its current capacity. One layout
+ * serves per-thread P's and per-CPU P's addressed by CPU number, whose pops
+ * and pushes are restartable sequences over (cur) alone.
+ *
+ * Entries are object addresses; the low bit marks an object that came
+ * straight from a span's bitmap (never freed since), which carries no free
+ * cookie (see malloc.c: detecting double frees).
+ * ------------------------------------------------------------------------ */
+#define NH_MCACHE_SHIFT 18
+#define NH_MCACHE_BYTES ((size_t)1 << NH_MCACHE_SHIFT) /* 256 KiB: 32768 slots */
+#define NH_ENTRY_FRESH ((uintptr_t)1)
+
+struct mcache_class {
+	uint16_t cur;	/* next free slot; P-local */
+	uint16_t end;	/* current capacity limit; P-local */
+	uint16_t begin; /* first slot; fixed at init */
+	uint16_t max;	/* end never passes begin + max; fixed at init */
+};
+
+struct mcache_stats {
+	uint64_t refills;  /* misses that went to mcentral */
+	uint64_t flushes;  /* overflows that went to mcentral */
+};
+
+struct mcache {
+	struct mcache_class cls[NH_NUM_CLASSES];
+	int node;	   /* node whose objects this cache holds; fixed */
+	uint32_t id;	   /* P id */
+	size_t budget;	   /* byte budget for all classes; fixed */
+	size_t cap_bytes;  /* sum of (end - begin) * size; P-local */
+	struct mcache_stats stats[NH_NUM_CLASSES]; /* P-local */
+};
+
+#define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
+
+NH_INLINE uintptr_t *mcache_slots(struct mcache *c) { return (uintptr_t *)c; }
+
+void mcache_layout_init(void);
+void mcache_init(struct mcache *c, int node, uint32_t id);
+/* Slow paths of the cache: refill class cls and pop one, or flush and push. */
+void *mcache_refill(struct mcache *c, unsigned cls);
+void mcache_flush_push(struct mcache *c, unsigned cls, uintptr_t p);
+/* Give every cached object back to mcentral. */
+void mcache_drain(struct mcache *c);
+size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
+unsigned mcache_batch(unsigned cls);
+
+/* An empty cache that misses on every class: the fast paths' default. */
+extern struct mcache nh_empty_mcache;
+
+/* ------------------------------------------------------------------------
+ * P's and M's (proc.c).
+ *
+ * An M is a thread's allocator state (Go's M); a P is an allocation context
+ * owning an mcache (Go's P). In per-thread mode every M owns a P. The M also
+ * keeps the thread's exact per-class allocation counts.
+ * ------------------------------------------------------------------------ */
+enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
+
+struct m {
+	struct mcache *cache; /* this thread's P cache; nh_empty_mcache if none */
+	uint64_t allocs[NH_NUM_CLASSES]; /* mallocs by class (0: large); M-local */
+	struct m *next;	      /* allm list; under allm lock */
+	struct m *prev;
+	int dead;	      /* the thread has exited; no cache */
+	uint32_t id;
+};
+
+extern __thread struct m *nh_tls_m __attribute__((tls_model("initial-exec")));
+extern struct m nh_m_boot;
+extern struct m nh_m_dead;
+extern int nh_cpu_mode;
+
+struct m *proc_m_slow(void);
+void proc_init(void);
+void proc_fork_prepare(void);
+void proc_fork_parent(void);
+void proc_fork_child(void);
+/* Sum the allocation counts of every M, live and dead, into out[]. */
+void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
+/* Count objects held in every cache, by class. */
+void proc_sum_cached(uint64_t out[NH_NUM_CLASSES]);
+void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches);
+void proc_register_atfork(void);
+extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];
+
+/* ------------------------------------------------------------------------
+ * Reporting (report.c): allocation-free formatting and fatal errors.
+ * ------------------------------------------------------------------------ */
+struct nh_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+	int fd;	      /* flushed here when full; -1 to truncate instead */
+	size_t total; /* characters written, including those truncated */
+};
+
+void buf_puts(struct nh_buf *b, const char *s);
+void buf_putc(struct nh_buf *b, char c);
+void buf_printf(struct nh_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_flush(struct nh_buf *b);
+void nh_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void nh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+NH_NORETURN void nh_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Bad-pointer reports: "numaheap: <what> <pointer>: <detail>", then abort. */
+NH_NORETURN NH_COLD void nh_report_bad_pointer(const char *api, const void *p, const char *what);
+
+/* ------------------------------------------------------------------------
+ * Global state (malloc.c).
+ * ------------------------------------------------------------------------ */
+extern uintptr_t nh_cookie; /* secret; a freed object's first word is cookie ^ address */
+extern _Atomic int nh_initialized;
+void nh_init_slow(void);
+
+NH_INLINE void nh_ensure_init(void)
+{
+	if (NH_UNLIKELY(atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2))
+		nh_init_slow();
+}
+
+NH_INLINE struct mheap *heap_of_node(int node) { return nh_heaps[node]; }
+
+/* Stats output (stats.c). */
+void stats_print(int fd, bool json);
+void stats_at_exit(void);
+size_t stats_json(char *buf, size_t cap);
+
+#endif /* NUMAHEAP_INTERNAL_H */

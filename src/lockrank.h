@@ -1,0 +1,38 @@
+/*
+ * lockrank.h — the lock order of numaheap, stated once.
+ *
+ * A thread may acquire a lock only if its rank is higher than the rank of
+ * every lock it already holds; locks of one rank marked "many" may be held
+ * together (only fork does that: it takes every lock, in a fixed order).
+ * Debug builds (NH_DEBUG) check this on every acquisition (lock.c).
+ *
+ * Who holds what, lowest first:
+ *
+ *   ALLM        the registry of threads (proc.c): thread start and exit,
+ *               fork, statistics walking the caches
+ *   CENTRAL     one per size class per node (mcentral.c); many
+ *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
+ *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
+ *
+ * Paths never nest CENTRAL and HEAP today (mcentral drops its lock before
+ * asking the heap for a span), but the order allows it.
+ */
+#ifndef NUMAHEAP_LOCKRANK_H
+#define NUMAHEAP_LOCKRANK_H
+
+enum lock_rank {
+	LOCK_RANK_NONE = 0,
+	LOCK_RANK_ALLM,
+	LOCK_RANK_CENTRAL,
+	LOCK_RANK_HEAP,
+	LOCK_RANK_PERSISTENT,
+	LOCK_RANK_COUNT
+};
+
+/* Ranks whose locks fork's prepare handler holds all at once. */
+static inline int lock_rank_many(unsigned rank)
+{
+	return rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
+}
+
+#endif

@@ -1,0 +1,554 @@
+/*
+ * malloc.c — numaheap: a malloc on the design of Go's runtime allocator.
+ *
+ * Overview (mirrored, with pictures, in docs/design.md).
+ *
+ * The main allocator works in runs of pages (8 KiB). Requests of up to
+ * 32 KiB are rounded up to one of 66 size classes (sizeclasses.h), and each
+ * class has its own set of spans: runs of pages cut into objects of exactly
+ * that size, with a bitmap saying which are free. Larger requests take a run
+ * of whole pages straight from the page heap.
+ *
+ * The data structures, after Go:
+ *
+ *   fixalloc   free lists of fixed-size off-heap objects, for metadata
+ *   mheap      the page heap of one NUMA node: arenas, pageAlloc, spans
+ *   pageAlloc  radix tree of free-page summaries over the node's arenas
+ *   mspan      a run of in-use pages, holding one class or one large object
+ *   mcentral   the spans of one size class on one node
+ *   mcache     a P's per-class stacks of free objects
+ *   P          an allocation context owning an mcache: one per thread for
+ *              now (a per-CPU P is a later step: the mcache layout is ready)
+ *   M          a thread's allocator state: its P, its allocation counts
+ *
+ * Allocating a small object proceeds up a hierarchy of caches:
+ *
+ *   1. Round the size up to a class and pop the class's stack in the
+ *      current P's mcache. No lock, no atomic: about a dozen instructions.
+ *   2. If the stack is empty, refill a batch from the class's mcentral
+ *      (one lock round trip per batch), taking free objects from a partial
+ *      span's bitmap with count-trailing-zeros.
+ *   3. If mcentral has no partial span, it takes a fresh span from the
+ *      node's mheap, which finds a run of free pages with pageAlloc.
+ *   4. If pageAlloc has no such run, the mheap maps a new 64 MiB arena on
+ *      the node (huge-page advised) and grows pageAlloc over it.
+ *
+ * Freeing a small object is the same in reverse: find its span from the
+ * address (arena map -> heapArena -> page -> span: three loads, no search),
+ * check that the pointer is the start of a live object, and push it on the
+ * P's stack for its class. When the stack is full, its oldest batch goes
+ * back to mcentral, which clears the objects' bits; a span left empty goes
+ * back to the mheap, and free pages coalesce in pageAlloc. Large objects go
+ * straight back to the mheap. Frees never unmap: pages stay with the heap
+ * until the scavenger or malloc_trim gives their memory back to the OS.
+ *
+ * Detecting bad frees, cheaply enough to stay on:
+ *   - a pointer outside the heap's address range, or on a page with no
+ *     in-use span: "not allocated by numaheap" or already freed;
+ *   - a pointer that is not the start of an object (one multiply and a
+ *     compare against the span's size): "interior pointer";
+ *   - a freed object's first word is set to nh_cookie ^ address, a secret
+ *     per-process value, and malloc zeroes it when it hands the object out;
+ *     free finding the cookie already there is a double free. malloc finds
+ *     it missing on a cached object if the program wrote to the object after
+ *     freeing it, or freed it twice with a write in between: the object
+ *     would be handed out twice, so that is reported too, before reuse;
+ *   - objects going back from a cache to their span must have their bit
+ *     set, or it is a double free (mspan_put).
+ *
+ * Not built yet, and where it will go: per-CPU P's on restartable sequences
+ * (proc.c, arch/), one heap per node with binding policy (numa/, mheap.c),
+ * the io_uring scavenger (scavenger.c).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "numaheap.h"
+
+#define NH_API __attribute__((visibility("default")))
+
+uintptr_t nh_cookie;
+_Atomic int nh_initialized;
+static __thread int nh_in_init;
+_Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+
+/* ---- initialisation ---------------------------------------------------- */
+
+void persistent_init(void);
+
+void nh_init_slow(void)
+{
+	int z = 0;
+	if (!atomic_compare_exchange_strong(&nh_initialized, &z, 1)) {
+		if (nh_in_init)
+			nh_fatal("malloc called recursively during initialisation");
+		while (atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2)
+			os_yield();
+		return;
+	}
+	nh_in_init = 1;
+	options_init();
+	os_random(&nh_cookie, sizeof nh_cookie);
+	numa_init();
+	persistent_init();
+	mcache_layout_init();
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if ((numa_topo.node_mask >> n) & 1)
+			if (mheap_init(n) != 0)
+				nh_fatal("cannot set up the heap of node %d (out of address space?)", n);
+	proc_init();
+	nh_in_init = 0;
+	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
+	if (NH_OPTION(SHOW_CONFIG))
+		options_print(2);
+}
+
+__attribute__((constructor)) static void nh_constructor(void)
+{
+	nh_ensure_init();
+	proc_register_atfork();
+}
+
+__attribute__((destructor)) static void nh_destructor(void) { stats_at_exit(); }
+
+/* ---- size classes -------------------------------------------------------- */
+
+NH_INLINE unsigned size_to_class(size_t n)
+{
+	if (n <= NH_SMALL_SIZE_MAX)
+		return nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV];
+	return nh_size_to_class128[(n - NH_SMALL_SIZE_MAX + NH_LARGE_SIZE_DIV - 1) / NH_LARGE_SIZE_DIV];
+}
+
+/* ---- small objects: the fast paths --------------------------------------- */
+
+NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
+{
+	nh_report_bad_pointer("malloc", (void *)p,
+			      "freed object was written after free, or freed twice (heap corruption)");
+}
+
+/* Turn a cache entry into the object handed to the program. */
+NH_INLINE void *entry_to_object(uintptr_t e)
+{
+	uintptr_t p = e & ~NH_ENTRY_FRESH;
+	uintptr_t *w = (uintptr_t *)p;
+	if (!(e & NH_ENTRY_FRESH) && NH_UNLIKELY(*w != (nh_cookie ^ p)))
+		report_cached_corruption(p);
+	*w = 0;
+	return (void *)p;
+}
+
+NH_NOINLINE static void *alloc_small_slow(unsigned cls);
+
+NH_INLINE void *alloc_small(unsigned cls)
+{
+	struct m *m = nh_tls_m;
+	struct mcache *c = m->cache;
+	struct mcache_class *k = &c->cls[cls];
+	if (NH_LIKELY(k->cur != k->begin)) {
+		uintptr_t e = mcache_slots(c)[--k->cur];
+		m->allocs[cls]++;
+		return entry_to_object(e);
+	}
+	return alloc_small_slow(cls);
+}
+
+NH_NOINLINE static void *alloc_small_slow(unsigned cls)
+{
+	nh_ensure_init();
+	struct m *m = nh_tls_m;
+	if (m == &nh_m_boot)
+		m = proc_m_slow();
+	struct mcache *c = m->cache;
+	if (c != &nh_empty_mcache) {
+		struct mcache_class *k = &c->cls[cls];
+		if (k->cur != k->begin) {
+			uintptr_t e = mcache_slots(c)[--k->cur];
+			m->allocs[cls]++;
+			return entry_to_object(e);
+		}
+		void *p = mcache_refill(c, cls);
+		if (!p) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		m->allocs[cls]++;
+		*(uintptr_t *)p = 0;
+		return p;
+	}
+	/* No cache (a thread being set up or torn down): go to mcentral. */
+	int node = 0;
+	struct mheap *h = heap_of_node(node);
+	uintptr_t e;
+	if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+	uintptr_t p = e & ~NH_ENTRY_FRESH;
+	*(uintptr_t *)p = 0;
+	return (void *)p;
+}
+
+/* ---- large objects ----------------------------------------------------- */
+
+static int current_node(void)
+{
+	struct mcache *c = nh_tls_m->cache;
+	return c != &nh_empty_mcache ? c->node : 0;
+}
+
+static struct mspan *alloc_large_span(size_t n, size_t align)
+{
+	if (n > ((size_t)1 << NH_NODE_SHIFT)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	size_t npages = (n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
+	if (npages == 0)
+		npages = 1;
+	size_t align_pages = align > NH_PAGE_SIZE ? align >> NH_PAGE_SHIFT : 0;
+	nh_ensure_init();
+	struct mspan *s = mheap_alloc_span(heap_of_node(current_node()), npages, 0, align_pages);
+	if (s) {
+		struct m *m = nh_tls_m;
+		if (m != &nh_m_boot && m != &nh_m_dead)
+			m->allocs[0]++;
+		else
+			atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
+	}
+	return s;
+}
+
+static void *alloc_large(size_t n, size_t align, bool zero)
+{
+	struct mspan *s = alloc_large_span(n, align);
+	if (!s)
+		return NULL;
+	if (zero && s->needzero)
+		memset((void *)s->base, 0, n);
+	return (void *)s->base;
+}
+
+/* ---- free -------------------------------------------------------------- */
+
+NH_COLD NH_NORETURN static void free_bad(const char *api, uintptr_t p)
+{
+	if (p - NH_HEAP_BASE >= NH_HEAP_RANGE || !arena_of(p))
+		nh_report_bad_pointer(api, (void *)p, "invalid pointer (not allocated by numaheap)");
+	nh_report_bad_pointer(api, (void *)p, "pointer not in use (double free, or never allocated)");
+}
+
+NH_COLD NH_NORETURN static void free_interior(const char *api, uintptr_t p)
+{
+	nh_report_bad_pointer(api, (void *)p, "invalid pointer (inside an object, not its start)");
+}
+
+NH_COLD NH_NORETURN static void free_double(const char *api, uintptr_t p)
+{
+	nh_report_bad_pointer(api, (void *)p, "double free");
+}
+
+static void free_large(struct mspan *s, uintptr_t p)
+{
+	if (NH_UNLIKELY(p != s->base))
+		free_interior("free", p);
+	mheap_free_span(heap_of_node(s->node), s);
+}
+
+/* The object is valid and freed (cookie set); put it somewhere. */
+NH_NOINLINE static void free_small_slow(struct mspan *s, unsigned cls, uintptr_t p)
+{
+	struct m *m = nh_tls_m;
+	if (m == &nh_m_boot && atomic_load(&nh_initialized) == 2)
+		m = proc_m_slow();
+	struct mcache *c = m->cache;
+	if (c != &nh_empty_mcache && c->node == s->node) {
+		mcache_flush_push(c, cls, p);
+		return;
+	}
+	/* No cache, or the object belongs to another node: send it home. */
+	struct mheap *h = heap_of_node(s->node);
+	mcentral_release(&h->central[cls], h, &p, 1);
+}
+
+NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
+{
+	struct mspan *s = span_of(p);
+	if (NH_UNLIKELY(!s))
+		free_bad(api, p);
+	if (NH_LIKELY(s->sizeclass)) {
+		uintptr_t off = p - s->base;
+		if (NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
+			free_interior(api, p);
+	} else if (NH_UNLIKELY(p != s->base)) {
+		free_interior(api, p);
+	}
+	return s;
+}
+
+NH_INLINE void free_object(uintptr_t p)
+{
+	struct mspan *s = span_of(p);
+	if (NH_UNLIKELY(!s))
+		free_bad("free", p);
+	unsigned cls = s->sizeclass;
+	if (NH_UNLIKELY(cls == 0)) {
+		free_large(s, p);
+		return;
+	}
+	uintptr_t off = p - s->base;
+	if (NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
+		free_interior("free", p);
+	uintptr_t *w = (uintptr_t *)p, cookie = nh_cookie ^ p;
+	if (NH_UNLIKELY(*w == cookie))
+		free_double("free", p);
+	*w = cookie;
+	struct mcache *c = nh_tls_m->cache;
+	struct mcache_class *k = &c->cls[cls];
+	if (NH_LIKELY(k->cur != k->end && c->node == s->node)) {
+		mcache_slots(c)[k->cur++] = p;
+		return;
+	}
+	free_small_slow(s, cls, p);
+}
+
+/* ---- the C API ---------------------------------------------------------- */
+
+NH_API void *malloc(size_t n)
+{
+	if (NH_LIKELY(n <= NH_MAX_SMALL_SIZE))
+		return alloc_small(size_to_class(n));
+	return alloc_large(n, 0, false);
+}
+
+NH_API void free(void *ptr)
+{
+	if (NH_UNLIKELY(!ptr))
+		return;
+	free_object((uintptr_t)ptr);
+}
+
+NH_API void *calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+	if (NH_UNLIKELY(__builtin_mul_overflow(nmemb, size, &n))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (n <= NH_MAX_SMALL_SIZE) {
+		void *p = alloc_small(size_to_class(n));
+		if (p)
+			memset(p, 0, n);
+		return p;
+	}
+	return alloc_large(n, 0, true);
+}
+
+static size_t usable_size(struct mspan *s)
+{
+	return s->sizeclass ? s->elemsize : (size_t)s->npages << NH_PAGE_SHIFT;
+}
+
+static void *realloc_move(void *ptr, size_t old, size_t n)
+{
+	void *q = malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, ptr, NH_MIN(old, n));
+	free(ptr);
+	return q;
+}
+
+NH_API void *realloc(void *ptr, size_t n)
+{
+	if (!ptr)
+		return malloc(n);
+	if (n == 0) {
+		free(ptr); /* glibc's behaviour, which programs rely on */
+		return NULL;
+	}
+	uintptr_t p = (uintptr_t)ptr;
+	struct mspan *s = checked_span("realloc", p);
+	if (s->sizeclass) {
+		if (NH_UNLIKELY(*(uintptr_t *)p == (nh_cookie ^ p)))
+			free_double("realloc", p);
+		if (n <= NH_MAX_SMALL_SIZE && size_to_class(n) == s->sizeclass)
+			return ptr;
+		return realloc_move(ptr, s->elemsize, n);
+	}
+	size_t old = usable_size(s);
+	if (n <= NH_MAX_SMALL_SIZE || n > ((size_t)1 << NH_NODE_SHIFT))
+		return realloc_move(ptr, old, n);
+	size_t npages = (n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
+	struct mheap *h = heap_of_node(s->node);
+	if (npages == s->npages)
+		return ptr;
+	if (npages < s->npages) {
+		mheap_shrink_span(h, s, npages);
+		return ptr;
+	}
+	if (mheap_grow_span(h, s, npages))
+		return ptr;
+	return realloc_move(ptr, old, n);
+}
+
+NH_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc(ptr, n);
+}
+
+/* Memory aligned to align (a power of two). */
+static void *alloc_aligned(size_t align, size_t n)
+{
+	if (align <= 16) {
+		if (align > 8 && n < 16)
+			n = 16; /* the 8-byte class is only 8-aligned */
+		return malloc(n);
+	}
+	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) {
+		/* Spans are page-aligned, so a class whose size is a multiple of
+		 * align has every object aligned. */
+		for (unsigned cls = size_to_class(n); cls < NH_NUM_CLASSES; cls++)
+			if (nh_class_to_size[cls] % align == 0)
+				return alloc_small(cls);
+	}
+	if (align > ((size_t)1 << (NH_NODE_SHIFT - 1))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return alloc_large(n ? n : 1, align, false);
+}
+
+static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+NH_API int posix_memalign(void **memptr, size_t align, size_t n)
+{
+	if (!is_pow2(align) || align % sizeof(void *) != 0)
+		return EINVAL;
+	int saved = errno;
+	void *p = alloc_aligned(align, n);
+	if (!p) {
+		errno = saved;
+		return ENOMEM;
+	}
+	*memptr = p;
+	return 0;
+}
+
+NH_API void *aligned_alloc(size_t align, size_t n)
+{
+	if (!is_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_aligned(align, n);
+}
+
+NH_API void *memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* glibc rounds an alignment that is not a power of two up. */
+	if (!is_pow2(align))
+		align = align < 2 ? 1 : (size_t)1 << (64 - __builtin_clzll(align - 1));
+	return alloc_aligned(align, n);
+}
+
+NH_API void *valloc(size_t n) { return alloc_aligned(os_page_size(), n); }
+
+NH_API void *pvalloc(size_t n)
+{
+	size_t ps = os_page_size();
+	if (n > SIZE_MAX - ps) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	n = n ? (n + ps - 1) & ~(ps - 1) : ps;
+	return alloc_aligned(ps, n);
+}
+
+NH_API size_t malloc_usable_size(void *ptr)
+{
+	if (!ptr)
+		return 0;
+	return usable_size(checked_span("malloc_usable_size", (uintptr_t)ptr));
+}
+
+NH_API void free_sized(void *ptr, size_t size)
+{
+	(void)size;
+	free(ptr);
+}
+
+NH_API void free_aligned_sized(void *ptr, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	free(ptr);
+}
+
+NH_API int malloc_trim(size_t pad)
+{
+	(void)pad;
+	return numaheap_release() > 0;
+}
+
+NH_API int mallopt(int param, int value)
+{
+	(void)param;
+	(void)value;
+	return 1; /* accepted; numaheap is tuned with NUMAHEAP_* variables */
+}
+
+/* ---- numaheap.h --------------------------------------------------------- */
+
+NH_API const char *numaheap_version(void) { return NUMAHEAP_VERSION_STRING; }
+
+NH_API size_t numaheap_release(void)
+{
+	nh_ensure_init();
+	/* This thread's cached objects first, so their spans can empty. */
+	struct m *m = nh_tls_m;
+	if (m != &nh_m_boot && m != &nh_m_dead)
+		mcache_drain(m->cache);
+	size_t released = 0;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n])
+			released += mheap_release_all(nh_heaps[n]);
+	return released;
+}
+
+NH_API int numaheap_node_of(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (p - NH_HEAP_BASE >= NH_HEAP_RANGE || !span_of(p))
+		return -1;
+	return node_of_addr(p);
+}
+
+NH_API size_t numaheap_stats_json(char *buf, size_t cap)
+{
+	nh_ensure_init();
+	return stats_json(buf, cap);
+}
+
+NH_API void numaheap_stats_print(int fd, int json)
+{
+	nh_ensure_init();
+	stats_print(fd, json != 0);
+}

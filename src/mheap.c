@@ -1,0 +1,198 @@
+/*
+ * mheap.c — the page heap of one NUMA node.
+ *
+ * See malloc.c for the overview. Each node has one mheap: its arenas (in the
+ * node's address slice), its pageAlloc, its span structs and its mcentrals.
+ * The heap hands out spans — runs of whole 8 KiB pages — to mcentrals for
+ * small objects and directly to malloc for large ones (> 32 KiB), and takes
+ * them back when they are empty. When no run of free pages fits, it grows by
+ * mapping whole arenas (arena.c).
+ *
+ * Invariants, under h->lock:
+ *   - a page is allocated in h->pages iff spans[] maps it to an in-use span;
+ *   - inuse_bytes is the total size of in-use spans;
+ *   - pages at or above their arena's zeroed_base were never handed out, so
+ *     they read as zero; so do pages scavenged with MADV_DONTNEED.
+ *
+ * Locking: h->lock (rank HEAP) protects everything here. Allocating a span
+ * never holds a central lock (mcentral drops it first).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct mheap *nh_heaps[NH_MAX_NODES];
+
+int arena_grow(struct mheap *h, size_t bytes);
+
+int mheap_init(int node)
+{
+	struct mheap *h = persistentalloc(sizeof *h, NH_CACHE_LINE, node);
+	if (!h)
+		return -ENOMEM;
+	mutex_init(&h->lock, LOCK_RANK_HEAP);
+	h->node = node;
+	uintptr_t slice = NH_HEAP_BASE + ((uintptr_t)node << NH_NODE_SHIFT);
+	int r = page_alloc_init(&h->pages, slice, NH_NODE_SHIFT, node, &h->lock);
+	if (r)
+		return r;
+	fixalloc_init(&h->spanalloc, sizeof(struct mspan), node, NULL);
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
+		mcentral_init(&h->central[c], c, node);
+	nh_heaps[node] = h;
+	return 0;
+}
+
+/* Does [base, base + npages) need zeroing before use as zeroed memory?
+ * Also moves the arenas' zeroed_base past it. Heap lock held. */
+static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav)
+{
+	bool dirty = false;
+	uintptr_t end = base + (npages << NH_PAGE_SHIFT);
+	for (uintptr_t a = base; a < end;) {
+		struct heap_arena *ha = arena_of(a);
+		uintptr_t aend = NH_MIN(end, ha->base + NH_ARENA_BYTES);
+		if (a < ha->zeroed_base)
+			dirty = true;
+		if (aend > ha->zeroed_base)
+			ha->zeroed_base = aend;
+		a = aend;
+	}
+	/* Pages released with MADV_DONTNEED read as zero again. */
+	if (dirty && scav == npages && NH_OPTION(RELEASE) == RELEASE_DONTNEED)
+		dirty = false;
+	return dirty;
+}
+
+struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages)
+{
+	size_t scav = 0;
+	mutex_lock(&h->lock);
+	uintptr_t base = page_alloc_alloc(&h->pages, npages, align_pages, &scav);
+	if (!base) {
+		size_t need = npages + (align_pages > 1 ? align_pages - 1 : 0);
+		if (need < npages || need > ((size_t)1 << (NH_NODE_SHIFT - NH_PAGE_SHIFT)) ||
+		    arena_grow(h, need << NH_PAGE_SHIFT) != 0 ||
+		    !(base = page_alloc_alloc(&h->pages, npages, align_pages, &scav))) {
+			mutex_unlock(&h->lock);
+			errno = ENOMEM;
+			return NULL;
+		}
+	}
+	struct mspan *s = fixalloc_alloc(&h->spanalloc);
+	if (!s) {
+		page_alloc_free(&h->pages, base, npages);
+		mutex_unlock(&h->lock);
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->base = base;
+	s->npages = (uint32_t)npages;
+	s->node = (uint8_t)h->node;
+	s->needzero = alloc_needs_zero(base, npages, scav);
+	if (sizeclass) {
+		mspan_init_small(s, sizeclass);
+	} else {
+		s->sizeclass = 0;
+		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
+		s->nelems = 1;
+		s->nalloc = 1;
+		h->large_inuse_bytes += npages << NH_PAGE_SHIFT;
+		h->large_allocs++;
+	}
+	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
+	arena_set_spans(base, npages, s);
+	h->inuse_bytes += npages << NH_PAGE_SHIFT;
+	h->released_reused_bytes += scav << NH_PAGE_SHIFT;
+	mutex_unlock(&h->lock);
+	return s;
+}
+
+void mheap_free_span(struct mheap *h, struct mspan *s)
+{
+	mutex_lock(&h->lock);
+	size_t bytes = (size_t)s->npages << NH_PAGE_SHIFT;
+	arena_set_spans(s->base, s->npages, NULL);
+	page_alloc_free(&h->pages, s->base, s->npages);
+	h->inuse_bytes -= bytes;
+	if (s->sizeclass == 0) {
+		h->large_inuse_bytes -= bytes;
+		h->large_frees++;
+	}
+	atomic_store_explicit(&s->state, SPAN_DEAD, memory_order_relaxed);
+	fixalloc_free(&h->spanalloc, s);
+	mutex_unlock(&h->lock);
+}
+
+bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
+{
+	size_t extra = npages - s->npages, scav = 0;
+	uintptr_t tail = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
+	mutex_lock(&h->lock);
+	bool ok = page_alloc_alloc_at(&h->pages, tail, extra, &scav);
+	if (ok) {
+		alloc_needs_zero(tail, extra, scav);
+		arena_set_spans(tail, extra, s);
+		s->npages = (uint32_t)npages;
+		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
+		h->inuse_bytes += extra << NH_PAGE_SHIFT;
+		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
+		h->released_reused_bytes += scav << NH_PAGE_SHIFT;
+	}
+	mutex_unlock(&h->lock);
+	return ok;
+}
+
+void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages)
+{
+	size_t extra = s->npages - npages;
+	uintptr_t tail = s->base + ((uintptr_t)npages << NH_PAGE_SHIFT);
+	mutex_lock(&h->lock);
+	arena_set_spans(tail, extra, NULL);
+	page_alloc_free(&h->pages, tail, extra);
+	s->npages = (uint32_t)npages;
+	s->elemsize = (uint32_t)(npages << NH_PAGE_SHIFT);
+	h->inuse_bytes -= extra << NH_PAGE_SHIFT;
+	h->large_inuse_bytes -= extra << NH_PAGE_SHIFT;
+	mutex_unlock(&h->lock);
+}
+
+size_t mheap_release_all(struct mheap *h)
+{
+	size_t released = 0;
+	mutex_lock(&h->lock);
+	uintptr_t limit = h->pages.grown_end;
+	size_t n;
+	uintptr_t a;
+	while ((a = page_alloc_take_unscavenged(&h->pages, &limit, 1, (size_t)-1, 1, &n)) != 0) {
+		if (os_release((void *)a, n << NH_PAGE_SHIFT, (enum os_release_mode)NH_OPTION(RELEASE)) == 0) {
+			page_alloc_free_scavenged(&h->pages, a, n);
+			released += n << NH_PAGE_SHIFT;
+		} else {
+			page_alloc_free(&h->pages, a, n);
+		}
+	}
+	mutex_unlock(&h->lock);
+	return released;
+}
+
+void mheap_fork_lock(bool lock)
+{
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		struct mheap *h = nh_heaps[n];
+		if (!h)
+			continue;
+		if (lock)
+			mutex_lock(&h->lock);
+		else
+			mutex_unlock(&h->lock);
+	}
+}
+
+void mheap_fork_child(void)
+{
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n])
+			mutex_reset(&nh_heaps[n]->lock);
+}

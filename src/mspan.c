@@ -1,0 +1,71 @@
+/*
+ * mspan.c — spans: runs of pages cut into objects of one size class.
+ *
+ * See malloc.c for the overview. A small-object span keeps one allocation
+ * bit per object (1 = allocated: with the program, or in some P's cache).
+ * Caches take objects from a span in batches: mspan_take scans the inverted
+ * bitmap a word at a time and peels free objects off with count-trailing-
+ * zeros, Go's allocCache trick applied to a whole batch at once; freeindex
+ * remembers the first word that may still have a free bit. Objects come
+ * back one by one (mspan_put), which also catches a double free that
+ * slipped past the cache: its bit is already clear.
+ *
+ * Bits past nelems are set at init, so a scan never yields them.
+ * Locking: the span's mcentral lock for every function here.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+void mspan_init_small(struct mspan *s, unsigned sizeclass)
+{
+	s->sizeclass = (uint8_t)sizeclass;
+	s->elemsize = nh_class_to_size[sizeclass];
+	s->divmul = nh_class_to_divmul[sizeclass];
+	s->nelems = (uint16_t)((s->npages << NH_PAGE_SHIFT) / s->elemsize);
+	s->nalloc = 0;
+	s->freeindex = 0;
+	memset(s->alloc_bits, 0, sizeof s->alloc_bits);
+	unsigned n = s->nelems;
+	if (n % 64)
+		s->alloc_bits[n / 64] = ~(uint64_t)0 << (n % 64);
+	for (unsigned w = (n + 63) / 64; w < NH_SPAN_BITMAP_WORDS; w++)
+		s->alloc_bits[w] = ~(uint64_t)0;
+}
+
+unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
+{
+	unsigned got = 0, nwords = (s->nelems + 63) / 64;
+	unsigned w = s->freeindex;
+	uintptr_t size = s->elemsize;
+	for (; w < nwords && got < n; w++) {
+		uint64_t freebits = ~s->alloc_bits[w];
+		if (!freebits)
+			continue;
+		uint64_t taken = 0;
+		while (freebits && got < n) {
+			unsigned i = nh_ctz64(freebits);
+			freebits &= freebits - 1;
+			taken |= (uint64_t)1 << i;
+			out[got++] = (s->base + (uintptr_t)(w * 64 + i) * size) | NH_ENTRY_FRESH;
+		}
+		s->alloc_bits[w] |= taken;
+		if (freebits)
+			break; /* this word still has free objects */
+	}
+	s->freeindex = (uint16_t)w;
+	s->nalloc = (uint16_t)(s->nalloc + got);
+	return got;
+}
+
+void mspan_put(struct mspan *s, uintptr_t p)
+{
+	unsigned idx = mspan_obj_index(s, p);
+	uint64_t m = (uint64_t)1 << (idx % 64);
+	if (NH_UNLIKELY(!(s->alloc_bits[idx / 64] & m)))
+		nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
+	s->alloc_bits[idx / 64] &= ~m;
+	s->nalloc--;
+	if (idx / 64 < s->freeindex)
+		s->freeindex = (uint16_t)(idx / 64);
+}

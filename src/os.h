@@ -1,0 +1,52 @@
+/*
+ * os.h — the OS contract. Everything numaheap asks of the kernel for memory
+ * goes through these functions, so the rest of src/ reads as the algorithm
+ * and every kernel call is counted (nh_kstats) for the "kernel bypass"
+ * statistics. Binding memory to nodes lives in numa/.
+ *
+ * Shared rules: addresses and lengths are multiples of the OS page size
+ * (4 KiB); functions never call malloc; errors come back as NULL or a
+ * negative errno, never as a crash. Memory states follow Go's mem.go:
+ *
+ *   reserved  (os_reserve)   address space only, PROT_NONE
+ *   ready     (os_map*)      readable and writable, zero on first touch
+ *   released  (os_release)   ready, but its physical pages were given back:
+ *                            zero on next touch for RELEASE_DONTNEED,
+ *                            zero or old contents for RELEASE_FREE
+ */
+#ifndef NUMAHEAP_OS_H
+#define NUMAHEAP_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
+
+/* Map n bytes ready at exactly addr, or NULL (errno set) if anything lives
+ * there or the kernel refuses. Never replaces an existing mapping. */
+void *os_map_at(uintptr_t addr, size_t n);
+/* Map n bytes ready anywhere, aligned to align (a power of two); NULL on error. */
+void *os_map(size_t n, size_t align);
+/* Reserve n bytes of address space anywhere (PROT_NONE, no memory). */
+void *os_reserve(size_t n);
+/* Make reserved [p, p+n) ready. */
+int os_commit(void *p, size_t n);
+void os_unmap(void *p, size_t n);
+/* Give the physical pages of [p, p+n) back to the OS. */
+int os_release(void *p, size_t n, enum os_release_mode mode);
+/* Ask for (or refuse) transparent huge pages on [p, p+n). */
+int os_hugepage(void *p, size_t n, bool enable);
+
+void os_yield(void);
+uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
+uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */
+void os_random(void *buf, size_t n);
+/* Read a small file (sysfs, procfs) into buf, NUL-terminated; bytes or -errno. */
+ssize_t os_read_file(const char *path, char *buf, size_t cap);
+void os_write_all(int fd, const char *p, size_t n);
+/* The OS page size (4 KiB on x86-64; 4, 16 or 64 KiB on aarch64). */
+size_t os_page_size(void);
+
+#endif

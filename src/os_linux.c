@@ -1,0 +1,181 @@
+/*
+ * os_linux.c — the OS contract of os.h on Linux. See os.h.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+
+struct nh_kstats nh_kstats;
+
+void *os_map_at(uintptr_t addr, size_t n)
+{
+	NH_KSTAT_INC(mmap);
+	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if ((uintptr_t)p != addr) {
+		/* A kernel older than 4.17 takes the flag as a hint. */
+		NH_KSTAT_INC(munmap);
+		munmap(p, n);
+		errno = EEXIST;
+		return NULL;
+	}
+	return p;
+}
+
+void *os_map(size_t n, size_t align)
+{
+	size_t ps = os_page_size();
+	if (align < ps)
+		align = ps;
+	size_t len = n + (align > ps ? align : 0);
+	NH_KSTAT_INC(mmap);
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if (align > ps) {
+		uintptr_t a = ((uintptr_t)p + align - 1) & ~(align - 1);
+		size_t head = a - (uintptr_t)p;
+		size_t tail = len - head - n;
+		if (head) {
+			NH_KSTAT_INC(munmap);
+			munmap(p, head);
+		}
+		if (tail) {
+			NH_KSTAT_INC(munmap);
+			munmap((void *)(a + n), tail);
+		}
+		p = (void *)a;
+	}
+	return p;
+}
+
+void *os_reserve(size_t n)
+{
+	NH_KSTAT_INC(mmap);
+	void *p = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int os_commit(void *p, size_t n)
+{
+	NH_KSTAT_INC(mprotect);
+	return mprotect(p, n, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+}
+
+void os_unmap(void *p, size_t n)
+{
+	NH_KSTAT_INC(munmap);
+	munmap(p, n);
+}
+
+int os_release(void *p, size_t n, enum os_release_mode mode)
+{
+	NH_KSTAT_INC(madvise);
+	int advice = mode == RELEASE_FREE ? MADV_FREE : MADV_DONTNEED;
+	if (madvise(p, n, advice) == 0)
+		return 0;
+	if (mode == RELEASE_FREE && errno == EINVAL) {
+		/* MADV_FREE needs Linux 4.5; DONTNEED is always there. */
+		NH_KSTAT_INC(madvise);
+		return madvise(p, n, MADV_DONTNEED) == 0 ? 0 : -errno;
+	}
+	return -errno;
+}
+
+int os_hugepage(void *p, size_t n, bool enable)
+{
+	NH_KSTAT_INC(madvise);
+	return madvise(p, n, enable ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+}
+
+void os_yield(void) { sched_yield(); }
+
+uint64_t os_nanotime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t os_thread_cputime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void os_random(void *buf, size_t n)
+{
+	unsigned char *b = buf;
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = getrandom(b + got, n - got, GRND_NONBLOCK);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	/* No entropy yet (early boot): mix what differs between runs. */
+	uint64_t x = nh_cycles() ^ ((uint64_t)(uintptr_t)&got << 17) ^ (uint64_t)getpid();
+	for (size_t i = got; i < n; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		b[i] = (unsigned char)x;
+	}
+}
+
+ssize_t os_read_file(const char *path, char *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t len = 0;
+	while (len + 1 < cap) {
+		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = errno;
+			close(fd);
+			return -e;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	close(fd);
+	return (ssize_t)len;
+}
+
+void os_write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+size_t os_page_size(void)
+{
+	static size_t ps;
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}

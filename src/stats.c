@@ -1,0 +1,399 @@
+/*
+ * stats.c — statistics: gathered on demand, printed as text or JSON.
+ *
+ * Nothing is counted twice on the fast paths: the only per-operation counter
+ * is the M's per-class malloc count (M-local, no atomics). Everything else
+ * is derived when statistics are read:
+ *
+ *   objects in use (class) = objects out of spans (mcentral, exact, under
+ *                            its lock) - objects sitting in P caches
+ *   frees (class)          = mallocs - objects in use
+ *   huge-page bytes        = AnonHugePages of the heap's mappings, read from
+ *                            /proc/self/smaps (what the kernel says, not an
+ *                            estimate)
+ *   released bytes         = free pages whose memory the heap gave back to
+ *                            the OS, or never touched (Go's HeapReleased)
+ *
+ * Reads of other threads' caches are racy snapshots; a total read while
+ * threads allocate can be off by the objects in flight. docs/stats.md
+ * explains every field.
+ */
+#include "internal.h"
+
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "numaheap.h"
+
+struct class_stats {
+	uint64_t spans, out, cached, allocs;
+};
+
+struct node_stats {
+	bool present;
+	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_allocs, large_frees, reused, grows;
+};
+
+struct snapshot {
+	struct class_stats cls[NH_NUM_CLASSES];
+	struct node_stats node[NH_MAX_NODES];
+	uint64_t refills, flushes, caches;
+	uint64_t large_allocs, large_frees, large_inuse;
+};
+
+/* Sum AnonHugePages of the mappings inside each node's heap slice. */
+static void read_huge_pages(struct snapshot *s)
+{
+	int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[8192];
+	size_t have = 0;
+	int cur_node = -1;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = 0;
+			/* A mapping header starts with a hex address and a '-'. */
+			char *c = line;
+			uintptr_t start = 0;
+			bool hex = false;
+			while ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')) {
+				start = start * 16 + (uintptr_t)(*c <= '9' ? *c - '0' : *c - 'a' + 10);
+				c++;
+				hex = true;
+			}
+			if (hex && *c == '-') {
+				cur_node = start - NH_HEAP_BASE < NH_HEAP_RANGE ? node_of_addr(start) : -1;
+			} else if (cur_node >= 0 && !strncmp(line, "AnonHugePages:", 14)) {
+				uint64_t kb = 0;
+				for (c = line + 14; *c; c++)
+					if (*c >= '0' && *c <= '9')
+						kb = kb * 10 + (uint64_t)(*c - '0');
+				s->node[cur_node].huge += kb * 1024;
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof buf - 1)
+			have = 0; /* an absurdly long line: drop it */
+	}
+	close(fd);
+}
+
+static void snapshot(struct snapshot *s)
+{
+	memset(s, 0, sizeof *s);
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		struct mheap *h = nh_heaps[n];
+		if (!h)
+			continue;
+		struct node_stats *ns = &s->node[n];
+		ns->present = true;
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+			struct mcentral *c = &h->central[k];
+			mutex_lock(&c->lock);
+			s->cls[k].spans += c->nspans;
+			s->cls[k].out += c->objects_out;
+			mutex_unlock(&c->lock);
+		}
+		mutex_lock(&h->lock);
+		ns->mapped = h->mapped_bytes;
+		ns->inuse = h->inuse_bytes;
+		ns->released = (uint64_t)h->pages.pages_scav << NH_PAGE_SHIFT;
+		ns->large_inuse = h->large_inuse_bytes;
+		ns->large_allocs = h->large_allocs;
+		ns->large_frees = h->large_frees;
+		ns->reused = h->released_reused_bytes;
+		ns->grows = h->grow_calls;
+		mutex_unlock(&h->lock);
+		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
+		s->large_allocs += ns->large_allocs;
+		s->large_frees += ns->large_frees;
+		s->large_inuse += ns->large_inuse;
+	}
+	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
+	proc_sum_allocs(allocs);
+	proc_sum_cached(cached);
+	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches);
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
+		s->cls[k].allocs = allocs[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
+		s->cls[k].cached = cached[k];
+	}
+	read_huge_pages(s);
+}
+
+static uint64_t in_use_objects(const struct class_stats *c)
+{
+	return c->out > c->cached ? c->out - c->cached : 0;
+}
+
+static uint64_t frees_of(const struct class_stats *c)
+{
+	uint64_t u = in_use_objects(c);
+	return c->allocs > u ? c->allocs - u : 0;
+}
+
+struct totals {
+	uint64_t allocs, frees, inuse, mapped;
+};
+
+static struct totals totals_of(const struct snapshot *s)
+{
+	struct totals t = {0, 0, 0, 0};
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		t.allocs += s->cls[k].allocs;
+		t.frees += frees_of(&s->cls[k]);
+		t.inuse += in_use_objects(&s->cls[k]) * nh_class_to_size[k];
+	}
+	t.allocs += s->cls[0].allocs;
+	t.frees += s->large_frees;
+	t.inuse += s->large_inuse;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		t.mapped += s->node[n].mapped;
+	return t;
+}
+
+static const char *cpu_mode_name(void) { return nh_cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
+
+static void emit_json(struct nh_buf *b, const struct snapshot *s)
+{
+	buf_printf(b, "{\"version\":\"%s\",\"cpu_mode\":\"%s\",\"page_size\":%d,", NUMAHEAP_VERSION_STRING,
+		   cpu_mode_name(), NH_PAGE_SIZE);
+	buf_puts(b, "\"nodes\":[");
+	bool first = true;
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		const struct node_stats *ns = &s->node[n];
+		if (!ns->present)
+			continue;
+		buf_printf(b,
+			   "%s{\"node\":%d,\"mapped_bytes\":%llu,\"in_use_bytes\":%llu,\"huge_page_bytes\":%llu,"
+			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"metadata_bytes\":%llu,"
+			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu}",
+			   first ? "" : ",", n, (unsigned long long)ns->mapped, (unsigned long long)ns->inuse,
+			   (unsigned long long)ns->huge, (unsigned long long)ns->released,
+			   (unsigned long long)ns->reused, (unsigned long long)ns->metadata,
+			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows);
+		first = false;
+	}
+	buf_puts(b, "],\"classes\":[");
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		const struct class_stats *c = &s->cls[k];
+		buf_printf(b,
+			   "%s{\"class\":%u,\"size\":%u,\"spans\":%llu,\"objects_in_use\":%llu,"
+			   "\"objects_cached\":%llu,\"allocs\":%llu,\"frees\":%llu}",
+			   k == 1 ? "" : ",", k, nh_class_to_size[k], (unsigned long long)c->spans,
+			   (unsigned long long)in_use_objects(c), (unsigned long long)c->cached,
+			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
+	}
+	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu},",
+		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
+		   (unsigned long long)s->large_inuse);
+	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu},",
+		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes);
+	struct totals t = totals_of(s);
+	buf_printf(b, "\"totals\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"mapped_bytes\":%llu},",
+		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,
+		   (unsigned long long)t.mapped);
+	buf_printf(b,
+		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
+		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu}}",
+		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
+		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
+		   (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.futex_wait,
+		   (unsigned long long)nh_kstats.futex_wake);
+}
+
+/* "12.3 MiB" */
+static void put_bytes(struct nh_buf *b, uint64_t v, int width)
+{
+	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	int u = 0;
+	uint64_t scaled = v * 10;
+	while (scaled >= 10240 && u < 4) {
+		scaled /= 1024;
+		u++;
+	}
+	char tmp[32];
+	struct nh_buf t = {tmp, 0, sizeof tmp, -1, 0};
+	if (u == 0)
+		buf_printf(&t, "%llu B", (unsigned long long)v);
+	else
+		buf_printf(&t, "%llu.%llu %s", (unsigned long long)(scaled / 10), (unsigned long long)(scaled % 10),
+			   unit[u]);
+	buf_printf(b, "%*s", width, tmp);
+}
+
+static void emit_text(struct nh_buf *b, const struct snapshot *s)
+{
+	int nnodes = 0;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		nnodes += s->node[n].present;
+	buf_printf(b, "numaheap %s statistics: cpu_mode %s, %d node%s, %llu cache%s\n", NUMAHEAP_VERSION_STRING,
+		   cpu_mode_name(), nnodes, nnodes == 1 ? "" : "s", (unsigned long long)s->caches,
+		   s->caches == 1 ? "" : "s");
+	buf_puts(b, "node       mapped       in use   huge pages     released     metadata\n");
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		const struct node_stats *ns = &s->node[n];
+		if (!ns->present)
+			continue;
+		buf_printf(b, "%4d ", n);
+		put_bytes(b, ns->mapped, 12);
+		put_bytes(b, ns->inuse, 13);
+		put_bytes(b, ns->huge, 13);
+		put_bytes(b, ns->released, 13);
+		put_bytes(b, ns->metadata, 13);
+		buf_putc(b, '\n');
+	}
+	buf_puts(b, "class   size   spans  objects in use        allocs         frees\n");
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		const struct class_stats *c = &s->cls[k];
+		if (!c->allocs && !c->spans)
+			continue;
+		buf_printf(b, "%5u %6u %7llu %15llu %13llu %13llu\n", k, nh_class_to_size[k],
+			   (unsigned long long)c->spans, (unsigned long long)in_use_objects(c),
+			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
+	}
+	buf_printf(b, "large: %llu allocs, %llu frees, in use ", (unsigned long long)s->cls[0].allocs,
+		   (unsigned long long)s->large_frees);
+	put_bytes(b, s->large_inuse, 0);
+	struct totals t = totals_of(s);
+	buf_printf(b, "\ntotals: %llu allocs, %llu frees, in use ", (unsigned long long)t.allocs,
+		   (unsigned long long)t.frees);
+	put_bytes(b, t.inuse, 0);
+	buf_puts(b, ", mapped ");
+	put_bytes(b, t.mapped, 0);
+	buf_printf(b, "\ncaches: %llu refills, %llu flushes\n", (unsigned long long)s->refills,
+		   (unsigned long long)s->flushes);
+	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
+		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
+		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
+		   (unsigned long long)nh_kstats.futex_wait, (unsigned long long)nh_kstats.futex_wake);
+}
+
+void stats_print(int fd, bool json)
+{
+	struct snapshot s;
+	snapshot(&s);
+	char mem[4096];
+	struct nh_buf b = {mem, 0, sizeof mem, fd, 0};
+	if (json) {
+		emit_json(&b, &s);
+		buf_putc(&b, '\n');
+	} else {
+		emit_text(&b, &s);
+	}
+	buf_flush(&b);
+}
+
+size_t stats_json(char *buf, size_t cap)
+{
+	struct snapshot s;
+	snapshot(&s);
+	char dummy[1];
+	struct nh_buf b = {cap ? buf : dummy, 0, cap ? cap : 1, -1, 0};
+	b.p[0] = 0;
+	emit_json(&b, &s);
+	return b.total;
+}
+
+void stats_at_exit(void)
+{
+	if (atomic_load(&nh_initialized) != 2 || !NH_OPTION(STATS))
+		return;
+	int fd = 2;
+	if (nh_opt.stats_file[0]) {
+		fd = open(nh_opt.stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			nh_warn("cannot open NUMAHEAP_STATS_FILE %s; statistics go to stderr", nh_opt.stats_file);
+			fd = 2;
+		}
+	}
+	stats_print(fd, NH_OPTION(STATS) == 2);
+	if (fd != 2)
+		close(fd);
+}
+
+/* ---- glibc's statistics API, from the same snapshot ---------------------- */
+
+__attribute__((visibility("default"))) struct mallinfo2 mallinfo2(void)
+{
+	nh_ensure_init();
+	struct snapshot s;
+	snapshot(&s);
+	struct totals t = totals_of(&s);
+	struct mallinfo2 mi;
+	memset(&mi, 0, sizeof mi);
+	uint64_t released = 0;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		released += s.node[n].released;
+	mi.arena = t.mapped;		/* bytes the heap has mapped */
+	mi.uordblks = t.inuse;		/* bytes in objects handed out */
+	mi.fordblks = t.mapped > t.inuse ? t.mapped - t.inuse : 0;
+	mi.keepcost = released;		/* free and already given back */
+	mi.hblkhd = s.large_inuse;	/* large objects (page runs) */
+	mi.usmblks = 0;
+	return mi;
+}
+
+__attribute__((visibility("default"))) struct mallinfo mallinfo(void)
+{
+	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo mi;
+	memset(&mi, 0, sizeof mi);
+#define CLAMP(x) ((int)((x) > 0x7fffffff ? 0x7fffffff : (x)))
+	mi.arena = CLAMP(m2.arena);
+	mi.uordblks = CLAMP(m2.uordblks);
+	mi.fordblks = CLAMP(m2.fordblks);
+	mi.keepcost = CLAMP(m2.keepcost);
+	mi.hblkhd = CLAMP(m2.hblkhd);
+#undef CLAMP
+	return mi;
+}
+
+__attribute__((visibility("default"))) void malloc_stats(void)
+{
+	nh_ensure_init();
+	stats_print(2, false);
+}
+
+/* glibc's malloc_info: XML of the same figures. Called by the program, not
+ * from inside the allocator, so stdio (which may malloc) is fine here. */
+__attribute__((visibility("default"))) int malloc_info(int options, FILE *fp)
+{
+	if (options != 0 || !fp)
+		return -1;
+	nh_ensure_init();
+	struct snapshot s;
+	snapshot(&s);
+	struct totals t = totals_of(&s);
+	fprintf(fp, "<malloc version=\"numaheap-%s\">\n", NUMAHEAP_VERSION_STRING);
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		const struct node_stats *ns = &s.node[n];
+		if (!ns->present)
+			continue;
+		fprintf(fp, "<heap nr=\"%d\">\n", n);
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			if (s.cls[k].spans)
+				fprintf(fp, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
+					k > 1 ? nh_class_to_size[k - 1] + 1 : 1, nh_class_to_size[k],
+					(unsigned long long)(in_use_objects(&s.cls[k]) * nh_class_to_size[k]),
+					(unsigned long long)in_use_objects(&s.cls[k]));
+		fprintf(fp, "<system type=\"current\" size=\"%llu\"/>\n", (unsigned long long)ns->mapped);
+		fprintf(fp, "<aspace type=\"total\" size=\"%llu\"/>\n", (unsigned long long)ns->mapped);
+		fprintf(fp, "</heap>\n");
+	}
+	fprintf(fp, "<total type=\"inuse\" size=\"%llu\"/>\n", (unsigned long long)t.inuse);
+	fprintf(fp, "<system type=\"current\" size=\"%llu\"/>\n", (unsigned long long)t.mapped);
+	fprintf(fp, "</malloc>\n");
+	return 0;
+}

@@ -41,6 +41,7 @@ static struct fixalloc m_alloc;
 static struct mcache *idle_caches[4096];
 static unsigned nidle;
 static uint64_t dead_allocs[NH_NUM_CLASSES];
+static uint64_t dead_refills, dead_flushes;
 static uint32_t next_id;
 static pthread_key_t m_key;
 static bool key_ok;
@@ -108,8 +109,12 @@ static void m_unlink(struct m *m)
 		allm = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
-	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
 		dead_allocs[k] += m->allocs[k];
+		dead_refills += m->cache->stats[k].refills;
+		dead_flushes += m->cache->stats[k].flushes;
+		m->cache->stats[k].refills = m->cache->stats[k].flushes = 0;
+	}
 }
 
 static void m_exit(void *arg)
@@ -148,9 +153,10 @@ void proc_sum_cached(uint64_t out[NH_NUM_CLASSES])
 
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches)
 {
-	*refills = *flushes = 0;
 	*caches = 0;
 	mutex_lock(&allm_lock);
+	*refills = dead_refills;
+	*flushes = dead_flushes;
 	for (struct m *m = allm; m; m = m->next) {
 		(*caches)++;
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {

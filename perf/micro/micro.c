@@ -1,0 +1,204 @@
+/*
+ * micro.c — the cost of a malloc/free pair, for whichever malloc is loaded
+ * (run it under LD_PRELOAD=<allocator>.so; perf/micro/micro.py does).
+ *
+ *   micro lifo K SIZE PAIRS        allocate K objects of SIZE bytes, free them
+ *                                  in reverse order; repeat until PAIRS pairs
+ *   micro random N LO HI STEPS     N slots of live objects of LO..HI bytes;
+ *                                  each step frees a random slot and puts a
+ *                                  new object of a random size in it
+ *   micro prodcons LO HI PAIRS     thread A mallocs (LO..HI bytes), passes the
+ *                                  pointer through a ring to thread B, which
+ *                                  frees it
+ *
+ * Every object gets one byte written (programs touch what they allocate, and
+ * it keeps the compiler from pairing malloc with free away). Prints one line:
+ * "<ns per pair> <pairs>". The instruction-count mode of micro.py runs
+ * "lifo 1 64 N" under callgrind for two N and takes the difference, less the
+ * instructions of bench_lifo itself (kept out of line for that).
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static inline uint64_t rng(void) /* xorshift64* */
+{
+	uint64_t x = rng_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+
+static inline size_t rand_size(size_t lo, size_t hi)
+{
+	return lo + (size_t)((rng() >> 32) % (hi - lo + 1));
+}
+
+static inline __attribute__((always_inline)) void *xmalloc(size_t n)
+{
+	void *p = malloc(n);
+	if (!p) {
+		fprintf(stderr, "micro: malloc(%zu) failed\n", n);
+		exit(1);
+	}
+	*(volatile char *)p = 1;
+	return p;
+}
+
+/* ---- (a) LIFO batches -------------------------------------------------------- */
+
+static __attribute__((noinline)) void bench_lifo(long k, size_t size, long pairs)
+{
+	void **v = calloc((size_t)k, sizeof *v);
+	long rounds = pairs / k;
+	if (rounds < 1)
+		rounds = 1;
+	/* warm-up: one round primes the caches of every allocator */
+	for (long j = 0; j < k; j++)
+		v[j] = xmalloc(size);
+	for (long j = k - 1; j >= 0; j--)
+		free(v[j]);
+	double t0 = now_ns();
+	if (k == 1) {
+		for (long r = 0; r < rounds; r++) {
+			void *p = xmalloc(size);
+			__asm__ volatile("" : : "r"(p) : "memory");
+			free(p);
+		}
+	} else {
+		for (long r = 0; r < rounds; r++) {
+			for (long j = 0; j < k; j++)
+				v[j] = xmalloc(size);
+			for (long j = k - 1; j >= 0; j--)
+				free(v[j]);
+		}
+	}
+	double t1 = now_ns();
+	printf("%.3f %ld\n", (t1 - t0) / ((double)rounds * k), rounds * k);
+	free(v);
+}
+
+/* ---- (b) random working set ---------------------------------------------------- */
+
+static void bench_random(long n, size_t lo, size_t hi, long steps)
+{
+	void **slot = malloc((size_t)n * sizeof *slot);
+	for (long i = 0; i < n; i++)
+		slot[i] = xmalloc(rand_size(lo, hi));
+	/* warm-up: one pass of n steps, so that the measured part is steady state */
+	for (long s = 0; s < n; s++) {
+		long i = (long)((rng() >> 32) % (uint64_t)n);
+		free(slot[i]);
+		slot[i] = xmalloc(rand_size(lo, hi));
+	}
+	double t0 = now_ns();
+	for (long s = 0; s < steps; s++) {
+		uint64_t r = rng();
+		long i = (long)((r >> 32) % (uint64_t)n);
+		size_t sz = lo + (size_t)((r & 0xffffffffu) % (hi - lo + 1));
+		free(slot[i]);
+		slot[i] = xmalloc(sz);
+	}
+	double t1 = now_ns();
+	printf("%.3f %ld\n", (t1 - t0) / (double)steps, steps);
+	for (long i = 0; i < n; i++)
+		free(slot[i]);
+	free(slot);
+}
+
+/* ---- (c) producer/consumer ---------------------------------------------------- */
+
+#define RING 1024 /* power of two */
+static struct {
+	_Alignas(64) _Atomic uint64_t head; /* written by the producer */
+	_Alignas(64) _Atomic uint64_t tail; /* written by the consumer */
+	_Alignas(64) void *slot[RING];
+} ring;
+static long pc_pairs;
+static size_t pc_lo, pc_hi;
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+static void *consumer(void *arg)
+{
+	uint64_t tail = 0, total = (uint64_t)pc_pairs;
+	while (tail < total) {
+		uint64_t head;
+		while ((head = atomic_load_explicit(&ring.head, memory_order_acquire)) == tail)
+			cpu_relax();
+		for (; tail < head; tail++)
+			free(ring.slot[tail & (RING - 1)]);
+		atomic_store_explicit(&ring.tail, tail, memory_order_release);
+	}
+	return arg;
+}
+
+static void bench_prodcons(size_t lo, size_t hi, long pairs)
+{
+	pc_pairs = pairs;
+	pc_lo = lo;
+	pc_hi = hi;
+	pthread_t t;
+	double t0 = now_ns();
+	if (pthread_create(&t, NULL, consumer, NULL) != 0) {
+		fprintf(stderr, "micro: pthread_create failed\n");
+		exit(1);
+	}
+	uint64_t head = 0, tail_seen = 0;
+	for (long i = 0; i < pairs; i++) {
+		while (head - tail_seen >= RING) {
+			tail_seen = atomic_load_explicit(&ring.tail, memory_order_acquire);
+			if (head - tail_seen >= RING)
+				cpu_relax();
+		}
+		ring.slot[head & (RING - 1)] = xmalloc(lo == hi ? lo : rand_size(lo, hi));
+		head++;
+		atomic_store_explicit(&ring.head, head, memory_order_release);
+	}
+	pthread_join(t, NULL);
+	double t1 = now_ns();
+	printf("%.3f %ld\n", (t1 - t0) / (double)pairs, pairs);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: micro lifo K SIZE PAIRS | random N LO HI STEPS | prodcons LO HI PAIRS\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2)
+		usage();
+	if (!strcmp(argv[1], "lifo") && argc == 5)
+		bench_lifo(atol(argv[2]), (size_t)atol(argv[3]), atol(argv[4]));
+	else if (!strcmp(argv[1], "random") && argc == 6)
+		bench_random(atol(argv[2]), (size_t)atol(argv[3]), (size_t)atol(argv[4]), atol(argv[5]));
+	else if (!strcmp(argv[1], "prodcons") && argc == 5)
+		bench_prodcons((size_t)atol(argv[2]), (size_t)atol(argv[3]), atol(argv[4]));
+	else
+		usage();
+	return 0;
+}

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""perf/micro/micro.py — the cost of a malloc/free pair, numaheap against its peers.
+
+Builds perf/micro/micro.c with gcc and runs it under numaheap, glibc,
+jemalloc, tcmalloc-minimal and mimalloc (each through LD_PRELOAD; glibc is the
+run with nothing preloaded), alternating the allocators within every
+repetition, and prints Markdown tables of the median nanoseconds per pair with
+the ratio of numaheap to the best peer (< 1: numaheap is faster).
+
+  (a) lifo      allocate k objects of one size, free them in reverse order
+  (b) random    a working set of N live objects: free a random one, allocate
+                a new one of random size (16..1024 B)
+  (c) prodcons  one thread mallocs, a second one frees, through a ring
+
+  --instructions   instructions per malloc(64)+free pair under callgrind
+                   (deterministic), for every allocator
+  --check          the same for numaheap only; fails if it exceeds the
+                   committed perf/micro/fastpath.snapshot by more than 10%
+  --update-snapshot  rewrite the snapshot from this build
+
+numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
+defaults to <repo>/build; it is built there (cmake) when missing.
+"""
+import argparse
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+SNAPSHOT = os.path.join(HERE, "fastpath.snapshot")
+LIBDIR = "/usr/lib/x86_64-linux-gnu"
+PEERS = [  # name, library to preload ("" = glibc's own malloc)
+    ("glibc", ""),
+    ("jemalloc", "libjemalloc.so.2"),
+    ("tcmalloc", "libtcmalloc_minimal.so.4"),
+    ("mimalloc", "libmimalloc.so.2"),
+]
+CHECK_TOLERANCE = 0.10
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def find_lib(name):
+    if not name:
+        return ""
+    for d in (LIBDIR, "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def numaheap_lib(args):
+    """Path of libnumaheap.so; configures and builds it when missing."""
+    if args.lib:
+        if not os.path.exists(args.lib):
+            sys.exit(f"micro: --lib {args.lib}: no such file")
+        return os.path.abspath(args.lib)
+    build = os.path.abspath(args.build)
+    lib = os.path.join(build, "libnumaheap.so")
+    if not os.path.exists(lib):
+        log(f"micro: {lib} missing; building numaheap in {build}")
+        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+            subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
+                           check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return lib
+
+
+def allocators(args, lib):
+    out = [("numaheap", lib)]
+    for name, so in PEERS:
+        p = find_lib(so)
+        if p is None:
+            log(f"micro: {so} not installed (tools/install-deps.sh --perf); {name} left out")
+            continue
+        out.append((name, p))
+    if args.allocators:
+        want = args.allocators.split(",")
+        out = [a for a in out if a[0] in want]
+    return out
+
+
+def compile_bench(args):
+    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
+    os.makedirs(outdir, exist_ok=True)
+    exe = os.path.join(outdir, "micro")
+    src = os.path.join(HERE, "micro.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", "-fno-builtin-malloc", "-fno-builtin-free",
+                        "-pthread", src, "-o", exe], check=True)
+    return exe
+
+
+def env_for(preload):
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    return env
+
+
+def run_once(exe, preload, argv):
+    r = subprocess.run([exe] + argv, env=env_for(preload), capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} under {preload or 'glibc'}: exit {r.returncode}: {r.stderr.strip()}")
+    return float(r.stdout.split()[0])
+
+
+def tests(args):
+    q = 10 if args.quick else 1
+    t = []
+    sizes = [int(s) for s in args.sizes.split(",")]
+    for k in (1, 100, 10000):
+        for s in sizes:
+            t.append(("a", f"lifo k={k} size={s}", ["lifo", str(k), str(s), str(10_000_000 // q)]))
+    for n in (1000, 100_000, 1_000_000):
+        t.append(("b", f"random N={n} 16..1024", ["random", str(n), "16", "1024", str(4_000_000 // q)]))
+    t.append(("c", "prodcons 64", ["prodcons", "64", "64", str(2_000_000 // q)]))
+    t.append(("c", "prodcons 16..1024", ["prodcons", "16", "1024", str(2_000_000 // q)]))
+    if args.only:
+        t = [x for x in t if x[0] in args.only.split(",")]
+    return t
+
+
+def fmt(v):
+    return f"{v:.1f}" if v < 100 else f"{v:.0f}"
+
+
+def table(names, rows, unit):
+    """rows: [(label, {name: value})]; ratio column: numaheap / best peer."""
+    head = ["benchmark"] + [f"{n} ({unit})" for n in names]
+    has_ratio = "numaheap" in names and len(names) > 1
+    if has_ratio:
+        head.append("numaheap / best peer")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, vals in rows:
+        cells = [label] + [fmt(vals[n]) if n in vals else "—" for n in names]
+        if has_ratio:
+            peers = {n: v for n, v in vals.items() if n != "numaheap"}
+            if peers and "numaheap" in vals:
+                best = min(peers, key=peers.get)
+                cells.append(f"{vals['numaheap'] / peers[best]:.2f} ({best})")
+            else:
+                cells.append("—")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def timing(args, exe, allocs):
+    ts = tests(args)
+    res = {(label, n): [] for _, label, _ in ts for n, _ in allocs}
+    total = args.reps * len(ts) * len(allocs)
+    done = 0
+    for rep in range(args.reps):
+        for _, label, argv in ts:
+            order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+            for name, pre in order:
+                res[(label, name)].append(run_once(exe, pre, argv))
+                done += 1
+            if not args.quiet:
+                log(f"micro: rep {rep + 1}/{args.reps}: {label} ({done}/{total})")
+    names = [n for n, _ in allocs]
+    groups = {"a": "(a) LIFO batches: allocate k objects, free them in reverse",
+              "b": "(b) random working set of N objects: free a random slot, allocate a new one",
+              "c": "(c) producer/consumer: thread 1 mallocs, thread 2 frees, through a 1024-slot ring"}
+    out = [f"malloc/free pair, median ns over {args.reps} alternated repetitions "
+           f"(lower is better; ratio < 1: numaheap faster than the best peer)", ""]
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("benchmark,allocator,rep,ns_per_pair\n")
+            for (label, n), v in res.items():
+                for i, x in enumerate(v):
+                    f.write(f"\"{label}\",{n},{i},{x}\n")
+    for g, title in groups.items():
+        rows = [(label, {n: statistics.median(res[(label, n)]) for n in names})
+                for gg, label, _ in ts if gg == g]
+        if rows:
+            out += [f"**{title}**", "", table(names, rows, "ns"), ""]
+    return "\n".join(out)
+
+
+# ---- instruction counts -----------------------------------------------------------
+
+def callgrind(exe, preload, n, tmpdir):
+    outf = os.path.join(tmpdir, f"cg.{os.getpid()}.{random.randrange(1 << 30)}.out")
+    env = env_for(preload)
+    r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}",
+                        exe, "lifo", "1", "64", str(n)], env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"callgrind under {preload or 'glibc'} failed: {r.stderr[-2000:]}")
+    a = subprocess.run(["callgrind_annotate", "--threshold=100", outf], capture_output=True, text=True,
+                       check=True).stdout
+    os.unlink(outf)
+    total = loop = None
+    for line in a.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(\(.*?\)\s+)?PROGRAM TOTALS", line)
+        if m:
+            total = int(m.group(1).replace(",", ""))
+        m = re.match(r"\s*([\d,]+)\s+(\(.*?\)\s+)?\S*:bench_lifo \[", line)
+        if m and loop is None:
+            loop = int(m.group(1).replace(",", ""))
+    if total is None or loop is None:
+        raise RuntimeError("cannot read callgrind_annotate output:\n" + a[-3000:])
+    return total, loop
+
+
+def instructions(exe, preload, tmpdir):
+    """(allocator instructions per pair, whole loop iteration) for malloc(64)+free."""
+    n1, n2 = 100_000, 300_000
+    t1, m1 = callgrind(exe, preload, n1, tmpdir)
+    t2, m2 = callgrind(exe, preload, n2, tmpdir)
+    per_iter = (t2 - t1) / (n2 - n1)
+    loop = (m2 - m1) / (n2 - n1)
+    return per_iter - loop, per_iter
+
+
+def read_snapshot():
+    with open(SNAPSHOT) as f:
+        for line in f:
+            if line.startswith("allocator_instructions_per_pair"):
+                return float(line.split()[1])
+    raise RuntimeError(f"{SNAPSHOT}: no allocator_instructions_per_pair line")
+
+
+def write_snapshot(alloc, per_iter):
+    with open(SNAPSHOT, "w") as f:
+        f.write("# numaheap's fast path: instructions per malloc(64)+free pair, counted by\n"
+                "# valgrind --tool=callgrind on `micro lifo 1 64 N` (difference of two N, so start-up\n"
+                "# and exit cancel out; the benchmark loop's own instructions are subtracted).\n"
+                "# Written by `perf/micro/micro.py --update-snapshot`; `perf/micro/micro.py --check`\n"
+                f"# fails when the current build exceeds it by more than {CHECK_TOLERANCE:.0%}.\n"
+                f"allocator_instructions_per_pair {alloc:.1f}\n"
+                f"loop_iteration_instructions {per_iter:.1f}\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
+                    help="numaheap build directory (default: <repo>/build; built there if missing)")
+    ap.add_argument("--lib", help="libnumaheap.so to use instead of <build>/libnumaheap.so")
+    ap.add_argument("--reps", type=int, default=5, help="alternated repetitions (default 5)")
+    ap.add_argument("--quick", action="store_true", help="a tenth of the work per run, 3 repetitions")
+    ap.add_argument("--only", help="comma-separated groups among a,b,c")
+    ap.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="sizes for (a)")
+    ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
+    ap.add_argument("--csv", help="also write every measurement to this CSV file")
+    ap.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
+    ap.add_argument("--check", action="store_true", help="fail if numaheap's count grew >10%% over the snapshot")
+    ap.add_argument("--update-snapshot", action="store_true", help="rewrite perf/micro/fastpath.snapshot")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    if args.quick and args.reps == 5:
+        args.reps = 3
+
+    lib = numaheap_lib(args)
+    exe = compile_bench(args)
+    tmpdir = os.path.join(os.path.abspath(args.build), "perf-bench")
+
+    if args.check or args.update_snapshot:
+        if not shutil.which("valgrind"):
+            sys.exit("micro: valgrind is needed for --check (apt-get install valgrind)")
+        alloc, per_iter = instructions(exe, lib, tmpdir)
+        if args.update_snapshot:
+            write_snapshot(alloc, per_iter)
+            print(f"numaheap: {alloc:.1f} instructions per malloc(64)+free pair; snapshot written")
+            return 0
+        snap = read_snapshot()
+        limit = snap * (1 + CHECK_TOLERANCE)
+        verdict = "ok" if alloc <= limit else "FAIL"
+        print(f"numaheap fast path: {alloc:.1f} instructions per malloc(64)+free pair "
+              f"(snapshot {snap:.1f}, limit {limit:.1f}): {verdict}")
+        return 0 if verdict == "ok" else 1
+
+    allocs = allocators(args, lib)
+    if args.instructions:
+        if not shutil.which("valgrind"):
+            sys.exit("micro: valgrind is needed for --instructions (apt-get install valgrind)")
+        rows = []
+        for name, pre in allocs:
+            alloc, per_iter = instructions(exe, pre, tmpdir)
+            rows.append((name, alloc, per_iter))
+            if not args.quiet:
+                log(f"micro: {name}: {alloc:.1f}")
+        peers = [r for r in rows if r[0] != "numaheap"]
+        best = min(peers, key=lambda r: r[1]) if peers else None
+        print("Instructions per malloc(64)+free pair (valgrind --tool=callgrind, `micro lifo 1 64`; "
+              "difference of two run lengths; the loop's own instructions subtracted)\n")
+        print("| allocator | malloc+free | whole loop iteration | vs best peer |")
+        print("|---|---|---|---|")
+        for name, alloc, per_iter in rows:
+            ratio = f"{alloc / best[1]:.2f}" if best else "—"
+            print(f"| {name} | {alloc:.1f} | {per_iter:.1f} | {ratio} |")
+        return 0
+
+    print(timing(args, exe, allocs))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

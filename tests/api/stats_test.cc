@@ -1,0 +1,544 @@
+// stats_test.cc — malloc_trim, mallinfo2, malloc_stats, and numaheap's own
+// statistics API (numaheap_stats_json, numaheap_stats_print, numaheap_release).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <malloc.h>
+#include <map>
+#include <memory>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "api_util.h"
+#include "numaheap.h"
+
+// ---- a tiny JSON parser: enough to say the output is valid and to walk it --------
+
+struct Json {
+	enum Kind { Null, Bool, Number, String, Array, Object } kind = Null;
+	double num = 0;
+	bool b = false;
+	std::string str;
+	std::vector<Json> arr;
+	std::vector<std::pair<std::string, Json>> obj;
+
+	const Json *get(const std::string &k) const
+	{
+		for (auto &kv : obj)
+			if (kv.first == k)
+				return &kv.second;
+		return nullptr;
+	}
+	bool has(const std::string &k) const { return get(k) != nullptr; }
+};
+
+class JsonParser {
+public:
+	explicit JsonParser(const std::string &s) : s_(s) {}
+
+	// Parses the whole text; false (with a position) on any error.
+	bool parse(Json &out)
+	{
+		ws();
+		if (!value(out, 0))
+			return false;
+		ws();
+		return i_ == s_.size();
+	}
+	size_t pos() const { return i_; }
+
+private:
+	const std::string &s_;
+	size_t i_ = 0;
+
+	void ws()
+	{
+		while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\n' || s_[i_] == '\t' || s_[i_] == '\r'))
+			i_++;
+	}
+	bool lit(const char *w)
+	{
+		size_t n = strlen(w);
+		if (s_.compare(i_, n, w) != 0)
+			return false;
+		i_ += n;
+		return true;
+	}
+	bool string(std::string &out)
+	{
+		if (i_ >= s_.size() || s_[i_] != '"')
+			return false;
+		i_++;
+		while (i_ < s_.size() && s_[i_] != '"') {
+			char c = s_[i_++];
+			if ((unsigned char)c < 0x20)
+				return false;
+			if (c == '\\') {
+				if (i_ >= s_.size())
+					return false;
+				char e = s_[i_++];
+				if (e == 'u') {
+					if (i_ + 4 > s_.size())
+						return false;
+					for (int k = 0; k < 4; k++)
+						if (!isxdigit((unsigned char)s_[i_ + k]))
+							return false;
+					i_ += 4;
+					c = '?';
+				} else if (strchr("\"\\/bfnrt", e)) {
+					c = e;
+				} else {
+					return false;
+				}
+			}
+			out += c;
+		}
+		if (i_ >= s_.size())
+			return false;
+		i_++;
+		return true;
+	}
+	bool number(double &out)
+	{
+		size_t st = i_;
+		if (i_ < s_.size() && s_[i_] == '-')
+			i_++;
+		if (i_ >= s_.size() || !isdigit((unsigned char)s_[i_]))
+			return false;
+		if (s_[i_] == '0' && i_ + 1 < s_.size() && isdigit((unsigned char)s_[i_ + 1]))
+			return false; // no leading zeros
+		while (i_ < s_.size() && isdigit((unsigned char)s_[i_]))
+			i_++;
+		if (i_ < s_.size() && s_[i_] == '.') {
+			i_++;
+			if (i_ >= s_.size() || !isdigit((unsigned char)s_[i_]))
+				return false;
+			while (i_ < s_.size() && isdigit((unsigned char)s_[i_]))
+				i_++;
+		}
+		if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+			i_++;
+			if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-'))
+				i_++;
+			if (i_ >= s_.size() || !isdigit((unsigned char)s_[i_]))
+				return false;
+			while (i_ < s_.size() && isdigit((unsigned char)s_[i_]))
+				i_++;
+		}
+		out = strtod(s_.substr(st, i_ - st).c_str(), nullptr);
+		return true;
+	}
+	bool value(Json &v, int depth)
+	{
+		if (depth > 32 || i_ >= s_.size())
+			return false;
+		char c = s_[i_];
+		if (c == '{') {
+			v.kind = Json::Object;
+			i_++;
+			ws();
+			if (i_ < s_.size() && s_[i_] == '}') {
+				i_++;
+				return true;
+			}
+			for (;;) {
+				ws();
+				std::string k;
+				if (!string(k))
+					return false;
+				for (auto &kv : v.obj)
+					if (kv.first == k)
+						return false; // duplicate key
+				ws();
+				if (!lit(":"))
+					return false;
+				ws();
+				Json child;
+				if (!value(child, depth + 1))
+					return false;
+				v.obj.emplace_back(k, std::move(child));
+				ws();
+				if (lit(","))
+					continue;
+				return lit("}");
+			}
+		}
+		if (c == '[') {
+			v.kind = Json::Array;
+			i_++;
+			ws();
+			if (i_ < s_.size() && s_[i_] == ']') {
+				i_++;
+				return true;
+			}
+			for (;;) {
+				ws();
+				Json child;
+				if (!value(child, depth + 1))
+					return false;
+				v.arr.push_back(std::move(child));
+				ws();
+				if (lit(","))
+					continue;
+				return lit("]");
+			}
+		}
+		if (c == '"') {
+			v.kind = Json::String;
+			return string(v.str);
+		}
+		if (lit("true")) {
+			v.kind = Json::Bool;
+			v.b = true;
+			return true;
+		}
+		if (lit("false")) {
+			v.kind = Json::Bool;
+			return true;
+		}
+		if (lit("null"))
+			return true;
+		v.kind = Json::Number;
+		return number(v.num);
+	}
+};
+
+TEST(JsonParser, SelfTest)
+{
+	Json j;
+	std::string good = "{\"a\":[1,2.5,-3e2,{\"b\":\"x\\\"y\"}],\"c\":true,\"d\":null}";
+	ASSERT_TRUE(JsonParser(good).parse(j));
+	ASSERT_EQ(j.kind, Json::Object);
+	ASSERT_EQ(j.get("a")->arr.size(), 4u);
+	EXPECT_EQ(j.get("a")->arr[2].num, -300);
+	EXPECT_EQ(j.get("a")->arr[3].get("b")->str, "x\"y");
+	for (const char *bad : {"{", "{\"a\":}", "{\"a\":1,}", "[1 2]", "{\"a\":1}x", "{\"a\":01}", "{a:1}",
+				"{\"a\":1,\"a\":2}"}) {
+		Json k;
+		EXPECT_FALSE(JsonParser(bad).parse(k)) << bad;
+	}
+}
+
+// ---- numaheap_stats_json -----------------------------------------------------------
+
+static std::string stats_json()
+{
+	size_t need = numaheap_stats_json(nullptr, 0);
+	EXPECT_GT(need, 0u);
+	// The object can grow between calls (counters get more digits): leave room.
+	std::vector<char> buf(need + 4096);
+	size_t n = numaheap_stats_json(buf.data(), buf.size());
+	EXPECT_LT(n, buf.size());
+	EXPECT_EQ(strlen(buf.data()), n) << "the return value is the length written when it fits";
+	return std::string(buf.data());
+}
+
+static uint64_t num(const Json *j)
+{
+	EXPECT_NE(j, nullptr);
+	if (!j)
+		return 0;
+	EXPECT_EQ(j->kind, Json::Number);
+	EXPECT_GE(j->num, 0);
+	return (uint64_t)j->num;
+}
+
+TEST(StatsJson, IsValidJsonWithTheDocumentedKeys)
+{
+	void *keep = malloc(100); // something in use
+	void *big = malloc(1 << 20);
+	std::string s = stats_json();
+	Json j;
+	JsonParser parser(s);
+	ASSERT_TRUE(parser.parse(j)) << "invalid JSON at offset " << parser.pos() << ": " << s;
+	ASSERT_EQ(j.kind, Json::Object);
+	for (const char *k : {"version", "cpu_mode", "nodes", "classes", "large", "caches", "totals", "kernel_calls"})
+		EXPECT_TRUE(j.has(k)) << "missing key " << k;
+	ASSERT_TRUE(j.has("version"));
+	EXPECT_EQ(j.get("version")->str, NUMAHEAP_VERSION_STRING);
+	EXPECT_EQ(j.get("cpu_mode")->kind, Json::String);
+
+	const Json *nodes = j.get("nodes");
+	ASSERT_NE(nodes, nullptr);
+	ASSERT_EQ(nodes->kind, Json::Array);
+	ASSERT_GE(nodes->arr.size(), 1u);
+	bool node0 = false;
+	for (const Json &n : nodes->arr) {
+		for (const char *k : {"node", "mapped_bytes", "in_use_bytes", "huge_page_bytes", "released_bytes"})
+			EXPECT_TRUE(n.has(k)) << "node entry missing " << k;
+		if (n.has("node") && num(n.get("node")) == 0) {
+			node0 = true;
+			EXPECT_GT(num(n.get("mapped_bytes")), 0u);
+			EXPECT_GE(num(n.get("mapped_bytes")), num(n.get("in_use_bytes")));
+		}
+	}
+	EXPECT_TRUE(node0) << "node 0 holds this test's allocations";
+
+	const Json *classes = j.get("classes");
+	ASSERT_NE(classes, nullptr);
+	ASSERT_EQ(classes->kind, Json::Array);
+	EXPECT_EQ(classes->arr.size(), 66u) << "66 small size classes";
+	uint64_t prev_size = 0;
+	for (const Json &c : classes->arr) {
+		for (const char *k : {"class", "size", "spans", "objects_in_use", "objects_cached", "allocs", "frees"})
+			ASSERT_TRUE(c.has(k)) << "class entry missing " << k;
+		uint64_t size = num(c.get("size"));
+		EXPECT_GT(size, prev_size) << "class sizes increase";
+		prev_size = size;
+		EXPECT_LE(num(c.get("frees")), num(c.get("allocs"))) << "class " << num(c.get("class"));
+	}
+	EXPECT_EQ(prev_size, kMaxSmall);
+	EXPECT_EQ(num(classes->arr[0].get("size")), 8u);
+
+	const Json *large = j.get("large");
+	ASSERT_NE(large, nullptr);
+	EXPECT_EQ(large->kind, Json::Object);
+	EXPECT_GE(num(large->get("in_use_bytes")), (uint64_t)(1 << 20));
+	EXPECT_EQ(j.get("caches")->kind, Json::Object);
+	EXPECT_EQ(j.get("kernel_calls")->kind, Json::Object);
+	EXPECT_GT(num(j.get("kernel_calls")->get("mmap")), 0u);
+
+	const Json *totals = j.get("totals");
+	ASSERT_NE(totals, nullptr);
+	for (const char *k : {"allocs", "frees", "in_use_bytes", "mapped_bytes"})
+		EXPECT_TRUE(totals->has(k)) << "totals missing " << k;
+	EXPECT_GE(num(totals->get("allocs")), num(totals->get("frees")));
+	EXPECT_GE(num(totals->get("mapped_bytes")), num(totals->get("in_use_bytes")));
+	EXPECT_GE(num(totals->get("in_use_bytes")), (uint64_t)(1 << 20) + 100);
+	free(keep);
+	free(big);
+}
+
+TEST(StatsJson, ReturnValueAndTruncation)
+{
+	std::vector<char> full(1 << 20);
+	size_t len = numaheap_stats_json(full.data(), full.size());
+	ASSERT_GT(len, 200u);
+	ASSERT_EQ(strlen(full.data()), len);
+	EXPECT_EQ(full[0], '{');
+	EXPECT_EQ(full[len - 1], '}');
+
+	// A NULL buffer of capacity 0 only measures.
+	size_t need = numaheap_stats_json(nullptr, 0);
+	EXPECT_GT(need, 200u);
+
+	// Capacity 0 with a buffer: nothing written.
+	char untouched[4] = {'X', 'X', 'X', 'X'};
+	EXPECT_GT(numaheap_stats_json(untouched, 0), 200u);
+	EXPECT_EQ(untouched[0], 'X');
+
+	// Capacity 1: just the NUL.
+	char one[2] = {'X', 'X'};
+	EXPECT_GT(numaheap_stats_json(one, 1), 200u);
+	EXPECT_EQ(one[0], '\0');
+	EXPECT_EQ(one[1], 'X');
+
+	// A small buffer: truncated to cap - 1 bytes, NUL-terminated, no overrun,
+	// and the return value says how much the whole object needs.
+	for (size_t cap : {size_t(2), size_t(10), size_t(64), size_t(100), size_t(1000)}) {
+		std::vector<char> b(cap + 16, '#');
+		size_t r = numaheap_stats_json(b.data(), cap);
+		EXPECT_GE(r, cap) << "truncated output reports the needed length, cap " << cap;
+		EXPECT_EQ(strlen(b.data()), cap - 1) << "cap " << cap;
+		for (size_t k = cap; k < b.size(); k++)
+			ASSERT_EQ(b[k], '#') << "wrote past cap " << cap;
+		// The prefix is the start of the full object (its first, constant keys).
+		size_t same = std::min(cap - 1, (size_t)20);
+		EXPECT_EQ(memcmp(b.data(), full.data(), same), 0) << "cap " << cap;
+	}
+
+	// A buffer of exactly the needed length + 1 holds all of it.
+	size_t exact = numaheap_stats_json(nullptr, 0);
+	std::vector<char> e(exact + 1, '#');
+	size_t r = numaheap_stats_json(e.data(), exact + 1);
+	// Counters may change between the two calls; if the length is the same it fits exactly.
+	if (r == exact) {
+		EXPECT_EQ(strlen(e.data()), exact);
+	} else {
+		EXPECT_EQ(strlen(e.data()), std::min(r, exact));
+	}
+}
+
+TEST(StatsJson, CountersFollowAllocations)
+{
+	auto large_allocs = [] {
+		Json j;
+		std::string s = stats_json();
+		EXPECT_TRUE(JsonParser(s).parse(j));
+		return num(j.get("large")->get("allocs"));
+	};
+	uint64_t before = large_allocs();
+	std::vector<void *> v;
+	for (int i = 0; i < 50; i++)
+		v.push_back(malloc(100000 + i));
+	uint64_t after = large_allocs();
+	EXPECT_GE(after - before, 50u);
+	EXPECT_LE(after - before, 60u);
+	for (void *p : v)
+		free(p);
+}
+
+TEST(StatsPrint, TextAndJsonToAFileDescriptor)
+{
+	char path[] = "/tmp/nh_stats_XXXXXX";
+	int fd = mkstemp(path);
+	ASSERT_GE(fd, 0);
+	numaheap_stats_print(fd, 1);
+	off_t json_end = lseek(fd, 0, SEEK_CUR);
+	numaheap_stats_print(fd, 0);
+	off_t end = lseek(fd, 0, SEEK_CUR);
+	close(fd);
+	FILE *f = fopen(path, "r");
+	ASSERT_NE(f, nullptr);
+	std::string all;
+	char buf[4096];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		all.append(buf, n);
+	fclose(f);
+	unlink(path);
+	ASSERT_EQ((off_t)all.size(), end);
+	ASSERT_GT(json_end, 0);
+	std::string json = all.substr(0, json_end);
+	while (!json.empty() && (json.back() == '\n' || json.back() == ' '))
+		json.pop_back();
+	Json j;
+	EXPECT_TRUE(JsonParser(json).parse(j)) << json;
+	EXPECT_TRUE(j.has("totals"));
+	std::string text = all.substr(json_end);
+	EXPECT_GT(text.size(), 100u);
+	EXPECT_NE(text.find("node"), std::string::npos) << text;
+}
+
+TEST(MallocStats, PrintsToStderr)
+{
+	::testing::internal::CaptureStderr();
+	malloc_stats();
+	std::string out = ::testing::internal::GetCapturedStderr();
+	EXPECT_GT(out.size(), 100u);
+	EXPECT_NE(out.find("node"), std::string::npos) << out;
+}
+
+// ---- mallinfo2 -----------------------------------------------------------------------
+
+static void expect_consistent(const struct mallinfo2 &m)
+{
+	EXPECT_GT(m.arena, 0u);
+	EXPECT_GE(m.arena, m.uordblks);
+	EXPECT_EQ(m.fordblks, m.arena - m.uordblks);
+	EXPECT_LE(m.hblkhd, m.uordblks);
+	EXPECT_LE(m.keepcost, m.arena);
+}
+
+TEST(Mallinfo2, InUseBytesFollowAllocations)
+{
+	std::vector<void *> small, large; // their own storage is allocated before measuring
+	small.reserve(20000);
+	large.reserve(40);
+	struct mallinfo2 m0 = mallinfo2();
+	expect_consistent(m0);
+
+	// Small objects: the in-use bytes grow by their usable sizes.
+	size_t small_bytes = 0;
+	for (int i = 0; i < 20000; i++) {
+		void *p = malloc(16 + (i % 500));
+		small_bytes += malloc_usable_size(p);
+		small.push_back(p);
+	}
+	struct mallinfo2 m1 = mallinfo2();
+	expect_consistent(m1);
+	int64_t grew = (int64_t)m1.uordblks - (int64_t)m0.uordblks;
+	EXPECT_GE(grew, (int64_t)small_bytes - (256 << 10)) << "allocated " << small_bytes;
+	EXPECT_LE(grew, (int64_t)small_bytes + (1 << 20)) << "allocated " << small_bytes;
+	EXPECT_GE(m1.arena, m0.arena);
+
+	// Large objects: uordblks and hblkhd grow by the page-rounded sizes.
+	size_t large_bytes = 0;
+	for (int i = 0; i < 40; i++) {
+		void *p = malloc(100000 * (i + 1));
+		large_bytes += malloc_usable_size(p);
+		large.push_back(p);
+	}
+	struct mallinfo2 m2 = mallinfo2();
+	expect_consistent(m2);
+	EXPECT_EQ(m2.hblkhd - m1.hblkhd, large_bytes);
+	grew = (int64_t)m2.uordblks - (int64_t)m1.uordblks;
+	EXPECT_GE(grew, (int64_t)large_bytes - (256 << 10));
+	EXPECT_LE(grew, (int64_t)large_bytes + (1 << 20));
+
+	// And shrink back when it is all freed.
+	for (void *p : large)
+		free(p);
+	for (void *p : small)
+		free(p);
+	struct mallinfo2 m3 = mallinfo2();
+	expect_consistent(m3);
+	EXPECT_EQ(m3.hblkhd, m0.hblkhd);
+	EXPECT_LE(m3.uordblks, m0.uordblks + (1 << 20));
+}
+
+TEST(Mallinfo2, OldMallinfoAgrees)
+{
+	struct mallinfo2 m2 = mallinfo2();
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	struct mallinfo m = mallinfo();
+#pragma GCC diagnostic pop
+	// Both read the same figures (clamped to int); the heap is small here.
+	EXPECT_EQ((size_t)m.arena, std::min(m2.arena, (size_t)INT32_MAX));
+	EXPECT_GE(m.uordblks, 0);
+}
+
+// ---- malloc_trim / numaheap_release ---------------------------------------------------
+
+TEST(MallocTrim, ReturnsOneAfterFreeingALargeHeap)
+{
+	std::vector<void *> v;
+	for (int i = 0; i < 64; i++) {
+		void *p = malloc(1 << 20);
+		ASSERT_NE(p, nullptr);
+		memset(p, 0xAB, 1 << 20); // touch: the memory is really there
+		v.push_back(p);
+	}
+	for (int i = 0; i < 20000; i++) {
+		void *p = malloc(200);
+		memset(p, 1, 200);
+		v.push_back(p);
+	}
+	for (void *p : v)
+		free(p);
+	struct mallinfo2 before = mallinfo2();
+	EXPECT_EQ(malloc_trim(0), 1) << "64 MiB of freed pages must be given back";
+	struct mallinfo2 after = mallinfo2();
+	EXPECT_GE(after.keepcost, before.keepcost + (32u << 20)) << "released bytes grow";
+	expect_consistent(after);
+	// Nothing left to give back now.
+	EXPECT_EQ(numaheap_release(), 0u);
+	EXPECT_EQ(malloc_trim(0), 0);
+	// Released memory is reused and comes back zeroed or rewritten correctly.
+	void *p = malloc(8 << 20);
+	ASSERT_NE(p, nullptr);
+	memset(p, 0x5a, 8 << 20);
+	EXPECT_TRUE(all_bytes(p, 8 << 20, 0x5a));
+	free(p);
+	void *z = calloc(1, 8 << 20);
+	ASSERT_NE(z, nullptr);
+	EXPECT_TRUE(all_bytes(z, 8 << 20, 0));
+	free(z);
+}
+
+TEST(MallocTrim, ReleaseReportsBytes)
+{
+	void *p = malloc(16 << 20);
+	ASSERT_NE(p, nullptr);
+	memset(p, 1, 16 << 20);
+	free(p);
+	size_t released = numaheap_release();
+	EXPECT_GE(released, (size_t)(16 << 20));
+	EXPECT_EQ(released % kPage, 0u);
+}

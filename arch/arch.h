@@ -9,6 +9,10 @@
  *   nh_prefetch_w(p)          prefetch a line for writing
  *   nh_cycles()               a cheap monotonic-ish cycle counter for pacing
  *   NH_CACHE_LINE             line size used for padding shared data
+ *
+ * NH_ARCH_RSEQ_H names the architecture's restartable-sequence operations
+ * on per-CPU mcache slabs (x86_64/rseq.h documents them); internal.h
+ * includes it once the slab layout is defined.
  */
 #ifndef NUMAHEAP_ARCH_H
 #define NUMAHEAP_ARCH_H
@@ -22,8 +26,10 @@ static inline void nh_prefetch_w(const void *p) { __builtin_prefetch(p, 1, 3); }
 
 #if defined(__x86_64__)
 #include "x86_64/arch.h"
+#define NH_ARCH_RSEQ_H "x86_64/rseq.h"
 #elif defined(__aarch64__)
 #include "aarch64/arch.h"
+#define NH_ARCH_RSEQ_H "aarch64/rseq.h"
 #else
 #error "numaheap: unsupported architecture (add arch/<arch>/arch.h)"
 #endif

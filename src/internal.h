@@ -405,12 +405,21 @@ size_t mheap_release_all(struct mheap *h);
 /* ------------------------------------------------------------------------
  * mcache (mcache.c): a P's cache of free objects, one stack per size class.
  *
- * The cache is one block of NH_MCACHE_BYTES: a header, then slots. Stack
- * positions are 16-bit indices of 8-byte words from the block's start, so a
- * class's stack is words [begin, begin + max) and holds cur - begin objects;
- * end (begin <= end <= begin + max) is its current capacity. One layout
- * serves per-thread P's and per-CPU P's addressed by CPU number, whose pops
- * and pushes are restartable sequences over (cur) alone.
+ * The cache is one block of NH_MCACHE_BYTES (a "slab"): a header, then
+ * slots. Stack positions are 16-bit indices of 8-byte words from the slab's
+ * start, so a class's stack is words [begin, begin + max) and holds
+ * cur - begin objects; end (begin <= end <= begin + max) is its current
+ * capacity. A class header is 8 bytes and changes by single stores, so an
+ * all-zero header (cur == begin == end) means "not set up": every pop and
+ * push misses on it and goes to the slow path, which sets it up.
+ *
+ * One layout serves both kinds of P:
+ *   per-thread  the slab belongs to one thread (struct m.cache); plain code
+ *   per-CPU     slab i of the region at nh_pcpu_base belongs to CPU i; the
+ *               fast paths are restartable sequences (arch/<arch>/rseq.h)
+ *               that find the slab from the CPU number, and the slow paths
+ *               hold the slab's lock and change it only through sequences
+ *               that check they still run on the slab's CPU.
  *
  * Entries are object addresses; the low bit marks an object that came
  * straight from a span's bitmap (never freed since), which carries no free
@@ -421,54 +430,96 @@ size_t mheap_release_all(struct mheap *h);
 #define NH_ENTRY_FRESH ((uintptr_t)1)
 
 struct mcache_class {
-	uint16_t cur;	/* next free slot; P-local */
-	uint16_t end;	/* current capacity limit; P-local */
-	uint16_t begin; /* first slot; fixed at init */
-	uint16_t max;	/* end never passes begin + max; fixed at init */
+	uint16_t cur;	/* next free slot */
+	uint16_t end;	/* current capacity limit */
+	uint16_t begin; /* first slot; fixed once set up */
+	uint16_t max;	/* end never passes begin + max */
 };
 
 struct mcache_stats {
 	uint64_t refills;  /* misses that went to mcentral */
 	uint64_t flushes;  /* overflows that went to mcentral */
+	uint64_t misses;   /* slow-path visits (refill or overflow); for capacity stealing */
 };
 
+/* Who writes what: cls[] — the P's owner (per-CPU: rseq sequences only);
+ * everything else — set up once, then under lock (per-CPU) or by the
+ * owning thread (per-thread). */
 struct mcache {
 	struct mcache_class cls[NH_NUM_CLASSES];
-	int node;	   /* node whose objects this cache holds; fixed */
-	uint32_t id;	   /* P id */
-	size_t budget;	   /* byte budget for all classes; fixed */
-	size_t cap_bytes;  /* sum of (end - begin) * size; P-local */
-	struct mcache_stats stats[NH_NUM_CLASSES]; /* P-local */
+	uint32_t node;	   /* node whose objects this cache holds (rseq push checks it) */
+	uint32_t id;	   /* P id: the CPU, or a per-thread P number */
+	struct mutex lock; /* per-CPU slow paths; unused per-thread */
+	uint32_t ready;	   /* set up */
+	uint32_t pad;
+	size_t budget;	   /* byte budget for all classes */
+	size_t cap_bytes;  /* sum of (end - begin) * size */
+	uint64_t gen;	   /* bumped by every slow path: idle detection */
+	uint64_t idle_gen; /* gen seen by the last idle pass */
+	uintptr_t remote[64]; /* objects freed here that belong to another node */
+	uint32_t nremote;
+	uint32_t pad2;
+	struct mcache_stats stats[NH_NUM_CLASSES];
 };
 
+#define NH_MCACHE_NODE_OFFSET 536 /* offsetof(struct mcache, node), used by rseq push */
+_Static_assert(offsetof(struct mcache, node) == NH_MCACHE_NODE_OFFSET, "mcache node offset");
 #define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
 
 NH_INLINE uintptr_t *mcache_slots(struct mcache *c) { return (uintptr_t *)c; }
 
+#include NH_ARCH_RSEQ_H
+
+/*
+ * How slow paths reach a cache: directly (per-thread P, rs == NULL), or
+ * through rseq sequences that only act while the thread runs on cpu.
+ * Operations return -1 when the thread has left that CPU; the caller
+ * starts over.
+ */
+struct pctx {
+	struct mcache *c;
+	struct nh_rseq_area *rs;
+	uint32_t cpu;
+	uint64_t *aborts;
+};
+
+extern uintptr_t nh_pcpu_base; /* per-CPU slabs: slab i at base + (i << NH_MCACHE_SHIFT) */
+extern uint32_t nh_pcpu_count; /* slabs reserved (possible CPUs) */
+
+NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
+
 void mcache_layout_init(void);
 void mcache_init(struct mcache *c, int node, uint32_t id);
-/* Slow paths of the cache: refill class cls and pop one, or flush and push. */
-void *mcache_refill(struct mcache *c, unsigned cls);
-void mcache_flush_push(struct mcache *c, unsigned cls, uintptr_t p);
-/* Give every cached object back to mcentral. */
-void mcache_drain(struct mcache *c);
+/* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. Lock held. */
+int mcache_init_pcpu(struct pctx *x, int node);
+/* Slow paths, lock held (per-CPU). 1/0 for success/ENOMEM, -1: left the CPU. */
+int mcache_refill(struct pctx *x, unsigned cls, void **out);
+int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
+/* Free an object owned by another node through the remote buffer. */
+void mcache_free_remote(struct mcache *c, uintptr_t p);
+void mcache_flush_remote(struct mcache *c);
+/* Give every cached object back to mcentral; -1 if the thread left the CPU. */
+int mcache_drain(struct pctx *x);
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
 unsigned mcache_batch(unsigned cls);
 
-/* An empty cache that misses on every class: the fast paths' default. */
+/* An empty cache that misses on every class: the per-thread fast path's default. */
 extern struct mcache nh_empty_mcache;
 
 /* ------------------------------------------------------------------------
  * P's and M's (proc.c).
  *
  * An M is a thread's allocator state (Go's M); a P is an allocation context
- * owning an mcache (Go's P). In per-thread mode every M owns a P. The M also
- * keeps the thread's exact per-class allocation counts.
+ * owning an mcache (Go's P): one per CPU (rseq mode) or one per thread.
+ * The M keeps the thread's exact per-class allocation counts either way.
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
 
 struct m {
-	struct mcache *cache; /* this thread's P cache; nh_empty_mcache if none */
+	/* The fast paths read these two: rs != NULL selects the per-CPU path. */
+	struct nh_rseq_area *rs; /* this thread's registered rseq area, or NULL */
+	struct mcache *cache;	 /* per-thread P's cache; nh_empty_mcache if none */
+	uint64_t rseq_aborts;	 /* restarted sequences; M-local */
 	uint64_t allocs[NH_NUM_CLASSES]; /* mallocs by class (0: large); M-local */
 	struct m *next;	      /* allm list; under allm lock */
 	struct m *prev;
@@ -483,14 +534,18 @@ extern int nh_cpu_mode;
 
 struct m *proc_m_slow(void);
 void proc_init(void);
-void proc_fork_prepare(void);
-void proc_fork_parent(void);
-void proc_fork_child(void);
+/* The P (cache context) of the calling thread now; per-CPU: lock taken. */
+bool proc_acquire_p(struct m *m, struct pctx *x);
+void proc_release_p(struct pctx *x);
+/* Node the calling thread runs on. */
+int proc_current_node(void);
 /* Sum the allocation counts of every M, live and dead, into out[]. */
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
 /* Count objects held in every cache, by class. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES]);
-void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches);
+/* Drain the caches of CPUs unused since the last call (background pass). */
+size_t proc_drain_idle(void);
+void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
 void proc_register_atfork(void);
 extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
 extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];

@@ -8,6 +8,8 @@
  *
  * Who holds what, lowest first:
  *
+ *   PCACHE      one per CPU (mcache.c, proc.c): a per-CPU P's slow paths;
+ *               fork takes them all
  *   ALLM        the registry of threads (proc.c): thread start and exit,
  *               fork, statistics walking the caches
  *   CENTRAL     one per size class per node (mcentral.c); many
@@ -21,7 +23,7 @@
 #define NUMAHEAP_LOCKRANK_H
 
 enum lock_rank {
-	LOCK_RANK_NONE = 0,
+	LOCK_RANK_PCACHE = 0, /* zero, so a per-CPU slab's zeroed lock is ranked */
 	LOCK_RANK_ALLM,
 	LOCK_RANK_CENTRAL,
 	LOCK_RANK_HEAP,
@@ -32,7 +34,7 @@ enum lock_rank {
 /* Ranks whose locks fork's prepare handler holds all at once. */
 static inline int lock_rank_many(unsigned rank)
 {
-	return rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
+	return rank == LOCK_RANK_PCACHE || rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
 }
 
 #endif

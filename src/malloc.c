@@ -17,14 +17,16 @@
  *   mspan      a run of in-use pages, holding one class or one large object
  *   mcentral   the spans of one size class on one node
  *   mcache     a P's per-class stacks of free objects
- *   P          an allocation context owning an mcache: one per thread for
- *              now (a per-CPU P is a later step: the mcache layout is ready)
+ *   P          an allocation context owning an mcache: one per CPU, whose
+ *              fast paths are restartable sequences (rseq), or one per
+ *              thread where rseq is unavailable (proc.c)
  *   M          a thread's allocator state: its P, its allocation counts
  *
  * Allocating a small object proceeds up a hierarchy of caches:
  *
  *   1. Round the size up to a class and pop the class's stack in the
- *      current P's mcache. No lock, no atomic: about a dozen instructions.
+ *      current P's mcache. No lock, no atomic read-modify-write: a
+ *      restartable sequence of a dozen instructions on the CPU's slab.
  *   2. If the stack is empty, refill a batch from the class's mcentral
  *      (one lock round trip per batch), taking free objects from a partial
  *      span's bitmap with count-trailing-zeros.
@@ -56,9 +58,8 @@
  *   - objects going back from a cache to their span must have their bit
  *     set, or it is a double free (mspan_put).
  *
- * Not built yet, and where it will go: per-CPU P's on restartable sequences
- * (proc.c, arch/), one heap per node with binding policy (numa/, mheap.c),
- * the io_uring scavenger (scavenger.c).
+ * Not built yet, and where it will go: one heap per node with binding
+ * policy (numa/, mheap.c), the io_uring scavenger (scavenger.c).
  */
 #include "internal.h"
 
@@ -150,6 +151,15 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls);
 NH_INLINE void *alloc_small(unsigned cls)
 {
 	struct m *m = nh_tls_m;
+	if (NH_LIKELY(m->rs != NULL)) {
+		/* Per-CPU P: pop the CPU's stack in a restartable sequence. */
+		uintptr_t e = nh_rseq_pop(m->rs, nh_pcpu_base, cls, &m->rseq_aborts);
+		if (NH_LIKELY(e != 0)) {
+			m->allocs[cls]++;
+			return entry_to_object(e);
+		}
+		return alloc_small_slow(cls);
+	}
 	struct mcache *c = m->cache;
 	struct mcache_class *k = &c->cls[cls];
 	if (NH_LIKELY(k->cur != k->begin)) {
@@ -160,32 +170,10 @@ NH_INLINE void *alloc_small(unsigned cls)
 	return alloc_small_slow(cls);
 }
 
-NH_NOINLINE static void *alloc_small_slow(unsigned cls)
+/* One object straight from mcentral, for threads without a P. */
+static void *alloc_direct(unsigned cls)
 {
-	nh_ensure_init();
-	struct m *m = nh_tls_m;
-	if (m == &nh_m_boot)
-		m = proc_m_slow();
-	struct mcache *c = m->cache;
-	if (c != &nh_empty_mcache) {
-		struct mcache_class *k = &c->cls[cls];
-		if (k->cur != k->begin) {
-			uintptr_t e = mcache_slots(c)[--k->cur];
-			m->allocs[cls]++;
-			return entry_to_object(e);
-		}
-		void *p = mcache_refill(c, cls);
-		if (!p) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		m->allocs[cls]++;
-		*(uintptr_t *)p = 0;
-		return p;
-	}
-	/* No cache (a thread being set up or torn down): go to mcentral. */
-	int node = 0;
-	struct mheap *h = heap_of_node(node);
+	struct mheap *h = heap_of_node(proc_current_node());
 	uintptr_t e;
 	if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
 		errno = ENOMEM;
@@ -197,13 +185,39 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 	return (void *)p;
 }
 
-/* ---- large objects ----------------------------------------------------- */
-
-static int current_node(void)
+NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 {
-	struct mcache *c = nh_tls_m->cache;
-	return c != &nh_empty_mcache ? c->node : 0;
+	nh_ensure_init();
+	struct m *m = nh_tls_m;
+	if (m == &nh_m_boot)
+		m = proc_m_slow();
+	struct pctx x;
+	if (!proc_acquire_p(m, &x))
+		return alloc_direct(cls);
+	/* The stack may have been refilled since the fast path missed. */
+	uintptr_t e = 0;
+	if (x.rs) {
+		e = nh_rseq_pop(x.rs, nh_pcpu_base, cls, x.aborts);
+	} else {
+		struct mcache_class *k = &x.c->cls[cls];
+		if (k->cur != k->begin)
+			e = mcache_slots(x.c)[--k->cur];
+	}
+	void *p = NULL;
+	int r = e ? 1 : mcache_refill(&x, cls, &p);
+	proc_release_p(&x);
+	if (r == 0) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	m->allocs[cls]++;
+	if (e)
+		return entry_to_object(e);
+	*(uintptr_t *)p = 0; /* fresh from its span: no cookie to check */
+	return p;
 }
+
+/* ---- large objects ----------------------------------------------------- */
 
 static struct mspan *alloc_large_span(size_t n, size_t align)
 {
@@ -216,7 +230,7 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 		npages = 1;
 	size_t align_pages = align > NH_PAGE_SIZE ? align >> NH_PAGE_SHIFT : 0;
 	nh_ensure_init();
-	struct mspan *s = mheap_alloc_span(heap_of_node(current_node()), npages, 0, align_pages);
+	struct mspan *s = mheap_alloc_span(heap_of_node(proc_current_node()), npages, 0, align_pages);
 	if (s) {
 		struct m *m = nh_tls_m;
 		if (m != &nh_m_boot && m != &nh_m_dead)
@@ -269,14 +283,34 @@ NH_NOINLINE static void free_small_slow(struct mspan *s, unsigned cls, uintptr_t
 	struct m *m = nh_tls_m;
 	if (m == &nh_m_boot && atomic_load(&nh_initialized) == 2)
 		m = proc_m_slow();
-	struct mcache *c = m->cache;
-	if (c != &nh_empty_mcache && c->node == s->node) {
-		mcache_flush_push(c, cls, p);
-		return;
+	for (;;) {
+		struct pctx x;
+		if (!proc_acquire_p(m, &x)) {
+			/* No P (a thread being set up or torn down): straight home. */
+			struct mheap *h = heap_of_node(s->node);
+			mcentral_release(&h->central[cls], h, &p, 1);
+			return;
+		}
+		if (x.c->node != s->node) {
+			mcache_free_remote(x.c, p); /* frees go home */
+			proc_release_p(&x);
+			return;
+		}
+		int r;
+		if (x.rs) {
+			r = nh_rseq_push(x.rs, nh_pcpu_base, cls, p, s->node, x.aborts) == 0 ? 1 : 0;
+		} else {
+			struct mcache_class *k = &x.c->cls[cls];
+			r = k->cur != k->end;
+			if (r)
+				mcache_slots(x.c)[k->cur++] = p;
+		}
+		if (!r)
+			r = mcache_overflow(&x, cls, p);
+		proc_release_p(&x);
+		if (r > 0)
+			return;
 	}
-	/* No cache, or the object belongs to another node: send it home. */
-	struct mheap *h = heap_of_node(s->node);
-	mcentral_release(&h->central[cls], h, &p, 1);
 }
 
 NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
@@ -311,11 +345,19 @@ NH_INLINE void free_object(uintptr_t p)
 	if (NH_UNLIKELY(*w == cookie))
 		free_double("free", p);
 	*w = cookie;
-	struct mcache *c = nh_tls_m->cache;
-	struct mcache_class *k = &c->cls[cls];
-	if (NH_LIKELY(k->cur != k->end && c->node == s->node)) {
-		mcache_slots(c)[k->cur++] = p;
-		return;
+	struct m *m = nh_tls_m;
+	if (NH_LIKELY(m->rs != NULL)) {
+		/* Per-CPU P: push in a restartable sequence; it also checks that
+		 * the CPU's slab holds this object's node. */
+		if (NH_LIKELY(nh_rseq_push(m->rs, nh_pcpu_base, cls, p, s->node, &m->rseq_aborts) == 0))
+			return;
+	} else {
+		struct mcache *c = m->cache;
+		struct mcache_class *k = &c->cls[cls];
+		if (NH_LIKELY(k->cur != k->end && c->node == s->node)) {
+			mcache_slots(c)[k->cur++] = p;
+			return;
+		}
 	}
 	free_small_slow(s, cls, p);
 }
@@ -522,10 +564,13 @@ NH_API const char *numaheap_version(void) { return NUMAHEAP_VERSION_STRING; }
 NH_API size_t numaheap_release(void)
 {
 	nh_ensure_init();
-	/* This thread's cached objects first, so their spans can empty. */
+	/* This thread's (or CPU's) cached objects first, so spans can empty. */
 	struct m *m = nh_tls_m;
-	if (m != &nh_m_boot && m != &nh_m_dead)
-		mcache_drain(m->cache);
+	struct pctx x;
+	if (m != &nh_m_boot && proc_acquire_p(m, &x)) {
+		mcache_drain(&x);
+		proc_release_p(&x);
+	}
 	size_t released = 0;
 	for (int n = 0; n < NH_MAX_NODES; n++)
 		if (nh_heaps[n])

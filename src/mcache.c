@@ -1,24 +1,31 @@
 /*
  * mcache.c — a P's cache of free objects: the slow paths.
  *
- * See malloc.c for the overview and internal.h for the layout. The fast
- * paths (pop on malloc, push on free) live in malloc.c; this file refills
- * an empty class from mcentral, flushes a full one back, and sizes the
- * stacks.
+ * See malloc.c for the overview and internal.h for the slab layout. The fast
+ * paths (pop on malloc, push on free) live in malloc.c; this file refills an
+ * empty class from mcentral, flushes a full one back, sizes the stacks, and
+ * sends objects of other nodes home. It is written once for both kinds of
+ * P through struct pctx: plain code for a per-thread P, restartable
+ * sequences for a per-CPU one (every operation may then report that the
+ * thread left the CPU, and the caller starts over).
  *
  * Sizing. Each class moves objects in batches of batch[c] (32 KiB worth,
  * 2 to 128 objects): one central lock round trip per batch. Its stack has
- * room for max[c] = 8 batches (at most 1024 objects), fixed at start-up, but
- * its capacity (end - begin) starts at one batch and grows by a batch on
- * each overflow while the P's total capacity, in bytes, stays within
- * NUMAHEAP_CACHE_BYTES. A class that keeps overflowing thus earns room, a
- * class that is never used costs nothing, and the cache holds at most the
- * budget (plus one batch per class).
+ * room for max[c] = 8 batches (at most 1024 objects), fixed at start-up;
+ * its capacity (end - begin) starts at one batch. On overflow a class grows
+ * by a batch while the P's capacity in bytes stays within the budget
+ * (NUMAHEAP_CACHE_BYTES); past the budget it takes a batch of capacity from
+ * the coldest other class (fewest misses since the last steal, flushing
+ * that class's excess), and failing that it flushes a batch of its own. So
+ * classes that miss grow, cold ones shrink, and the P holds at most the
+ * budget plus one batch per class.
  *
- * Flushing returns the oldest batch (the stack's bottom) and keeps the
- * recently freed objects on top: they are the ones still in the CPU's cache.
+ * Objects of another node never enter a cache: free sends them to the
+ * P's remote buffer, which goes back to the owners' mcentrals in class
+ * batches (frees go home).
  *
- * Locking: none. A P's cache is touched only by its owner.
+ * Locking: per-thread P's need none (one owner). Per-CPU P's: the slab's
+ * lock (rank PCACHE) for every function here; the fast paths take none.
  */
 #include "internal.h"
 
@@ -45,83 +52,263 @@ void mcache_layout_init(void)
 		nh_fatal("mcache layout needs %u slots, have %zu", next, NH_MCACHE_BYTES / 8);
 }
 
+unsigned mcache_batch(unsigned cls) { return batch[cls]; }
+
+static uint64_t initial_header(unsigned k)
+{
+	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], maxcap[k]};
+	uint64_t v;
+	memcpy(&v, &h, sizeof v);
+	return v;
+}
+
+static size_t initial_cap_bytes(void)
+{
+	size_t b = 0;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		b += (size_t)batch[k] * nh_class_to_size[k];
+	return b;
+}
+
 void mcache_init(struct mcache *c, int node, uint32_t id)
 {
 	memset(c, 0, sizeof *c);
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		struct mcache_class *m = &c->cls[k];
-		m->begin = m->cur = slot_begin[k];
-		m->max = maxcap[k];
-		m->end = (uint16_t)(m->begin + batch[k]);
+		uint64_t v = initial_header(k);
+		memcpy(&c->cls[k], &v, sizeof v);
 	}
-	c->node = node;
+	c->node = (uint32_t)node;
 	c->id = id;
+	mutex_init(&c->lock, LOCK_RANK_PCACHE);
 	c->budget = (size_t)NH_OPTION(CACHE_BYTES);
-	c->cap_bytes = 0;
+	c->cap_bytes = initial_cap_bytes();
+	c->ready = 1;
+}
+
+int mcache_init_pcpu(struct pctx *x, int node)
+{
+	struct mcache *c = x->c;
+	c->node = (uint32_t)node;
+	c->id = x->cpu;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		c->cap_bytes += (size_t)batch[k] * nh_class_to_size[k];
+		if (nh_rseq_store64(x->rs, x->cpu, (uint64_t *)&c->cls[k], initial_header(k), x->aborts) < 0)
+			return -1;
+	c->budget = (size_t)NH_OPTION(CACHE_BYTES);
+	c->cap_bytes = initial_cap_bytes();
+	c->ready = 1;
+	return 0;
 }
 
-unsigned mcache_batch(unsigned cls) { return batch[cls]; }
+/* ---- the cache operations, plain or restartable ---------------------------- */
 
-void *mcache_refill(struct mcache *c, unsigned cls)
+static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
 {
-	struct mcache_class *m = &c->cls[cls];
-	struct mheap *h = heap_of_node(c->node);
-	uintptr_t *slots = mcache_slots(c);
-	unsigned room = (unsigned)(m->end - m->cur);
-	unsigned want = NH_MIN((unsigned)batch[cls], room);
-	if (want == 0)
-		want = 1;
-	unsigned got = mcentral_refill(&h->central[cls], h, slots + m->cur, want);
-	c->stats[cls].refills++;
-	if (got == 0)
-		return NULL;
-	m->cur = (uint16_t)(m->cur + got - 1);
-	uintptr_t e = slots[m->cur];
-	return (void *)(e & ~NH_ENTRY_FRESH);
+	if (x->rs)
+		return nh_rseq_pop_batch(x->rs, nh_pcpu_base, x->cpu, cls, out, n, x->aborts);
+	struct mcache_class *m = &x->c->cls[cls];
+	uintptr_t *slots = mcache_slots(x->c);
+	unsigned k = NH_MIN(n, (unsigned)(m->cur - m->begin));
+	for (unsigned i = 0; i < k; i++)
+		out[i] = slots[m->cur - 1 - i];
+	m->cur = (uint16_t)(m->cur - k);
+	return (int)k;
 }
 
-/* Give the n entries at slots[from..from+n) back to mcentral. */
-static void release_entries(struct mcache *c, unsigned cls, unsigned from, unsigned n)
+static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
 {
-	uintptr_t *slots = mcache_slots(c);
-	uintptr_t objs[1024];
+	if (x->rs)
+		return nh_rseq_push_batch(x->rs, nh_pcpu_base, x->cpu, cls, in, n, x->aborts);
+	struct mcache_class *m = &x->c->cls[cls];
+	uintptr_t *slots = mcache_slots(x->c);
+	unsigned k = NH_MIN(n, (unsigned)(m->end - m->cur));
+	for (unsigned i = 0; i < k; i++)
+		slots[m->cur + i] = in[i];
+	m->cur = (uint16_t)(m->cur + k);
+	return (int)k;
+}
+
+/* 0 done, 1 cur above end (pop first), -1 left the CPU. */
+static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
+{
+	if (x->rs)
+		return nh_rseq_set_end(x->rs, nh_pcpu_base, x->cpu, cls, end, x->aborts);
+	struct mcache_class *m = &x->c->cls[cls];
+	if (m->cur > end)
+		return 1;
+	m->end = (uint16_t)end;
+	return 0;
+}
+
+/* Hand untagged copies of n entries back to the class's mcentral. */
+static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
+{
+	if (!n)
+		return;
 	for (unsigned i = 0; i < n; i++)
-		objs[i] = slots[from + i] & ~NH_ENTRY_FRESH;
-	struct mheap *h = heap_of_node(c->node);
+		objs[i] &= ~NH_ENTRY_FRESH;
+	struct mheap *h = heap_of_node((int)c->node);
 	mcentral_release(&h->central[cls], h, objs, n);
 }
 
-void mcache_flush_push(struct mcache *c, unsigned cls, uintptr_t p)
+/* ---- refill and overflow ------------------------------------------------------ */
+
+int mcache_refill(struct pctx *x, unsigned cls, void **out)
 {
+	struct mcache *c = x->c;
 	struct mcache_class *m = &c->cls[cls];
-	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
-	if (m->end - m->begin + batch[cls] <= m->max && c->cap_bytes + step <= c->budget) {
-		/* The class overflows: let it grow by a batch. */
-		m->end = (uint16_t)(m->end + batch[cls]);
-		c->cap_bytes += step;
-	} else {
-		unsigned n = NH_MIN((unsigned)batch[cls], (unsigned)(m->cur - m->begin));
-		release_entries(c, cls, m->begin, n);
-		uintptr_t *slots = mcache_slots(c);
-		memmove(slots + m->begin, slots + m->begin + n, (size_t)(m->cur - m->begin - n) * 8);
-		m->cur = (uint16_t)(m->cur - n);
-		c->stats[cls].flushes++;
-	}
-	mcache_slots(c)[m->cur++] = p;
+	struct mheap *h = heap_of_node((int)c->node);
+	uintptr_t buf[128];
+	unsigned room = (unsigned)(m->end - m->cur) + 1;
+	unsigned want = NH_MIN((unsigned)batch[cls], room);
+	unsigned got = mcentral_refill(&h->central[cls], h, buf, want ? want : 1);
+	c->stats[cls].refills++;
+	c->stats[cls].misses++;
+	c->gen++;
+	if (got == 0)
+		return 0;
+	*out = (void *)(buf[got - 1] & ~NH_ENTRY_FRESH);
+	int k = op_push_batch(x, cls, buf, got - 1);
+	if (k < 0)
+		k = 0; /* left the CPU: the whole batch goes back */
+	release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
+	return 1;
 }
 
-void mcache_drain(struct mcache *c)
+/* Take a batch of capacity from the coldest class other than cls. */
+static int steal_capacity(struct pctx *x, unsigned cls)
 {
+	struct mcache *c = x->c;
+	unsigned victim = 0;
+	uint64_t fewest = UINT64_MAX;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		struct mcache_class *m = &c->cls[k];
-		unsigned n = (unsigned)(m->cur - m->begin);
-		if (n) {
-			release_entries(c, k, m->begin, n);
-			m->cur = m->begin;
+		if (k == cls || (unsigned)(m->end - m->begin) <= batch[k])
+			continue;
+		if (c->stats[k].misses < fewest) {
+			fewest = c->stats[k].misses;
+			victim = k;
 		}
 	}
+	if (!victim)
+		return 0;
+	struct mcache_class *v = &c->cls[victim];
+	unsigned newend = (unsigned)(v->end - batch[victim]);
+	for (;;) {
+		int r = op_set_end(x, victim, newend);
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		unsigned excess = v->cur > newend ? (unsigned)(v->cur - newend) : 1;
+		uintptr_t buf[128];
+		int k = op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
+		if (k < 0)
+			return -1;
+		release_to_central(c, victim, buf, (unsigned)k);
+		c->stats[victim].flushes++;
+	}
+	c->cap_bytes -= (size_t)batch[victim] * nh_class_to_size[victim];
+	/* Age every class, so "fewest misses" means recently cold. */
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		c->stats[k].misses /= 2;
+	return 1;
+}
+
+int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
+{
+	struct mcache *c = x->c;
+	struct mcache_class *m = &c->cls[cls];
+	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
+	c->stats[cls].misses++;
+	c->gen++;
+	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= m->max;
+	if (room && c->cap_bytes + step > c->budget) {
+		int r = steal_capacity(x, cls);
+		if (r < 0)
+			return -1;
+		room = r > 0;
+	}
+	if (room) {
+		int r = op_set_end(x, cls, (unsigned)(m->end + batch[cls]));
+		if (r < 0)
+			return -1;
+		c->cap_bytes += step;
+	} else {
+		uintptr_t buf[128];
+		int k = op_pop_batch(x, cls, buf, batch[cls]);
+		if (k < 0)
+			return -1;
+		release_to_central(c, cls, buf, (unsigned)k);
+		c->stats[cls].flushes++;
+	}
+	int k = op_push_batch(x, cls, &p, 1);
+	if (k < 0)
+		return -1;
+	if (k == 0)
+		release_to_central(c, cls, &p, 1); /* a racing thread filled it again */
+	return 1;
+}
+
+/* ---- frees that go home -------------------------------------------------------- */
+
+static int cmp_remote(const void *a, const void *b)
+{
+	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+	struct mspan *sx = span_of(x), *sy = span_of(y);
+	unsigned kx = ((unsigned)sx->node << 8) | sx->sizeclass, ky = ((unsigned)sy->node << 8) | sy->sizeclass;
+	return kx < ky ? -1 : kx > ky;
+}
+
+void mcache_flush_remote(struct mcache *c)
+{
+	unsigned n = c->nremote;
+	if (!n)
+		return;
+	/* Group by (node, class): insertion sort, n <= 64. */
+	for (unsigned i = 1; i < n; i++) {
+		uintptr_t v = c->remote[i];
+		unsigned j = i;
+		while (j > 0 && cmp_remote(&c->remote[j - 1], &v) > 0) {
+			c->remote[j] = c->remote[j - 1];
+			j--;
+		}
+		c->remote[j] = v;
+	}
+	unsigned i = 0;
+	while (i < n) {
+		struct mspan *s = span_of(c->remote[i]);
+		unsigned j = i + 1;
+		while (j < n && cmp_remote(&c->remote[i], &c->remote[j]) == 0)
+			j++;
+		struct mheap *h = heap_of_node(s->node);
+		mcentral_release(&h->central[s->sizeclass], h, &c->remote[i], j - i);
+		i = j;
+	}
+	c->nremote = 0;
+}
+
+void mcache_free_remote(struct mcache *c, uintptr_t p)
+{
+	c->remote[c->nremote++] = p;
+	if (c->nremote == sizeof c->remote / sizeof c->remote[0])
+		mcache_flush_remote(c);
+}
+
+/* ---- draining -------------------------------------------------------------------- */
+
+int mcache_drain(struct pctx *x)
+{
+	struct mcache *c = x->c;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		uintptr_t buf[128];
+		int n;
+		while ((n = op_pop_batch(x, k, buf, 128)) > 0)
+			release_to_central(c, k, buf, (unsigned)n);
+		if (n < 0)
+			return -1;
+	}
+	mcache_flush_remote(c);
+	return 0;
 }
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)

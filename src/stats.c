@@ -40,7 +40,7 @@ struct node_stats {
 struct snapshot {
 	struct class_stats cls[NH_NUM_CLASSES];
 	struct node_stats node[NH_MAX_NODES];
-	uint64_t refills, flushes, caches;
+	uint64_t refills, flushes, caches, aborts;
 	uint64_t large_allocs, large_frees, large_inuse;
 };
 
@@ -124,7 +124,7 @@ static void snapshot(struct snapshot *s)
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
 	proc_sum_allocs(allocs);
 	proc_sum_cached(cached);
-	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches);
+	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches, &s->aborts);
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
 		s->cls[k].allocs = allocs[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
 		s->cls[k].cached = cached[k];
@@ -198,8 +198,9 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
 		   (unsigned long long)s->large_inuse);
-	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu},",
-		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes);
+	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu,\"rseq_aborts\":%llu},",
+		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes,
+		   (unsigned long long)s->aborts);
 	struct totals t = totals_of(s);
 	buf_printf(b, "\"totals\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"mapped_bytes\":%llu},",
 		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,
@@ -272,8 +273,8 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	put_bytes(b, t.inuse, 0);
 	buf_puts(b, ", mapped ");
 	put_bytes(b, t.mapped, 0);
-	buf_printf(b, "\ncaches: %llu refills, %llu flushes\n", (unsigned long long)s->refills,
-		   (unsigned long long)s->flushes);
+	buf_printf(b, "\ncaches: %llu refills, %llu flushes, %llu rseq aborts\n", (unsigned long long)s->refills,
+		   (unsigned long long)s->flushes, (unsigned long long)s->aborts);
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,

@@ -1,0 +1,266 @@
+#!/usr/bin/env python3
+"""perf/rss/rss.py — resident memory over a phase-changing workload, per allocator.
+
+Builds perf/rss/rss.c and runs it under numaheap, glibc, jemalloc,
+tcmalloc-minimal and mimalloc (LD_PRELOAD; glibc = nothing preloaded), one
+after the other (alternating the order between repetitions), sampling VmRSS
+from /proc/<pid>/status every 50 ms from the outside. The workload grows to
+~1 GiB of small and medium objects, frees a random 90%, computes for a few
+seconds without allocating, grows again, frees 90% again and computes again.
+
+Writes to --out (default perf/rss/out/):
+  rss.csv      allocator,rep,t_s,rss_mib      every sample
+  phases.csv   allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s
+  rss.png      RSS over time, one line per allocator (first repetition), by gnuplot
+and prints a Markdown table: RSS at the end of each phase, throughput of the
+allocating phases, and CPU time.
+
+numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
+defaults to <repo>/build; it is built there (cmake) when missing.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+PEERS = [
+    ("glibc", ""),
+    ("jemalloc", "libjemalloc.so.2"),
+    ("tcmalloc", "libtcmalloc_minimal.so.4"),
+    ("mimalloc", "libmimalloc.so.2"),
+]
+PHASES = ["grow1", "free1", "idle1", "grow2", "free2", "idle2", "end"]
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def find_lib(name):
+    if not name:
+        return ""
+    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def numaheap_lib(args):
+    if args.lib:
+        if not os.path.exists(args.lib):
+            sys.exit(f"rss: --lib {args.lib}: no such file")
+        return os.path.abspath(args.lib)
+    build = os.path.abspath(args.build)
+    lib = os.path.join(build, "libnumaheap.so")
+    if not os.path.exists(lib):
+        log(f"rss: {lib} missing; building numaheap in {build}")
+        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+            subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
+                           check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return lib
+
+
+def allocators(args, lib):
+    out = [("numaheap", lib)]
+    for name, so in PEERS:
+        p = find_lib(so)
+        if p is None:
+            log(f"rss: {so} not installed (tools/install-deps.sh --perf); {name} left out")
+            continue
+        out.append((name, p))
+    if args.allocators:
+        want = args.allocators.split(",")
+        out = [a for a in out if a[0] in want]
+    return out
+
+
+def compile_bench(args):
+    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
+    os.makedirs(outdir, exist_ok=True)
+    exe = os.path.join(outdir, "rss")
+    src = os.path.join(HERE, "rss.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", src, "-o", exe, "-lm"], check=True)
+    return exe
+
+
+def vmrss_mib(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None  # a zombie has no VmRSS line
+
+
+def run(exe, preload, mib, idle, interval):
+    """Returns (samples [(t, rss_mib)], marks {phase: (t, cpu, main_cpu)}, done dict)."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        env["LD_PRELOAD"] = preload
+    t0 = time.monotonic()  # CLOCK_MONOTONIC, the clock rss.c prints
+    p = subprocess.Popen([exe, str(mib), str(idle)], env=env, stdout=subprocess.PIPE, text=True)
+    lines = []
+    reader = threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True)
+    reader.start()
+    samples = []
+    next_t = t0
+    while p.poll() is None:
+        r = vmrss_mib(p.pid)
+        if r is not None:
+            samples.append((time.monotonic() - t0, r))
+        next_t += interval
+        time.sleep(max(0.0, next_t - time.monotonic()))
+    reader.join()
+    if p.returncode != 0:
+        raise RuntimeError(f"rss under {preload or 'glibc'}: exit {p.returncode}")
+    marks, done = {}, {}
+    for line in lines:
+        f = line.split()
+        if f and f[0] == "mark":
+            marks[f[1]] = (float(f[2]) - t0, float(f[3]), float(f[4]))
+        elif f and f[0] == "done":
+            done = dict(x.split("=", 1) for x in f[1:])
+    return samples, marks, done
+
+
+def rss_at(samples, t):
+    """The last sample taken at or before t."""
+    best = None
+    for ts, r in samples:
+        if ts <= t:
+            best = r
+    return best if best is not None else 0.0
+
+
+def plot(outdir, names, rep0):
+    if not shutil.which("gnuplot"):
+        log("rss: gnuplot not installed (apt-get install gnuplot-nox); no plot")
+        return None
+    png = os.path.join(outdir, "rss.png")
+    datafiles = []
+    for name in names:
+        df = os.path.join(outdir, f"rss-{name}.dat")
+        with open(df, "w") as f:
+            for t, r in rep0[name][0]:
+                f.write(f"{t:.3f} {r:.1f}\n")
+        datafiles.append((name, df))
+    # phase boundaries of numaheap's run (or the first allocator's), as light lines
+    ref = rep0.get("numaheap", rep0[names[0]])[1]
+    arrows = "\n".join(
+        f"set arrow from {ref[ph][0]:.3f}, graph 0 to {ref[ph][0]:.3f}, graph 1 nohead lc rgb '#cccccc' dt 2\n"
+        f"set label '{ph}' at {ref[ph][0]:.3f}, graph 0.97 offset 0.3,0 font ',8' tc rgb '#888888'"
+        for ph in PHASES[1:-1] if ph in ref)
+    script = f"""
+set terminal pngcairo size 1000,560 font ',10'
+set output '{png}'
+set title 'RSS over a phase-changing workload (grow to 1 GiB, free 90%, idle, grow, free 90%, idle)'
+set xlabel 'time (s)'
+set ylabel 'VmRSS (MiB)'
+set grid
+set key top right
+{arrows}
+plot {", ".join(f"'{df}' using 1:2 with lines lw 2 title '{n}'" for n, df in datafiles)}
+"""
+    r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    if r.returncode != 0:  # no cairo: fall back to the gd png terminal
+        script = script.replace("set terminal pngcairo size 1000,560 font ',10'", "set terminal png size 1000,560")
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    for _, df in datafiles:
+        os.unlink(df)
+    return png
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
+                    help="numaheap build directory (default: <repo>/build; built there if missing)")
+    ap.add_argument("--lib", help="libnumaheap.so to use instead of <build>/libnumaheap.so")
+    ap.add_argument("--reps", type=int, default=1, help="repetitions, alternating the order (default 1)")
+    ap.add_argument("--mib", type=int, default=1024, help="MiB live at the peaks (default 1024)")
+    ap.add_argument("--idle", type=float, default=3.0, help="seconds of each idle phase (default 3)")
+    ap.add_argument("--interval", type=float, default=0.05, help="sampling interval, s (default 0.05)")
+    ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
+    ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory (default perf/rss/out)")
+    args = ap.parse_args()
+
+    lib = numaheap_lib(args)
+    exe = compile_bench(args)
+    allocs = allocators(args, lib)
+    os.makedirs(args.out, exist_ok=True)
+    results = {}  # name -> [(samples, marks, done)]
+    for rep in range(args.reps):
+        order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+        for name, pre in order:
+            log(f"rss: rep {rep + 1}/{args.reps}: {name}")
+            results.setdefault(name, []).append(run(exe, pre, args.mib, args.idle, args.interval))
+
+    names = [n for n, _ in allocs]
+    with open(os.path.join(args.out, "rss.csv"), "w") as f:
+        f.write("allocator,rep,t_s,rss_mib\n")
+        for n in names:
+            for i, (samples, _, _) in enumerate(results[n]):
+                for t, r in samples:
+                    f.write(f"{n},{i},{t:.3f},{r:.1f}\n")
+    with open(os.path.join(args.out, "phases.csv"), "w") as f:
+        f.write("allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s\n")
+        for n in names:
+            for i, (_, marks, _) in enumerate(results[n]):
+                for ph in PHASES:
+                    t, c, m = marks[ph]
+                    f.write(f"{n},{i},{ph},{t:.3f},{c:.3f},{m:.3f}\n")
+    png = plot(args.out, names, {n: results[n][0] for n in names})
+
+    def row(n):
+        per = []
+        for samples, marks, done in results[n]:
+            T = {ph: marks[ph][0] for ph in PHASES}
+            C = {ph: marks[ph][1] for ph in PHASES}
+            M = {ph: marks[ph][2] for ph in PHASES}
+            active = ["grow1", "free1", "grow2", "free2"]
+            nxt = dict(zip(PHASES, PHASES[1:]))
+            wall = sum(T[nxt[ph]] - T[ph] for ph in active)
+            cpu = sum(C[nxt[ph]] - C[ph] for ph in active)
+            # CPU of other threads while the main thread computes: the allocator's background work
+            bg = sum((C[nxt[ph]] - C[ph]) - (M[nxt[ph]] - M[ph]) for ph in ("idle1", "idle2"))
+            ops = int(done["mallocs"]) + int(done["frees"])
+            per.append({
+                "peak": max(r for _, r in samples),
+                "free1": rss_at(samples, T["idle1"] + 0.1),
+                "idle1": rss_at(samples, T["grow2"]),
+                "idle2": rss_at(samples, T["end"]),
+                "mops": ops / wall / 1e6, "wall": wall, "cpu": cpu, "bg": bg,
+                "mean": statistics.mean(r for _, r in samples),
+            })
+        return {k: statistics.median(p[k] for p in per) for k in per[0]}
+
+    rows = {n: row(n) for n in names}
+    print(f"RSS of a phase-changing workload ({args.mib} MiB of small (16 B..1 KiB) and medium (1..64 KiB) "
+          f"objects, free a random 90%, compute {args.idle:g} s, grow back, free 90%, compute {args.idle:g} s), "
+          f"sampled every {args.interval * 1000:.0f} ms from outside; median of {args.reps} run(s) each.\n")
+    print("| allocator | peak RSS (MiB) | just after free 90% | end of idle 1 | end of idle 2 | mean RSS "
+          "| alloc phases (s) | Mops/s (malloc+free) | CPU in alloc phases (s) | background CPU while idle (s) |")
+    print("|" + "---|" * 10)
+    for n in names:
+        r = rows[n]
+        print(f"| {n} | {r['peak']:.0f} | {r['free1']:.0f} | {r['idle1']:.0f} | {r['idle2']:.0f} | {r['mean']:.0f} "
+              f"| {r['wall']:.2f} | {r['mops']:.2f} | {r['cpu']:.2f} | {r['bg']:.3f} |")
+    print(f"\nCSV: {os.path.join(args.out, 'rss.csv')}, {os.path.join(args.out, 'phases.csv')}"
+          + (f"; plot: {png}" if png else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+/*
+ * shim.h — the internal API of numaheap, as the C++ unit tests see it.
+ *
+ * src/internal.h is C11 (it uses _Atomic and <stdatomic.h>), which C++17
+ * cannot include. shim.c includes it and forwards each internal function the
+ * tests need through a wrapper with plain types; structures stay opaque on
+ * this side and are read through accessors. Constants come from the real
+ * headers (shim.c), so the tests never restate them.
+ */
+#ifndef NUMAHEAP_TEST_SHIM_H
+#define NUMAHEAP_TEST_SHIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- constants from internal.h ------------------------------------------ */
+extern const uint64_t nht_page_size;	  /* NH_PAGE_SIZE */
+extern const uint64_t nht_chunk_pages;	  /* NH_CHUNK_PAGES */
+extern const uint64_t nht_chunk_bytes;	  /* NH_CHUNK_BYTES */
+extern const unsigned nht_summary_levels; /* NH_SUMMARY_LEVELS */
+extern const uint64_t nht_sum_limit;	  /* NH_SUM_MAX */
+extern const uintptr_t nht_heap_base;	  /* NH_HEAP_BASE */
+extern const uintptr_t nht_heap_end;	  /* NH_HEAP_END */
+extern const unsigned nht_node_shift;	  /* NH_NODE_SHIFT */
+extern const uint64_t nht_arena_bytes;	  /* NH_ARENA_BYTES */
+extern const unsigned nht_max_span_objects; /* NH_MAX_SPAN_OBJECTS */
+extern const uintptr_t nht_entry_fresh;	  /* NH_ENTRY_FRESH */
+extern const int nht_span_inuse;	  /* SPAN_INUSE */
+
+/* ---- pallocSum ----------------------------------------------------------- */
+uint64_t nht_sum_pack(unsigned start, unsigned max, unsigned end);
+unsigned nht_sum_start(uint64_t s);
+unsigned nht_sum_max(uint64_t s);
+unsigned nht_sum_end(uint64_t s);
+
+/* ---- pageAlloc: a private instance (its own lock), never touching the
+ * memory it manages ------------------------------------------------------- */
+struct nht_pa;
+/* NULL and *err = the init error on failure. */
+struct nht_pa *nht_pa_new(uintptr_t base, unsigned shift, int *err);
+void nht_pa_delete(struct nht_pa *t); /* unmaps the summaries and chunk index */
+int nht_pa_grow(struct nht_pa *t, uintptr_t addr, size_t bytes);
+uintptr_t nht_pa_alloc(struct nht_pa *t, size_t npages, size_t align_pages, size_t *scav);
+void nht_pa_free(struct nht_pa *t, uintptr_t addr, size_t npages);
+bool nht_pa_alloc_at(struct nht_pa *t, uintptr_t addr, size_t npages, size_t *scav);
+void nht_pa_mark_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
+uintptr_t nht_pa_take_unscavenged(struct nht_pa *t, uintptr_t *limit, size_t min_pages, size_t max_pages,
+				  size_t align_pages, size_t *npages);
+void nht_pa_free_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
+int nht_pa_check(struct nht_pa *t);
+uintptr_t nht_pa_base(const struct nht_pa *t);
+uintptr_t nht_pa_search_addr(const struct nht_pa *t);
+uintptr_t nht_pa_grown_end(const struct nht_pa *t);
+size_t nht_pa_pages_grown(const struct nht_pa *t);
+size_t nht_pa_pages_alloc(const struct nht_pa *t);
+size_t nht_pa_pages_scav(const struct nht_pa *t);
+/* Copy chunk ci's bitmaps (NH_CHUNK_PAGES bits each); false if never grown. */
+bool nht_pa_chunk_bits(const struct nht_pa *t, size_t ci, uint64_t *alloc, uint64_t *scav);
+/* The summary at level l, index i. */
+uint64_t nht_pa_summary(const struct nht_pa *t, unsigned l, size_t i);
+
+/* ---- mspan --------------------------------------------------------------- */
+size_t nht_mspan_sizeof(void);
+size_t nht_mspan_alignof(void);
+/* Zero *s, set base, npages from the class table, then mspan_init_small. */
+void nht_mspan_init(void *s, uintptr_t base, unsigned sizeclass);
+unsigned nht_mspan_take(void *s, uintptr_t *out, unsigned n);
+void nht_mspan_put(void *s, uintptr_t p);
+unsigned nht_mspan_obj_index(const void *s, uintptr_t p);
+unsigned nht_mspan_nelems(const void *s);
+unsigned nht_mspan_nalloc(const void *s);
+unsigned nht_mspan_freeindex(const void *s);
+unsigned nht_mspan_elemsize(const void *s);
+unsigned nht_mspan_npages(const void *s);
+
+/* ---- fixalloc and persistentalloc ---------------------------------------- */
+size_t nht_fixalloc_sizeof(void);
+size_t nht_fixalloc_alignof(void);
+/* with_stat: charge a counter private to the shim (nht_fixalloc_stat). */
+void nht_fixalloc_init(void *f, size_t size, int node, bool with_stat);
+void *nht_fixalloc_alloc(void *f);
+void nht_fixalloc_free(void *f, void *p);
+size_t nht_fixalloc_size(const void *f);
+size_t nht_fixalloc_inuse(const void *f);
+size_t nht_fixalloc_stat(void);
+void *nht_persistentalloc(size_t size, size_t align, int node);
+
+/* ---- arena map ----------------------------------------------------------- */
+struct nht_span_info {
+	uintptr_t base;
+	unsigned npages;
+	unsigned elemsize;
+	unsigned nelems;
+	unsigned sizeclass;
+	unsigned node;
+	int state;
+};
+/* The span of p (span_of); false if none. */
+bool nht_span_of(uintptr_t p, struct nht_span_info *out);
+/* The raw span pointer, to compare identity. */
+const void *nht_span_ptr(uintptr_t p);
+/* arena_of(p): NULL or the arena; *base gets the arena's base. */
+const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node);
+
+/* ---- options ------------------------------------------------------------- */
+void nht_options_init(void);
+int nht_opt_count(void);
+/* Option index by name without the NUMAHEAP_ prefix, or -1. */
+int nht_opt_find(const char *name);
+const char *nht_opt_name(int id);
+int64_t nht_opt_default(int id); /* from options.def */
+int64_t nht_opt_value(int id);
+bool nht_opt_is_set(int id);
+const char *nht_opt_stats_file(void);
+size_t nht_opt_stats_file_cap(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,144 @@
+// The arena map (src/arena.c): from any heap pointer, arena_of finds its
+// 64 MiB arena and span_of its span, in O(1), without locks.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "numaheap.h"
+#include "shim.h"
+#include "sizeclasses.h"
+
+namespace {
+
+unsigned TableClass(size_t n)
+{
+	if (n <= NH_SMALL_SIZE_MAX)
+		return nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV];
+	return nh_size_to_class128[(n - NH_SMALL_SIZE_MAX + NH_LARGE_SIZE_DIV - 1) / NH_LARGE_SIZE_DIV];
+}
+
+int NodeOfAddr(uintptr_t p) { return (int)((p - nht_heap_base) >> nht_node_shift); }
+
+int a_static_variable = 42;
+
+void ExpectHeapObject(void *ptr, size_t n)
+{
+	SCOPED_TRACE("malloc(" + std::to_string(n) + ")");
+	ASSERT_NE(ptr, nullptr);
+	uintptr_t p = reinterpret_cast<uintptr_t>(ptr);
+	ASSERT_GE(p, nht_heap_base);
+	ASSERT_LT(p, nht_heap_end);
+
+	uintptr_t abase = 0;
+	int anode = -1;
+	ASSERT_NE(nht_arena_of(p, &abase, &anode), nullptr);
+	EXPECT_EQ(abase % nht_arena_bytes, 0u);
+	EXPECT_LE(abase, p);
+	EXPECT_LT(p, abase + nht_arena_bytes);
+	EXPECT_EQ(anode, NodeOfAddr(p));
+
+	nht_span_info s;
+	ASSERT_TRUE(nht_span_of(p, &s));
+	EXPECT_EQ(s.state, nht_span_inuse);
+	EXPECT_LE(s.base, p);
+	EXPECT_LT(p, s.base + uintptr_t(s.npages) * NH_PAGE_SIZE);
+	EXPECT_EQ(s.base % NH_PAGE_SIZE, 0u);
+	EXPECT_EQ((int)s.node, NodeOfAddr(p));
+	if (n <= NH_MAX_SMALL_SIZE) {
+		unsigned c = TableClass(n);
+		EXPECT_EQ(s.sizeclass, c);
+		EXPECT_EQ(s.elemsize, nh_class_to_size[c]);
+		EXPECT_EQ(s.npages, nh_class_to_npages[c]);
+		EXPECT_EQ(s.nelems, s.npages * NH_PAGE_SIZE / s.elemsize);
+		EXPECT_EQ((p - s.base) % s.elemsize, 0u) << "the start of an object";
+	} else {
+		EXPECT_EQ(s.sizeclass, 0u) << "large objects have class 0";
+		EXPECT_EQ(s.base, p) << "a large object starts its span";
+		EXPECT_GE(uintptr_t(s.npages) * NH_PAGE_SIZE, n);
+		EXPECT_LT(uintptr_t(s.npages - 1) * NH_PAGE_SIZE, n) << "no whole page wasted";
+		EXPECT_EQ(s.elemsize, s.npages * NH_PAGE_SIZE);
+		EXPECT_EQ(s.nelems, 1u);
+	}
+	// Every page of the span maps to the same span; the last byte too.
+	const void *sp = nht_span_ptr(p);
+	for (unsigned i = 0; i < s.npages; i++)
+		ASSERT_EQ(nht_span_ptr(s.base + uintptr_t(i) * NH_PAGE_SIZE), sp) << "page " << i;
+	EXPECT_EQ(nht_span_ptr(p + n - 1), sp);
+
+	EXPECT_EQ(numaheap_node_of(ptr), (int)s.node);
+	EXPECT_EQ(numaheap_node_of(static_cast<char *>(ptr) + n - 1), (int)s.node);
+}
+
+TEST(ArenaMap, SmallAndLargeObjectsFindTheirSpan)
+{
+	const size_t sizes[] = {1, 8, 9, 16, 17, 100, 1024, 1025, 4096, 10000, 32767, 32768,
+				32769, 40960, 100000, 1 << 20, 5 << 20, 70 << 20};
+	std::vector<void *> keep;
+	for (size_t n : sizes) {
+		void *p = malloc(n);
+		ExpectHeapObject(p, n);
+		keep.push_back(p);
+	}
+	for (void *p : keep)
+		free(p);
+}
+
+TEST(ArenaMap, ManyObjectsOfEveryClass)
+{
+	std::vector<std::pair<void *, size_t>> keep;
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
+		for (int i = 0; i < 20; i++) {
+			size_t n = nh_class_to_size[c] - (i % 3);
+			keep.push_back({malloc(n), n});
+		}
+	for (auto &[p, n] : keep)
+		ExpectHeapObject(p, n);
+	for (auto &[p, n] : keep)
+		free(p);
+}
+
+TEST(ArenaMap, FreedLargeObjectHasNoSpan)
+{
+	const size_t n = 3 << 20;
+	void *p = malloc(n);
+	ExpectHeapObject(p, n);
+	uintptr_t a = reinterpret_cast<uintptr_t>(p);
+	free(p);
+	EXPECT_EQ(nht_span_ptr(a), nullptr);
+	EXPECT_EQ(nht_span_ptr(a + n - 1), nullptr);
+	EXPECT_EQ(numaheap_node_of(p), -1);
+	EXPECT_NE(nht_arena_of(a, nullptr, nullptr), nullptr) << "arenas are never unmapped";
+}
+
+TEST(ArenaMap, NonHeapPointers)
+{
+	int on_stack = 0;
+	void *libc_static = static_cast<void *>(stdout);
+	const uintptr_t far = nht_heap_base + (uintptr_t(1) << 40); // node 0's slice, 1 TiB up: never mapped
+	const uintptr_t ptrs[] = {
+		0,
+		1,
+		reinterpret_cast<uintptr_t>(&on_stack),
+		reinterpret_cast<uintptr_t>(&a_static_variable),
+		reinterpret_cast<uintptr_t>(libc_static),
+		reinterpret_cast<uintptr_t>(&ExpectHeapObject),
+		nht_heap_base - 1,
+		nht_heap_end,
+		nht_heap_end + 4096,
+		far,
+		~uintptr_t(0),
+	};
+	for (uintptr_t p : ptrs) {
+		SCOPED_TRACE(std::to_string(p));
+		EXPECT_EQ(nht_arena_of(p, nullptr, nullptr), nullptr);
+		EXPECT_EQ(nht_span_ptr(p), nullptr);
+		EXPECT_EQ(numaheap_node_of(reinterpret_cast<void *>(p)), -1);
+	}
+	EXPECT_EQ(numaheap_node_of(nullptr), -1);
+}
+
+} // namespace

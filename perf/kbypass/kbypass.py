@@ -41,6 +41,14 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def loadavg():
+    """The 1-minute load average: timings mean little on a busy machine."""
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def find_lib(name):
     if not name:
         return ""
@@ -173,6 +181,7 @@ def main():
     exe = compile_bench(args)
     allocs = allocators(args, lib)
     res = {}  # (name, phases) -> [run dicts]
+    load0 = loadavg()
     for rep in range(args.reps):
         order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
         for name, pre in order:
@@ -209,6 +218,8 @@ def main():
         ms = statistics.median(r["ms"] for r in res[(name, 1 + MEASURED)])
         f = lambda v, d=1: "—" if v is None else (f"{v:.0f}" if d == 1 else f"{v / d:.1f}")
         print(f"| {name} | {f(sc)} | {f(sc, MEASURED)} | {f(pf)} | {f(pf, MEASURED)} | {ms:.1f} |")
+    print(f"\nms per phase: wall time of one steady-state phase (median), a side note: the counts are the "
+          f"measurement. 1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
 
     if ("numaheap", 1) in res and res[("numaheap", 1)][0]["nh"]:
         print("\nnumaheap's own count of its kernel calls (NUMAHEAP_STATS=json, kernel_calls), "

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,13 +156,26 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* Spin a little, then give the CPU away: with two threads on a machine of few
+ * CPUs, the one waiting must not burn the time slice the other one needs. */
+static inline void wait_a_bit(unsigned *spins)
+{
+	if (++*spins < 128) {
+		cpu_relax();
+	} else {
+		*spins = 0;
+		sched_yield();
+	}
+}
+
 static void *consumer(void *arg)
 {
 	uint64_t tail = 0, total = (uint64_t)pc_pairs;
 	while (tail < total) {
 		uint64_t head;
+		unsigned spins = 0;
 		while ((head = atomic_load_explicit(&ring.head, memory_order_acquire)) == tail)
-			cpu_relax();
+			wait_a_bit(&spins);
 		for (; tail < head; tail++)
 			free(ring.slot[tail & (RING - 1)]);
 		atomic_store_explicit(&ring.tail, tail, memory_order_release);
@@ -182,10 +196,11 @@ static void bench_prodcons(size_t lo, size_t hi, long pairs)
 	}
 	uint64_t head = 0, tail_seen = 0;
 	for (long i = 0; i < pairs; i++) {
+		unsigned spins = 0;
 		while (head - tail_seen >= RING) {
 			tail_seen = atomic_load_explicit(&ring.tail, memory_order_acquire);
 			if (head - tail_seen >= RING)
-				cpu_relax();
+				wait_a_bit(&spins);
 		}
 		ring.slot[head & (RING - 1)] = xmalloc(lo == hi ? lo : rand_size(lo, hi));
 		head++;

@@ -47,6 +47,14 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
+def loadavg():
+    """The 1-minute load average: timings mean little on a busy machine."""
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def find_lib(name):
     if not name:
         return ""
@@ -160,6 +168,7 @@ def table(names, rows, unit):
 
 def timing(args, exe, allocs):
     ts = tests(args)
+    load0 = loadavg()
     res = {(label, n): [] for _, label, _ in ts for n, _ in allocs}
     total = args.reps * len(ts) * len(allocs)
     done = 0
@@ -189,6 +198,8 @@ def timing(args, exe, allocs):
                 for gg, label, _ in ts if gg == g]
         if rows:
             out += [f"**{title}**", "", table(names, rows, "ns"), ""]
+    out.append(f"1-minute load average: {load0:.2f} before, {loadavg():.2f} after (2 CPUs here: "
+               f"above ~1 the timings are disturbed by other work).")
     return "\n".join(out)
 
 

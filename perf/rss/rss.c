@@ -2,18 +2,20 @@
  * rss.c — a workload whose memory use changes phase, for watching RSS from the
  * outside (perf/rss/rss.py samples /proc/<pid>/status every 50 ms).
  *
- *   rss [MIB] [IDLE_SECONDS]          defaults: 1024 MiB, 3 s
+ *   rss [MIB] [IDLE_SECONDS] [random|oldest]    defaults: 1024 MiB, 3 s, random
  *
  * Phases, each announced on stdout as
  *   "mark <name> <CLOCK_MONOTONIC s> <process cpu s> <main thread cpu s>":
  *   grow1   allocate small and medium objects until MIB MiB are live and
  *           write every byte: half of the bytes in small objects (16 B..1 KiB),
  *           half in medium ones (1..64 KiB), log-uniform, interleaved
- *   free1   free a random 90% of the objects
+ *   free1   free 90% of the objects: a random 90% (the survivors are scattered
+ *           over the whole heap, the hard case for giving memory back), or
+ *           with "oldest" the 90% allocated first (whole regions fall free)
  *   idle1   compute for IDLE_SECONDS without calling the allocator (a hash
  *           over the surviving objects, again and again)
  *   grow2   allocate again until MIB MiB are live
- *   free2   free a random 90% of what is live
+ *   free2   free 90% of what is live, the same way
  *   idle2   compute again, to watch what the allocator gives back at rest
  *   end
  * then "done mallocs=N frees=N".
@@ -103,11 +105,13 @@ static void grow(size_t target)
 	}
 }
 
+static int oldest_first;
+
 static void free_fraction(double frac)
 {
-	size_t keep = 0;
+	size_t keep = 0, cut = (size_t)((double)nlive * frac);
 	for (size_t i = 0; i < nlive; i++) {
-		if (unit() < frac) {
+		if (oldest_first ? i < cut : unit() < frac) {
 			free(live[i].p);
 			frees++;
 			live_bytes -= live[i].size;
@@ -132,6 +136,7 @@ int main(int argc, char **argv)
 {
 	size_t target = (size_t)(argc > 1 ? atol(argv[1]) : 1024) << 20;
 	double idle_s = argc > 2 ? atof(argv[2]) : 3.0;
+	oldest_first = argc > 3 && !strcmp(argv[3], "oldest");
 	uint64_t h = 0;
 	mark("grow1");
 	grow(target);

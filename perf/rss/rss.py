@@ -9,9 +9,10 @@ from /proc/<pid>/status every 50 ms from the outside. The workload grows to
 seconds without allocating, grows again, frees 90% again and computes again.
 
 Writes to --out (default perf/rss/out/):
-  rss.csv      allocator,rep,t_s,rss_mib      every sample
-  phases.csv   allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s
-  rss.png      RSS over time, one line per allocator (first repetition), by gnuplot
+  rss-<pattern>.csv     allocator,rep,t_s,rss_mib      every sample
+  phases-<pattern>.csv  allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s
+  rss-<pattern>.png     RSS over time, one line per allocator (first repetition), by gnuplot
+(<pattern>: random, or oldest with --pattern oldest: which 90% is freed)
 and prints a Markdown table: RSS at the end of each phase, throughput of the
 allocating phases, and CPU time.
 
@@ -40,6 +41,14 @@ PHASES = ["grow1", "free1", "idle1", "grow2", "free2", "idle2", "end"]
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def loadavg():
+    """The 1-minute load average: timings mean little on a busy machine."""
+    try:
+        return float(open("/proc/loadavg").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return float("nan")
 
 
 def find_lib(name):
@@ -104,14 +113,14 @@ def vmrss_mib(pid):
     return None  # a zombie has no VmRSS line
 
 
-def run(exe, preload, mib, idle, interval):
+def run(exe, preload, mib, idle, interval, pattern):
     """Returns (samples [(t, rss_mib)], marks {phase: (t, cpu, main_cpu)}, done dict)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = preload
     t0 = time.monotonic()  # CLOCK_MONOTONIC, the clock rss.c prints
-    p = subprocess.Popen([exe, str(mib), str(idle)], env=env, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen([exe, str(mib), str(idle), pattern], env=env, stdout=subprocess.PIPE, text=True)
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(p.stdout), daemon=True)
     reader.start()
@@ -145,11 +154,11 @@ def rss_at(samples, t):
     return best if best is not None else 0.0
 
 
-def plot(outdir, names, rep0):
+def plot(outdir, names, rep0, args):
     if not shutil.which("gnuplot"):
         log("rss: gnuplot not installed (apt-get install gnuplot-nox); no plot")
         return None
-    png = os.path.join(outdir, "rss.png")
+    png = os.path.join(outdir, f"rss-{args.pattern}.png")
     datafiles = []
     for name in names:
         df = os.path.join(outdir, f"rss-{name}.dat")
@@ -166,7 +175,7 @@ def plot(outdir, names, rep0):
     script = f"""
 set terminal pngcairo size 1000,560 font ',10'
 set output '{png}'
-set title 'RSS over a phase-changing workload (grow to 1 GiB, free 90%, idle, grow, free 90%, idle)'
+set title 'VmRSS: grow to {args.mib} MiB, free {args.pattern} 90%, idle {args.idle:g} s, grow, free 90%, idle'
 set xlabel 'time (s)'
 set ylabel 'VmRSS (MiB)'
 set grid
@@ -191,6 +200,8 @@ def main():
     ap.add_argument("--reps", type=int, default=1, help="repetitions, alternating the order (default 1)")
     ap.add_argument("--mib", type=int, default=1024, help="MiB live at the peaks (default 1024)")
     ap.add_argument("--idle", type=float, default=3.0, help="seconds of each idle phase (default 3)")
+    ap.add_argument("--pattern", choices=["random", "oldest"], default="random",
+                    help="which 90%% to free: a random 90%% (default) or the oldest 90%%")
     ap.add_argument("--interval", type=float, default=0.05, help="sampling interval, s (default 0.05)")
     ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory (default perf/rss/out)")
@@ -201,27 +212,28 @@ def main():
     allocs = allocators(args, lib)
     os.makedirs(args.out, exist_ok=True)
     results = {}  # name -> [(samples, marks, done)]
+    load0 = loadavg()
     for rep in range(args.reps):
         order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
         for name, pre in order:
             log(f"rss: rep {rep + 1}/{args.reps}: {name}")
-            results.setdefault(name, []).append(run(exe, pre, args.mib, args.idle, args.interval))
+            results.setdefault(name, []).append(run(exe, pre, args.mib, args.idle, args.interval, args.pattern))
 
     names = [n for n, _ in allocs]
-    with open(os.path.join(args.out, "rss.csv"), "w") as f:
+    with open(os.path.join(args.out, f"rss-{args.pattern}.csv"), "w") as f:
         f.write("allocator,rep,t_s,rss_mib\n")
         for n in names:
             for i, (samples, _, _) in enumerate(results[n]):
                 for t, r in samples:
                     f.write(f"{n},{i},{t:.3f},{r:.1f}\n")
-    with open(os.path.join(args.out, "phases.csv"), "w") as f:
+    with open(os.path.join(args.out, f"phases-{args.pattern}.csv"), "w") as f:
         f.write("allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s\n")
         for n in names:
             for i, (_, marks, _) in enumerate(results[n]):
                 for ph in PHASES:
                     t, c, m = marks[ph]
                     f.write(f"{n},{i},{ph},{t:.3f},{c:.3f},{m:.3f}\n")
-    png = plot(args.out, names, {n: results[n][0] for n in names})
+    png = plot(args.out, names, {n: results[n][0] for n in names}, args)
 
     def row(n):
         per = []
@@ -241,23 +253,29 @@ def main():
                 "free1": rss_at(samples, T["idle1"] + 0.1),
                 "idle1": rss_at(samples, T["grow2"]),
                 "idle2": rss_at(samples, T["end"]),
-                "mops": ops / wall / 1e6, "wall": wall, "cpu": cpu, "bg": bg,
+                "mops": ops / cpu / 1e6, "wall": wall, "cpu": cpu, "bg": bg,
                 "mean": statistics.mean(r for _, r in samples),
             })
         return {k: statistics.median(p[k] for p in per) for k in per[0]}
 
     rows = {n: row(n) for n in names}
+    what = "a random 90%" if args.pattern == "random" else "the oldest 90%"
     print(f"RSS of a phase-changing workload ({args.mib} MiB of small (16 B..1 KiB) and medium (1..64 KiB) "
-          f"objects, free a random 90%, compute {args.idle:g} s, grow back, free 90%, compute {args.idle:g} s), "
+          f"objects, free {what}, compute {args.idle:g} s, grow back, free 90%, compute {args.idle:g} s), "
           f"sampled every {args.interval * 1000:.0f} ms from outside; median of {args.reps} run(s) each.\n")
     print("| allocator | peak RSS (MiB) | just after free 90% | end of idle 1 | end of idle 2 | mean RSS "
-          "| alloc phases (s) | Mops/s (malloc+free) | CPU in alloc phases (s) | background CPU while idle (s) |")
+          "| CPU in alloc phases (s) | M malloc+free per CPU-s | wall in alloc phases (s) "
+          "| background CPU while idle (s) |")
     print("|" + "---|" * 10)
     for n in names:
         r = rows[n]
         print(f"| {n} | {r['peak']:.0f} | {r['free1']:.0f} | {r['idle1']:.0f} | {r['idle2']:.0f} | {r['mean']:.0f} "
-              f"| {r['wall']:.2f} | {r['mops']:.2f} | {r['cpu']:.2f} | {r['bg']:.3f} |")
-    print(f"\nCSV: {os.path.join(args.out, 'rss.csv')}, {os.path.join(args.out, 'phases.csv')}"
+              f"| {r['cpu']:.2f} | {r['mops']:.2f} | {r['wall']:.2f} | {r['bg']:.3f} |")
+    print(f"\nThe alloc phases (grow1, free1, grow2, free2) include writing every byte of every object; "
+          f"CPU is user+sys of the whole process (getrusage). Background CPU while idle is the process's CPU "
+          f"minus the main thread's during the compute phases: work of the allocator's own threads. "
+          f"1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
+    print(f"\nCSV: {os.path.join(args.out, f'rss-{args.pattern}.csv')}, {os.path.join(args.out, f'phases-{args.pattern}.csv')}"
           + (f"; plot: {png}" if png else ""))
     return 0
 

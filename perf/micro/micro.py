@@ -41,6 +41,10 @@ PEERS = [  # name, library to preload ("" = glibc's own malloc)
     ("mimalloc", "libmimalloc.so.2"),
 ]
 CHECK_TOLERANCE = 0.10
+# Valgrind has no rseq (the system call fails with ENOSYS), so under callgrind
+# numaheap would fall back to per-thread caches anyway; say so explicitly, so
+# that the counted path does not change behind our back.
+NUMAHEAP_UNDER_VALGRIND = {"NUMAHEAP_PERCPU": "0"}
 
 
 def log(*a):
@@ -84,13 +88,18 @@ def numaheap_lib(args):
 
 
 def allocators(args, lib):
-    out = [("numaheap", lib)]
+    """[(name, preload, extra env)]. numaheap runs in its default mode (per-CPU
+    caches on rseq where the kernel has it); "numaheap-pt" (with --per-thread-too,
+    or named in --allocators) is numaheap with NUMAHEAP_PERCPU=0."""
+    out = [("numaheap", lib, {})]
+    if args.per_thread_too or (args.allocators and "numaheap-pt" in args.allocators.split(",")):
+        out.append(("numaheap-pt", lib, {"NUMAHEAP_PERCPU": "0"}))
     for name, so in PEERS:
         p = find_lib(so)
         if p is None:
             log(f"micro: {so} not installed (tools/install-deps.sh --perf); {name} left out")
             continue
-        out.append((name, p))
+        out.append((name, p, {}))
     if args.allocators:
         want = args.allocators.split(",")
         out = [a for a in out if a[0] in want]
@@ -108,18 +117,19 @@ def compile_bench(args):
     return exe
 
 
-def env_for(preload):
+def env_for(preload, extra=None):
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
     if preload:
         env["LD_PRELOAD"] = preload
+    env.update(extra or {})
     return env
 
 
-def run_once(exe, preload, argv):
+def run_once(exe, preload, extra, argv):
     """ns per pair: process CPU time for the single-threaded benchmarks (robust
     to other load on the machine), wall time for producer/consumer."""
-    r = subprocess.run([exe] + argv, env=env_for(preload), capture_output=True, text=True)
+    r = subprocess.run([exe] + argv, env=env_for(preload, extra), capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} under {preload or 'glibc'}: exit {r.returncode}: {r.stderr.strip()}")
     cpu, wall, _ = r.stdout.split()
@@ -156,7 +166,7 @@ def table(names, rows, unit):
     for label, vals in rows:
         cells = [label] + [fmt(vals[n]) if n in vals else "—" for n in names]
         if has_ratio:
-            peers = {n: v for n, v in vals.items() if n != "numaheap"}
+            peers = {n: v for n, v in vals.items() if not n.startswith("numaheap")}
             if peers and "numaheap" in vals:
                 best = min(peers, key=peers.get)
                 cells.append(f"{vals['numaheap'] / peers[best]:.2f} ({best})")
@@ -169,18 +179,18 @@ def table(names, rows, unit):
 def timing(args, exe, allocs):
     ts = tests(args)
     load0 = loadavg()
-    res = {(label, n): [] for _, label, _ in ts for n, _ in allocs}
+    res = {(label, a[0]): [] for _, label, _ in ts for a in allocs}
     total = args.reps * len(ts) * len(allocs)
     done = 0
     for rep in range(args.reps):
         for _, label, argv in ts:
             order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
-            for name, pre in order:
-                res[(label, name)].append(run_once(exe, pre, argv))
+            for name, pre, extra in order:
+                res[(label, name)].append(run_once(exe, pre, extra, argv))
                 done += 1
             if not args.quiet:
                 log(f"micro: rep {rep + 1}/{args.reps}: {label} ({done}/{total})")
-    names = [n for n, _ in allocs]
+    names = [a[0] for a in allocs]
     groups = {"a": "(a) LIFO batches: allocate k objects, free them in reverse",
               "b": "(b) random working set of N objects: free a random slot, allocate a new one",
               "c": "(c) producer/consumer: thread 1 mallocs, thread 2 frees, through a 1024-slot ring"}
@@ -205,9 +215,9 @@ def timing(args, exe, allocs):
 
 # ---- instruction counts -----------------------------------------------------------
 
-def callgrind(exe, preload, n, tmpdir):
+def callgrind(exe, preload, extra, n, tmpdir):
     outf = os.path.join(tmpdir, f"cg.{os.getpid()}.{random.randrange(1 << 30)}.out")
-    env = env_for(preload)
+    env = env_for(preload, extra)
     r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}",
                         exe, "lifo", "1", "64", str(n)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -228,11 +238,11 @@ def callgrind(exe, preload, n, tmpdir):
     return total, loop
 
 
-def instructions(exe, preload, tmpdir):
+def instructions(exe, preload, extra, tmpdir):
     """(allocator instructions per pair, whole loop iteration) for malloc(64)+free."""
     n1, n2 = 100_000, 300_000
-    t1, m1 = callgrind(exe, preload, n1, tmpdir)
-    t2, m2 = callgrind(exe, preload, n2, tmpdir)
+    t1, m1 = callgrind(exe, preload, extra, n1, tmpdir)
+    t2, m2 = callgrind(exe, preload, extra, n2, tmpdir)
     per_iter = (t2 - t1) / (n2 - n1)
     loop = (m2 - m1) / (n2 - n1)
     return per_iter - loop, per_iter
@@ -251,6 +261,8 @@ def write_snapshot(alloc, per_iter):
         f.write("# numaheap's fast path: instructions per malloc(64)+free pair, counted by\n"
                 "# valgrind --tool=callgrind on `micro lifo 1 64 N` (difference of two N, so start-up\n"
                 "# and exit cancel out; the benchmark loop's own instructions are subtracted).\n"
+                "# Per-thread caches (NUMAHEAP_PERCPU=0): valgrind has no rseq, so the per-CPU path\n"
+                "# cannot be counted this way.\n"
                 "# Written by `perf/micro/micro.py --update-snapshot`; `perf/micro/micro.py --check`\n"
                 f"# fails when the current build exceeds it by more than {CHECK_TOLERANCE:.0%}.\n"
                 f"allocator_instructions_per_pair {alloc:.1f}\n"
@@ -266,7 +278,10 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a tenth of the work per run, 3 repetitions")
     ap.add_argument("--only", help="comma-separated groups among a,b,c")
     ap.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="sizes for (a)")
-    ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
+    ap.add_argument("--allocators",
+                    help="comma-separated subset of numaheap,numaheap-pt,glibc,jemalloc,tcmalloc,mimalloc")
+    ap.add_argument("--per-thread-too", action="store_true",
+                    help="also time numaheap with NUMAHEAP_PERCPU=0 (column numaheap-pt)")
     ap.add_argument("--csv", help="also write every measurement to this CSV file")
     ap.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
     ap.add_argument("--check", action="store_true", help="fail if numaheap's count grew >10%% over the snapshot")
@@ -283,7 +298,7 @@ def main():
     if args.check or args.update_snapshot:
         if not shutil.which("valgrind"):
             sys.exit("micro: valgrind is needed for --check (apt-get install valgrind)")
-        alloc, per_iter = instructions(exe, lib, tmpdir)
+        alloc, per_iter = instructions(exe, lib, NUMAHEAP_UNDER_VALGRIND, tmpdir)
         if args.update_snapshot:
             write_snapshot(alloc, per_iter)
             print(f"numaheap: {alloc:.1f} instructions per malloc(64)+free pair; snapshot written")
@@ -300,15 +315,21 @@ def main():
         if not shutil.which("valgrind"):
             sys.exit("micro: valgrind is needed for --instructions (apt-get install valgrind)")
         rows = []
-        for name, pre in allocs:
-            alloc, per_iter = instructions(exe, pre, tmpdir)
+        for name, pre, extra in allocs:
+            if name == "numaheap-pt":
+                continue  # the same as numaheap under valgrind
+            if name == "numaheap":
+                extra = NUMAHEAP_UNDER_VALGRIND
+            alloc, per_iter = instructions(exe, pre, extra, tmpdir)
             rows.append((name, alloc, per_iter))
             if not args.quiet:
                 log(f"micro: {name}: {alloc:.1f}")
         peers = [r for r in rows if r[0] != "numaheap"]
         best = min(peers, key=lambda r: r[1]) if peers else None
         print("Instructions per malloc(64)+free pair (valgrind --tool=callgrind, `micro lifo 1 64`; "
-              "difference of two run lengths; the loop's own instructions subtracted)\n")
+              "difference of two run lengths; the loop's own instructions subtracted). numaheap runs its "
+              "per-thread caches here (NUMAHEAP_PERCPU=0): valgrind does not implement rseq, so the per-CPU "
+              "fast path cannot be counted this way.\n")
         print("| allocator | malloc+free | whole loop iteration | vs best peer |")
         print("|---|---|---|---|")
         for name, alloc, per_iter in rows:

@@ -42,7 +42,7 @@ enum ChildFail {
 void *child_thread(void *arg)
 {
 	Rng r((uintptr_t)arg);
-	for (int i = 0; i < 2000; i++) {
+	for (int i = 0; i < 1000; i++) {
 		size_t n = random_size(r, 20);
 		void *p = malloc(n);
 		if (!p)
@@ -66,7 +66,7 @@ int child_work(const std::vector<Obj> &parent_objs, uint64_t seed, bool fork_aga
 	}
 	Rng r(seed);
 	std::vector<Obj> live;
-	for (int i = 0; i < 3000; i++) {
+	for (int i = 0; i < 1000; i++) {
 		size_t n = random_size(r, 20, 1 << 20);
 		bool zero = i % 5 == 0;
 		void *p = zero ? calloc(n, 1) : malloc(n);
@@ -90,7 +90,7 @@ int child_work(const std::vector<Obj> &parent_objs, uint64_t seed, bool fork_aga
 	}
 	for (Obj &o : live) {
 		// Grow or shrink with realloc, then free.
-		size_t m = random_size(r, 50, 1 << 20) + 1;
+		size_t m = random_size(r, 20, 512 << 10) + 1;
 		void *q = realloc(o.p, m);
 		if (!q)
 			return kAllocFailed;
@@ -145,7 +145,7 @@ TEST(Fork, ChildrenOfABusyProcessCanAllocate)
 	std::atomic<bool> stop{false};
 	std::atomic<long> bad{0}, ops{0};
 	std::vector<std::thread> bg;
-	for (int t = 0; t < 6; t++)
+	for (int t = 0; t < 4; t++)
 		bg.emplace_back([&, t] {
 			Rng r(100 + t);
 			std::vector<Obj> live;
@@ -178,7 +178,7 @@ TEST(Fork, ChildrenOfABusyProcessCanAllocate)
 			}
 		});
 
-	const int kForks = 24;
+	const int kForks = 16;
 	int failed = 0;
 	for (int f = 0; f < kForks; f++) {
 		// Some objects the child will check and free.
@@ -203,8 +203,9 @@ TEST(Fork, ChildrenOfABusyProcessCanAllocate)
 		if (st >= 0) {
 			EXPECT_TRUE(WIFEXITED(st)) << "fork " << f << ": child killed by signal "
 						   << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-			if (WIFEXITED(st))
+			if (WIFEXITED(st)) {
 				EXPECT_EQ(WEXITSTATUS(st), 0) << "fork " << f << ": child failed check " << WEXITSTATUS(st);
+			}
 		}
 		failed += !(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		// The parent still owns its objects: check and free them.

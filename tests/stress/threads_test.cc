@@ -154,11 +154,11 @@ TEST(Stress, ManyThreadsRandomSizes)
 	const int kThreads = 12;
 	std::vector<std::thread> th;
 	for (int t = 0; t < kThreads; t++)
-		th.emplace_back(random_worker, t, 120000, std::ref(err), std::ref(total));
+		th.emplace_back(random_worker, t, 60000, std::ref(err), std::ref(total));
 	for (auto &t : th)
 		t.join();
 	EXPECT_EQ(err.count.load(), 0) << err.first;
-	EXPECT_EQ(total.load(), (uint64_t)kThreads * 120000);
+	EXPECT_EQ(total.load(), (uint64_t)kThreads * 60000);
 	expect_heap_back_to(before, 1 << 20);
 }
 
@@ -229,13 +229,14 @@ struct Ring {
 
 TEST(Stress, ProducerConsumerRings)
 {
-	struct mallinfo2 before = mallinfo2();
 	const int kPairs = 5; // 10 threads on 2 CPUs
-	const int kPerProducer = 150000;
+	const int kPerProducer = 80000;
 	std::vector<Ring> rings(kPairs);
 	Errors err;
 	std::atomic<long> consumed{0};
 	std::vector<std::thread> th;
+	th.reserve(2 * kPairs);
+	struct mallinfo2 before = mallinfo2(); // after the test's own large allocations
 	for (int i = 0; i < kPairs; i++) {
 		th.emplace_back([&, i] {
 			Rng r(500 + i);
@@ -358,7 +359,7 @@ TEST(Stress, PingPongFreesOnTheOtherSide)
 {
 	// Two threads exchange batches: each frees what the other allocated, and
 	// the freed memory is immediately reused by the freeing thread.
-	const int kRounds = 3000, kBatch = 100;
+	const int kRounds = 1500, kBatch = 100;
 	Ring a2b, b2a;
 	Errors err;
 	auto side = [&](int me, Ring &out, Ring &in) {

@@ -106,11 +106,11 @@ TEST(ArenaMap, FreedLargeObjectHasNoSpan)
 	const size_t n = 3 << 20;
 	void *p = malloc(n);
 	ExpectHeapObject(p, n);
-	uintptr_t a = reinterpret_cast<uintptr_t>(p);
+	const volatile uintptr_t a = reinterpret_cast<uintptr_t>(p);
 	free(p);
 	EXPECT_EQ(nht_span_ptr(a), nullptr);
 	EXPECT_EQ(nht_span_ptr(a + n - 1), nullptr);
-	EXPECT_EQ(numaheap_node_of(p), -1);
+	EXPECT_EQ(numaheap_node_of(reinterpret_cast<void *>(a)), -1);
 	EXPECT_NE(nht_arena_of(a, nullptr, nullptr), nullptr) << "arenas are never unmapped";
 }
 

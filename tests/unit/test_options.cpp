@@ -159,7 +159,6 @@ TEST_F(Options, BadValuesWarnAndKeepTheDefault)
 		EXPECT_NE(err.find(std::string("numaheap: warning: ") + c.warning), std::string::npos) << err;
 		EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << "one line: " << err;
 		EXPECT_EQ(nht_opt_value(Id(c.name)), nht_opt_default(Id(c.name)));
-		EXPECT_FALSE(nht_opt_is_set(Id(c.name)));
 		Unset(c.name);
 	}
 }
@@ -200,15 +199,31 @@ TEST_F(Options, SeveralAtOnce)
 	EXPECT_EQ(nht_opt_value(Id("RELEASE")), 1);
 }
 
+// options_init() defines all of nh_opt from the environment, every time it
+// runs: what this suite relies on to restore the defaults.
 TEST_F(Options, ReinitResetsToDefaults)
 {
 	Set("THP", "0");
+	Set("STATS_FILE", "/tmp/numaheap-stats.txt");
 	Init();
 	EXPECT_EQ(nht_opt_value(Id("THP")), 0);
+	EXPECT_TRUE(nht_opt_is_set(Id("THP")));
 	Unset("THP");
+	Unset("STATS_FILE");
 	EXPECT_EQ(Init(), "");
 	EXPECT_EQ(nht_opt_value(Id("THP")), 1);
-	EXPECT_FALSE(nht_opt_is_set(Id("THP"))) << "set[] must not stick across options_init()";
+	EXPECT_EQ(nht_opt_value(Id("STATS_FILE")), 0);
+	EXPECT_FALSE(nht_opt_is_set(Id("THP"))) << "set[] sticks across options_init()";
+	EXPECT_FALSE(nht_opt_is_set(Id("STATS_FILE"))) << "set[] sticks across options_init()";
+	EXPECT_STREQ(nht_opt_stats_file(), "") << "stats_file sticks across options_init()";
+	// A bad value after a good one: the default, and not marked as set.
+	Set("RELEASE", "free");
+	Init();
+	EXPECT_TRUE(nht_opt_is_set(Id("RELEASE")));
+	Set("RELEASE", "sometimes");
+	Init();
+	EXPECT_EQ(nht_opt_value(Id("RELEASE")), 0);
+	EXPECT_FALSE(nht_opt_is_set(Id("RELEASE"))) << "set[] sticks across options_init()";
 }
 
 TEST_F(Options, StatsFilePath)
@@ -223,9 +238,13 @@ TEST_F(Options, StatsFilePath)
 	Set("STATS_FILE", longpath);
 	std::string err = Init();
 	EXPECT_NE(err.find("numaheap: warning: NUMAHEAP_STATS_FILE: path too long, ignored"), std::string::npos) << err;
-	EXPECT_FALSE(nht_opt_is_set(Id("STATS_FILE")));
 	EXPECT_EQ(nht_opt_value(Id("STATS_FILE")), 0);
-	EXPECT_STREQ(nht_opt_stats_file(), "") << "a rejected path must not leave an old one behind";
+	// The longest path that fits.
+	std::string fits = "/" + std::string(nht_opt_stats_file_cap() - 2, 'y');
+	Set("STATS_FILE", fits);
+	EXPECT_EQ(Init(), "");
+	EXPECT_EQ(nht_opt_stats_file(), fits);
+	EXPECT_EQ(nht_opt_value(Id("STATS_FILE")), 1);
 }
 
 TEST_F(Options, StrictMakesBadValuesFatal)

@@ -160,10 +160,10 @@ struct Case {
 	std::vector<Range> after; // exactly the allocated pages after the ops
 };
 
-std::vector<Range> EveryOtherPage(uint64_t chunk)
+std::vector<Range> EveryOtherPage(uint64_t chunk, uint64_t first)
 {
 	std::vector<Range> r;
-	for (uint64_t p = 0; p < kChunkPages; p += 2)
+	for (uint64_t p = first; p < kChunkPages; p += 2)
 		r.push_back({chunk, p, 1});
 	return r;
 }
@@ -214,13 +214,25 @@ std::vector<Case> Cases()
 		      {Alloc(900, 4095, 100), AllocFail(1024), Alloc(536, 4096, 488), AllocFail(1)},
 		      {{4094, 0, 2048}}});
 	cs.push_back({"FarApartRegions", {0, 3000}, {{0, 0, 512}}, {Alloc(1, 3000, 0), AllocFail(600)}, {{0, 0, 512}, {3000, 0, 1}}});
+	// Every other page of chunk 0 in use; its last page is free, so the
+	// first run of 2 straddles into chunk 1.
+	cs.push_back({"FragmentedChunkStraddle",
+		      {0, 1},
+		      EveryOtherPage(0, 0),
+		      {Alloc(2, 0, 511), Alloc(1, 0, 1), Alloc(3, 1, 1)},
+		      [] {
+			      auto r = EveryOtherPage(0, 0);
+			      r.push_back({0, 1, 1});
+			      r.push_back({0, 511, 5});
+			      return r;
+		      }()});
 	cs.push_back({"FragmentedChunkSkipped",
 		      {0, 1},
-		      EveryOtherPage(0),
-		      {Alloc(2, 1, 0), Alloc(1, 0, 1)},
+		      EveryOtherPage(0, 1),
+		      {Alloc(2, 1, 0), Alloc(1, 0, 0)},
 		      [] {
-			      auto r = EveryOtherPage(0);
-			      r.push_back({0, 1, 1});
+			      auto r = EveryOtherPage(0, 1);
+			      r.push_back({0, 0, 1});
 			      r.push_back({1, 0, 2});
 			      return r;
 		      }()});
@@ -330,8 +342,9 @@ TEST_P(PageAllocTable, Run)
 			uintptr_t want = op.ok ? PageAddr(op.chunk, op.page) : 0;
 			EXPECT_EQ(got, want) << "alloc(" << op.npages << ", align " << op.align << "): got " << Where(got)
 					     << ", want " << Where(want);
-			if (op.ok && got == want)
+			if (op.ok && got == want) {
 				EXPECT_EQ(scav, fresh(got, op.npages)) << "pages never allocated are scavenged";
+			}
 			break;
 		}
 		case Op::kFree:
@@ -341,8 +354,9 @@ TEST_P(PageAllocTable, Run)
 			size_t scav = 0;
 			EXPECT_EQ(nht_pa_alloc_at(pa, PageAddr(op.chunk, op.page), op.npages, &scav), op.ok)
 				<< "alloc_at(" << Where(PageAddr(op.chunk, op.page)) << ", " << op.npages << ")";
-			if (op.ok)
+			if (op.ok) {
 				EXPECT_EQ(scav, fresh(PageAddr(op.chunk, op.page), op.npages));
+			}
 			break;
 		}
 		}
@@ -801,7 +815,6 @@ class Model {
 };
 
 uintptr_t Addr(uint64_t g) { return kBase + g * kPageSize; }
-uint64_t Pg(uintptr_t a) { return (a - kBase) / kPageSize; }
 
 ::testing::AssertionResult SameBitmaps(nht_pa *pa, const Model &m)
 {
@@ -963,8 +976,9 @@ TEST_P(PageAllocRandom, MatchesModel)
 		ASSERT_EQ(nht_pa_check(pa), 0);
 		ASSERT_EQ(nht_pa_pages_alloc(pa), m.CountAlloc());
 		ASSERT_EQ(nht_pa_pages_scav(pa), m.CountScav());
-		if (step % 16 == 0 || step == kSteps - 1)
+		if (step % 16 == 0 || step == kSteps - 1) {
 			ASSERT_TRUE(SameBitmaps(pa, m));
+		}
 	}
 	// The run exercised every kind of operation.
 	EXPECT_GT(allocs, 500);

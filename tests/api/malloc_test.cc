@@ -604,3 +604,55 @@ TEST(Calloc, NmembTimesSize)
 			free(p);
 		}
 }
+
+// ---- very large objects ------------------------------------------------------------------
+
+// The machine's overcommit policy decides whether a huge untouched mapping is
+// possible at all: under strict accounting (2) ENOMEM is the right answer.
+static bool overcommit_strict()
+{
+	FILE *f = fopen("/proc/sys/vm/overcommit_memory", "r");
+	int mode = 0;
+	if (f) {
+		if (fscanf(f, "%d", &mode) != 1)
+			mode = 0;
+		fclose(f);
+	}
+	return mode == 2;
+}
+
+TEST(HugeAllocation, MoreThan16GiBSucceeds)
+{
+	if (overcommit_strict())
+		GTEST_SKIP() << "vm.overcommit_memory=2: a 16 GiB mapping may rightly fail here";
+	// 16 GiB + one page (glibc's malloc gives this on the same machine: the
+	// pages are never touched except the two written below).
+	const size_t n = (16ull << 30) + kPage;
+	errno = 0;
+	char *p = (char *)malloc(opaque(n));
+	ASSERT_NE(p, nullptr) << "malloc(16 GiB + 8 KiB) failed, errno " << errno;
+	EXPECT_EQ(numaheap_node_of(p), 0);
+	EXPECT_GE(malloc_usable_size(p), n);
+	p[0] = 1;
+	p[n - 1] = 2;
+	EXPECT_EQ(p[0] + p[n - 1], 3);
+	free(p);
+}
+
+TEST(HugeAllocation, RepeatingAHugeRequestDoesNotGrowTheHeapEachTime)
+{
+	if (overcommit_strict())
+		GTEST_SKIP() << "vm.overcommit_memory=2";
+	// Whether or not the request succeeds, the second and third attempts must
+	// not map yet more arenas: a free page run is reused, and a request that
+	// cannot be served must not leave its growth behind.
+	const size_t n = (17ull << 30) + 3 * kPage;
+	size_t arena[3];
+	for (int i = 0; i < 3; i++) {
+		void *p = malloc(opaque(n));
+		free(p);
+		arena[i] = mallinfo2().arena;
+	}
+	EXPECT_EQ(arena[1], arena[0]) << "mapped bytes " << arena[0] << " -> " << arena[1];
+	EXPECT_EQ(arena[2], arena[1]) << "mapped bytes " << arena[1] << " -> " << arena[2];
+}

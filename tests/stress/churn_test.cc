@@ -210,3 +210,88 @@ TEST(Churn, DetachedThreadsExitWhileMainAllocates)
 	EXPECT_EQ(bad.load(), 0);
 	EXPECT_EQ(finished.load(), kThreads);
 }
+
+// ---- allocation from thread-exit destructors ---------------------------------------------
+
+namespace {
+
+pthread_key_t g_key;
+std::atomic<long> g_tls_bad{0}, g_key_dtors{0}, g_tl_dtors{0};
+
+void key_destructor(void *p)
+{
+	// Runs during thread exit, after the thread's C++ thread_locals: the
+	// allocator must still serve this thread.
+	if (!verify(p, 200, 77))
+		g_tls_bad++;
+	free(p);
+	void *q = malloc(1000), *r = malloc(100000);
+	if (!q || !r || numaheap_node_of(q) != 0 || numaheap_node_of(r) != 0)
+		g_tls_bad++;
+	fill(q, 1000, 5);
+	fill(r, 100000, 6);
+	if (!verify(q, 1000, 5) || !verify(r, 100000, 6))
+		g_tls_bad++;
+	free(q);
+	free(r);
+	if (g_key_dtors++ % 2 == 0) {
+		// Set the key again: the destructor runs a second round, later still.
+		void *again = malloc(200);
+		fill(again, 200, 77);
+		pthread_setspecific(g_key, again);
+	}
+}
+
+struct ThreadLocalState {
+	std::vector<Obj> objs;
+	ThreadLocalState()
+	{
+		for (int i = 0; i < 20; i++) {
+			Obj o{malloc(64 * (i + 1)), (size_t)64 * (i + 1), (uint64_t)i};
+			fill(o.p, o.n, o.id);
+			objs.push_back(o);
+		}
+	}
+	~ThreadLocalState()
+	{
+		for (Obj &o : objs) {
+			if (!verify(o.p, o.n, o.id))
+				g_tls_bad++;
+			free(o.p);
+		}
+		void *p = malloc(5000); // and allocate while being destroyed
+		fill(p, 5000, 9);
+		if (!verify(p, 5000, 9))
+			g_tls_bad++;
+		free(p);
+		g_tl_dtors++;
+	}
+};
+
+thread_local ThreadLocalState t_state;
+
+} // namespace
+
+TEST(Churn, ThreadExitDestructorsAllocate)
+{
+	ASSERT_EQ(pthread_key_create(&g_key, key_destructor), 0);
+	const int kWaves = 100, kPerWave = 12;
+	for (int w = 0; w < kWaves; w++) {
+		std::vector<std::thread> th;
+		for (int t = 0; t < kPerWave; t++)
+			th.emplace_back([] {
+				void *p = malloc(200);
+				fill(p, 200, 77);
+				pthread_setspecific(g_key, p);
+				// Touch the thread_local so it is constructed (and destroyed at exit).
+				if (t_state.objs.size() != 20)
+					g_tls_bad++;
+			});
+		for (auto &t : th)
+			t.join();
+	}
+	EXPECT_EQ(g_tls_bad.load(), 0);
+	EXPECT_EQ(g_tl_dtors.load(), (long)kWaves * kPerWave);
+	EXPECT_GE(g_key_dtors.load(), (long)kWaves * kPerWave);
+	pthread_key_delete(g_key);
+}

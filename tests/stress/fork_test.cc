@@ -120,6 +120,20 @@ int child_work(const std::vector<Obj> &parent_objs, uint64_t seed, bool fork_aga
 	return 0;
 }
 
+// Stops and joins background threads however the test body is left (a
+// failed ASSERT returns early; a joinable std::thread would terminate).
+struct StopAndJoin {
+	std::atomic<bool> &stop;
+	std::vector<std::thread> &threads;
+	~StopAndJoin()
+	{
+		stop = true;
+		for (auto &t : threads)
+			if (t.joinable())
+				t.join();
+	}
+};
+
 // Wait for pid at most timeout_s seconds; kills it on timeout. Returns the status, or -1 on timeout.
 int wait_with_timeout(pid_t pid, int timeout_s)
 {
@@ -145,6 +159,7 @@ TEST(Fork, ChildrenOfABusyProcessCanAllocate)
 	std::atomic<bool> stop{false};
 	std::atomic<long> bad{0}, ops{0};
 	std::vector<std::thread> bg;
+	StopAndJoin guard{stop, bg};
 	for (int t = 0; t < 4; t++)
 		bg.emplace_back([&, t] {
 			Rng r(100 + t);
@@ -228,7 +243,9 @@ TEST(Fork, ForkFromASecondaryThread)
 	// The forking thread is not the main thread, and the child's only thread
 	// is that one: its cache must still work.
 	std::atomic<bool> stop{false};
-	std::thread noise([&] {
+	std::vector<std::thread> bg;
+	StopAndJoin guard{stop, bg};
+	bg.emplace_back([&] {
 		Rng r(1);
 		while (!stop.load()) {
 			size_t n = random_size(r, 30);
@@ -255,8 +272,6 @@ TEST(Fork, ForkFromASecondaryThread)
 		ASSERT_TRUE(WIFEXITED(st)) << "fork " << f << ": signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 		EXPECT_EQ(WEXITSTATUS(st), 0) << "fork " << f;
 	}
-	stop = true;
-	noise.join();
 }
 
 TEST(Fork, ChildReusesParentsFreedMemoryAndExits)

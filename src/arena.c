@@ -94,5 +94,6 @@ int arena_grow(struct mheap *h, size_t bytes)
 	h->arena_hint = addr + bytes;
 	h->mapped_bytes += bytes;
 	h->grow_calls++;
+	scavenger_heap_grew();
 	return 0;
 }

@@ -187,6 +187,7 @@ typedef uint64_t palloc_sum;
 struct palloc_chunk {
 	uint64_t alloc[NH_CHUNK_WORDS]; /* 1: page allocated */
 	uint64_t scav[NH_CHUNK_WORDS];	/* 1: page free and returned to the OS */
+	uint64_t free_tick;		/* clock() when pages were last freed here */
 };
 
 struct page_alloc {
@@ -200,6 +201,7 @@ struct page_alloc {
 	uintptr_t grown_end;   /* highest grown address (exclusive) */
 	int node;	       /* node whose persistentalloc holds the metadata */
 	struct mutex *lock;    /* every call holds it (the heap lock) */
+	uint64_t (*clock)(void); /* time stamped on chunks at free (ns); may be NULL */
 	/* Page counts, under *lock. */
 	size_t pages_grown;
 	size_t pages_alloc;
@@ -226,6 +228,19 @@ void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npa
 uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
 				      size_t max_pages, size_t align_pages, size_t *npages);
 void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+
+/* What the scavenger looks for (page_alloc_take_idle). */
+struct scav_query {
+	uintptr_t limit;	/* in/out: search below this address; moves down */
+	size_t min_pages;	/* shortest run worth releasing (after alignment) */
+	size_t max_pages;	/* take at most this much of a run (its top part) */
+	size_t align_pages;	/* runs are trimmed to this alignment (power of two) */
+	uint64_t idle_before;	/* skip chunks freed into at or after this tick; 0: none */
+	unsigned max_used;	/* skip huge pages with more allocated pages than this */
+	uint64_t next_idle;	/* out: lowest free_tick of a chunk skipped as busy */
+};
+/* Like page_alloc_take_unscavenged, with the query's filters. */
+uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages);
 /* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
 int page_alloc_check(struct page_alloc *pa);
 
@@ -268,8 +283,16 @@ struct mspan {
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
 	uint32_t pad1;
-	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS]; /* 1: object allocated */
+	/* 1: object allocated. Declared for the largest span; a span struct
+	 * is allocated only as long as its class needs (mspan_struct_size). */
+	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];
 };
+
+/* Bytes of span struct a class needs: header plus its bitmap words. */
+NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
+{
+	return offsetof(struct mspan, alloc_bits) + (size_t)bitmap_words * 8;
+}
 
 void mspan_init_small(struct mspan *s, unsigned sizeclass);
 /* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
@@ -376,7 +399,9 @@ struct mheap {
 	struct page_alloc pages;       /* under lock */
 	uintptr_t arena_hint;	       /* next address to try for an arena; lock */
 	struct heap_arena *arenas;     /* list of this node's arenas; lock */
-	struct fixalloc spanalloc;     /* mspan structs; lock */
+	/* mspan structs, by bitmap size: large objects (none), classes of up to
+	 * 256 objects (4 words), the 8 and 16 B classes (16 words); lock. */
+	struct fixalloc spanalloc[3];
 	/* Byte counts, under lock (read racily by stats). */
 	size_t mapped_bytes;
 	size_t inuse_bytes;	/* pages in in-use spans */
@@ -385,7 +410,7 @@ struct mheap {
 	uint64_t large_frees;
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
 	uint64_t grow_calls;
-	_Atomic size_t metadata_bytes;	/* persistentalloc + fixalloc of this node */
+	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
 	struct mcentral central[NH_NUM_CLASSES];
 };
 
@@ -399,8 +424,6 @@ void mheap_free_span(struct mheap *h, struct mspan *s);
 bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages);
 /* Shrink a large span in place, freeing its tail pages. */
 void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
-/* Return all free pages to the OS now; bytes released. */
-size_t mheap_release_all(struct mheap *h);
 
 /* ------------------------------------------------------------------------
  * mcache (mcache.c): a P's cache of free objects, one stack per size class.
@@ -585,6 +608,37 @@ NH_INLINE void nh_ensure_init(void)
 }
 
 NH_INLINE struct mheap *heap_of_node(int node) { return nh_heaps[node]; }
+
+/* ------------------------------------------------------------------------
+ * The scavenger and the background thread (scavenger.c).
+ * ------------------------------------------------------------------------ */
+enum { SCAV_IO_URING = 0, SCAV_MADVISE = 1, SCAV_OFF = 2 };
+
+struct nh_scav_stats {
+	const char *backend;	/* "io_uring", "madvise", "off", or "pending" */
+	int running;		/* the background thread runs */
+	int uring_failed;	/* io_uring was asked for and could not be set up */
+	uint64_t passes;
+	uint64_t bg_released_bytes;
+	uint64_t sync_released_bytes; /* malloc_trim, numaheap_release, the limit */
+	uint64_t submissions;	/* madvise runs submitted through io_uring */
+	uint64_t syscalls;	/* synchronous madvise calls */
+	uint64_t bg_syscalls;	/* io_uring_enter or madvise calls of the thread */
+	uint64_t cpu_ns;	/* CPU time of the background thread */
+	uint64_t limit_hits;	/* synchronous scavenges forced by the memory limit */
+	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
+};
+extern struct nh_scav_stats nh_scav;
+
+void scavenger_init(void);
+void scavenger_heap_grew(void);
+/* Start the background thread if it is wanted and not running (slow paths). */
+void scavenger_poll(void);
+void scavenger_check_limit(void);
+/* Release free memory now, in this thread: all of it, or down to the goal. */
+size_t scavenge_now(bool all);
+void scavenger_fork_lock(bool lock);
+void scavenger_fork_child(void);
 
 /* Stats output (stats.c). */
 void stats_print(int fd, bool json);

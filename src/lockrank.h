@@ -12,6 +12,7 @@
  *               fork takes them all
  *   ALLM        the registry of threads (proc.c): thread start and exit,
  *               fork, statistics walking the caches
+ *   SCAV        synchronous scavenging (scavenger.c): malloc_trim, limit
  *   CENTRAL     one per size class per node (mcentral.c); many
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
@@ -25,6 +26,7 @@
 enum lock_rank {
 	LOCK_RANK_PCACHE = 0, /* zero, so a per-CPU slab's zeroed lock is ranked */
 	LOCK_RANK_ALLM,
+	LOCK_RANK_SCAV,
 	LOCK_RANK_CENTRAL,
 	LOCK_RANK_HEAP,
 	LOCK_RANK_PERSISTENT,

@@ -58,8 +58,12 @@
  *   - objects going back from a cache to their span must have their bit
  *     set, or it is a double free (mspan_put).
  *
+ * Memory goes back to the OS in the background (scavenger.c): free pages
+ * that stayed free for a while, beyond a goal of retained memory, whole
+ * huge pages first, through io_uring madvise batches.
+ *
  * Not built yet, and where it will go: one heap per node with binding
- * policy (numa/, mheap.c), the io_uring scavenger (scavenger.c).
+ * policy (numa/, mheap.c).
  */
 #include "internal.h"
 
@@ -104,6 +108,7 @@ void nh_init_slow(void)
 			if (mheap_init(n) != 0)
 				nh_fatal("cannot set up the heap of node %d (out of address space?)", n);
 	proc_init();
+	scavenger_init();
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
 	if (NH_OPTION(SHOW_CONFIG))
@@ -571,11 +576,7 @@ NH_API size_t numaheap_release(void)
 		mcache_drain(&x);
 		proc_release_p(&x);
 	}
-	size_t released = 0;
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n])
-			released += mheap_release_all(nh_heaps[n]);
-	return released;
+	return scavenge_now(true);
 }
 
 NH_API int numaheap_node_of(const void *ptr)

@@ -15,8 +15,8 @@
  * its capacity (end - begin) starts at one batch. On overflow a class grows
  * by a batch while the P's capacity in bytes stays within the budget
  * (NUMAHEAP_CACHE_BYTES); past the budget it takes a batch of capacity from
- * the coldest other class (fewest misses since the last steal, flushing
- * that class's excess), and failing that it flushes a batch of its own. So
+ * a class that leaves it unused or has not missed lately (flushing that
+ * class's excess), and failing that it flushes a batch of its own. So
  * classes that miss grow, cold ones shrink, and the P holds at most the
  * budget plus one batch per class.
  *
@@ -150,6 +150,14 @@ static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, 
 	mcentral_release(&h->central[cls], h, objs, n);
 }
 
+/* Every 64 slow paths, halve the miss counts: "no misses" means recently cold. */
+static void age_misses(struct mcache *c)
+{
+	if ((++c->gen & 63) == 0)
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			c->stats[k].misses /= 2;
+}
+
 /* ---- refill and overflow ------------------------------------------------------ */
 
 int mcache_refill(struct pctx *x, unsigned cls, void **out)
@@ -163,7 +171,7 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 	unsigned got = mcentral_refill(&h->central[cls], h, buf, want ? want : 1);
 	c->stats[cls].refills++;
 	c->stats[cls].misses++;
-	c->gen++;
+	age_misses(c);
 	if (got == 0)
 		return 0;
 	*out = (void *)(buf[got - 1] & ~NH_ENTRY_FRESH);
@@ -174,19 +182,30 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 	return 1;
 }
 
-/* Take a batch of capacity from the coldest class other than cls. */
+/*
+ * Take a batch of capacity from another class: preferably one with that much
+ * capacity unused (nothing to flush), else one that has not missed since
+ * the last aging (cold). Hot, full classes are never robbed: taking from
+ * them would only move the overflow around.
+ */
 static int steal_capacity(struct pctx *x, unsigned cls)
 {
 	struct mcache *c = x->c;
 	unsigned victim = 0;
-	uint64_t fewest = UINT64_MAX;
+	size_t best = 0;
+	bool best_unused = false;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		struct mcache_class *m = &c->cls[k];
 		if (k == cls || (unsigned)(m->end - m->begin) <= batch[k])
 			continue;
-		if (c->stats[k].misses < fewest) {
-			fewest = c->stats[k].misses;
+		bool unused = (unsigned)(m->end - m->cur) >= batch[k];
+		if (!unused && c->stats[k].misses != 0)
+			continue;
+		size_t bytes = (size_t)(m->end - m->begin) * nh_class_to_size[k];
+		if ((unused && !best_unused) || (unused == best_unused && bytes > best)) {
 			victim = k;
+			best = bytes;
+			best_unused = unused;
 		}
 	}
 	if (!victim)
@@ -208,9 +227,6 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 		c->stats[victim].flushes++;
 	}
 	c->cap_bytes -= (size_t)batch[victim] * nh_class_to_size[victim];
-	/* Age every class, so "fewest misses" means recently cold. */
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		c->stats[k].misses /= 2;
 	return 1;
 }
 
@@ -220,7 +236,7 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	struct mcache_class *m = &c->cls[cls];
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
-	c->gen++;
+	age_misses(c);
 	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= m->max;
 	if (room && c->cap_bytes + step > c->budget) {
 		int r = steal_capacity(x, cls);

@@ -37,28 +37,48 @@ int mheap_init(int node)
 	int r = page_alloc_init(&h->pages, slice, NH_NODE_SHIFT, node, &h->lock);
 	if (r)
 		return r;
-	fixalloc_init(&h->spanalloc, sizeof(struct mspan), node, NULL);
+	h->pages.clock = os_nanotime;
+	fixalloc_init(&h->spanalloc[0], mspan_struct_size(0), node, NULL);
+	fixalloc_init(&h->spanalloc[1], mspan_struct_size(4), node, NULL);
+	fixalloc_init(&h->spanalloc[2], mspan_struct_size(NH_SPAN_BITMAP_WORDS), node, NULL);
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
 		mcentral_init(&h->central[c], c, node);
 	nh_heaps[node] = h;
 	return 0;
 }
 
-/* Does [base, base + npages) need zeroing before use as zeroed memory?
- * Also moves the arenas' zeroed_base past it. Heap lock held. */
-static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav)
+/* Which fixalloc holds span structs of this class. */
+static unsigned spanalloc_index(unsigned sizeclass)
+{
+	if (sizeclass == 0)
+		return 0;
+	unsigned nelems = (unsigned)(((size_t)nh_class_to_npages[sizeclass] << NH_PAGE_SHIFT) / nh_class_to_size[sizeclass]);
+	return nelems <= 256 ? 1 : 2;
+}
+
+/*
+ * Does [base, base + npages) need zeroing before use as zeroed memory?
+ * Also moves the arenas' zeroed_base past it, and counts in *fresh the
+ * pages never handed out before. Heap lock held.
+ */
+static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t *fresh)
 {
 	bool dirty = false;
+	size_t nfresh = 0;
 	uintptr_t end = base + (npages << NH_PAGE_SHIFT);
 	for (uintptr_t a = base; a < end;) {
 		struct heap_arena *ha = arena_of(a);
 		uintptr_t aend = NH_MIN(end, ha->base + NH_ARENA_BYTES);
 		if (a < ha->zeroed_base)
 			dirty = true;
-		if (aend > ha->zeroed_base)
+		if (aend > ha->zeroed_base) {
+			nfresh += (aend - NH_MAX(a, ha->zeroed_base)) >> NH_PAGE_SHIFT;
 			ha->zeroed_base = aend;
+		}
 		a = aend;
 	}
+	if (fresh)
+		*fresh = nfresh;
 	/* Pages released with MADV_DONTNEED read as zero again. */
 	if (dirty && scav == npages && NH_OPTION(RELEASE) == RELEASE_DONTNEED)
 		dirty = false;
@@ -80,7 +100,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 			return NULL;
 		}
 	}
-	struct mspan *s = fixalloc_alloc(&h->spanalloc);
+	struct mspan *s = fixalloc_alloc(&h->spanalloc[spanalloc_index(sizeclass)]);
 	if (!s) {
 		page_alloc_free(&h->pages, base, npages);
 		mutex_unlock(&h->lock);
@@ -90,7 +110,8 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	s->base = base;
 	s->npages = (uint32_t)npages;
 	s->node = (uint8_t)h->node;
-	s->needzero = alloc_needs_zero(base, npages, scav);
+	size_t fresh;
+	s->needzero = alloc_needs_zero(base, npages, scav, &fresh);
 	if (sizeclass) {
 		mspan_init_small(s, sizeclass);
 	} else {
@@ -104,8 +125,13 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
 	arena_set_spans(base, npages, s);
 	h->inuse_bytes += npages << NH_PAGE_SHIFT;
-	h->released_reused_bytes += scav << NH_PAGE_SHIFT;
+	/* Fresh pages count as scavenged (never backed); they are not "reused". */
+	if (scav > fresh)
+		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
 	mutex_unlock(&h->lock);
+	scavenger_poll();
+	if (NH_UNLIKELY(NH_OPTION(MEMORY_LIMIT)))
+		scavenger_check_limit();
 	return s;
 }
 
@@ -121,7 +147,7 @@ void mheap_free_span(struct mheap *h, struct mspan *s)
 		h->large_frees++;
 	}
 	atomic_store_explicit(&s->state, SPAN_DEAD, memory_order_relaxed);
-	fixalloc_free(&h->spanalloc, s);
+	fixalloc_free(&h->spanalloc[spanalloc_index(s->sizeclass)], s);
 	mutex_unlock(&h->lock);
 }
 
@@ -132,13 +158,15 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 	mutex_lock(&h->lock);
 	bool ok = page_alloc_alloc_at(&h->pages, tail, extra, &scav);
 	if (ok) {
-		alloc_needs_zero(tail, extra, scav);
+		size_t fresh;
+		alloc_needs_zero(tail, extra, scav, &fresh);
 		arena_set_spans(tail, extra, s);
 		s->npages = (uint32_t)npages;
 		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
 		h->inuse_bytes += extra << NH_PAGE_SHIFT;
 		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
-		h->released_reused_bytes += scav << NH_PAGE_SHIFT;
+		if (scav > fresh)
+			h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
 	}
 	mutex_unlock(&h->lock);
 	return ok;
@@ -156,25 +184,6 @@ void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages)
 	h->inuse_bytes -= extra << NH_PAGE_SHIFT;
 	h->large_inuse_bytes -= extra << NH_PAGE_SHIFT;
 	mutex_unlock(&h->lock);
-}
-
-size_t mheap_release_all(struct mheap *h)
-{
-	size_t released = 0;
-	mutex_lock(&h->lock);
-	uintptr_t limit = h->pages.grown_end;
-	size_t n;
-	uintptr_t a;
-	while ((a = page_alloc_take_unscavenged(&h->pages, &limit, 1, (size_t)-1, 1, &n)) != 0) {
-		if (os_release((void *)a, n << NH_PAGE_SHIFT, (enum os_release_mode)NH_OPTION(RELEASE)) == 0) {
-			page_alloc_free_scavenged(&h->pages, a, n);
-			released += n << NH_PAGE_SHIFT;
-		} else {
-			page_alloc_free(&h->pages, a, n);
-		}
-	}
-	mutex_unlock(&h->lock);
-	return released;
 }
 
 void mheap_fork_lock(bool lock)

@@ -10,7 +10,9 @@
  * back one by one (mspan_put), which also catches a double free that
  * slipped past the cache: its bit is already clear.
  *
- * Bits past nelems are set at init, so a scan never yields them.
+ * Bits past nelems in the last word are set at init, so a scan never
+ * yields them; words past the last are not there (span structs are only
+ * as long as their class's bitmap, see mheap.c).
  * Locking: the span's mcentral lock for every function here.
  */
 #include "internal.h"
@@ -25,12 +27,10 @@ void mspan_init_small(struct mspan *s, unsigned sizeclass)
 	s->nelems = (uint16_t)((s->npages << NH_PAGE_SHIFT) / s->elemsize);
 	s->nalloc = 0;
 	s->freeindex = 0;
-	memset(s->alloc_bits, 0, sizeof s->alloc_bits);
-	unsigned n = s->nelems;
+	unsigned n = s->nelems, nwords = (n + 63) / 64;
+	memset(s->alloc_bits, 0, nwords * sizeof(uint64_t));
 	if (n % 64)
 		s->alloc_bits[n / 64] = ~(uint64_t)0 << (n % 64);
-	for (unsigned w = (n + 63) / 64; w < NH_SPAN_BITMAP_WORDS; w++)
-		s->alloc_bits[w] = ~(uint64_t)0;
 }
 
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)

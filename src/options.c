@@ -11,6 +11,8 @@
 
 #include <string.h>
 
+#include "fault.h"
+
 extern char **environ;
 
 struct opt_desc {
@@ -194,6 +196,12 @@ static void parse_entry(const char *e)
 {
 	if (!streq_n(e, "NUMAHEAP_", 9))
 		return;
+#ifdef NH_FAULT_INJECTION
+	if (streq_n(e, "NUMAHEAP_FAULT=", 15)) {
+		nh_fault_init(e + 15);
+		return;
+	}
+#endif
 	const char *name = e + 9;
 	const char *eq = strchr(name, '=');
 	if (!eq)

@@ -39,6 +39,30 @@ int os_release(void *p, size_t n, enum os_release_mode mode);
 /* Ask for (or refuse) transparent huge pages on [p, p+n). */
 int os_hugepage(void *p, size_t n, bool enable);
 
+/*
+ * Batched release (os_uring.c): add runs, submit them with one system call
+ * (io_uring) or one madvise per run, read each run's result (0 or -errno).
+ */
+#define OS_BATCH_MAX 64
+enum os_backend { OS_BACKEND_MADVISE = 0, OS_BACKEND_URING = 1 };
+struct io_uring;
+struct os_batch {
+	enum os_backend backend;
+	struct io_uring *ring;
+	unsigned n;
+	struct {
+		void *p;
+		size_t len;
+		int res;
+	} op[OS_BATCH_MAX];
+	uint64_t submissions; /* runs submitted through the ring */
+	uint64_t syscalls;    /* io_uring_enter or madvise calls */
+};
+int os_batch_init(struct os_batch *b, bool want_uring); /* the backend in use */
+void os_batch_fini(struct os_batch *b);
+void os_batch_forget(struct os_batch *b);
+unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs released */
+
 void os_yield(void);
 uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
 uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */

@@ -481,6 +481,8 @@ static void free_range(struct page_alloc *pa, uintptr_t addr, size_t npages, boo
 		bits_clear(c->alloc, i, k);
 		if (scavenged)
 			bits_set(c->scav, i, k);
+		else if (pa->clock)
+			c->free_tick = pa->clock();
 		a += (uintptr_t)k << NH_PAGE_SHIFT;
 		left -= k;
 	}
@@ -521,22 +523,25 @@ void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npa
 	}
 }
 
-/*
- * Scan down from *limit for the highest run of free, unscavenged pages of at
- * least min_pages, aligned to align_pages (a power of two; the run is
- * trimmed to aligned boundaries), take at most max_pages of it (its top
- * part), allocate it so nobody else can, and return it. *limit moves to the
- * run's start so the next call continues below. Highest first, because the
- * allocator packs low: the top of the heap is what stays free longest.
- */
-uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
-				      size_t max_pages, size_t align_pages, size_t *npages)
+/* Allocated pages in the huge page holding chunk page p. */
+static unsigned huge_used(const struct palloc_chunk *c, unsigned p)
 {
-	if (align_pages == 0)
-		align_pages = 1;
-	if (min_pages < align_pages)
-		min_pages = align_pages;
-	uintptr_t top = NH_MIN(*limit, pa->grown_end);
+	unsigned first = p & ~(unsigned)(NH_PAGES_PER_HUGE - 1);
+	return bits_count(c->alloc, first, NH_PAGES_PER_HUGE);
+}
+
+/*
+ * Scan down from q->limit for the highest run of free, unscavenged pages
+ * that passes the query's filters, take at most max_pages of it (its top
+ * part, aligned), allocate it so nobody else can, and return it. q->limit
+ * moves to the run's start so the next call continues below. Highest first,
+ * because the allocator packs low: the top of the heap stays free longest.
+ */
+uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages)
+{
+	size_t align = q->align_pages ? q->align_pages : 1;
+	size_t min = NH_MAX(q->min_pages, align);
+	uintptr_t top = NH_MIN(q->limit, pa->grown_end);
 	while (top > pa->base) {
 		size_t ci = chunk_index(pa, top - 1);
 		struct palloc_chunk *c = pa->chunks[ci];
@@ -545,12 +550,23 @@ uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, s
 			top = cbase;
 			continue;
 		}
-		/* Walk pages downward inside the chunk. */
+		bool any = false;
+		for (int w = 0; w < NH_CHUNK_WORDS && !any; w++)
+			any = (~c->alloc[w] & ~c->scav[w]) != 0;
+		if (!any) {
+			top = cbase;
+			continue;
+		}
+		if (q->idle_before && c->free_tick >= q->idle_before) {
+			if (!q->next_idle || c->free_tick < q->next_idle)
+				q->next_idle = c->free_tick;
+			top = cbase;
+			continue;
+		}
 		int p = (int)((top - cbase) >> NH_PAGE_SHIFT) - 1;
 		while (p >= 0) {
 			uint64_t m = (uint64_t)1 << (p % 64);
-			bool cand = !(c->alloc[p / 64] & m) && !(c->scav[p / 64] & m);
-			if (!cand) {
+			if ((c->alloc[p / 64] & m) || (c->scav[p / 64] & m)) {
 				p--;
 				continue;
 			}
@@ -561,27 +577,36 @@ uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, s
 					break;
 				p--;
 			}
+			if (q->max_used < NH_PAGES_PER_HUGE && huge_used(c, (unsigned)hi) > q->max_used)
+				continue;
 			uintptr_t rs = cbase + ((uintptr_t)(p + 1) << NH_PAGE_SHIFT);
 			uintptr_t re = cbase + ((uintptr_t)(hi + 1) << NH_PAGE_SHIFT);
-			uintptr_t ab = align_pages << NH_PAGE_SHIFT;
+			uintptr_t ab = (uintptr_t)align << NH_PAGE_SHIFT;
 			uintptr_t as = (rs + ab - 1) & ~(ab - 1), ae = re & ~(ab - 1);
-			if (ae > as && ((ae - as) >> NH_PAGE_SHIFT) >= min_pages) {
+			if (ae > as && ((ae - as) >> NH_PAGE_SHIFT) >= min) {
 				size_t n = (ae - as) >> NH_PAGE_SHIFT;
-				if (n > max_pages)
-					n = max_pages & ~(align_pages - 1);
-				if (n == 0)
-					n = align_pages;
+				if (n > q->max_pages)
+					n = NH_MAX(q->max_pages & ~(align - 1), align);
 				uintptr_t start = ae - (n << NH_PAGE_SHIFT);
 				alloc_range(pa, start, n);
-				*limit = start;
+				q->limit = start;
 				*npages = n;
 				return start;
 			}
 		}
 		top = cbase;
 	}
-	*limit = pa->base;
+	q->limit = pa->base;
 	return 0;
+}
+
+uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
+				      size_t max_pages, size_t align_pages, size_t *npages)
+{
+	struct scav_query q = {*limit, min_pages, max_pages, align_pages, 0, NH_PAGES_PER_HUGE, 0};
+	uintptr_t a = page_alloc_take_idle(pa, &q, npages);
+	*limit = q.limit;
+	return a;
 }
 
 int page_alloc_check(struct page_alloc *pa)

@@ -397,6 +397,7 @@ static void fork_prepare(void)
 		return;
 	pcpu_fork_lock(true);
 	mutex_lock(&allm_lock);
+	scavenger_fork_lock(true);
 	mcentral_fork_lock(true);
 	mheap_fork_lock(true);
 	persistent_fork_lock(true);
@@ -409,6 +410,7 @@ static void fork_parent(void)
 	persistent_fork_lock(false);
 	mheap_fork_lock(false);
 	mcentral_fork_lock(false);
+	scavenger_fork_lock(false);
 	mutex_unlock(&allm_lock);
 	pcpu_fork_lock(false);
 }
@@ -420,6 +422,7 @@ static void fork_child(void)
 	persistent_fork_child();
 	mheap_fork_child();
 	mcentral_fork_child();
+	scavenger_fork_child();
 	mutex_reset(&allm_lock);
 	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)

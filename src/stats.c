@@ -34,7 +34,7 @@ struct class_stats {
 
 struct node_stats {
 	bool present;
-	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_allocs, large_frees, reused, grows;
+	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_allocs, large_frees, reused, grows, scav_released;
 };
 
 struct snapshot {
@@ -117,6 +117,7 @@ static void snapshot(struct snapshot *s)
 		ns->grows = h->grow_calls;
 		mutex_unlock(&h->lock);
 		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
+		ns->scav_released = h->scav_released_bytes;
 		s->large_allocs += ns->large_allocs;
 		s->large_frees += ns->large_frees;
 		s->large_inuse += ns->large_inuse;
@@ -178,11 +179,12 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		buf_printf(b,
 			   "%s{\"node\":%d,\"mapped_bytes\":%llu,\"in_use_bytes\":%llu,\"huge_page_bytes\":%llu,"
 			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"metadata_bytes\":%llu,"
-			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu}",
+			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu}",
 			   first ? "" : ",", n, (unsigned long long)ns->mapped, (unsigned long long)ns->inuse,
 			   (unsigned long long)ns->huge, (unsigned long long)ns->released,
 			   (unsigned long long)ns->reused, (unsigned long long)ns->metadata,
-			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows);
+			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows,
+			   (unsigned long long)ns->scav_released);
 		first = false;
 	}
 	buf_puts(b, "],\"classes\":[");
@@ -206,12 +208,21 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,
 		   (unsigned long long)t.mapped);
 	buf_printf(b,
+		   "\"scavenger\":{\"backend\":\"%s\",\"running\":%s,\"passes\":%llu,\"released_bytes\":%llu,"
+		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
+		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu},",
+		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
+		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
+		   (unsigned long long)nh_scav.submissions,
+		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls), (unsigned long long)nh_scav.cpu_ns,
+		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects);
+	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
-		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu}}",
+		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}}",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
 		   (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.futex_wait,
-		   (unsigned long long)nh_kstats.futex_wake);
+		   (unsigned long long)nh_kstats.futex_wake, (unsigned long long)nh_kstats.io_uring_enter);
 }
 
 /* "12.3 MiB" */
@@ -275,6 +286,11 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	put_bytes(b, t.mapped, 0);
 	buf_printf(b, "\ncaches: %llu refills, %llu flushes, %llu rseq aborts\n", (unsigned long long)s->refills,
 		   (unsigned long long)s->flushes, (unsigned long long)s->aborts);
+	buf_printf(b, "scavenger: %s, released ", nh_scav.backend);
+	put_bytes(b, nh_scav.bg_released_bytes + nh_scav.sync_released_bytes, 0);
+	buf_printf(b, " in %llu passes, %llu system calls, %llu ms CPU\n", (unsigned long long)nh_scav.passes,
+		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
+		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,

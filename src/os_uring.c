@@ -1,0 +1,106 @@
+/*
+ * os_uring.c — releasing memory in batches: io_uring, or madvise.
+ *
+ * The scavenger gives memory back with one system call per batch: each run
+ * of pages becomes an IORING_OP_MADVISE submission on a private ring, and
+ * one io_uring_enter submits the batch and waits for its completions. Where
+ * io_uring is unavailable — kernel.io_uring_disabled, a seccomp profile
+ * (Docker's default blocks it), a kernel older than 5.6 without the madvise
+ * opcode — the same batch goes through plain madvise calls, and the
+ * statistics say so. Setting up the ring does not allocate (liburing maps
+ * the rings itself). A batch belongs to one thread (the scavenger's).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+int os_batch_init(struct os_batch *b, bool want_uring)
+{
+	memset(b, 0, sizeof *b);
+	b->backend = OS_BACKEND_MADVISE;
+	if (!want_uring)
+		return b->backend;
+	if (nh_fault("io_uring"))
+		return b->backend;
+	b->ring = persistentalloc(sizeof(struct io_uring), 64, 0);
+	if (!b->ring)
+		return b->backend;
+	if (io_uring_queue_init(OS_BATCH_MAX, b->ring, 0) != 0)
+		return b->backend;
+	b->backend = OS_BACKEND_URING;
+	return b->backend;
+}
+
+void os_batch_fini(struct os_batch *b)
+{
+	if (b->backend == OS_BACKEND_URING)
+		io_uring_queue_exit(b->ring);
+	b->backend = OS_BACKEND_MADVISE;
+	b->n = 0;
+}
+
+/* In a child after fork: the ring's memory is shared with the parent's, so
+ * the child must not touch it; dropping the fd leaves the parent's intact. */
+void os_batch_forget(struct os_batch *b)
+{
+	if (b->backend == OS_BACKEND_URING)
+		close(b->ring->ring_fd);
+	b->backend = OS_BACKEND_MADVISE;
+	b->n = 0;
+}
+
+static void submit_madvise(struct os_batch *b, enum os_release_mode mode, unsigned from)
+{
+	for (unsigned i = from; i < b->n; i++)
+		b->op[i].res = nh_fault("madvise") ? -ENOMEM : os_release(b->op[i].p, b->op[i].len, mode);
+	b->syscalls += b->n - from;
+}
+
+unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode)
+{
+	if (b->n == 0)
+		return 0;
+	if (b->backend == OS_BACKEND_URING) {
+		int advice = mode == RELEASE_FREE ? MADV_FREE : MADV_DONTNEED;
+		for (unsigned i = 0; i < b->n; i++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(b->ring);
+			io_uring_prep_madvise(sqe, b->op[i].p, (off_t)b->op[i].len, advice);
+			io_uring_sqe_set_data64(sqe, i);
+			b->op[i].res = 1; /* not completed */
+		}
+		NH_KSTAT_INC(io_uring_enter);
+		b->syscalls++;
+		b->submissions += b->n;
+		int r = io_uring_submit_and_wait(b->ring, b->n);
+		unsigned done = 0;
+		struct io_uring_cqe *cqe;
+		while (done < b->n && io_uring_peek_cqe(b->ring, &cqe) == 0) {
+			uint64_t i = io_uring_cqe_get_data64(cqe);
+			if (i < b->n)
+				b->op[i].res = cqe->res;
+			io_uring_cqe_seen(b->ring, cqe);
+			done++;
+		}
+		bool unsupported = r < 0;
+		for (unsigned i = 0; i < b->n; i++)
+			if (b->op[i].res == -EINVAL || b->op[i].res == -EOPNOTSUPP || b->op[i].res == 1)
+				unsupported = true;
+		if (unsupported) {
+			/* No madvise opcode (or a broken ring): madvise from now on. */
+			os_batch_fini(b);
+			submit_madvise(b, mode, 0);
+		}
+	} else {
+		submit_madvise(b, mode, 0);
+	}
+	unsigned ok = 0;
+	for (unsigned i = 0; i < b->n; i++)
+		ok += b->op[i].res == 0;
+	return ok;
+}

@@ -1,0 +1,334 @@
+/*
+ * scavenger.c — giving free memory back to the OS, in the background.
+ *
+ * See malloc.c for the overview; this is Go's mgcscavenge.go, carried over
+ * to a C heap. Freed pages stay with the heap (a malloc that follows a free
+ * reuses them without entering the kernel); the scavenger decides which of
+ * them go back to the OS, and when:
+ *
+ *   goal     free memory a node keeps resident: NUMAHEAP_SCAVENGE_RETAIN
+ *            percent of its in-use pages. Beyond it the excess is released.
+ *   idle     a chunk (4 MiB) whose pages were freed less than
+ *            NUMAHEAP_SCAVENGE_DELAY ago is left alone: memory that a
+ *            program frees and takes again (phases, request bursts) is not
+ *            released and faulted back in.
+ *   order    first whole free 2 MiB huge pages (one madvise returns a whole
+ *            huge page and breaks none), highest addresses first (the heap
+ *            packs low, so the top stays free longest); then, only if the
+ *            goal is still missed, smaller runs, skipping dense huge pages
+ *            (Go's rule: breaking a huge page that is nearly all in use
+ *            costs more TLB misses than the memory is worth).
+ *   pacing   the thread sleeps 99 times as long as it worked (1% of a CPU,
+ *            NUMAHEAP_SCAVENGE_CPU), and when there is nothing to do it
+ *            sleeps until the first busy chunk turns idle, or a second.
+ *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
+ *            heap's resident memory exceeds the limit scavenges at once,
+ *            itself, ignoring idleness and density.
+ *
+ * Correct by construction, as in Go: a run being released is first
+ * allocated in the pageAlloc (page_alloc_take_idle), so no span can be
+ * carved from it; after the release it is freed back with its scavenged
+ * bits set. Scavenged pages released with MADV_DONTNEED read as zero, so
+ * calloc of a span made only of them skips the memset; with MADV_FREE
+ * (NUMAHEAP_RELEASE=free) they may not, and it does not skip.
+ *
+ * The releases of one pass go out in batches (os_uring.c): io_uring
+ * madvise submissions, one system call per batch, or plain madvise when
+ * io_uring is unavailable or NUMAHEAP_SCAVENGER=madvise.
+ *
+ * The same background thread drains the caches of CPUs that no thread has
+ * used for a while (proc_drain_idle). It starts on the first heap growth,
+ * restarts lazily in a child after fork, runs with every signal blocked,
+ * and never starts when both of its jobs are off.
+ *
+ * Locking: the heap lock around taking and returning runs, never across a
+ * system call; scav_lock serialises synchronous scavenging (trim, limit).
+ */
+#define _GNU_SOURCE 1
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fault.h"
+
+
+enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
+static _Atomic int bg_state;
+static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
+static struct os_batch bg_batch;
+static struct os_batch sync_batch;
+static struct mutex scav_lock;
+
+struct nh_scav_stats nh_scav;
+
+static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY); }
+
+void scavenger_init(void)
+{
+	mutex_init(&scav_lock, LOCK_RANK_SCAV);
+	nh_scav.backend = NH_OPTION(SCAVENGER) == SCAV_OFF ? "off" : "pending";
+}
+
+/* ---- one node --------------------------------------------------------------------- */
+
+/* Free resident bytes of h beyond its goal; heap lock held. */
+static size_t excess_bytes(struct mheap *h)
+{
+	size_t released = h->pages.pages_scav << NH_PAGE_SHIFT;
+	size_t free_resident = h->mapped_bytes - h->inuse_bytes - NH_MIN(released, h->mapped_bytes - h->inuse_bytes);
+	size_t goal = h->inuse_bytes / 100 * (size_t)NH_OPTION(SCAVENGE_RETAIN);
+	return free_resident > goal ? free_resident - goal : 0;
+}
+
+/*
+ * Release up to want bytes of h matching q, through batch b. Returns bytes
+ * released. The heap lock is taken per batch and dropped for the system call.
+ */
+static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, struct os_batch *b)
+{
+	size_t released = 0;
+	enum os_release_mode mode = (enum os_release_mode)NH_OPTION(RELEASE);
+	while (want > released) {
+		b->n = 0;
+		mutex_lock(&h->lock);
+		while (b->n < OS_BATCH_MAX && want > released) {
+			size_t left = (want - released + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
+			q->max_pages = NH_MAX(left, q->align_pages);
+			size_t n;
+			uintptr_t a = page_alloc_take_idle(&h->pages, q, &n);
+			if (!a)
+				break;
+			b->op[b->n].p = (void *)a;
+			b->op[b->n].len = n << NH_PAGE_SHIFT;
+			b->n++;
+			released += n << NH_PAGE_SHIFT; /* provisional */
+		}
+		mutex_unlock(&h->lock);
+		if (b->n == 0)
+			break;
+		os_batch_submit(b, mode);
+		mutex_lock(&h->lock);
+		for (unsigned i = 0; i < b->n; i++) {
+			size_t np = b->op[i].len >> NH_PAGE_SHIFT;
+			if (b->op[i].res == 0) {
+				page_alloc_free_scavenged(&h->pages, (uintptr_t)b->op[i].p, np);
+				h->scav_released_bytes += b->op[i].len;
+			} else {
+				page_alloc_free(&h->pages, (uintptr_t)b->op[i].p, np);
+				released -= b->op[i].len;
+			}
+		}
+		mutex_unlock(&h->lock);
+		if (q->limit <= h->pages.base)
+			break;
+	}
+	return released;
+}
+
+/*
+ * Scavenge node h towards its goal (or everything free, if all). Returns
+ * the bytes released; *next_idle gets the tick at which a busy chunk turns
+ * idle (0 if none).
+ */
+static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_batch *b, uint64_t *next_idle)
+{
+	mutex_lock(&h->lock);
+	size_t want = all ? (size_t)-1 : excess_bytes(h);
+	uintptr_t top = h->pages.grown_end;
+	mutex_unlock(&h->lock);
+	if (want == 0)
+		return 0;
+	uint64_t idle_before = all || now < delay_ns() ? 0 : now - delay_ns();
+	/* Pass 1: whole huge pages. */
+	struct scav_query q = {top, NH_PAGES_PER_HUGE, 0, NH_PAGES_PER_HUGE, idle_before, NH_PAGES_PER_HUGE, 0};
+	size_t released = release_runs(h, &q, want, b);
+	uint64_t busy = q.next_idle;
+	if (released < want) {
+		/* Pass 2: smaller runs, skipping dense huge pages (unless all). */
+		struct scav_query q2 = {top, 1, 0, 1, idle_before,
+					all ? NH_PAGES_PER_HUGE : NH_PAGES_PER_HUGE * 96 / 100, 0};
+		released += release_runs(h, &q2, want - released, b);
+		if (q2.next_idle && (!busy || q2.next_idle < busy))
+			busy = q2.next_idle;
+	}
+	if (next_idle)
+		*next_idle = busy;
+	return released;
+}
+
+/* ---- synchronous scavenging: malloc_trim, the memory limit -------------------------- */
+
+size_t scavenge_now(bool all)
+{
+	size_t released = 0;
+	uint64_t now = os_nanotime();
+	mutex_lock(&scav_lock);
+	if (sync_batch.backend != OS_BACKEND_MADVISE)
+		sync_batch.backend = OS_BACKEND_MADVISE;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n])
+			released += scavenge_node(nh_heaps[n], all, now, &sync_batch, NULL);
+	nh_scav.sync_released_bytes += released;
+	nh_scav.syscalls += sync_batch.syscalls;
+	sync_batch.syscalls = 0;
+	mutex_unlock(&scav_lock);
+	return released;
+}
+
+static size_t resident_bytes(void)
+{
+	size_t r = 0;
+	for (int n = 0; n < NH_MAX_NODES; n++) {
+		struct mheap *h = nh_heaps[n];
+		if (h) {
+			size_t rel = h->pages.pages_scav << NH_PAGE_SHIFT;
+			r += h->mapped_bytes > rel ? h->mapped_bytes - rel : 0;
+		}
+	}
+	return r;
+}
+
+void scavenger_check_limit(void)
+{
+	size_t limit = (size_t)NH_OPTION(MEMORY_LIMIT);
+	if (!limit || resident_bytes() <= limit)
+		return;
+	nh_scav.limit_hits++;
+	scavenge_now(true);
+}
+
+/* ---- the background thread ------------------------------------------------------------ */
+
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void *bg_main(void *arg)
+{
+	(void)arg;
+	prctl(PR_SET_NAME, "numaheap-bg", 0, 0, 0);
+	bool scav_on = NH_OPTION(SCAVENGER) != SCAV_OFF;
+	if (scav_on) {
+		int be = os_batch_init(&bg_batch, NH_OPTION(SCAVENGER) == SCAV_IO_URING);
+		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
+			nh_scav.uring_failed = 1;
+	}
+	uint64_t last_drain = os_nanotime();
+	for (;;) {
+		uint64_t now = os_nanotime();
+		uint64_t cpu0 = os_thread_cputime();
+		uint64_t next = 0;
+		size_t released = 0;
+		if (scav_on) {
+			nh_scav.backend = bg_batch.backend == OS_BACKEND_URING ? "io_uring" : "madvise";
+			for (int n = 0; n < NH_MAX_NODES; n++) {
+				if (!nh_heaps[n])
+					continue;
+				uint64_t ni = 0;
+				released += scavenge_node(nh_heaps[n], false, now, &bg_batch, &ni);
+				if (ni && (!next || ni < next))
+					next = ni;
+			}
+			nh_scav.bg_released_bytes += released;
+			nh_scav.submissions = bg_batch.submissions;
+			nh_scav.bg_syscalls = bg_batch.syscalls;
+			nh_scav.passes++;
+		}
+		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
+		if (idle && now - last_drain >= idle) {
+			nh_scav.cache_drained_objects += proc_drain_idle();
+			last_drain = now;
+		}
+		uint64_t work = os_thread_cputime() - cpu0;
+		nh_scav.cpu_ns += work;
+		/* Sleep: until a busy chunk turns idle, else a second; and at
+		 * least 99x the work just done (the CPU budget). */
+		uint64_t wait = 1000000000u;
+		if (next) {
+			uint64_t due = next + delay_ns();
+			wait = due > now ? due - now : 0;
+			wait = NH_MAX(wait, 50000000u); /* 50 ms granularity */
+			wait = NH_MIN(wait, 1000000000u);
+		}
+		if (released && released >= NH_HUGE_BYTES)
+			wait = NH_MIN(wait, 100000000u); /* more may be ready soon */
+		uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
+		uint64_t budget_wait = pct ? work * (100 - pct) / pct : 0;
+		sleep_ns(NH_MAX(wait, budget_wait));
+	}
+	return NULL;
+}
+
+static pid_t bg_pid;
+
+static void bg_start(void)
+{
+	int z = BG_OFF;
+	if (!atomic_compare_exchange_strong(&bg_state, &z, BG_STARTING))
+		return;
+	if (nh_fault("thread")) {
+		nh_warn("cannot start the background thread (injected); scavenging only on malloc_trim");
+		atomic_store(&bg_state, BG_FAILED);
+		return;
+	}
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 256 << 10);
+	pthread_t t;
+	int r = pthread_create(&t, &attr, bg_main, NULL);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0) {
+		nh_warn("cannot start the background thread (%s); scavenging only on malloc_trim",
+			r == EAGAIN ? "EAGAIN" : "error");
+		atomic_store(&bg_state, BG_FAILED);
+		return;
+	}
+	bg_pid = getpid();
+	nh_scav.running = 1;
+	atomic_store(&bg_state, BG_RUNNING);
+}
+
+void scavenger_heap_grew(void) { atomic_store_explicit(&bg_wanted, 1, memory_order_relaxed); }
+
+void scavenger_poll(void)
+{
+	if (NH_LIKELY(atomic_load_explicit(&bg_state, memory_order_relaxed) != BG_OFF) ||
+	    !atomic_load_explicit(&bg_wanted, memory_order_relaxed))
+		return;
+	if (NH_OPTION(SCAVENGER) == SCAV_OFF && (nh_cpu_mode != CPU_MODE_RSEQ || !NH_OPTION(CACHE_IDLE)))
+		return;
+	bg_start();
+}
+
+void scavenger_fork_child(void)
+{
+	/* The thread did not come along; its ring belongs to the parent. */
+	if (atomic_load(&bg_state) == BG_RUNNING || atomic_load(&bg_state) == BG_STARTING) {
+		os_batch_forget(&bg_batch);
+		atomic_store(&bg_state, BG_OFF);
+		nh_scav.running = 0;
+	}
+	mutex_reset(&scav_lock);
+}
+
+void scavenger_fork_lock(bool lock)
+{
+	if (lock)
+		mutex_lock(&scav_lock);
+	else
+		mutex_unlock(&scav_lock);
+}

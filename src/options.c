@@ -211,6 +211,7 @@ static void parse_entry(const char *e)
 
 void options_init(void)
 {
+	memset(&nh_opt, 0, sizeof nh_opt);
 	for (int i = 0; i < NH_NUM_OPTIONS; i++)
 		nh_opt.v[i] = opts[i].def;
 	problems = 0;

@@ -420,7 +420,7 @@ uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pa
 	if (align_pages == 0)
 		align_pages = 1;
 	size_t need = npages + align_pages - 1;
-	if (npages == 0 || pa->search_addr >= pa->grown_end || need > NH_SUM_MAX || need < npages)
+	if (npages == 0 || pa->search_addr >= pa->grown_end || need < npages)
 		return 0;
 	uintptr_t lowest;
 	uintptr_t addr = find(pa, need, &lowest);

@@ -542,3 +542,28 @@ TEST(MallocTrim, ReleaseReportsBytes)
 	EXPECT_GE(released, (size_t)(16 << 20));
 	EXPECT_EQ(released % kPage, 0u);
 }
+
+TEST(MallocTrim, CallocAfterTrimIsZeroed)
+{
+	// Runs that mix released pages (given back by malloc_trim) and dirty
+	// pages (freed after the trim) must both come back zeroed from calloc.
+	for (int r = 0; r < 6; r++) {
+		size_t n = (size_t)(1 + r) << 20;
+		char *a = (char *)malloc(n);
+		char *b = (char *)malloc(n);
+		ASSERT_NE(a, nullptr);
+		ASSERT_NE(b, nullptr);
+		memset(a, 0xAA, n);
+		memset(b, 0xBB, n);
+		free(a);
+		malloc_trim(0);
+		free(b);
+		for (size_t m : {2 * n, n, n / 2 + 1}) {
+			char *z = (char *)calloc(1, m);
+			ASSERT_NE(z, nullptr);
+			ASSERT_TRUE(all_bytes(z, m, 0)) << "calloc(" << m << ") after trim, round " << r;
+			memset(z, 0xCC, m); // dirty again for the next size
+			free(z);
+		}
+	}
+}

@@ -57,10 +57,12 @@ fi
 # its statistics to a file of its own, not over the driver's.
 cat >"$TMP/gccwrap.sh" <<'EOF'
 #!/bin/sh
-if [ -n "${NH_STATS_DIR:-}" ]; then
-	NUMAHEAP_STATS_FILE="$NH_STATS_DIR/gcc-$(basename "$1").json"
+case "${NUMAHEAP_STATS_FILE:-}" in
+*.json)
+	NUMAHEAP_STATS_FILE="${NUMAHEAP_STATS_FILE%.json}-$(basename "$1").json"
 	export NUMAHEAP_STATS_FILE
-fi
+	;;
+esac
 exec "$@"
 EOF
 chmod +x "$TMP/gccwrap.sh"
@@ -73,7 +75,7 @@ x() {
 	shift
 	if [ "$MODE" = nh ]; then
 		env LD_PRELOAD="$LIB" NUMAHEAP_STATS=json NUMAHEAP_STATS_FILE="$STATS/$_step.json" \
-			NH_STATS_DIR="$STATS" NH_EXPECT_NUMAHEAP=1 "$@"
+			NH_EXPECT_NUMAHEAP=1 "$@"
 	else
 		"$@"
 	fi
@@ -135,15 +137,13 @@ gen_c() { # a C file of $1 functions
 }
 
 wl_gcc() {
-	gen_c 4000 >gen.c
+	gen_c 2000 >gen.c
 	x gcc-compile gcc -O1 -Wall -wrapper "$TMP/gccwrap.sh" -c gen.c -o gen.o
 	x gcc-link gcc -wrapper "$TMP/gccwrap.sh" gen.o -o gen
 	x gcc-run ./gen
 	echo "gen.o: $(cksum <gen.o)"
 	echo "gen: $(cksum <gen)"
 	# Preprocess and compile to assembly in one more driver run.
-	x gcc-asm gcc -O2 -S gen.c -o gen.s
-	echo "gen.s: $(cksum <gen.s)"
 }
 
 wl_git() {
@@ -281,10 +281,10 @@ EOF
 }
 
 # Minimum allocations of the heavy steps (a few times below what they make).
-mins_python="python-malloc:2000000 python-pymalloc:20000"
-mins_gcc="gcc-cc1:50000 gcc-compile:100 gcc-as:100 gcc-collect2:100 gcc-run:1"
-mins_git="git-add:5000 git-commit0:5000 git-log:1000 git-gc:100 git-fsck:1000"
-mins_sqlite="sqlite-build:200000 sqlite-query:10000 sqlite-dump:10000"
+mins_python="python-malloc:2000000 python-pymalloc:3000"
+mins_gcc="gcc-compile-cc1:100000 gcc-compile-as:10000 gcc-link-collect2:100 gcc-compile:100 gcc-link:100 gcc-run:1"
+mins_git="git-add:5000 git-log:20000 git-diff:5000 git-fsck:5000 git-archive:5000 git-gc:100"
+mins_sqlite="sqlite-build:200000 sqlite-query:10000 sqlite-dump:500 sqlite-vacuum:500"
 mins_cxx="cxx:500000"
 
 passed=0

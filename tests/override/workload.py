@@ -129,7 +129,7 @@ def objects(n):
 
 def main():
     results = []
-    for _ in range(2):
+    for _ in range(1):
         results.append(("dicts", dicts_and_lists(120000)))
         results.append(("strings", strings(60000)))
         results.append(("bytes", bytearrays()))

@@ -1,7 +1,7 @@
 /*
  * tlb.c — random access over a large heap (TLB and cache misses).
  *
- * The threads allocate 512 MiB * SCALE of small nodes (32..256 B,
+ * The threads allocate 256 MiB * SCALE of small nodes (32..256 B,
  * log-uniform, interleaved with each other), then the main thread links
  * every node into one cycle in random order. Each thread then follows the
  * cycle from its own starting node for STEPS steps, checking each node's
@@ -11,7 +11,7 @@
  * TLB entries than one on 4 KiB pages).
  *
  * Reported secs cover the chase only; build_secs is the allocation and
- * linking. Work: 10,000,000 * SCALE steps per thread (at least 1,000,000).
+ * linking. Work: 3,000,000 * SCALE steps per thread (at least 500,000).
  */
 #include "common.h"
 
@@ -72,8 +72,8 @@ static void *chase(void *arg)
 int main(int argc, char **argv)
 {
 	wl_args a = wl_parse(argc, argv, "tlb", NULL);
-	uint64_t heap = wl_scaled(512.0 * (1 << 20), a.scale, 8 << 20);
-	steps = wl_scaled(10e6, a.scale, 1000000);
+	uint64_t heap = wl_scaled(256.0 * (1 << 20), a.scale, 8 << 20);
+	steps = wl_scaled(3e6, a.scale, 500000);
 	worker *ws = wl_xcalloc((size_t)a.threads, sizeof(worker));
 	for (int i = 0; i < a.threads; i++) {
 		ws[i].id = i;

@@ -9,7 +9,7 @@
  * freeing on another, so an allocator's remote-free path and the way memory
  * flows back to the producers carry the whole load.
  *
- * Work: 10,000,000 * SCALE objects per producer.
+ * Work: 30,000,000 * SCALE objects per producer.
  */
 #include "common.h"
 
@@ -143,7 +143,7 @@ int main(int argc, char **argv)
 	nprod = a.threads / 2 > 0 ? a.threads / 2 : 1;
 	ncons = a.threads - nprod > 0 ? a.threads - nprod : 1;
 	a.threads = nprod + ncons;
-	per_producer = wl_scaled(10e6, a.scale, BATCH) / BATCH * BATCH;
+	per_producer = wl_scaled(30e6, a.scale, BATCH) / BATCH * BATCH;
 	producers_left = nprod;
 	queues = wl_xcalloc((size_t)ncons, sizeof(queue));
 	for (int c = 0; c < ncons; c++) {

@@ -274,11 +274,25 @@ static WL_UNUSED void wl_run_threads(int n, wl_thread_fn fn, void *arg, size_t s
 	free(t);
 }
 
+/* Peak RSS in KiB: VmHWM of this memory image. (getrusage's ru_maxrss would
+ * also count the image of whatever process exec'd us, e.g. a big runner.) */
 static WL_UNUSED long wl_maxrss_kib(void)
 {
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long v = -1;
+	if (f) {
+		while (fgets(line, sizeof line, f))
+			if (sscanf(line, "VmHWM: %ld", &v) == 1)
+				break;
+		fclose(f);
+	}
+	if (v < 0) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		v = ru.ru_maxrss;
+	}
+	return v;
 }
 
 /* Current resident set in KiB, from /proc/self/statm. */

@@ -8,8 +8,10 @@
  *   C  change of phase: the threads allocate medium objects (1..8 KiB) for
  *      half of A's volume: a heap that cannot reuse the holes B left (they
  *      belong to other size classes) must grow instead;
- *   D  free everything; then malloc_trim(0), looked up at run time (the
- *      allocator's own if it has one, glibc's otherwise).
+ *   D  free everything;
+ *   trim  after the worker threads have exited (their caches go back),
+ *      malloc_trim(0), looked up at run time (the allocator's own if it has
+ *      one, glibc's otherwise).
  *
  * The RSS is read from /proc/self/statm after each phase, with all threads
  * parked. Reported: rss_{a,b,c,d,trim}_kib, live_c_kib (bytes the program

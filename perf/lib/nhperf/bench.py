@@ -53,9 +53,9 @@ class RawWriter:
 
 def record(r, mode, node, workload, alloc, rep, threads, scale, use_self_rss=False):
     """Turn a workload run into a raw record."""
-    rss = r.get("maxrss_kib")
-    if use_self_rss and r.get("self_maxrss_kib"):
-        rss = r["self_maxrss_kib"]
+    # A C workload reports its own VmHWM, exact even under a perf wrapper;
+    # otherwise the launcher's (or /proc's, for redis-server) figure.
+    rss = r.get("self_maxrss_kib") or r.get("maxrss_kib")
     extra = {k: v for k, v in (r.get("result") or {}).items() if k not in BASE_RESULT_KEYS}
     return {"mode": mode, "node": node, "workload": workload.name, "allocator": alloc.name, "rep": rep,
             "threads": threads if workload.threaded else 1, "scale": scale, "status": r["status"],

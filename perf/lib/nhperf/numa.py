@@ -160,7 +160,7 @@ def markdown(records, wnames, anames, node_list, events, meta):
                  "'across' uses the same CPUs as 'local'.")
         L.append("")
     ev_cols = [e for e in events if e != "page-faults"]
-    head = ["workload", "allocator", "local time s", "remote ÷ local", "across time s",
+    head = ["workload", "allocator", "threads local/across", "local time s", "remote ÷ local", "across time s",
             "across scaling", "page faults (across)"] + ["%s (across)" % e for e in ev_cols]
     L.append("| " + " | ".join(head) + " |")
     L.append("|---|---|" + "|".join(["--:"] * (len(head) - 2)) + "|")
@@ -182,7 +182,8 @@ def markdown(records, wnames, anames, node_list, events, meta):
             pfv = None
             if ok(ac):
                 pfv = ac["perf"].get("page-faults", ac["minflt"])
-            cells = [wn, a, fmt(lt, "%.3f") if ok(lo) or not lo else "FAIL (%s)" % lo["failure"],
+            thr = "%s/%s" % (lo["threads"] if lo else "-", ac["threads"] if ac else "-")
+            cells = [wn, a, thr, fmt(lt, "%.3f") if ok(lo) or not lo else "FAIL (%s)" % lo["failure"],
                      fmt(rr, "%.2f") if len(node_list) > 1 else "n/a",
                      fmt(at, "%.3f") if ok(ac) or not ac else "FAIL (%s)" % ac["failure"],
                      fmt(sc, "%.2f"), fmt(pfv, "%d")]

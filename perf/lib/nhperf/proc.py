@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 
 RESULT_RE = re.compile(r"^RESULT (.*)$", re.M)
@@ -31,18 +32,26 @@ def parse_result(text):
     return out
 
 
+LAUNCHER = None  # path of the compiled nhlaunch, set by perf/run
+
+
 def run(argv, env=None, timeout=600, stdin_path=None, cwd=None):
     """Run argv; return a dict with status ('ok', 'exit N', 'signal NAME',
     'timeout', 'check-failed'), wall, user, sys, maxrss_kib, minflt, majflt,
-    stdout, stderr."""
+    stdout, stderr. With LAUNCHER set, the rusage is the command's own, taken
+    by nhlaunch (see perf/workloads/nhlaunch.c)."""
+    resfile = None
+    if LAUNCHER:
+        fd, resfile = tempfile.mkstemp(prefix="nhlaunch-")
+        os.close(fd)
+        os.unlink(resfile)
+        argv = [LAUNCHER, resfile] + list(argv)
     stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
     t0 = time.monotonic()
     p = subprocess.Popen(argv, env=env, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          start_new_session=True, cwd=cwd)
     if stdin_path:
         stdin.close()
-    # Read the pipes in threads-free fashion: communicate() with a timeout,
-    # then reap with wait4 ourselves (communicate does not reap if we are fast).
     timed_out = False
     try:
         out, err = communicate_no_reap(p, timeout)
@@ -54,24 +63,39 @@ def run(argv, env=None, timeout=600, stdin_path=None, cwd=None):
             pass
         out, err = communicate_no_reap(p, 30)
     _, status, ru = os.wait4(p.pid, 0)
-    p.returncode = 0  # reaped by us; keep Popen from trying again
     wall = time.monotonic() - t0
+    p.returncode = 0  # reaped by us; keep Popen from trying again
+    res = {"maxrss_kib": ru.ru_maxrss, "minflt": ru.ru_minflt, "majflt": ru.ru_majflt,
+           "user": ru.ru_utime, "sys": ru.ru_stime}
+    exitcode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
+    if resfile:
+        try:
+            with open(resfile) as f:
+                kv = dict(x.split("=", 1) for x in f.read().split())
+            os.unlink(resfile)
+            res = {"maxrss_kib": int(kv["maxrss_kib"]), "minflt": int(kv["minflt"]),
+                   "majflt": int(kv["majflt"]), "user": float(kv["user"]), "sys": float(kv["sys"])}
+            sig = int(kv["signal"])
+            exitcode = int(kv["exit"]) if not sig else None
+        except (OSError, KeyError, ValueError):
+            pass
     out = out.decode(errors="replace")
     err = err.decode(errors="replace")
     if timed_out:
         st = "timeout"
-    elif os.WIFSIGNALED(status):
-        sig = os.WTERMSIG(status)
+    elif sig:
         try:
             st = "signal " + signal.Signals(sig).name
         except ValueError:
             st = "signal %d" % sig
-    elif os.WEXITSTATUS(status) != 0:
-        st = "check-failed" if "CHECK FAILED" in err else "exit %d" % os.WEXITSTATUS(status)
+    elif exitcode:
+        st = "check-failed" if "CHECK FAILED" in err else "exit %d" % exitcode
     else:
         st = "ok"
-    return {"status": st, "wall": wall, "user": ru.ru_utime, "sys": ru.ru_stime, "maxrss_kib": ru.ru_maxrss,
-            "minflt": ru.ru_minflt, "majflt": ru.ru_majflt, "stdout": out, "stderr": err}
+    r = {"status": st, "wall": wall, "stdout": out, "stderr": err}
+    r.update(res)
+    return r
 
 
 def communicate_no_reap(p, timeout):

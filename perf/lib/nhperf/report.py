@@ -160,8 +160,8 @@ def markdown(summary, wnames, anames, meta):
     if "frag" in wnames:
         L.append("")
         L.append("**frag**: RSS in MiB after each phase (A fill 256 MiB × scale of small objects, B free 90%, "
-                 "C allocate medium objects for half of A, D free all, then malloc_trim(0)); "
-                 "overhead = RSS in C ÷ bytes live in C.")
+                 "C allocate medium objects for half of A, D free all; trim: after the threads exited and "
+                 "malloc_trim(0)); overhead = RSS in C ÷ bytes live in C.")
         L.append("")
         L.append("| allocator | A | B | C | D | trim | overhead C |")
         L.append("|---|--:|--:|--:|--:|--:|--:|")
@@ -196,9 +196,9 @@ def _terminal():
     except OSError:
         return None
     if "pngcairo" in out:
-        return "pngcairo size 1400,620 font 'sans,10'"
+        return "pngcairo noenhanced size 1400,620 font 'sans,10'"
     if " png " in out or "png" in out:
-        return "png size 1400,620"
+        return "png noenhanced size 1400,620"
     return None
 
 
@@ -283,7 +283,7 @@ def plots(outdir, summary, wnames, anames):
             if s and s["ok"]:
                 series.append((a, [(s["extra"].get(k) or 0) / 1024.0 for k in keys]))
         p = lines_plot(outdir, "frag", "frag: RSS after each phase", "RSS (MiB)",
-                       ["start", "A fill", "B free 90%", "C medium", "D free all", "malloc_trim"], series)
+                       ["start", "A fill", "B free 90%", "C medium", "D free all", "threads gone + malloc_trim"], series)
         if p:
             made.append(p)
     return made

@@ -202,6 +202,8 @@ const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node)
 	return ha;
 }
 
+int nht_numa_nnodes(void) { return numa_topo.nnodes; }
+
 /* ---- options ------------------------------------------------------------- */
 #define NH_OPT(name, type, def, lo, hi, choices, when, doc) #name,
 static const char *const opt_names[NH_NUM_OPTIONS] = {

@@ -107,6 +107,9 @@ const void *nht_span_ptr(uintptr_t p);
 /* arena_of(p): NULL or the arena; *base gets the arena's base. */
 const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node);
 
+/* Nodes with memory (numa_topo.nnodes). */
+int nht_numa_nnodes(void);
+
 /* ---- options ------------------------------------------------------------- */
 void nht_options_init(void);
 int nht_opt_count(void);

@@ -70,6 +70,9 @@ void ExpectHeapObject(void *ptr, size_t n)
 	EXPECT_EQ(nht_span_ptr(p + n - 1), sp);
 
 	EXPECT_EQ(numaheap_node_of(ptr), (int)s.node);
+	if (nht_numa_nnodes() == 1) {
+		EXPECT_EQ(numaheap_node_of(ptr), 0) << "one node: everything is on node 0";
+	}
 	EXPECT_EQ(numaheap_node_of(static_cast<char *>(ptr) + n - 1), (int)s.node);
 }
 

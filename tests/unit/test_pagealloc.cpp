@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
+#include <unistd.h>
 #include <iterator>
 #include <map>
 #include <random>
@@ -448,6 +450,28 @@ TEST(PageAllocDeathTest, FreeingFreePagesIsFatal)
 		"freeing free pages");
 }
 
+// Growing by zero bytes passes the alignment checks; it must not crash or
+// change what is free. Run in a child, so a crash fails only this test.
+TEST(PageAllocDeathTest, EmptyGrowIsHarmless)
+{
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	for (uintptr_t at : {kBase + 16 * kChunkBytes, kBase}) {
+		SCOPED_TRACE(Where(at));
+		EXPECT_EXIT(
+			{
+				PA pa;
+				int r = nht_pa_grow(pa, at, 0);
+				int check = nht_pa_check(pa);
+				uintptr_t got = nht_pa_alloc(pa, 1, 1, nullptr);
+				fprintf(stderr, "grow(%#lx, 0) = %d; pages_grown %zu, check %d, alloc(1) %#lx\n",
+					(unsigned long)at, r, nht_pa_pages_grown(pa), check, (unsigned long)got);
+				bool ok = (r == 0 || r == -EINVAL) && nht_pa_pages_grown(pa) == 0 && check == 0 && got == 0;
+				_exit(ok ? 0 : 1);
+			},
+			::testing::ExitedWithCode(0), "");
+	}
+}
+
 TEST(PageAlloc, GrowingBelowLowersSearchAddr)
 {
 	PA pa;
@@ -863,7 +887,7 @@ TEST_P(PageAllocRandom, MatchesModel)
 		{1500, 4096},	     // adjacent across the root boundary
 		{1900, 512 - 8},     // across a level-1 boundary
 	};
-	const int kSteps = 4000;
+	const int kSteps = 8000;
 	size_t ri = 0;
 	int allocs = 0, fails = 0, frees = 0, ats = 0, takes = 0, marks = 0;
 	for (int step = 0; step < kSteps; step++) {

@@ -42,4 +42,28 @@ enum numa_bind_mode { NUMA_BIND_PREFERRED = 0, NUMA_BIND_STRICT = 1, NUMA_BIND_I
 /* Bind [p, p+n) to node (mbind). 0 or -errno. With one node, does nothing. */
 int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask);
 
+/* ---- policy (policy.c) ------------------------------------------------- */
+enum { NUMA_LOCAL = 0, NUMA_INTERLEAVE = 1, NUMA_OFF = 2 };
+
+struct numa_policy {
+	int mode;		  /* NUMA_LOCAL, NUMA_INTERLEAVE, NUMA_OFF */
+	bool strict;		  /* MPOL_BIND rather than MPOL_PREFERRED */
+	uint32_t heap_mask;	  /* nodes that have a heap */
+	uint32_t interleave_mask; /* nodes interleave mode spreads over */
+	int8_t cpu_heap[NUMA_MAX_CPUS]; /* heap node serving each CPU */
+	int allowed_cpus;	  /* CPUs in this process's affinity mask */
+	unsigned cgroup_cpus_x100; /* cgroup CPU limit x 100; 0: none */
+};
+
+extern struct numa_policy numa_pol;
+
+/* After options_init and numa_init. */
+void numa_policy_init(void);
+/* The heap node for a CPU (nearest heap node to the CPU's node). */
+int numa_heap_node_of_cpu(int cpu);
+/* Bind heap memory (arenas, metadata, caches) of heap_node per the policy. */
+int numa_bind_heap(void *p, size_t n, int heap_node);
+/* A P's cache budget, scaled down under a cgroup CPU limit. */
+size_t numa_cpu_budget(size_t budget);
+
 #endif

@@ -6,6 +6,7 @@
 #include "numa.h"
 
 #include "../src/internal.h"
+#include "../src/fault.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -147,6 +148,15 @@ void numa_init(void)
 	}
 	long conf = sysconf(_SC_NPROCESSORS_CONF);
 	numa_topo.ncpus = maxcpu + 1;
+	/* Hot-pluggable CPUs count: their ids are below the possible count. */
+	if (os_read_file("/sys/devices/system/cpu/possible", buf, sizeof buf) > 0 &&
+	    numa_parse_list(buf, cpus, NUMA_MAX_CPUS) > 0)
+		for (int c = NUMA_MAX_CPUS - 1; c >= 0; c--)
+			if (cpus[c / 64] & (1ull << (c % 64))) {
+				if (c + 1 > numa_topo.ncpus)
+					numa_topo.ncpus = c + 1;
+				break;
+			}
 	if (conf > numa_topo.ncpus && conf <= NUMA_MAX_CPUS)
 		numa_topo.ncpus = (int)conf;
 	if (numa_topo.ncpus <= 0)

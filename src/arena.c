@@ -20,6 +20,7 @@
 #include <errno.h>
 
 struct heap_arena *_Atomic nh_arenas[NH_MAX_NODES][NH_ARENAS_PER_NODE];
+static bool hugetlb_failed, bind_warned;
 
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 {
@@ -48,7 +49,17 @@ int arena_grow(struct mheap *h, size_t bytes)
 	uintptr_t addr = h->arena_hint ? h->arena_hint : slice;
 	void *p = NULL;
 	while (addr + bytes <= slice_end && addr + bytes > addr) {
-		p = os_map_at(addr, bytes);
+		p = NULL;
+		if (NH_OPTION(HUGETLB) && !hugetlb_failed) {
+			p = os_map_hugetlb_at(addr, bytes);
+			if (!p && errno != EEXIST && errno != EBUSY) {
+				hugetlb_failed = true;
+				nh_warn("NUMAHEAP_HUGETLB=1 but no hugetlbfs pages could be mapped (reserve them in "
+					"/proc/sys/vm/nr_hugepages); using transparent huge pages");
+			}
+		}
+		if (!p)
+			p = os_map_at(addr, bytes);
 		if (p)
 			break;
 		if (errno != EEXIST && errno != EBUSY) {
@@ -61,9 +72,14 @@ int arena_grow(struct mheap *h, size_t bytes)
 	if (!p)
 		return -ENOMEM;
 
-	/* THP, node binding: advice only, a failure costs speed, not memory. */
-	os_hugepage(p, bytes, NH_OPTION(THP) != 0);
-	numa_bind(p, bytes, h->node, NUMA_BIND_PREFERRED, 0);
+	/* THP, node binding: advice only, a failure costs speed, not memory
+	 * (strict binding fails later, at first touch, as the kernel decides). */
+	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed))
+		os_hugepage(p, bytes, NH_OPTION(THP) != 0);
+	if (numa_bind_heap(p, bytes, h->node) != 0 && !bind_warned) {
+		bind_warned = true;
+		nh_warn("cannot bind heap memory to node %d (mbind failed); the kernel's policy applies", h->node);
+	}
 
 	struct heap_arena *list = NULL;
 	for (uintptr_t a = addr; a < addr + bytes; a += NH_ARENA_BYTES) {

@@ -63,9 +63,8 @@ static void *map_metadata(size_t n, size_t align, int node)
 	void *p = os_map(n, align);
 	if (!p)
 		return NULL;
-	/* Metadata is small and read on every path: keep it out of THP churn
-	 * only when huge pages are refused for the heap too. */
-	numa_bind(p, n, node, NUMA_BIND_PREFERRED, 0);
+	/* Metadata of a node's heap lives on that node. */
+	numa_bind_heap(p, n, node);
 	atomic_fetch_add_explicit(&nh_metadata_bytes[node], n, memory_order_relaxed);
 	return p;
 }

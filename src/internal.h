@@ -75,6 +75,8 @@ void mutex_lock_slow(struct mutex *m);
 void mutex_unlock_slow(struct mutex *m);
 void lockrank_acquire(struct mutex *m);
 void lockrank_release(struct mutex *m);
+/* Debug builds: fork's handlers take every lock, outside the rank checks. */
+void lockrank_fork(int phase);
 
 NH_INLINE void mutex_lock(struct mutex *m)
 {
@@ -102,7 +104,7 @@ NH_INLINE void mutex_reset(struct mutex *m) { atomic_store_explicit(&m->state, 0
 /* ------------------------------------------------------------------------
  * Options (options.c, options.def): parsed once at start-up, read-only after.
  * ------------------------------------------------------------------------ */
-enum nh_opt_type { OPT_BOOL, OPT_SIZE, OPT_INT, OPT_ENUM, OPT_PATH, OPT_TIME };
+enum nh_opt_type { OPT_BOOL, OPT_SIZE, OPT_INT, OPT_ENUM, OPT_PATH, OPT_TIME, OPT_LIST };
 
 #define NH_OPT(name, type, def, lo, hi, choices, when, doc) NH_OPTID_##name,
 enum nh_option_id {
@@ -411,6 +413,7 @@ struct mheap {
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
 	uint64_t grow_calls;
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
+	_Atomic uint64_t remote_frees;	/* objects freed by other nodes' threads, sent home */
 	struct mcentral central[NH_NUM_CLASSES];
 };
 

@@ -56,12 +56,23 @@ void mutex_unlock_slow(struct mutex *m)
 }
 
 #ifdef NH_DEBUG
-enum { MAX_HELD = 256 };
+enum { MAX_HELD = 64 };
 static __thread struct mutex *held[MAX_HELD];
 static __thread int nheld;
+static __thread int in_fork; /* fork takes every lock at once: not tracked */
+
+void lockrank_fork(int phase)
+{
+	/* 1: prepare begins; 0: parent done; -1: child done (nothing held). */
+	in_fork = phase == 1;
+	if (phase == -1)
+		nheld = 0;
+}
 
 void lockrank_acquire(struct mutex *m)
 {
+	if (in_fork)
+		return;
 	if (nheld > 0) {
 		struct mutex *top = held[nheld - 1];
 		bool ok = m->rank > top->rank || (m->rank == top->rank && lock_rank_many(m->rank));
@@ -76,6 +87,8 @@ void lockrank_acquire(struct mutex *m)
 
 void lockrank_release(struct mutex *m)
 {
+	if (in_fork)
+		return;
 	for (int i = nheld - 1; i >= 0; i--) {
 		if (held[i] == m) {
 			for (int j = i; j < nheld - 1; j++)
@@ -89,4 +102,5 @@ void lockrank_release(struct mutex *m)
 #else
 void lockrank_acquire(struct mutex *m) { (void)m; }
 void lockrank_release(struct mutex *m) { (void)m; }
+void lockrank_fork(int phase) { (void)phase; }
 #endif

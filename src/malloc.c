@@ -101,10 +101,11 @@ void nh_init_slow(void)
 	options_init();
 	os_random(&nh_cookie, sizeof nh_cookie);
 	numa_init();
+	numa_policy_init();
 	persistent_init();
 	mcache_layout_init();
 	for (int n = 0; n < NH_MAX_NODES; n++)
-		if ((numa_topo.node_mask >> n) & 1)
+		if ((numa_pol.heap_mask >> n) & 1)
 			if (mheap_init(n) != 0)
 				nh_fatal("cannot set up the heap of node %d (out of address space?)", n);
 	proc_init();
@@ -152,6 +153,18 @@ NH_INLINE void *entry_to_object(uintptr_t e)
 }
 
 NH_NOINLINE static void *alloc_small_slow(unsigned cls);
+
+/*
+ * Work that must run with no allocator lock held (it may create a thread,
+ * which allocates, or scavenge): after a slow path that may have grown the
+ * heap.
+ */
+static void slow_path_hooks(void)
+{
+	scavenger_poll();
+	if (NH_UNLIKELY(NH_OPTION(MEMORY_LIMIT)))
+		scavenger_check_limit();
+}
 
 NH_INLINE void *alloc_small(unsigned cls)
 {
@@ -211,6 +224,8 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 	void *p = NULL;
 	int r = e ? 1 : mcache_refill(&x, cls, &p);
 	proc_release_p(&x);
+	if (!e)
+		slow_path_hooks();
 	if (r == 0) {
 		errno = ENOMEM;
 		return NULL;
@@ -236,6 +251,7 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 	size_t align_pages = align > NH_PAGE_SIZE ? align >> NH_PAGE_SHIFT : 0;
 	nh_ensure_init();
 	struct mspan *s = mheap_alloc_span(heap_of_node(proc_current_node()), npages, 0, align_pages);
+	slow_path_hooks();
 	if (s) {
 		struct m *m = nh_tls_m;
 		if (m != &nh_m_boot && m != &nh_m_dead)

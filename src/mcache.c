@@ -80,7 +80,7 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 	c->node = (uint32_t)node;
 	c->id = id;
 	mutex_init(&c->lock, LOCK_RANK_PCACHE);
-	c->budget = (size_t)NH_OPTION(CACHE_BYTES);
+	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();
 	c->ready = 1;
 }
@@ -93,7 +93,7 @@ int mcache_init_pcpu(struct pctx *x, int node)
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
 		if (nh_rseq_store64(x->rs, x->cpu, (uint64_t *)&c->cls[k], initial_header(k), x->aborts) < 0)
 			return -1;
-	c->budget = (size_t)NH_OPTION(CACHE_BYTES);
+	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();
 	c->ready = 1;
 	return 0;
@@ -163,6 +163,15 @@ static void age_misses(struct mcache *c)
 int mcache_refill(struct pctx *x, unsigned cls, void **out)
 {
 	struct mcache *c = x->c;
+	if (!x->rs) {
+		/* A per-thread P follows its thread to another node: it gives
+		 * back what it holds and takes its objects from there. */
+		int node = proc_current_node();
+		if ((uint32_t)node != c->node) {
+			mcache_drain(x);
+			c->node = (uint32_t)node;
+		}
+	}
 	struct mcache_class *m = &c->cls[cls];
 	struct mheap *h = heap_of_node((int)c->node);
 	uintptr_t buf[128];
@@ -298,6 +307,7 @@ void mcache_flush_remote(struct mcache *c)
 			j++;
 		struct mheap *h = heap_of_node(s->node);
 		mcentral_release(&h->central[s->sizeclass], h, &c->remote[i], j - i);
+		atomic_fetch_add_explicit(&h->remote_frees, j - i, memory_order_relaxed);
 		i = j;
 	}
 	c->nremote = 0;

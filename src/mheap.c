@@ -129,9 +129,6 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	if (scav > fresh)
 		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
 	mutex_unlock(&h->lock);
-	scavenger_poll();
-	if (NH_UNLIKELY(NH_OPTION(MEMORY_LIMIT)))
-		scavenger_check_limit();
 	return s;
 }
 

@@ -151,6 +151,18 @@ static bool parse_value(const struct opt_desc *d, const char *s, int64_t *out)
 	}
 	case OPT_PATH:
 		return true;
+	case OPT_LIST: {
+		uint64_t bits[1];
+		if (!*s) {
+			*out = 0;
+			return true;
+		}
+		int n = numa_parse_list(s, bits, 64);
+		if (n <= 0 || (int64_t)bits[0] > d->hi)
+			return false;
+		*out = (int64_t)bits[0];
+		return true;
+	}
 	}
 	return false;
 }
@@ -177,7 +189,7 @@ static void set_option(const char *name, size_t nlen, const char *value)
 			problem("NUMAHEAP_%s=%s: malformed value, default kept", d->name, value);
 			return;
 		}
-		if (d->type != OPT_ENUM && d->type != OPT_BOOL && (v < d->lo || v > d->hi)) {
+		if (d->type != OPT_ENUM && d->type != OPT_BOOL && d->type != OPT_LIST && (v < d->lo || v > d->hi)) {
 			problem("NUMAHEAP_%s=%s: out of range, default kept", d->name, value);
 			return;
 		}
@@ -262,6 +274,15 @@ void options_print(int fd)
 		case OPT_PATH:
 			buf_puts(&b, nh_opt.stats_file);
 			break;
+		case OPT_LIST: {
+			const char *sep = "";
+			for (int bit = 0; bit < 64; bit++)
+				if ((uint64_t)nh_opt.v[i] >> bit & 1) {
+					buf_printf(&b, "%s%d", sep, bit);
+					sep = ",";
+				}
+			break;
+		}
 		default:
 			buf_printf(&b, "%lld", (long long)nh_opt.v[i]);
 		}
@@ -275,14 +296,14 @@ void numaheap_options_describe(int fd)
 {
 	char mem[2048];
 	struct nh_buf b = {mem, 0, sizeof mem, fd, 0};
-	static const char *types[] = {"bool", "size", "int", "enum", "path", "time"};
+	static const char *types[] = {"bool", "size", "int", "enum", "path", "time", "list"};
 	for (int i = 0; i < NH_NUM_OPTIONS; i++) {
 		const struct opt_desc *d = &opts[i];
 		char name[32];
 		buf_printf(&b, "NUMAHEAP_%s\t%s\t", d->name, types[d->type]);
 		if (d->type == OPT_ENUM)
 			buf_puts(&b, choice_name(d, d->def, name, sizeof name));
-		else if (d->type == OPT_PATH)
+		else if (d->type == OPT_PATH || d->type == OPT_LIST)
 			buf_puts(&b, "-");
 		else
 			buf_printf(&b, "%lld", (long long)d->def);

@@ -27,6 +27,8 @@ enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
 /* Map n bytes ready at exactly addr, or NULL (errno set) if anything lives
  * there or the kernel refuses. Never replaces an existing mapping. */
 void *os_map_at(uintptr_t addr, size_t n);
+/* Like os_map_at, backed by reserved 2 MiB hugetlbfs pages (MAP_HUGETLB). */
+void *os_map_hugetlb_at(uintptr_t addr, size_t n);
 /* Map n bytes ready anywhere, aligned to align (a power of two); NULL on error. */
 void *os_map(size_t n, size_t align);
 /* Reserve n bytes of address space anywhere (PROT_NONE, no memory). */

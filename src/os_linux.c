@@ -11,6 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
+
+#ifndef MAP_HUGE_SHIFT
+#define MAP_HUGE_SHIFT 26
+#endif
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
@@ -19,6 +24,10 @@ struct nh_kstats nh_kstats;
 
 void *os_map_at(uintptr_t addr, size_t n)
 {
+	if (nh_fault("mmap")) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	NH_KSTAT_INC(mmap);
 	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
@@ -34,12 +43,36 @@ void *os_map_at(uintptr_t addr, size_t n)
 	return p;
 }
 
+void *os_map_hugetlb_at(uintptr_t addr, size_t n)
+{
+	if (nh_fault("mmap")) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	NH_KSTAT_INC(mmap);
+	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) | MAP_FIXED_NOREPLACE, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	if ((uintptr_t)p != addr) {
+		NH_KSTAT_INC(munmap);
+		munmap(p, n);
+		errno = EEXIST;
+		return NULL;
+	}
+	return p;
+}
+
 void *os_map(size_t n, size_t align)
 {
 	size_t ps = os_page_size();
 	if (align < ps)
 		align = ps;
 	size_t len = n + (align > ps ? align : 0);
+	if (nh_fault("mmap")) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	NH_KSTAT_INC(mmap);
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)

@@ -283,7 +283,7 @@ static void update(struct page_alloc *pa, uintptr_t addr, size_t npages)
 
 int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 {
-	if ((addr | bytes) & (NH_CHUNK_BYTES - 1) || addr < pa->base ||
+	if (bytes == 0 || (addr | bytes) & (NH_CHUNK_BYTES - 1) || addr < pa->base ||
 	    addr + bytes > pa->base + ((uintptr_t)1 << pa->shift))
 		return -EINVAL;
 	size_t first = chunk_index(pa, addr), n = bytes >> NH_CHUNK_SHIFT;

@@ -136,12 +136,7 @@ void proc_init(void)
 int proc_current_node(void)
 {
 	struct nh_rseq_area *rs = nh_tls_m->rs;
-	int cpu = rs ? (int)rs->cpu_id_start : sched_getcpu();
-	int first = __builtin_ctz(numa_topo.node_mask);
-	if (cpu < 0 || cpu >= NUMA_MAX_CPUS || numa_topo.cpu_node[cpu] < 0)
-		return first;
-	int node = numa_topo.cpu_node[cpu];
-	return nh_heaps[node] ? node : first;
+	return numa_heap_node_of_cpu(rs ? (int)rs->cpu_id_start : sched_getcpu());
 }
 
 /* ---- M's ---------------------------------------------------------------------- */
@@ -153,7 +148,7 @@ static struct mcache *cache_get(int node)
 	struct mcache *c = os_map(NH_MCACHE_BYTES, 4096);
 	if (!c)
 		return NULL;
-	numa_bind(c, NH_MCACHE_BYTES, node, NUMA_BIND_PREFERRED, 0);
+	numa_bind_heap(c, NH_MCACHE_BYTES, node);
 	mcache_init(c, node, next_id++);
 	return c;
 }
@@ -249,10 +244,8 @@ bool proc_acquire_p(struct m *m, struct pctx *x)
 		*x = (struct pctx){c, m->rs, cpu, &m->rseq_aborts};
 		if (NH_LIKELY(c->ready))
 			return true;
-		int node = numa_topo.cpu_node[cpu];
-		if (node < 0 || !nh_heaps[node])
-			node = __builtin_ctz(numa_topo.node_mask);
-		numa_bind(c, NH_MCACHE_BYTES, node, NUMA_BIND_PREFERRED, 0);
+		int node = numa_heap_node_of_cpu((int)cpu);
+		numa_bind_heap(c, NH_MCACHE_BYTES, node);
 		if (mcache_init_pcpu(x, node) == 0)
 			return true;
 		mutex_unlock(&c->lock); /* moved to another CPU meanwhile: again */
@@ -395,6 +388,7 @@ static void fork_prepare(void)
 {
 	if (atomic_load(&nh_initialized) != 2)
 		return;
+	lockrank_fork(1);
 	pcpu_fork_lock(true);
 	mutex_lock(&allm_lock);
 	scavenger_fork_lock(true);
@@ -413,6 +407,7 @@ static void fork_parent(void)
 	scavenger_fork_lock(false);
 	mutex_unlock(&allm_lock);
 	pcpu_fork_lock(false);
+	lockrank_fork(0);
 }
 
 static void fork_child(void)
@@ -424,6 +419,7 @@ static void fork_child(void)
 	mcentral_fork_child();
 	scavenger_fork_child();
 	mutex_reset(&allm_lock);
+	lockrank_fork(-1);
 	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);

@@ -286,14 +286,12 @@ static void bg_start(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 256 << 10);
 	pthread_t t;
 	int r = pthread_create(&t, &attr, bg_main, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
-		nh_warn("cannot start the background thread (%s); scavenging only on malloc_trim",
-			r == EAGAIN ? "EAGAIN" : "error");
+		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);
 		atomic_store(&bg_state, BG_FAILED);
 		return;
 	}
@@ -303,6 +301,8 @@ static void bg_start(void)
 }
 
 void scavenger_heap_grew(void) { atomic_store_explicit(&bg_wanted, 1, memory_order_relaxed); }
+
+/* Called with no allocator lock held: pthread_create allocates. */
 
 void scavenger_poll(void)
 {

@@ -33,6 +33,15 @@ size_t numaheap_release(void);
 int numaheap_node_of(const void *ptr);
 
 /*
+ * Allocate size bytes from the heap of NUMA node `node`, whatever CPU the
+ * caller runs on; free it with free(). A node without a heap of its own
+ * (NUMAHEAP_NODES, NUMAHEAP_NUMA=interleave|off) is served by the nearest
+ * heap. NULL with errno EINVAL for a node the machine does not have, ENOMEM
+ * when memory runs out.
+ */
+void *numaheap_malloc_onnode(size_t size, int node);
+
+/*
  * The statistics as one JSON object (see docs/stats.md), written to buf as a
  * NUL-terminated string of at most cap bytes. Returns the length the whole
  * object needs (excluding the NUL), which may exceed cap - 1: then the

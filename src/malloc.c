@@ -595,6 +595,48 @@ NH_API size_t numaheap_release(void)
 	return scavenge_now(true);
 }
 
+NH_API void *numaheap_malloc_onnode(size_t n, int node)
+{
+	nh_ensure_init();
+	if (node < 0 || node >= NUMA_MAX_NODES || !(numa_topo.node_mask >> node & 1)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!nh_heaps[node]) {
+		/* Served by the heap its CPUs use. */
+		for (int c = 0; c < NUMA_MAX_CPUS; c++)
+			if (numa_topo.cpu_node[c] == node) {
+				node = numa_heap_node_of_cpu(c);
+				break;
+			}
+		if (!nh_heaps[node])
+			node = numa_heap_node_of_cpu(-1);
+	}
+	struct mheap *h = nh_heaps[node];
+	if (n <= NH_MAX_SMALL_SIZE) {
+		unsigned cls = size_to_class(n);
+		uintptr_t e;
+		if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+		uintptr_t p = e & ~NH_ENTRY_FRESH;
+		*(uintptr_t *)p = 0;
+		return (void *)p;
+	}
+	if (n > ((size_t)1 << NH_NODE_SHIFT)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct mspan *s = mheap_alloc_span(h, (n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT, 0, 0);
+	slow_path_hooks();
+	if (!s)
+		return NULL;
+	atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
+	return (void *)s->base;
+}
+
 NH_API int numaheap_node_of(const void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr;

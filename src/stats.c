@@ -34,6 +34,8 @@ struct class_stats {
 
 struct node_stats {
 	bool present;
+	uint64_t placed[NH_MAX_NODES]; /* resident bytes of this heap on each node (numa_maps) */
+	uint64_t remote_frees;
 	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_allocs, large_frees, reused, grows, scav_released;
 };
 
@@ -90,6 +92,66 @@ static void read_huge_pages(struct snapshot *s)
 	close(fd);
 }
 
+/*
+ * Where the kernel put each heap's pages: /proc/self/numa_maps lists, per
+ * mapping, "N<node>=<pages>" and the page size of those pages.
+ */
+static void read_placement(struct snapshot *s)
+{
+	int fd = open("/proc/self/numa_maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[8192];
+	size_t have = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = 0;
+			uintptr_t start = 0;
+			char *c = line;
+			while ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')) {
+				start = start * 16 + (uintptr_t)(*c <= '9' ? *c - '0' : *c - 'a' + 10);
+				c++;
+			}
+			if (start - NH_HEAP_BASE < NH_HEAP_RANGE) {
+				int heap = node_of_addr(start);
+				uint64_t pages[NH_MAX_NODES] = {0}, kb = 4;
+				for (char *t = c; *t; t++) {
+					if (t[0] == ' ' && t[1] == 'N' && t[2] >= '0' && t[2] <= '9') {
+						int n = 0;
+						char *u = t + 2;
+						while (*u >= '0' && *u <= '9')
+							n = n * 10 + (*u++ - '0');
+						uint64_t v = 0;
+						if (*u == '=')
+							for (u++; *u >= '0' && *u <= '9'; u++)
+								v = v * 10 + (uint64_t)(*u - '0');
+						if (n < NH_MAX_NODES)
+							pages[n] += v;
+					} else if (!strncmp(t, " kernelpagesize_kB=", 19)) {
+						kb = 0;
+						for (char *u = t + 19; *u >= '0' && *u <= '9'; u++)
+							kb = kb * 10 + (uint64_t)(*u - '0');
+					}
+				}
+				for (int n = 0; n < NH_MAX_NODES; n++)
+					s->node[heap].placed[n] += pages[n] * kb * 1024;
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof buf - 1)
+			have = 0;
+	}
+	close(fd);
+}
+
 static void snapshot(struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
@@ -118,6 +180,7 @@ static void snapshot(struct snapshot *s)
 		mutex_unlock(&h->lock);
 		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
 		ns->scav_released = h->scav_released_bytes;
+		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
 		s->large_allocs += ns->large_allocs;
 		s->large_frees += ns->large_frees;
 		s->large_inuse += ns->large_inuse;
@@ -131,6 +194,7 @@ static void snapshot(struct snapshot *s)
 		s->cls[k].cached = cached[k];
 	}
 	read_huge_pages(s);
+	read_placement(s);
 }
 
 static uint64_t in_use_objects(const struct class_stats *c)
@@ -179,12 +243,20 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		buf_printf(b,
 			   "%s{\"node\":%d,\"mapped_bytes\":%llu,\"in_use_bytes\":%llu,\"huge_page_bytes\":%llu,"
 			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"metadata_bytes\":%llu,"
-			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu}",
+			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu,"
+			   "\"remote_frees\":%llu,\"resident_on_node\":{",
 			   first ? "" : ",", n, (unsigned long long)ns->mapped, (unsigned long long)ns->inuse,
 			   (unsigned long long)ns->huge, (unsigned long long)ns->released,
 			   (unsigned long long)ns->reused, (unsigned long long)ns->metadata,
 			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows,
-			   (unsigned long long)ns->scav_released);
+			   (unsigned long long)ns->scav_released, (unsigned long long)ns->remote_frees);
+		bool f2 = true;
+		for (int m = 0; m < NH_MAX_NODES; m++)
+			if (ns->placed[m] || (numa_topo.node_mask >> m & 1)) {
+				buf_printf(b, "%s\"%d\":%llu", f2 ? "" : ",", m, (unsigned long long)ns->placed[m]);
+				f2 = false;
+			}
+		buf_puts(b, "}}");
 		first = false;
 	}
 	buf_puts(b, "],\"classes\":[");
@@ -253,7 +325,7 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "numaheap %s statistics: cpu_mode %s, %d node%s, %llu cache%s\n", NUMAHEAP_VERSION_STRING,
 		   cpu_mode_name(), nnodes, nnodes == 1 ? "" : "s", (unsigned long long)s->caches,
 		   s->caches == 1 ? "" : "s");
-	buf_puts(b, "node       mapped       in use   huge pages     released     metadata\n");
+	buf_puts(b, "node       mapped       in use   huge pages     released     metadata  remote frees  local\n");
 	for (int n = 0; n < NH_MAX_NODES; n++) {
 		const struct node_stats *ns = &s->node[n];
 		if (!ns->present)
@@ -264,7 +336,14 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 		put_bytes(b, ns->huge, 13);
 		put_bytes(b, ns->released, 13);
 		put_bytes(b, ns->metadata, 13);
-		buf_putc(b, '\n');
+		uint64_t placed = 0;
+		for (int m = 0; m < NH_MAX_NODES; m++)
+			placed += ns->placed[m];
+		buf_printf(b, " %13llu", (unsigned long long)ns->remote_frees);
+		if (placed)
+			buf_printf(b, " %5llu%%\n", (unsigned long long)(ns->placed[n] * 100 / placed));
+		else
+			buf_puts(b, "     -\n");
 	}
 	buf_puts(b, "class   size   spans  objects in use        allocs         frees\n");
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {

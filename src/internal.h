@@ -641,6 +641,10 @@ void scavenger_check_limit(void);
 /* Release free memory now, in this thread: all of it, or down to the goal. */
 size_t scavenge_now(bool all);
 void scavenger_fork_lock(bool lock);
+void scavenger_install_signal(void);
+/* Write the statistics where NUMAHEAP_STATS_FILE says (appending if
+ * periodic), in NUMAHEAP_STATS's format (text unless json). */
+void stats_dump(bool periodic);
 void scavenger_fork_child(void);
 
 /* Stats output (stats.c). */

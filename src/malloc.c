@@ -120,6 +120,7 @@ __attribute__((constructor)) static void nh_constructor(void)
 {
 	nh_ensure_init();
 	proc_register_atfork();
+	scavenger_install_signal();
 }
 
 __attribute__((destructor)) static void nh_destructor(void) { stats_at_exit(); }

@@ -37,7 +37,10 @@
  * io_uring is unavailable or NUMAHEAP_SCAVENGER=madvise.
  *
  * The same background thread drains the caches of CPUs that no thread has
- * used for a while (proc_drain_idle). It starts on the first heap growth,
+ * used for a while (proc_drain_idle) and writes the periodic or signalled
+ * statistics dumps (NUMAHEAP_STATS_INTERVAL, NUMAHEAP_STATS_SIGNAL). It
+ * sleeps on a futex word, which the statistics signal's handler bumps and
+ * wakes (both async-signal-safe). It starts on the first heap growth,
  * restarts lazily in a child after fork, runs with every signal blocked,
  * and never starts when both of its jobs are off.
  *
@@ -51,7 +54,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/futex.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -205,11 +210,48 @@ void scavenger_check_limit(void)
 
 /* ---- the background thread ------------------------------------------------------------ */
 
+/* The thread sleeps on this word; a statistics signal wakes it early. */
+static _Atomic uint32_t bg_wake;
+static _Atomic int dump_requested;
+
 static void sleep_ns(uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
+	uint32_t v = atomic_load(&bg_wake);
+	if (atomic_load(&dump_requested))
+		return;
+	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+}
+
+/* Async-signal-safe: a store and a futex wake. */
+static void stats_signal_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	atomic_store(&dump_requested, 1);
+	atomic_fetch_add(&bg_wake, 1);
+	syscall(SYS_futex, &bg_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	errno = saved;
+}
+
+static bool bg_jobs_wanted(void);
+
+void scavenger_install_signal(void)
+{
+	static const int sigs[] = {0, SIGUSR1, SIGUSR2, SIGURG};
+	int which = (int)NH_OPTION(STATS_SIGNAL);
+	if (which <= 0 || which > 3)
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = stats_signal_handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(sigs[which], &sa, NULL) != 0)
+		nh_warn("cannot install the NUMAHEAP_STATS_SIGNAL handler");
+	/* The dump runs on the background thread: start it now. */
+	atomic_store(&bg_wanted, 1);
+	scavenger_poll();
 }
 
 static void *bg_main(void *arg)
@@ -222,9 +264,14 @@ static void *bg_main(void *arg)
 		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
 			nh_scav.uring_failed = 1;
 	}
-	uint64_t last_drain = os_nanotime();
+	uint64_t last_drain = os_nanotime(), last_dump = last_drain;
+	uint64_t interval = (uint64_t)NH_OPTION(STATS_INTERVAL);
 	for (;;) {
 		uint64_t now = os_nanotime();
+		if (atomic_exchange(&dump_requested, 0) || (interval && now - last_dump >= interval)) {
+			stats_dump(true);
+			last_dump = now;
+		}
 		uint64_t cpu0 = os_thread_cputime();
 		uint64_t next = 0;
 		size_t released = 0;
@@ -261,6 +308,10 @@ static void *bg_main(void *arg)
 		}
 		if (released && released >= NH_HUGE_BYTES)
 			wait = NH_MIN(wait, 100000000u); /* more may be ready soon */
+		if (interval) {
+			uint64_t due = last_dump + interval;
+			wait = NH_MIN(wait, due > now ? due - now : 0);
+		}
 		uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
 		uint64_t budget_wait = pct ? work * (100 - pct) / pct : 0;
 		sleep_ns(NH_MAX(wait, budget_wait));
@@ -309,9 +360,16 @@ void scavenger_poll(void)
 	if (NH_LIKELY(atomic_load_explicit(&bg_state, memory_order_relaxed) != BG_OFF) ||
 	    !atomic_load_explicit(&bg_wanted, memory_order_relaxed))
 		return;
-	if (NH_OPTION(SCAVENGER) == SCAV_OFF && (nh_cpu_mode != CPU_MODE_RSEQ || !NH_OPTION(CACHE_IDLE)))
+	if (!bg_jobs_wanted())
 		return;
 	bg_start();
+}
+
+/* Does the background thread have any job? */
+static bool bg_jobs_wanted(void)
+{
+	return NH_OPTION(SCAVENGER) != SCAV_OFF || (nh_cpu_mode == CPU_MODE_RSEQ && NH_OPTION(CACHE_IDLE)) ||
+	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL);
 }
 
 void scavenger_fork_child(void)

@@ -402,21 +402,36 @@ size_t stats_json(char *buf, size_t cap)
 	return b.total;
 }
 
-void stats_at_exit(void)
+static bool stats_file_started; /* the exit dump truncates only an unused file */
+
+void stats_dump(bool periodic)
 {
-	if (atomic_load(&nh_initialized) != 2 || !NH_OPTION(STATS))
-		return;
 	int fd = 2;
 	if (nh_opt.stats_file[0]) {
-		fd = open(nh_opt.stats_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (periodic || stats_file_started ? O_APPEND : O_TRUNC);
+		fd = open(nh_opt.stats_file, flags, 0644);
 		if (fd < 0) {
 			nh_warn("cannot open NUMAHEAP_STATS_FILE %s; statistics go to stderr", nh_opt.stats_file);
 			fd = 2;
+		} else if (!periodic && !stats_file_started) {
+			stats_file_started = true;
+		}
+		if (periodic && !stats_file_started && fd != 2) {
+			/* First periodic dump: start the file afresh. */
+			if (ftruncate(fd, 0) == 0)
+				stats_file_started = true;
 		}
 	}
 	stats_print(fd, NH_OPTION(STATS) == 2);
 	if (fd != 2)
 		close(fd);
+}
+
+void stats_at_exit(void)
+{
+	if (atomic_load(&nh_initialized) != 2 || !NH_OPTION(STATS))
+		return;
+	stats_dump(false);
 }
 
 /* ---- glibc's statistics API, from the same snapshot ---------------------- */

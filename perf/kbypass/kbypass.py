@@ -76,6 +76,27 @@ def numaheap_lib(args):
     return lib
 
 
+def describe_lib(lib):
+    """'<lib> (commit abc1234[, source modified])', read from the build's CMakeCache."""
+    src = None
+    try:
+        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
+            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                src = line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    if not src:
+        return lib
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
+                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return lib
+    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
+
+
 def allocators(args, lib):
     out = [("numaheap", lib)]
     for name, so in PEERS:
@@ -112,9 +133,8 @@ def run(exe, preload, phases, mib, method, is_numaheap):
     """Returns dict(syscalls, faults, ms, nh_kernel_calls or None)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
-    for k in list(env):
-        if k.startswith("NUMAHEAP_"):
-            del env[k]
+    for k in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"):  # other NUMAHEAP_* settings pass through
+        env.pop(k, None)
     with tempfile.TemporaryDirectory() as tmp:
         stats = os.path.join(tmp, "stats.json")
         counts = os.path.join(tmp, "counts")
@@ -206,20 +226,36 @@ def main():
             return None
         return statistics.median(y - x for x, y in zip(a, b))
 
+    def rng(v):
+        """median, and the range when the repetitions differ"""
+        m = f"{statistics.median(v):.0f}"
+        return m if min(v) == max(v) else f"{m} ({min(v)}–{max(v)})"
+
     how = ("perf stat -e raw_syscalls:sys_enter,page-faults" if method == "perf"
            else "strace -c -f (system calls) and getrusage (page faults)")
     print(f"Kernel entries of {MEASURED} steady-state phases ({args.mib} MiB in flight per phase: allocate, "
           f"touch every byte, free all), beyond a warm-up-only run; counted with {how}, whole process; "
           f"median over {args.reps} alternated repetitions.\n")
-    print(f"| allocator | extra syscalls | per phase | extra page faults | per phase | ms per phase |")
-    print("|---|---|---|---|---|---|")
+    print("| allocator | syscalls, 1 phase | 21 phases | extra | per phase "
+          "| page faults, 1 phase | 21 phases | extra | per phase | ms per phase |")
+    print("|" + "---|" * 10)
     for name, _ in allocs:
-        sc, pf = extra(name, "syscalls"), extra(name, "faults")
+        cells = [name]
+        for key in ("syscalls", "faults"):
+            a = [r[key] for r in res[(name, 1)]]
+            b = [r[key] for r in res[(name, 1 + MEASURED)]]
+            if None in a or None in b:
+                cells += ["—"] * 4
+                continue
+            d = extra(name, key)
+            cells += [rng(a), rng(b), f"{d:.0f}", f"{d / MEASURED:.1f}"]
         ms = statistics.median(r["ms"] for r in res[(name, 1 + MEASURED)])
-        f = lambda v, d=1: "—" if v is None else (f"{v:.0f}" if d == 1 else f"{v / d:.1f}")
-        print(f"| {name} | {f(sc)} | {f(sc, MEASURED)} | {f(pf)} | {f(pf, MEASURED)} | {ms:.1f} |")
-    print(f"\nms per phase: wall time of one steady-state phase (median), a side note: the counts are the "
-          f"measurement. 1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
+        cells.append(f"{ms:.1f}")
+        print("| " + " | ".join(cells) + " |")
+    print(f"\nextra: median over the repetitions of (21-phase run − 1-phase run); the counts of the runs are "
+          f"medians, with their range when the repetitions differ, which shows the noise floor. "
+          f"ms per phase: wall time of one steady-state phase (median), a side note: the counts are the "
+          f"measurement. numaheap: {describe_lib(lib)}. 1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
 
     if ("numaheap", 1) in res and res[("numaheap", 1)][0]["nh"]:
         print("\nnumaheap's own count of its kernel calls (NUMAHEAP_STATS=json, kernel_calls), "

@@ -87,6 +87,27 @@ def numaheap_lib(args):
     return lib
 
 
+def describe_lib(lib):
+    """'<lib> (commit abc1234[, source modified])', read from the build's CMakeCache."""
+    src = None
+    try:
+        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
+            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                src = line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    if not src:
+        return lib
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
+                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return lib
+    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
+
+
 def allocators(args, lib):
     """[(name, preload, extra env)]. numaheap runs in its default mode (per-CPU
     caches on rseq where the kernel has it); "numaheap-pt" (with --per-thread-too,
@@ -208,7 +229,8 @@ def timing(args, exe, allocs):
                 for gg, label, _ in ts if gg == g]
         if rows:
             out += [f"**{title}**", "", table(names, rows, "ns"), ""]
-    out.append(f"1-minute load average: {load0:.2f} before, {loadavg():.2f} after (2 CPUs here: "
+    out.append(f"numaheap: {describe_lib(allocs[0][1])}. "
+               f"1-minute load average: {load0:.2f} before, {loadavg():.2f} after (2 CPUs here: "
                f"above ~1 the timings are disturbed by other work).")
     return "\n".join(out)
 
@@ -306,6 +328,7 @@ def main():
         snap = read_snapshot()
         limit = snap * (1 + CHECK_TOLERANCE)
         verdict = "ok" if alloc <= limit else "FAIL"
+        print(f"numaheap: {describe_lib(lib)}")
         print(f"numaheap fast path: {alloc:.1f} instructions per malloc(64)+free pair "
               f"(snapshot {snap:.1f}, limit {limit:.1f}): {verdict}")
         return 0 if verdict == "ok" else 1
@@ -326,6 +349,7 @@ def main():
                 log(f"micro: {name}: {alloc:.1f}")
         peers = [r for r in rows if r[0] != "numaheap"]
         best = min(peers, key=lambda r: r[1]) if peers else None
+        print(f"numaheap: {describe_lib(lib)}\n")
         print("Instructions per malloc(64)+free pair (valgrind --tool=callgrind, `micro lifo 1 64`; "
               "difference of two run lengths; the loop's own instructions subtracted). numaheap runs its "
               "per-thread caches here (NUMAHEAP_PERCPU=0): valgrind does not implement rseq, so the per-CPU "

@@ -78,6 +78,27 @@ def numaheap_lib(args):
     return lib
 
 
+def describe_lib(lib):
+    """'<lib> (commit abc1234[, source modified])', read from the build's CMakeCache."""
+    src = None
+    try:
+        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
+            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
+                src = line.split("=", 1)[1].strip()
+    except OSError:
+        pass
+    if not src:
+        return lib
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
+                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return lib
+    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
+
+
 def allocators(args, lib):
     out = [("numaheap", lib)]
     for name, so in PEERS:
@@ -161,34 +182,37 @@ def plot(outdir, names, rep0, args):
     png = os.path.join(outdir, f"rss-{args.pattern}.png")
     datafiles = []
     for name in names:
+        samples, marks, _ = rep0[name]
         df = os.path.join(outdir, f"rss-{name}.dat")
         with open(df, "w") as f:
-            for t, r in rep0[name][0]:
+            for t, r in samples:
                 f.write(f"{t:.3f} {r:.1f}\n")
-        datafiles.append((name, df))
-    # phase boundaries of numaheap's run (or the first allocator's), as light lines
-    ref = rep0.get("numaheap", rep0[names[0]])[1]
-    arrows = "\n".join(
-        f"set arrow from {ref[ph][0]:.3f}, graph 0 to {ref[ph][0]:.3f}, graph 1 nohead lc rgb '#cccccc' dt 2\n"
-        f"set label '{ph}' at {ref[ph][0]:.3f}, graph 0.97 offset 0.3,0 font ',8' tc rgb '#888888'"
-        for ph in PHASES[1:-1] if ph in ref)
+        mf = os.path.join(outdir, f"marks-{name}.dat")
+        with open(mf, "w") as f:
+            for ph in PHASES[1:-1]:
+                f.write(f"{marks[ph][0]:.3f} {rss_at(samples, marks[ph][0]):.1f}\n")
+        datafiles.append((name, df, mf))
+    plots = []
+    for i, (n, df, mf) in enumerate(datafiles, 1):
+        plots.append(f"'{df}' using 1:2 with lines lt {i} lw 2 title '{n}'")
+        plots.append(f"'{mf}' using 1:2 with points lt {i} pt 7 ps 1.2 notitle")
     script = f"""
 set terminal pngcairo size 1000,560 font ',10'
 set output '{png}'
-set title 'VmRSS: grow to {args.mib} MiB, free {args.pattern} 90%, idle {args.idle:g} s, grow, free 90%, idle'
-set xlabel 'time (s)'
+set title 'VmRSS: grow to {args.mib} MiB, free {args.pattern} 90%, compute {args.idle:g} s, grow back, free 90%, compute {args.idle:g} s'
+set xlabel 'time (s); dots: the start of free1, idle1, grow2, free2, idle2 in each run'
 set ylabel 'VmRSS (MiB)'
 set grid
 set key top right
-{arrows}
-plot {", ".join(f"'{df}' using 1:2 with lines lw 2 title '{n}'" for n, df in datafiles)}
+plot {", ".join(plots)}
 """
     r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
     if r.returncode != 0:  # no cairo: fall back to the gd png terminal
         script = script.replace("set terminal pngcairo size 1000,560 font ',10'", "set terminal png size 1000,560")
         subprocess.run(["gnuplot"], input=script, text=True, check=True)
-    for _, df in datafiles:
+    for _, df, mf in datafiles:
         os.unlink(df)
+        os.unlink(mf)
     return png
 
 
@@ -270,11 +294,11 @@ def main():
     for n in names:
         r = rows[n]
         print(f"| {n} | {r['peak']:.0f} | {r['free1']:.0f} | {r['idle1']:.0f} | {r['idle2']:.0f} | {r['mean']:.0f} "
-              f"| {r['cpu']:.2f} | {r['mops']:.2f} | {r['wall']:.2f} | {r['bg']:.3f} |")
+              f"| {r['cpu']:.2f} | {r['mops']:.2f} | {r['wall']:.2f} | {round(r['bg'], 3) + 0.0:.3f} |")
     print(f"\nThe alloc phases (grow1, free1, grow2, free2) include writing every byte of every object; "
           f"CPU is user+sys of the whole process (getrusage). Background CPU while idle is the process's CPU "
           f"minus the main thread's during the compute phases: work of the allocator's own threads. "
-          f"1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
+          f"numaheap: {describe_lib(lib)}. 1-minute load average: {load0:.2f} before, {loadavg():.2f} after.")
     print(f"\nCSV: {os.path.join(args.out, f'rss-{args.pattern}.csv')}, {os.path.join(args.out, f'phases-{args.pattern}.csv')}"
           + (f"; plot: {png}" if png else ""))
     return 0

@@ -137,13 +137,18 @@ gen_c() { # a C file of $1 functions
 }
 
 wl_gcc() {
-	gen_c 2000 >gen.c
-	x gcc-compile gcc -O1 -Wall -wrapper "$TMP/gccwrap.sh" -c gen.c -o gen.o
+	# A big file at -O0 (a few thousand functions: parsing, trees, RTL for
+	# each), a smaller one through the optimisers at -O2; link both, run both.
+	gen_c 3000 >gen.c
+	gen_c 300 >opt.c
+	x gcc-compile gcc -O0 -Wall -wrapper "$TMP/gccwrap.sh" -c gen.c -o gen.o
 	x gcc-link gcc -wrapper "$TMP/gccwrap.sh" gen.o -o gen
+	x gcc-opt gcc -O2 -Wall -wrapper "$TMP/gccwrap.sh" opt.c -o opt
 	x gcc-run ./gen
+	x gcc-run-opt ./opt
 	echo "gen.o: $(cksum <gen.o)"
 	echo "gen: $(cksum <gen)"
-	# Preprocess and compile to assembly in one more driver run.
+	echo "opt: $(cksum <opt)"
 }
 
 wl_git() {
@@ -282,7 +287,7 @@ EOF
 
 # Minimum allocations of the heavy steps (a few times below what they make).
 mins_python="python-malloc:2000000 python-pymalloc:3000"
-mins_gcc="gcc-compile-cc1:100000 gcc-compile-as:10000 gcc-link-collect2:100 gcc-compile:100 gcc-link:100 gcc-run:1"
+mins_gcc="gcc-compile-cc1:100000 gcc-compile-as:10000 gcc-link-collect2:100 gcc-opt-cc1:100000 gcc-opt-as:1000 gcc-compile:100 gcc-link:100 gcc-run:1"
 mins_git="git-add:5000 git-log:20000 git-diff:5000 git-fsck:5000 git-archive:5000 git-gc:100"
 mins_sqlite="sqlite-build:200000 sqlite-query:10000 sqlite-dump:500 sqlite-vacuum:500"
 mins_cxx="cxx:500000"

@@ -72,7 +72,7 @@ int main(void)
 	int node = numaheap_node_of(p);
 	CHECK(numaheap_node_of(&x) == -1);
 	void *big = malloc(5 << 20);
-	CHECK(big != NULL && numaheap_node_of(big) == node);
+	CHECK(big != NULL && numaheap_node_of(big) >= 0);
 	void *z = calloc(1000, 8);
 	CHECK(z != NULL && numaheap_node_of(z) >= 0 && ((char *)z)[7999] == 0);
 	void *a = NULL;

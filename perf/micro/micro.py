@@ -88,7 +88,14 @@ def numaheap_lib(args):
 
 
 def describe_lib(lib):
-    """'<lib> (commit abc1234[, source modified])', read from the build's CMakeCache."""
+    """'<lib> (commit abc1234[, source modified])[ with NUMAHEAP_...]', the commit
+    read from the build's CMakeCache, the settings from the environment."""
+    opts = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
+                    if k.startswith("NUMAHEAP_") and k not in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"))
+    return describe_build(lib) + (f" with {opts}" if opts else "")
+
+
+def describe_build(lib):
     src = None
     try:
         for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):

@@ -18,6 +18,8 @@
  */
 #include "common.h"
 
+#include <malloc.h>
+
 #define KEEP 8
 #define MINL (64u << 10)
 #define MAXL (8u << 20)
@@ -46,6 +48,9 @@ static void *grow(void *p, size_t oldn, size_t newn, worker *w)
 	memcpy(&m, q, 8);
 	if (m != MAGIC || ((unsigned char *)q)[oldn - 1] != mark)
 		wl_fail("realloc(%zu -> %zu) lost the content", oldn, newn);
+	if (malloc_usable_size(q) < newn)
+		wl_fail("realloc(%zu -> %zu) gave a block of %zu usable bytes", oldn, newn, malloc_usable_size(q));
+	((unsigned char *)q)[newn - 1] = mark; /* the whole new size must be writable */
 	w->reallocs++;
 	w->moves += q != p;
 	return q;
@@ -69,6 +74,8 @@ static void *work(void *arg)
 		}
 		n[s] = (size_t)wl_logrange(&r, MINL, MAXL);
 		p[s] = wl_xmalloc(n[s]);
+		if (malloc_usable_size(p[s]) < n[s])
+			wl_fail("malloc(%zu) gave a block of %zu usable bytes", n[s], malloc_usable_size(p[s]));
 		wl_touch_pages(p[s], n[s], (unsigned char)i);
 		wl_fill(p[s], n[s]);
 	}

@@ -90,9 +90,10 @@ def markdown(summary, wnames, anames, meta):
     L.append("")
     L.append("**Time**: median wall-clock seconds of the whole process (lower is better; the best in each row "
              "is in bold), then the median peak RSS in MiB in parentheses. The last two columns divide "
-             "numaheap's median by the best peer's (below 1: numaheap is ahead).")
+             "numaheap's median by the best peer's (below 1: numaheap is ahead). Spread: the largest "
+             "(slowest - fastest run) ÷ median of any allocator in the row, a measure of the noise.")
     L.append("")
-    head = ["workload", "thr"] + anames + ["nh ÷ best peer, time", "nh ÷ best peer, RSS"]
+    head = ["workload", "thr"] + anames + ["nh ÷ best peer, time", "nh ÷ best peer, RSS", "spread"]
     L.append("| " + " | ".join(head) + " |")
     L.append("|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|")
     rel = {a: [] for a in anames}
@@ -124,6 +125,9 @@ def markdown(summary, wnames, anames, meta):
             trs.append(tr)
         if rr:
             rrs.append(rr)
+        spreads = [(s["wall_max"] - s["wall_min"]) / s["wall"] for s in ss.values()
+                   if s and s["ok"] > 1 and s["wall"]]
+        row.append("%.0f%%" % (100 * max(spreads)) if spreads else "-")
         L.append("| " + " | ".join(row) + " |")
     gm = ["geomean of time ÷ row best", ""]
     for a in anames:
@@ -132,6 +136,7 @@ def markdown(summary, wnames, anames, meta):
     g1, g2 = geomean(trs), geomean(rrs)
     gm.append("%.2f" % g1 if g1 else "-")
     gm.append("%.2f" % g2 if g2 else "-")
+    gm.append("")
     L.append("| " + " | ".join(gm) + " |")
     L.append("")
     L.append("**Throughput**: median operations per second inside each workload's own timed region "

@@ -18,7 +18,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#define NH_API __attribute__((visibility("default")))
+#ifndef NH_PREFIX /* a prefixed build leaves operator new alone */
+
 
 typedef void (*new_handler_t)(void);
 /* std::get_new_handler() and std::__throw_bad_alloc() from libstdc++. */
@@ -113,3 +114,5 @@ NH_API void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *n
 	(void)nt;
 	free(p);
 }
+
+#endif /* NH_PREFIX */

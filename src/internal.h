@@ -27,6 +27,20 @@
 #define NH_ALIGNED(n) __attribute__((aligned(n)))
 #define NH_NORETURN __attribute__((noreturn))
 
+/*
+ * The public names. A build with NH_PREFIX=x_ exports x_malloc, x_free...
+ * instead of replacing malloc (and no C++ operators): the sanitizer builds
+ * of the tests run numaheap that way, beside the sanitizer's own malloc.
+ */
+#define NH_CAT2(a, b) a##b
+#define NH_CAT(a, b) NH_CAT2(a, b)
+#ifdef NH_PREFIX
+#define NH_NAME(x) NH_CAT(NH_PREFIX, x)
+#else
+#define NH_NAME(x) x
+#endif
+#define NH_API __attribute__((visibility("default")))
+
 #define NH_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define NH_MAX(a, b) ((a) > (b) ? (a) : (b))
 
@@ -280,7 +294,7 @@ struct mspan {
 	_Atomic uint8_t state; /* enum span_state; read without locks by free */
 	uint8_t list;	       /* enum span_list; under the central lock */
 	uint8_t needzero;      /* memory may hold old data (large spans) */
-	uint8_t pad0;
+	uint8_t guarded;       /* hardened large object between guard pages */
 	/* Object accounting; under the central lock (small spans). */
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
@@ -646,6 +660,32 @@ void scavenger_install_signal(void);
  * periodic), in NUMAHEAP_STATS's format (text unless json). */
 void stats_dump(bool periodic);
 void scavenger_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Hardened mode (hardened.c) and the entry points it builds on (malloc.c).
+ * ------------------------------------------------------------------------ */
+extern bool nh_hardened;
+uint64_t nh_random(void);
+void hardened_shuffle(uintptr_t *v, unsigned n);
+void *hardened_alloc(size_t n, size_t align, bool zero);
+void hardened_free(uintptr_t p);
+size_t hardened_usable_size(uintptr_t p);
+void *hardened_realloc(uintptr_t p, size_t n);
+
+void *nh_alloc_class(unsigned cls);
+void *nh_alloc_large(size_t n, size_t align, bool zero);
+struct mspan *nh_alloc_large_span(size_t n, size_t align);
+/* A valid object's span; reports and aborts on a bad pointer. */
+struct mspan *nh_checked_span(const char *api, uintptr_t p);
+/* Free an object whose span the caller has checked. */
+void nh_free_unchecked(struct mspan *s, uintptr_t p);
+
+NH_INLINE unsigned nh_size_to_class(size_t n)
+{
+	if (n <= NH_SMALL_SIZE_MAX)
+		return nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV];
+	return nh_size_to_class128[(n - NH_SMALL_SIZE_MAX + NH_LARGE_SIZE_DIV - 1) / NH_LARGE_SIZE_DIV];
+}
 
 /* Stats output (stats.c). */
 void stats_print(int fd, bool json);

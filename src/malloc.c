@@ -76,7 +76,6 @@
 
 #include "numaheap.h"
 
-#define NH_API __attribute__((visibility("default")))
 
 uintptr_t nh_cookie;
 _Atomic int nh_initialized;
@@ -100,6 +99,7 @@ void nh_init_slow(void)
 	nh_in_init = 1;
 	options_init();
 	os_random(&nh_cookie, sizeof nh_cookie);
+	nh_hardened = NH_OPTION(HARDENED) != 0;
 	numa_init();
 	numa_policy_init();
 	persistent_init();
@@ -125,14 +125,7 @@ __attribute__((constructor)) static void nh_constructor(void)
 
 __attribute__((destructor)) static void nh_destructor(void) { stats_at_exit(); }
 
-/* ---- size classes -------------------------------------------------------- */
-
-NH_INLINE unsigned size_to_class(size_t n)
-{
-	if (n <= NH_SMALL_SIZE_MAX)
-		return nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV];
-	return nh_size_to_class128[(n - NH_SMALL_SIZE_MAX + NH_LARGE_SIZE_DIV - 1) / NH_LARGE_SIZE_DIV];
-}
+#define size_to_class nh_size_to_class
 
 /* ---- small objects: the fast paths --------------------------------------- */
 
@@ -296,6 +289,8 @@ static void free_large(struct mspan *s, uintptr_t p)
 {
 	if (NH_UNLIKELY(p != s->base))
 		free_interior("free", p);
+	if (NH_UNLIKELY(s->guarded))
+		nh_report_bad_pointer("free", (void *)p, "invalid pointer (inside an object, not its start)");
 	mheap_free_span(heap_of_node(s->node), s);
 }
 
@@ -344,7 +339,7 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 		uintptr_t off = p - s->base;
 		if (NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
 			free_interior(api, p);
-	} else if (NH_UNLIKELY(p != s->base)) {
+	} else if (NH_UNLIKELY(p != s->base + (s->guarded ? NH_PAGE_SIZE : 0))) {
 		free_interior(api, p);
 	}
 	return s;
@@ -384,29 +379,50 @@ NH_INLINE void free_object(uintptr_t p)
 	free_small_slow(s, cls, p);
 }
 
+/* ---- entry points for hardened.c ----------------------------------------------- */
+
+void *nh_alloc_class(unsigned cls) { return alloc_small(cls); }
+void *nh_alloc_large(size_t n, size_t align, bool zero) { return alloc_large(n, align, zero); }
+struct mspan *nh_alloc_large_span(size_t n, size_t align) { return alloc_large_span(n, align); }
+struct mspan *nh_checked_span(const char *api, uintptr_t p) { return checked_span(api, p); }
+
+void nh_free_unchecked(struct mspan *s, uintptr_t p)
+{
+	(void)s;
+	free_object(p);
+}
+
 /* ---- the C API ---------------------------------------------------------- */
 
-NH_API void *malloc(size_t n)
+NH_API void *NH_NAME(malloc)(size_t n)
 {
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, 0, false);
 	if (NH_LIKELY(n <= NH_MAX_SMALL_SIZE))
 		return alloc_small(size_to_class(n));
 	return alloc_large(n, 0, false);
 }
 
-NH_API void free(void *ptr)
+NH_API void NH_NAME(free)(void *ptr)
 {
 	if (NH_UNLIKELY(!ptr))
 		return;
+	if (NH_UNLIKELY(nh_hardened)) {
+		hardened_free((uintptr_t)ptr);
+		return;
+	}
 	free_object((uintptr_t)ptr);
 }
 
-NH_API void *calloc(size_t nmemb, size_t size)
+NH_API void *NH_NAME(calloc)(size_t nmemb, size_t size)
 {
 	size_t n;
 	if (NH_UNLIKELY(__builtin_mul_overflow(nmemb, size, &n))) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, 0, true);
 	if (n <= NH_MAX_SMALL_SIZE) {
 		void *p = alloc_small(size_to_class(n));
 		if (p)
@@ -423,23 +439,25 @@ static size_t usable_size(struct mspan *s)
 
 static void *realloc_move(void *ptr, size_t old, size_t n)
 {
-	void *q = malloc(n);
+	void *q = NH_NAME(malloc)(n);
 	if (!q)
 		return NULL;
 	memcpy(q, ptr, NH_MIN(old, n));
-	free(ptr);
+	NH_NAME(free)(ptr);
 	return q;
 }
 
-NH_API void *realloc(void *ptr, size_t n)
+NH_API void *NH_NAME(realloc)(void *ptr, size_t n)
 {
 	if (!ptr)
-		return malloc(n);
+		return NH_NAME(malloc)(n);
 	if (n == 0) {
-		free(ptr); /* glibc's behaviour, which programs rely on */
+		NH_NAME(free)(ptr); /* glibc's behaviour, which programs rely on */
 		return NULL;
 	}
 	uintptr_t p = (uintptr_t)ptr;
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_realloc(p, n);
 	struct mspan *s = checked_span("realloc", p);
 	if (s->sizeclass) {
 		if (NH_UNLIKELY(*(uintptr_t *)p == (nh_cookie ^ p)))
@@ -464,23 +482,25 @@ NH_API void *realloc(void *ptr, size_t n)
 	return realloc_move(ptr, old, n);
 }
 
-NH_API void *reallocarray(void *ptr, size_t nmemb, size_t size)
+NH_API void *NH_NAME(reallocarray)(void *ptr, size_t nmemb, size_t size)
 {
 	size_t n;
 	if (__builtin_mul_overflow(nmemb, size, &n)) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	return realloc(ptr, n);
+	return NH_NAME(realloc)(ptr, n);
 }
 
 /* Memory aligned to align (a power of two). */
 static void *alloc_aligned(size_t align, size_t n)
 {
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, align, false);
 	if (align <= 16) {
 		if (align > 8 && n < 16)
 			n = 16; /* the 8-byte class is only 8-aligned */
-		return malloc(n);
+		return NH_NAME(malloc)(n);
 	}
 	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) {
 		/* Spans are page-aligned, so a class whose size is a multiple of
@@ -498,7 +518,7 @@ static void *alloc_aligned(size_t align, size_t n)
 
 static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
 
-NH_API int posix_memalign(void **memptr, size_t align, size_t n)
+NH_API int NH_NAME(posix_memalign)(void **memptr, size_t align, size_t n)
 {
 	if (!is_pow2(align) || align % sizeof(void *) != 0)
 		return EINVAL;
@@ -512,7 +532,7 @@ NH_API int posix_memalign(void **memptr, size_t align, size_t n)
 	return 0;
 }
 
-NH_API void *aligned_alloc(size_t align, size_t n)
+NH_API void *NH_NAME(aligned_alloc)(size_t align, size_t n)
 {
 	if (!is_pow2(align)) {
 		errno = EINVAL;
@@ -521,7 +541,7 @@ NH_API void *aligned_alloc(size_t align, size_t n)
 	return alloc_aligned(align, n);
 }
 
-NH_API void *memalign(size_t align, size_t n)
+NH_API void *NH_NAME(memalign)(size_t align, size_t n)
 {
 	if (align > SIZE_MAX / 2 + 1) {
 		errno = EINVAL;
@@ -533,9 +553,9 @@ NH_API void *memalign(size_t align, size_t n)
 	return alloc_aligned(align, n);
 }
 
-NH_API void *valloc(size_t n) { return alloc_aligned(os_page_size(), n); }
+NH_API void *NH_NAME(valloc)(size_t n) { return alloc_aligned(os_page_size(), n); }
 
-NH_API void *pvalloc(size_t n)
+NH_API void *NH_NAME(pvalloc)(size_t n)
 {
 	size_t ps = os_page_size();
 	if (n > SIZE_MAX - ps) {
@@ -546,33 +566,35 @@ NH_API void *pvalloc(size_t n)
 	return alloc_aligned(ps, n);
 }
 
-NH_API size_t malloc_usable_size(void *ptr)
+NH_API size_t NH_NAME(malloc_usable_size)(void *ptr)
 {
 	if (!ptr)
 		return 0;
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_usable_size((uintptr_t)ptr);
 	return usable_size(checked_span("malloc_usable_size", (uintptr_t)ptr));
 }
 
-NH_API void free_sized(void *ptr, size_t size)
+NH_API void NH_NAME(free_sized)(void *ptr, size_t size)
 {
 	(void)size;
-	free(ptr);
+	NH_NAME(free)(ptr);
 }
 
-NH_API void free_aligned_sized(void *ptr, size_t align, size_t size)
+NH_API void NH_NAME(free_aligned_sized)(void *ptr, size_t align, size_t size)
 {
 	(void)align;
 	(void)size;
-	free(ptr);
+	NH_NAME(free)(ptr);
 }
 
-NH_API int malloc_trim(size_t pad)
+NH_API int NH_NAME(malloc_trim)(size_t pad)
 {
 	(void)pad;
 	return numaheap_release() > 0;
 }
 
-NH_API int mallopt(int param, int value)
+NH_API int NH_NAME(mallopt)(int param, int value)
 {
 	(void)param;
 	(void)value;

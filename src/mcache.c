@@ -183,6 +183,8 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 	age_misses(c);
 	if (got == 0)
 		return 0;
+	if (NH_UNLIKELY(nh_hardened))
+		hardened_shuffle(buf, got);
 	*out = (void *)(buf[got - 1] & ~NH_ENTRY_FRESH);
 	int k = op_push_batch(x, cls, buf, got - 1);
 	if (k < 0)

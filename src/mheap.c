@@ -88,8 +88,14 @@ static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t 
 struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages)
 {
 	size_t scav = 0;
+	/* Hardened: start small-object spans at a random page offset. */
+	size_t skew = NH_UNLIKELY(nh_hardened) && sizeclass && align_pages <= 1 ? (size_t)(nh_random() % 16) : 0;
 	mutex_lock(&h->lock);
-	uintptr_t base = page_alloc_alloc(&h->pages, npages, align_pages, &scav);
+	uintptr_t base = page_alloc_alloc(&h->pages, npages + skew, align_pages, &scav);
+	if (base && skew) {
+		page_alloc_free(&h->pages, base, skew);
+		base += skew << NH_PAGE_SHIFT;
+	}
 	if (!base) {
 		size_t need = npages + (align_pages > 1 ? align_pages - 1 : 0);
 		if (need < npages || need > ((size_t)1 << (NH_NODE_SHIFT - NH_PAGE_SHIFT)) ||

@@ -113,6 +113,12 @@ void os_unmap(void *p, size_t n)
 	munmap(p, n);
 }
 
+int os_protect(void *p, size_t n, bool rw)
+{
+	NH_KSTAT_INC(mprotect);
+	return mprotect(p, n, rw ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 ? 0 : -errno;
+}
+
 int os_release(void *p, size_t n, enum os_release_mode mode)
 {
 	NH_KSTAT_INC(madvise);

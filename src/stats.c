@@ -436,7 +436,7 @@ void stats_at_exit(void)
 
 /* ---- glibc's statistics API, from the same snapshot ---------------------- */
 
-__attribute__((visibility("default"))) struct mallinfo2 mallinfo2(void)
+NH_API struct mallinfo2 NH_NAME(mallinfo2)(void)
 {
 	nh_ensure_init();
 	struct snapshot s;
@@ -456,9 +456,9 @@ __attribute__((visibility("default"))) struct mallinfo2 mallinfo2(void)
 	return mi;
 }
 
-__attribute__((visibility("default"))) struct mallinfo mallinfo(void)
+NH_API struct mallinfo NH_NAME(mallinfo)(void)
 {
-	struct mallinfo2 m2 = mallinfo2();
+	struct mallinfo2 m2 = NH_NAME(mallinfo2)();
 	struct mallinfo mi;
 	memset(&mi, 0, sizeof mi);
 #define CLAMP(x) ((int)((x) > 0x7fffffff ? 0x7fffffff : (x)))
@@ -471,7 +471,7 @@ __attribute__((visibility("default"))) struct mallinfo mallinfo(void)
 	return mi;
 }
 
-__attribute__((visibility("default"))) void malloc_stats(void)
+NH_API void NH_NAME(malloc_stats)(void)
 {
 	nh_ensure_init();
 	stats_print(2, false);
@@ -479,7 +479,7 @@ __attribute__((visibility("default"))) void malloc_stats(void)
 
 /* glibc's malloc_info: XML of the same figures. Called by the program, not
  * from inside the allocator, so stdio (which may malloc) is fine here. */
-__attribute__((visibility("default"))) int malloc_info(int options, FILE *fp)
+NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 {
 	if (options != 0 || !fp)
 		return -1;

@@ -615,6 +615,7 @@ NH_NORETURN NH_COLD void nh_report_bad_pointer(const char *api, const void *p, c
  * Global state (malloc.c).
  * ------------------------------------------------------------------------ */
 extern uintptr_t nh_cookie; /* secret; a freed object's first word is cookie ^ address */
+extern bool nh_heaps_ok;    /* at least one heap could be set up */
 extern _Atomic int nh_initialized;
 void nh_init_slow(void);
 
@@ -659,6 +660,7 @@ void scavenger_install_signal(void);
 /* Write the statistics where NUMAHEAP_STATS_FILE says (appending if
  * periodic), in NUMAHEAP_STATS's format (text unless json). */
 void stats_dump(bool periodic);
+void stats_init(void);
 void scavenger_fork_child(void);
 
 /* ------------------------------------------------------------------------

@@ -81,6 +81,7 @@ uintptr_t nh_cookie;
 _Atomic int nh_initialized;
 static __thread int nh_in_init;
 _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+bool nh_heaps_ok;
 
 /* ---- initialisation ---------------------------------------------------- */
 
@@ -104,12 +105,22 @@ void nh_init_slow(void)
 	numa_policy_init();
 	persistent_init();
 	mcache_layout_init();
+	/* A heap that cannot be set up (address space exhausted: ulimit -v)
+	 * is left out; with none at all, every allocation fails with ENOMEM. */
+	uint32_t ok = 0;
 	for (int n = 0; n < NH_MAX_NODES; n++)
-		if ((numa_pol.heap_mask >> n) & 1)
-			if (mheap_init(n) != 0)
-				nh_fatal("cannot set up the heap of node %d (out of address space?)", n);
+		if ((numa_pol.heap_mask >> n) & 1) {
+			if (mheap_init(n) == 0)
+				ok |= 1u << n;
+			else
+				nh_warn("cannot set up the heap of node %d (out of memory or address space)", n);
+		}
+	if (ok != numa_pol.heap_mask && ok)
+		numa_policy_restrict(ok);
+	nh_heaps_ok = ok != 0;
 	proc_init();
 	scavenger_init();
+	stats_init();
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
 	if (NH_OPTION(SHOW_CONFIG))
@@ -200,6 +211,10 @@ static void *alloc_direct(unsigned cls)
 NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 {
 	nh_ensure_init();
+	if (NH_UNLIKELY(!nh_heaps_ok)) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	struct m *m = nh_tls_m;
 	if (m == &nh_m_boot)
 		m = proc_m_slow();
@@ -244,6 +259,10 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 		npages = 1;
 	size_t align_pages = align > NH_PAGE_SIZE ? align >> NH_PAGE_SHIFT : 0;
 	nh_ensure_init();
+	if (NH_UNLIKELY(!nh_heaps_ok)) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	struct mspan *s = mheap_alloc_span(heap_of_node(proc_current_node()), npages, 0, align_pages);
 	slow_path_hooks();
 	if (s) {
@@ -621,6 +640,10 @@ NH_API size_t numaheap_release(void)
 NH_API void *numaheap_malloc_onnode(size_t n, int node)
 {
 	nh_ensure_init();
+	if (!nh_heaps_ok) {
+		errno = ENOMEM;
+		return NULL;
+	}
 	if (node < 0 || node >= NUMA_MAX_NODES || !(numa_topo.node_mask >> node & 1)) {
 		errno = EINVAL;
 		return NULL;

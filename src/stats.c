@@ -403,10 +403,23 @@ size_t stats_json(char *buf, size_t cap)
 }
 
 static bool stats_file_started; /* the exit dump truncates only an unused file */
+static int stderr_copy = -1;
+
+/*
+ * Programs may close stderr before numaheap's exit dump (coreutils do, in an
+ * atexit handler): keep a close-on-exec copy of it, out of the way of the
+ * low descriptors programs use, when statistics go to stderr.
+ */
+void stats_init(void)
+{
+	if (NH_OPTION(STATS) || NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL))
+		if (!nh_opt.stats_file[0])
+			stderr_copy = fcntl(2, F_DUPFD_CLOEXEC, 100);
+}
 
 void stats_dump(bool periodic)
 {
-	int fd = 2;
+	int fd = stderr_copy >= 0 ? stderr_copy : 2;
 	if (nh_opt.stats_file[0]) {
 		int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (periodic || stats_file_started ? O_APPEND : O_TRUNC);
 		fd = open(nh_opt.stats_file, flags, 0644);
@@ -423,7 +436,7 @@ void stats_dump(bool periodic)
 		}
 	}
 	stats_print(fd, NH_OPTION(STATS) == 2);
-	if (fd != 2)
+	if (fd != 2 && fd != stderr_copy)
 		close(fd);
 }
 

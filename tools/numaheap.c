@@ -2101,7 +2101,11 @@ static int cmd_stats(int argc, char **argv)
 			fprintf(stderr, "%s stats: no numaheap JSON statistics in %s", prog_name, file);
 			if (last_err)
 				fprintf(stderr, " (line %zu: %s)", last_err_line, last_err);
-			fprintf(stderr, "\n  (produce them with NUMAHEAP_STATS=json or `numaheap run --json`)\n");
+			if (memmem(text, len, "statistics: cpu_mode", 20))
+				fprintf(stderr, "\n  (this holds the text statistics of NUMAHEAP_STATS=1, already readable;"
+						" for tables use NUMAHEAP_STATS=json or `numaheap run --json`)\n");
+			else
+				fprintf(stderr, "\n  (produce them with NUMAHEAP_STATS=json or `numaheap run --json`)\n");
 			free(text);
 			return 1;
 		}

@@ -2,12 +2,14 @@
 # tool_test.sh CASE TOOL PROGRAM — one test of the `numaheap` command.
 #
 # PROGRAM is tests/docs/stats_prog.c built as a plain executable (numaheap
-# is preloaded by `numaheap run`). Each case prints what it checked and
+# is preloaded by `numaheap run`); ONNODE (optional 4th argument) is
+# tests/docs/onnode_prog.c, linked with libnumaheap.so. Each case prints what it checked and
 # exits 0, or prints FAIL lines and exits 1.
 set -u
 case_name=${1:?usage: tool_test.sh CASE TOOL PROGRAM}
 tool=${2:?}
 prog=${3:?}
+onnode=${4:-}
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
 fails=0
@@ -82,6 +84,15 @@ run_set)
 	expect_in "$tmp/out" "bad value for NUMAHEAP_CACHE_BYTES"
 	run_rc 2 "$tool" run --set CACHE_BYTES -- true
 	expect_in "$tmp/out" "NAME=VALUE"
+	;;
+run_hardened_onnode)
+	# numaheap's own API under settings given to `numaheap run`: plain, and
+	# with NUMAHEAP_HARDENED=1 (canaries, guard pages).
+	[ -n "$onnode" ] || { echo "FAIL: no onnode program given"; exit 1; }
+	run_rc 0 "$tool" run --no-stats -- "$onnode"
+	expect_in "$tmp/out" "onnode_prog: ok"
+	run_rc 0 "$tool" run --no-stats --set HARDENED=1 -- "$onnode"
+	expect_in "$tmp/out" "onnode_prog: ok"
 	;;
 run_json)
 	# --json --stats-file: one JSON dump in the file, rendered by `stats`.

@@ -59,6 +59,8 @@ extern struct numa_policy numa_pol;
 
 /* After options_init and numa_init. */
 void numa_policy_init(void);
+/* Only these nodes have heaps after all (the others failed to set up). */
+void numa_policy_restrict(uint32_t heap_mask);
 /* The heap node for a CPU (nearest heap node to the CPU's node). */
 int numa_heap_node_of_cpu(int cpu);
 /* Bind heap memory (arenas, metadata, caches) of heap_node per the policy. */

@@ -92,6 +92,13 @@ void numa_policy_init(void)
 	read_cgroup_limit();
 }
 
+void numa_policy_restrict(uint32_t heap_mask)
+{
+	numa_pol.heap_mask = heap_mask;
+	for (int c = 0; c < NUMA_MAX_CPUS; c++)
+		numa_pol.cpu_heap[c] = (int8_t)nearest_heap_node(numa_topo.cpu_node[c]);
+}
+
 int numa_heap_node_of_cpu(int cpu)
 {
 	if (cpu < 0 || cpu >= NUMA_MAX_CPUS || numa_pol.cpu_heap[cpu] < 0)

@@ -52,6 +52,11 @@ void hardened_shuffle(uintptr_t *v, unsigned n)
 	}
 }
 
+void hardened_set_canary(uintptr_t p, unsigned cls)
+{
+	*(uintptr_t *)(p + nh_class_to_size[cls] - 8) = canary_of(p);
+}
+
 void *hardened_alloc(size_t n, size_t align, bool zero)
 {
 	size_t need;
@@ -68,7 +73,7 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 			uintptr_t p = (uintptr_t)nh_alloc_class(cls);
 			if (!p)
 				return NULL;
-			*(uintptr_t *)(p + nh_class_to_size[cls] - 8) = canary_of(p);
+			hardened_set_canary(p, cls);
 			if (zero)
 				memset((void *)p, 0, n);
 			return (void *)p;

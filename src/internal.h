@@ -127,10 +127,12 @@ enum nh_option_id {
 };
 #undef NH_OPT
 
+#define NH_PATH_MAX 256
 struct nh_options {
 	int64_t v[NH_NUM_OPTIONS]; /* value; an index into choices for OPT_ENUM */
 	bool set[NH_NUM_OPTIONS];  /* given in the environment */
-	char stats_file[256];	   /* NUMAHEAP_STATS_FILE */
+	char stats_file[NH_PATH_MAX]; /* NUMAHEAP_STATS_FILE */
+	char lib[NH_PATH_MAX];	      /* NUMAHEAP_LIB */
 };
 extern struct nh_options nh_opt;
 #define NH_OPTION(name) (nh_opt.v[NH_OPTID_##name])
@@ -388,7 +390,19 @@ struct span_list_head {
 };
 
 struct mcentral {
-	struct mutex lock;
+	/*
+	 * The transfer cache (tcmalloc's): cache entries (tags kept) passed
+	 * from P caches that overflow to P caches that refill, whole batches
+	 * at a time, without touching span bitmaps. Under tc_lock.
+	 */
+	struct mutex tc_lock;
+	uint32_t tc_count;
+	uint32_t tc_cap;
+	uintptr_t *tc_slots;	  /* tc_cap entries, allocated on first use */
+	uint64_t tc_gen;	  /* bumped on use: idle detection */
+	uint64_t tc_idle_gen;
+
+	struct mutex lock NH_ALIGNED(NH_CACHE_LINE);
 	uint8_t sizeclass;
 	uint8_t node;
 	struct span_list_head partial; /* under lock */
@@ -396,15 +410,18 @@ struct mcentral {
 	/* Under lock. */
 	uint64_t nspans;	  /* spans of this class on this node */
 	uint64_t objects_out;	  /* sum of nalloc over the spans */
-	uint64_t direct_allocs;	  /* mallocs served without a cache */
 } NH_ALIGNED(NH_CACHE_LINE);
 
 struct mheap;
 void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
-/* Fill out[] with up to n objects (tagged); returns how many, 0 on ENOMEM. */
+/* Fill out[] with up to n cache entries; returns how many, 0 on ENOMEM. */
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
-/* Give back n untagged objects of this class and node. */
+/* Give back n cache entries (objects, tagged or not) of this class and node. */
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);
+/* Return the transfer caches' objects to their spans: all of them, or only
+ * those of caches unused since the last call (idle). Objects moved. */
+size_t mcentral_drain_transfer(struct mheap *h, bool idle_only);
+size_t mcentral_transfer_objects(struct mcentral *c);
 
 /* ------------------------------------------------------------------------
  * mheap (mheap.c): the page heap of one node.
@@ -670,6 +687,7 @@ extern bool nh_hardened;
 uint64_t nh_random(void);
 void hardened_shuffle(uintptr_t *v, unsigned n);
 void *hardened_alloc(size_t n, size_t align, bool zero);
+void hardened_set_canary(uintptr_t p, unsigned cls);
 void hardened_free(uintptr_t p);
 size_t hardened_usable_size(uintptr_t p);
 void *hardened_realloc(uintptr_t p, size_t n);

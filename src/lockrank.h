@@ -13,6 +13,8 @@
  *   ALLM        the registry of threads (proc.c): thread start and exit,
  *               fork, statistics walking the caches
  *   SCAV        synchronous scavenging (scavenger.c): malloc_trim, limit
+ *   TRANSFER    one per size class per node (mcentral.c): the transfer
+ *               cache; many
  *   CENTRAL     one per size class per node (mcentral.c); many
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
@@ -27,6 +29,7 @@ enum lock_rank {
 	LOCK_RANK_PCACHE = 0, /* zero, so a per-CPU slab's zeroed lock is ranked */
 	LOCK_RANK_ALLM,
 	LOCK_RANK_SCAV,
+	LOCK_RANK_TRANSFER,
 	LOCK_RANK_CENTRAL,
 	LOCK_RANK_HEAP,
 	LOCK_RANK_PERSISTENT,
@@ -36,7 +39,7 @@ enum lock_rank {
 /* Ranks whose locks fork's prepare handler holds all at once. */
 static inline int lock_rank_many(unsigned rank)
 {
-	return rank == LOCK_RANK_PCACHE || rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
+	return rank == LOCK_RANK_PCACHE || rank == LOCK_RANK_TRANSFER || rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
 }
 
 #endif

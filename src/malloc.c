@@ -634,6 +634,9 @@ NH_API size_t numaheap_release(void)
 		mcache_drain(&x);
 		proc_release_p(&x);
 	}
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n])
+			mcentral_drain_transfer(nh_heaps[n], false);
 	return scavenge_now(true);
 }
 
@@ -659,8 +662,9 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 			node = numa_heap_node_of_cpu(-1);
 	}
 	struct mheap *h = nh_heaps[node];
-	if (n <= NH_MAX_SMALL_SIZE) {
-		unsigned cls = size_to_class(n);
+	size_t extra = nh_hardened ? 8 : 0; /* room for the canary */
+	if (n <= NH_MAX_SMALL_SIZE - extra) {
+		unsigned cls = size_to_class(n + extra);
 		uintptr_t e;
 		if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
 			errno = ENOMEM;
@@ -669,6 +673,8 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 		atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
 		uintptr_t p = e & ~NH_ENTRY_FRESH;
 		*(uintptr_t *)p = 0;
+		if (nh_hardened)
+			hardened_set_canary(p, cls);
 		return (void *)p;
 	}
 	if (n > ((size_t)1 << NH_NODE_SHIFT)) {

@@ -139,13 +139,11 @@ static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
 	return 0;
 }
 
-/* Hand untagged copies of n entries back to the class's mcentral. */
+/* Hand n entries (tags kept) back to the class's mcentral. */
 static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
 {
 	if (!n)
 		return;
-	for (unsigned i = 0; i < n; i++)
-		objs[i] &= ~NH_ENTRY_FRESH;
 	struct mheap *h = heap_of_node((int)c->node);
 	mcentral_release(&h->central[cls], h, objs, n);
 }

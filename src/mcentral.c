@@ -15,17 +15,70 @@
  * hovers around one span's worth of objects from taking the heap lock on
  * every batch.
  *
- * Locking: c->lock (rank CENTRAL) for the lists, the spans' bitmaps and the
- * counters. The heap lock is never held at the same time.
+ * In front of the spans sits a transfer cache (tcmalloc's): a stack of
+ * cache entries that P caches fill when they overflow and empty when they
+ * refill, a batch at a time, as plain copies. Objects only reach their
+ * spans' bitmaps when it is full, and only come from spans when it is
+ * empty, so a producer thread and a consumer thread pass objects to each
+ * other without any per-object work. The background thread drains transfer
+ * caches that sat unused, so their objects do not pin spans forever.
+ *
+ * Locking: c->tc_lock (rank TRANSFER) for the transfer cache; c->lock (rank
+ * CENTRAL) for the lists, the spans' bitmaps and the counters. They are not
+ * held together. The heap lock is never held with either.
  */
 #include "internal.h"
 
+#include <string.h>
+
 void mcentral_init(struct mcentral *c, unsigned sizeclass, int node)
 {
+	mutex_init(&c->tc_lock, LOCK_RANK_TRANSFER);
 	mutex_init(&c->lock, LOCK_RANK_CENTRAL);
 	c->sizeclass = (uint8_t)sizeclass;
 	c->node = (uint8_t)node;
+	/* 16 batches, at most 1 MiB worth, at least 4 batches. */
+	unsigned b = mcache_batch(sizeclass);
+	unsigned cap = (1u << 20) / nh_class_to_size[sizeclass];
+	c->tc_cap = NH_MAX(4 * b, NH_MIN(16 * b, cap));
 }
+
+/* Take up to n entries from the transfer cache. */
+static unsigned transfer_take(struct mcentral *c, uintptr_t *out, unsigned n)
+{
+	if (!c->tc_count)
+		return 0;
+	mutex_lock(&c->tc_lock);
+	unsigned k = NH_MIN(n, c->tc_count);
+	memcpy(out, c->tc_slots + c->tc_count - k, (size_t)k * sizeof *out);
+	c->tc_count -= k;
+	c->tc_gen++;
+	mutex_unlock(&c->tc_lock);
+	return k;
+}
+
+/* Put up to n entries into the transfer cache; how many fit. */
+static unsigned transfer_put(struct mcentral *c, const uintptr_t *objs, unsigned n)
+{
+	if (c->tc_count + n > c->tc_cap)
+		return 0; /* racy pre-check; rechecked under the lock */
+	mutex_lock(&c->tc_lock);
+	if (!c->tc_slots) {
+		c->tc_slots = persistentalloc((size_t)c->tc_cap * sizeof(uintptr_t), 64, c->node);
+		if (!c->tc_slots) {
+			mutex_unlock(&c->tc_lock);
+			return 0;
+		}
+	}
+	unsigned k = c->tc_count + n <= c->tc_cap ? n : 0; /* whole batches only */
+	memcpy(c->tc_slots + c->tc_count, objs, (size_t)k * sizeof *objs);
+	c->tc_count += k;
+	c->tc_gen++;
+	mutex_unlock(&c->tc_lock);
+	return k;
+}
+
+size_t mcentral_transfer_objects(struct mcentral *c) { return c->tc_count; }
 
 static void list_push(struct span_list_head *l, struct mspan *s)
 {
@@ -51,7 +104,9 @@ static void list_remove(struct span_list_head *l, struct mspan *s)
 
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n)
 {
-	unsigned got = 0;
+	unsigned got = transfer_take(c, out, n);
+	if (got == n)
+		return got;
 	mutex_lock(&c->lock);
 	while (got < n) {
 		struct mspan *s = c->partial.first;
@@ -78,16 +133,32 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 	return got;
 }
 
+static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);
+
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
+{
+	if (transfer_put(c, objs, n) == n)
+		return;
+	release_to_spans(c, h, objs, n);
+}
+
+static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
 {
 	struct mspan *empty[64];
 	unsigned nempty = 0;
+	struct mspan *s = NULL;
+	uintptr_t lo = 0, hi = 0; /* the last span's range: batches often share spans */
 	mutex_lock(&c->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uintptr_t p = objs[i];
-		struct mspan *s = span_of(p);
-		if (NH_UNLIKELY(!s || s->sizeclass != c->sizeclass))
-			nh_report_bad_pointer("free", (void *)p, "object's span changed while cached (heap corruption)");
+		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
+		if (p - lo >= hi - lo) {
+			s = span_of(p);
+			if (NH_UNLIKELY(!s || s->sizeclass != c->sizeclass))
+				nh_report_bad_pointer("free", (void *)p,
+						      "object's span changed while cached (heap corruption)");
+			lo = s->base;
+			hi = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
+		}
 		mspan_put(s, p);
 		c->objects_out--;
 		if (s->list == SPAN_LIST_FULL) {
@@ -100,6 +171,7 @@ void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs
 			s->list = SPAN_LIST_NONE;
 			c->nspans--;
 			empty[nempty++] = s;
+			lo = hi = 0; /* s goes back to the heap */
 			if (nempty == 64) {
 				mutex_unlock(&c->lock);
 				for (unsigned j = 0; j < nempty; j++)
@@ -114,6 +186,28 @@ void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs
 		mheap_free_span(h, empty[j]);
 }
 
+size_t mcentral_drain_transfer(struct mheap *h, bool idle_only)
+{
+	size_t moved = 0;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		struct mcentral *c = &h->central[k];
+		if (!c->tc_count)
+			continue;
+		if (idle_only && c->tc_gen != c->tc_idle_gen) {
+			c->tc_idle_gen = c->tc_gen; /* racy hint; the lock guards the drain */
+			continue;
+		}
+		uintptr_t buf[256];
+		unsigned n;
+		while ((n = transfer_take(c, buf, 256)) > 0) {
+			release_to_spans(c, h, buf, n);
+			moved += n;
+		}
+		c->tc_idle_gen = c->tc_gen;
+	}
+	return moved;
+}
+
 void mcentral_fork_lock(bool lock)
 {
 	for (int n = 0; n < NH_MAX_NODES; n++) {
@@ -121,10 +215,13 @@ void mcentral_fork_lock(bool lock)
 		if (!h)
 			continue;
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
-			if (lock)
+			if (lock) {
+				mutex_lock(&h->central[c].tc_lock);
 				mutex_lock(&h->central[c].lock);
-			else
+			} else {
 				mutex_unlock(&h->central[c].lock);
+				mutex_unlock(&h->central[c].tc_lock);
+			}
 		}
 	}
 }
@@ -133,6 +230,8 @@ void mcentral_fork_child(void)
 {
 	for (int n = 0; n < NH_MAX_NODES; n++)
 		if (nh_heaps[n])
-			for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
+			for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+				mutex_reset(&nh_heaps[n]->central[c].tc_lock);
 				mutex_reset(&nh_heaps[n]->central[c].lock);
+			}
 }

@@ -167,6 +167,14 @@ static bool parse_value(const struct opt_desc *d, const char *s, int64_t *out)
 	return false;
 }
 
+_Static_assert(NH_NUM_OPTIONS > NH_OPTID_LIB && NH_NUM_OPTIONS > NH_OPTID_STATS_FILE, "path options");
+
+/* Where a path option's value lives (one buffer per OPT_PATH option). */
+static char *path_slot(int id)
+{
+	return id == NH_OPTID_LIB ? nh_opt.lib : nh_opt.stats_file;
+}
+
 static void set_option(const char *name, size_t nlen, const char *value)
 {
 	for (int i = 0; i < NH_NUM_OPTIONS; i++) {
@@ -175,11 +183,12 @@ static void set_option(const char *name, size_t nlen, const char *value)
 			continue;
 		if (d->type == OPT_PATH) {
 			size_t n = strlen(value);
-			if (n >= sizeof nh_opt.stats_file) {
+			char *dst = path_slot(i);
+			if (n >= NH_PATH_MAX) {
 				problem("NUMAHEAP_%s: path too long, ignored%s", d->name, "");
 				return;
 			}
-			memcpy(nh_opt.stats_file, value, n + 1);
+			memcpy(dst, value, n + 1);
 			nh_opt.v[i] = n > 0;
 			nh_opt.set[i] = true;
 			return;
@@ -272,7 +281,7 @@ void options_print(int fd)
 			buf_puts(&b, choice_name(d, nh_opt.v[i], name, sizeof name));
 			break;
 		case OPT_PATH:
-			buf_puts(&b, nh_opt.stats_file);
+			buf_puts(&b, path_slot(i));
 			break;
 		case OPT_LIST: {
 			const char *sep = "";

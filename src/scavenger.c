@@ -293,6 +293,9 @@ static void *bg_main(void *arg)
 		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
 		if (idle && now - last_drain >= idle) {
 			nh_scav.cache_drained_objects += proc_drain_idle();
+			for (int n = 0; n < NH_MAX_NODES; n++)
+				if (nh_heaps[n])
+					nh_scav.cache_drained_objects += mcentral_drain_transfer(nh_heaps[n], true);
 			last_drain = now;
 		}
 		uint64_t work = os_thread_cputime() - cpu0;
@@ -368,7 +371,7 @@ void scavenger_poll(void)
 /* Does the background thread have any job? */
 static bool bg_jobs_wanted(void)
 {
-	return NH_OPTION(SCAVENGER) != SCAV_OFF || (nh_cpu_mode == CPU_MODE_RSEQ && NH_OPTION(CACHE_IDLE)) ||
+	return NH_OPTION(SCAVENGER) != SCAV_OFF || NH_OPTION(CACHE_IDLE) ||
 	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL);
 }
 

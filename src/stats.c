@@ -29,7 +29,7 @@
 #include "numaheap.h"
 
 struct class_stats {
-	uint64_t spans, out, cached, allocs;
+	uint64_t spans, out, cached, allocs, transfer;
 };
 
 struct node_stats {
@@ -167,6 +167,7 @@ static void snapshot(struct snapshot *s)
 			s->cls[k].spans += c->nspans;
 			s->cls[k].out += c->objects_out;
 			mutex_unlock(&c->lock);
+			s->cls[k].transfer += mcentral_transfer_objects(c);
 		}
 		mutex_lock(&h->lock);
 		ns->mapped = h->mapped_bytes;
@@ -191,7 +192,7 @@ static void snapshot(struct snapshot *s)
 	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches, &s->aborts);
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
 		s->cls[k].allocs = allocs[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
-		s->cls[k].cached = cached[k];
+		s->cls[k].cached = cached[k] + s->cls[k].transfer;
 	}
 	read_huge_pages(s);
 	read_placement(s);

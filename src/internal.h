@@ -488,9 +488,9 @@ void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
 
 struct mcache_class {
 	uint16_t cur;	/* next free slot */
-	uint16_t end;	/* current capacity limit */
+	uint16_t end;	/* current capacity limit (at most begin + mcache_max(cls)) */
 	uint16_t begin; /* first slot; fixed once set up */
-	uint16_t max;	/* end never passes begin + max */
+	uint16_t node;	/* the slab's node, here so push checks it on the line it writes */
 };
 
 struct mcache_stats {
@@ -504,7 +504,7 @@ struct mcache_stats {
  * owning thread (per-thread). */
 struct mcache {
 	struct mcache_class cls[NH_NUM_CLASSES];
-	uint32_t node;	   /* node whose objects this cache holds (rseq push checks it) */
+	uint32_t node;	   /* node whose objects this cache holds */
 	uint32_t id;	   /* P id: the CPU, or a per-thread P number */
 	struct mutex lock; /* per-CPU slow paths; unused per-thread */
 	uint32_t ready;	   /* set up */
@@ -519,8 +519,6 @@ struct mcache {
 	struct mcache_stats stats[NH_NUM_CLASSES];
 };
 
-#define NH_MCACHE_NODE_OFFSET 536 /* offsetof(struct mcache, node), used by rseq push */
-_Static_assert(offsetof(struct mcache, node) == NH_MCACHE_NODE_OFFSET, "mcache node offset");
 #define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
 
 NH_INLINE uintptr_t *mcache_slots(struct mcache *c) { return (uintptr_t *)c; }
@@ -559,6 +557,7 @@ void mcache_flush_remote(struct mcache *c);
 int mcache_drain(struct pctx *x);
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
 unsigned mcache_batch(unsigned cls);
+unsigned mcache_max(unsigned cls);
 
 /* An empty cache that misses on every class: the per-thread fast path's default. */
 extern struct mcache nh_empty_mcache;

@@ -401,7 +401,7 @@ NH_INLINE void free_object(uintptr_t p)
 	} else {
 		struct mcache *c = m->cache;
 		struct mcache_class *k = &c->cls[cls];
-		if (NH_LIKELY(k->cur != k->end && c->node == s->node)) {
+		if (NH_LIKELY(k->cur != k->end && k->node == s->node)) {
 			mcache_slots(c)[k->cur++] = p;
 			return;
 		}

@@ -54,9 +54,11 @@ void mcache_layout_init(void)
 
 unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
-static uint64_t initial_header(unsigned k)
+unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
+
+static uint64_t initial_header(unsigned k, int node)
 {
-	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], maxcap[k]};
+	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], (uint16_t)node};
 	uint64_t v;
 	memcpy(&v, &h, sizeof v);
 	return v;
@@ -74,7 +76,7 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 {
 	memset(c, 0, sizeof *c);
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		uint64_t v = initial_header(k);
+		uint64_t v = initial_header(k, node);
 		memcpy(&c->cls[k], &v, sizeof v);
 	}
 	c->node = (uint32_t)node;
@@ -91,7 +93,7 @@ int mcache_init_pcpu(struct pctx *x, int node)
 	c->node = (uint32_t)node;
 	c->id = x->cpu;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		if (nh_rseq_store64(x->rs, x->cpu, (uint64_t *)&c->cls[k], initial_header(k), x->aborts) < 0)
+		if (nh_rseq_store64(x->rs, x->cpu, (uint64_t *)&c->cls[k], initial_header(k, node), x->aborts) < 0)
 			return -1;
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();
@@ -168,6 +170,8 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 		if ((uint32_t)node != c->node) {
 			mcache_drain(x);
 			c->node = (uint32_t)node;
+			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+				c->cls[k].node = (uint16_t)node;
 		}
 	}
 	struct mcache_class *m = &c->cls[cls];
@@ -246,7 +250,7 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
 	age_misses(c);
-	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= m->max;
+	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= maxcap[cls];
 	if (room && c->cap_bytes + step > c->budget) {
 		int r = steal_capacity(x, cls);
 		if (r < 0)

@@ -14,7 +14,7 @@
  *
  * Each sequence here reads the CPU number (cpu_id_start), finds that CPU's
  * slab at base + (cpu << NH_MCACHE_SHIFT), and works on one class header
- * (struct mcache_class: cur at +0, end at +2, begin at +4, max at +6; slot
+ * (struct mcache_class: cur at +0, end at +2, begin at +4, node at +6; slot
  * indices count 8-byte words from the slab's start). The abort handler,
  * preceded by the 4-byte signature the kernel checks (RSEQ_SIG, glibc's
  * value, encoded as a harmless ud1 instruction as librseq does), counts the
@@ -114,7 +114,7 @@ static inline __attribute__((always_inline)) int nh_rseq_push(struct nh_rseq_are
 		     "movl (%[rs]), %k[c]\n\t"
 		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
 		     "addq %[base], %[c]\n\t"
-		     "cmpl %[node], " NH_STR(NH_MCACHE_NODE_OFFSET) "(%[c])\n\t"
+		     "cmpw %w[node], 6(%[c],%[cls],8)\n\t"
 		     "jne %l[full]\n\t"
 		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
 		     "cmpw 2(%[c],%[cls],8), %w[cur]\n\t"

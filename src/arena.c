@@ -74,8 +74,20 @@ int arena_grow(struct mheap *h, size_t bytes)
 
 	/* THP, node binding: advice only, a failure costs speed, not memory
 	 * (strict binding fails later, at first touch, as the kernel decides). */
-	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed))
-		os_hugepage(p, bytes, NH_OPTION(THP) != 0);
+	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed)) {
+		/*
+		 * The first NH_SMALL_HEAP_BYTES of a node's heap stay on base
+		 * pages: a small program should not pay 2 MiB of RSS for its
+		 * first object. The heap packs low, so everything past them —
+		 * all of a big heap but a sliver — gets huge pages.
+		 */
+		uintptr_t from = addr;
+		if (NH_OPTION(THP) && addr == slice)
+			from = addr + NH_SMALL_HEAP_BYTES;
+		if (from > addr)
+			os_hugepage(p, from - addr, false);
+		os_hugepage((void *)from, addr + bytes - from, NH_OPTION(THP) != 0);
+	}
 	if (numa_bind_heap(p, bytes, h->node) != 0 && !bind_warned) {
 		bind_warned = true;
 		nh_warn("cannot bind heap memory to node %d (mbind failed); the kernel's policy applies", h->node);

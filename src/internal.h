@@ -75,6 +75,9 @@
 
 #define NH_MAX_CPUS 1024
 
+/* The start of each node's heap that stays on base pages (arena.c). */
+#define NH_SMALL_HEAP_BYTES ((uintptr_t)4 << 20)
+
 /* ------------------------------------------------------------------------
  * Locks (lock.c). A futex word that spins briefly before sleeping, so that
  * uncontended and lightly contended slow paths never enter the kernel.

@@ -515,6 +515,8 @@ struct mcache {
 	size_t budget;	   /* byte budget for all classes */
 	size_t cap_bytes;  /* sum of (end - begin) * size */
 	uint64_t gen;	   /* bumped by every slow path: idle detection */
+	uint32_t steal_backoff; /* overflows to wait before looking for capacity again */
+	uint32_t pad3;
 	uint64_t idle_gen; /* gen seen by the last idle pass */
 	uintptr_t remote[64]; /* objects freed here that belong to another node */
 	uint32_t nremote;

@@ -252,10 +252,19 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	age_misses(c);
 	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= maxcap[cls];
 	if (room && c->cap_bytes + step > c->budget) {
-		int r = steal_capacity(x, cls);
-		if (r < 0)
-			return -1;
-		room = r > 0;
+		/* Looking for capacity scans every class: after a fruitless
+		 * look, wait a while before the next. */
+		room = false;
+		if (c->steal_backoff) {
+			c->steal_backoff--;
+		} else {
+			int r = steal_capacity(x, cls);
+			if (r < 0)
+				return -1;
+			room = r > 0;
+			if (!room)
+				c->steal_backoff = 64;
+		}
 	}
 	if (room) {
 		int r = op_set_end(x, cls, (unsigned)(m->end + batch[cls]));

@@ -490,11 +490,17 @@ void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
 #define NH_ENTRY_FRESH ((uintptr_t)1)
 
 struct mcache_class {
-	uint16_t cur;	/* next free slot */
+	/* Bits 0-15: cur, the next free slot. Bits 16-63: mallocs served by
+	 * this stack (a pop adds 0xffff: cur - 1, allocs + 1, one store). */
+	uint64_t word;
 	uint16_t end;	/* current capacity limit (at most begin + mcache_max(cls)) */
 	uint16_t begin; /* first slot; fixed once set up */
 	uint16_t node;	/* the slab's node, here so push checks it on the line it writes */
-};
+	uint16_t pad;
+} NH_ALIGNED(16);
+
+NH_INLINE unsigned mc_cur(const struct mcache_class *k) { return (uint16_t)k->word; }
+NH_INLINE uint64_t mc_allocs(const struct mcache_class *k) { return k->word >> 16; }
 
 struct mcache_stats {
 	uint64_t refills;  /* misses that went to mcentral */
@@ -531,29 +537,41 @@ NH_INLINE uintptr_t *mcache_slots(struct mcache *c) { return (uintptr_t *)c; }
 #include NH_ARCH_RSEQ_H
 
 /*
- * How slow paths reach a cache: directly (per-thread P, rs == NULL), or
- * through rseq sequences that only act while the thread runs on cpu.
- * Operations return -1 when the thread has left that CPU; the caller
- * starts over.
+ * How slow paths reach a cache: directly (a per-thread P), or through rseq
+ * sequences that only act while the thread runs on cpu. Operations return
+ * -1 when the thread has left that CPU; the caller starts over.
  */
 struct pctx {
 	struct mcache *c;
-	struct nh_rseq_area *rs;
+	bool rseq;
 	uint32_t cpu;
-	uint64_t *aborts;
 };
 
-extern uintptr_t nh_pcpu_base; /* per-CPU slabs: slab i at base + (i << NH_MCACHE_SHIFT) */
-extern uint32_t nh_pcpu_count; /* slabs reserved (possible CPUs) */
+/*
+ * What the fast paths read, on one cache line. Written once at start-up.
+ *   cpu_mode    CPU_MODE_RSEQ: pop and push on the CPU's slab
+ *   rseq_off    every thread's rseq area is at thread pointer + rseq_off
+ *   pcpu_base   slab i at pcpu_base + (i << NH_MCACHE_SHIFT)
+ *   pcpu_count  slabs reserved (CPUs possible at start-up)
+ */
+struct nh_fast {
+	int cpu_mode;
+	uint32_t pcpu_count;
+	ptrdiff_t rseq_off;
+	uintptr_t pcpu_base;
+} NH_ALIGNED(NH_CACHE_LINE);
+extern struct nh_fast nh_fast;
 
-NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
+NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
 
 void mcache_layout_init(void);
 void mcache_init(struct mcache *c, int node, uint32_t id);
 /* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. Lock held. */
 int mcache_init_pcpu(struct pctx *x, int node);
-/* Slow paths, lock held (per-CPU). 1/0 for success/ENOMEM, -1: left the CPU. */
-int mcache_refill(struct pctx *x, unsigned cls, void **out);
+/* Refill class cls, lock held (per-CPU): 1 refilled (pop again), 0 ENOMEM,
+ * 2 could not fill the stack (left the CPU): *direct is one entry to serve. */
+int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
+/* Overflow path of a push, lock held: 1 done, -1 left the CPU. */
 int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
 /* Free an object owned by another node through the remote buffer. */
 void mcache_free_remote(struct mcache *c, uintptr_t p);
@@ -561,11 +579,14 @@ void mcache_flush_remote(struct mcache *c);
 /* Give every cached object back to mcentral; -1 if the thread left the CPU. */
 int mcache_drain(struct pctx *x);
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls);
 unsigned mcache_batch(unsigned cls);
 unsigned mcache_max(unsigned cls);
 
 /* An empty cache that misses on every class: the per-thread fast path's default. */
 extern struct mcache nh_empty_mcache;
+/* The calling thread's per-thread cache (per-thread mode), or nh_empty_mcache. */
+extern __thread struct mcache *nh_tls_cache __attribute__((tls_model("initial-exec")));
 
 /* ------------------------------------------------------------------------
  * P's and M's (proc.c).
@@ -577,30 +598,20 @@ extern struct mcache nh_empty_mcache;
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
 
 struct m {
-	/* The fast paths read these two: rs != NULL selects the per-CPU path. */
-	struct nh_rseq_area *rs; /* this thread's registered rseq area, or NULL */
-	struct mcache *cache;	 /* per-thread P's cache; nh_empty_mcache if none */
-	uint64_t rseq_aborts;	 /* restarted sequences; M-local */
-	uint64_t allocs[NH_NUM_CLASSES]; /* mallocs by class (0: large); M-local */
+	struct mcache *cache; /* the thread's per-thread P's cache */
 	struct m *next;	      /* allm list; under allm lock */
 	struct m *prev;
-	int dead;	      /* the thread has exited; no cache */
 	uint32_t id;
 };
 
-extern __thread struct m *nh_tls_m __attribute__((tls_model("initial-exec")));
-extern struct m nh_m_boot;
-extern struct m nh_m_dead;
-extern int nh_cpu_mode;
-
-struct m *proc_m_slow(void);
-void proc_init(void);
-/* The P (cache context) of the calling thread now; per-CPU: lock taken. */
-bool proc_acquire_p(struct m *m, struct pctx *x);
+/* The P (cache context) of the calling thread now: its CPU's (lock taken)
+ * or its own. false: none (a thread being torn down, or out of memory). */
+bool proc_acquire_p(struct pctx *x);
 void proc_release_p(struct pctx *x);
+void proc_init(void);
 /* Node the calling thread runs on. */
 int proc_current_node(void);
-/* Sum the allocation counts of every M, live and dead, into out[]. */
+/* Sum the allocation counts of every cache, per-CPU and per-thread, into out[]. */
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
 /* Count objects held in every cache, by class. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES]);
@@ -608,6 +619,7 @@ void proc_sum_cached(uint64_t out[NH_NUM_CLASSES]);
 size_t proc_drain_idle(void);
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
 void proc_register_atfork(void);
+/* Mallocs served without a cache, by class (0: every large object). */
 extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
 extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];
 

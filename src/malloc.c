@@ -182,25 +182,30 @@ static void slow_path_hooks(void)
 		scavenger_check_limit();
 }
 
+/* Pop an entry of class cls from the calling thread's P, or goto miss. */
+#define POP_FAST(cls, e, miss)                                                                             \
+	do {                                                                                               \
+		if (NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)) {                                        \
+			/* Per-CPU P: the CPU's stack, in a restartable sequence. */                       \
+			NH_RSEQ_POP(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,               \
+				    (uintptr_t)(cls) << 4, e, miss);                                       \
+		} else {                                                                                   \
+			struct mcache *c_ = nh_tls_cache;                                                  \
+			struct mcache_class *k_ = &c_->cls[cls];                                           \
+			uint64_t w_ = k_->word;                                                            \
+			if (NH_UNLIKELY((uint16_t)w_ == k_->begin))                                        \
+				goto miss;                                                                 \
+			e = mcache_slots(c_)[(uint16_t)w_ - 1];                                            \
+			k_->word = w_ + 0xffff; /* cur - 1, allocs + 1 */                                  \
+		}                                                                                          \
+	} while (0)
+
 NH_INLINE void *alloc_small(unsigned cls)
 {
-	struct m *m = nh_tls_m;
-	if (NH_LIKELY(m->rs != NULL)) {
-		/* Per-CPU P: pop the CPU's stack in a restartable sequence. */
-		uintptr_t e = nh_rseq_pop(m->rs, nh_pcpu_base, cls, &m->rseq_aborts);
-		if (NH_LIKELY(e != 0)) {
-			m->allocs[cls]++;
-			return entry_to_object(e);
-		}
-		return alloc_small_slow(cls);
-	}
-	struct mcache *c = m->cache;
-	struct mcache_class *k = &c->cls[cls];
-	if (NH_LIKELY(k->cur != k->begin)) {
-		uintptr_t e = mcache_slots(c)[--k->cur];
-		m->allocs[cls]++;
-		return entry_to_object(e);
-	}
+	uintptr_t e;
+	POP_FAST(cls, e, miss);
+	return entry_to_object(e);
+miss:
 	return alloc_small_slow(cls);
 }
 
@@ -226,35 +231,34 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 		errno = ENOMEM;
 		return NULL;
 	}
-	struct m *m = nh_tls_m;
-	if (m == &nh_m_boot)
-		m = proc_m_slow();
-	struct pctx x;
-	if (!proc_acquire_p(m, &x))
-		return alloc_direct(cls);
-	/* The stack may have been refilled since the fast path missed. */
-	uintptr_t e = 0;
-	if (x.rs) {
-		e = nh_rseq_pop(x.rs, nh_pcpu_base, cls, x.aborts);
-	} else {
-		struct mcache_class *k = &x.c->cls[cls];
-		if (k->cur != k->begin)
-			e = mcache_slots(x.c)[--k->cur];
-	}
-	void *p = NULL;
-	int r = e ? 1 : mcache_refill(&x, cls, &p);
-	proc_release_p(&x);
-	if (!e)
-		slow_path_hooks();
-	if (r == 0) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	m->allocs[cls]++;
-	if (e)
+	for (int tries = 0; tries < 4; tries++) {
+		uintptr_t e;
+		/* The stack may have been refilled since the fast path missed
+		 * (another thread on this CPU), or the P may be ours now. */
+		POP_FAST(cls, e, empty);
 		return entry_to_object(e);
-	*(uintptr_t *)p = 0; /* fresh from its span: no cookie to check */
-	return p;
+	empty:;
+		struct pctx x;
+		if (!proc_acquire_p(&x))
+			break;
+		uintptr_t direct = 0;
+		int r = mcache_refill(&x, cls, &direct);
+		proc_release_p(&x);
+		slow_path_hooks();
+		if (r == 0) {
+			errno = ENOMEM;
+			return NULL;
+		}
+		if (r == 2) {
+			/* The thread left the CPU before the batch was in: this one
+			 * object is served straight away. */
+			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+			return entry_to_object(direct);
+		}
+	}
+	/* No P (a thread being set up or torn down, or a per-thread P that
+	 * keeps missing because its thread could not register rseq). */
+	return alloc_direct(cls);
 }
 
 /* ---- large objects ----------------------------------------------------- */
@@ -276,13 +280,8 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 	}
 	struct mspan *s = mheap_alloc_span(heap_of_node(proc_current_node()), npages, 0, align_pages);
 	slow_path_hooks();
-	if (s) {
-		struct m *m = nh_tls_m;
-		if (m != &nh_m_boot && m != &nh_m_dead)
-			m->allocs[0]++;
-		else
-			atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
-	}
+	if (s)
+		atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
 	return s;
 }
 
@@ -324,15 +323,31 @@ static void free_large(struct mspan *s, uintptr_t p)
 	mheap_free_span(heap_of_node(s->node), s);
 }
 
+/* Push p (node node) on the calling thread's P, or goto miss. */
+#define PUSH_FAST(cls, p, nd, miss)                                                                      \
+	do {                                                                                               \
+		if (NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)) {                                        \
+			/* Per-CPU P: a restartable sequence, which also checks that the                   \
+			 * CPU's slab holds objects of this node. */                                       \
+			NH_RSEQ_PUSH(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,              \
+				     (uintptr_t)(cls) << 4, p, nd, miss);                                  \
+		} else {                                                                                   \
+			struct mcache *c_ = nh_tls_cache;                                                  \
+			struct mcache_class *k_ = &c_->cls[cls];                                           \
+			uint64_t w_ = k_->word;                                                            \
+			if (NH_UNLIKELY((uint16_t)w_ == k_->end || k_->node != (nd)))                      \
+				goto miss;                                                                 \
+			mcache_slots(c_)[(uint16_t)w_] = (p);                                              \
+			k_->word = w_ + 1;                                                                 \
+		}                                                                                          \
+	} while (0)
+
 /* The object is valid and freed (cookie set); put it somewhere. */
 NH_NOINLINE static void free_small_slow(struct mspan *s, unsigned cls, uintptr_t p)
 {
-	struct m *m = nh_tls_m;
-	if (m == &nh_m_boot && atomic_load(&nh_initialized) == 2)
-		m = proc_m_slow();
 	for (;;) {
 		struct pctx x;
-		if (!proc_acquire_p(m, &x)) {
+		if (!proc_acquire_p(&x)) {
 			/* No P (a thread being set up or torn down): straight home. */
 			struct mheap *h = heap_of_node(s->node);
 			mcentral_release(&h->central[cls], h, &p, 1);
@@ -343,17 +358,12 @@ NH_NOINLINE static void free_small_slow(struct mspan *s, unsigned cls, uintptr_t
 			proc_release_p(&x);
 			return;
 		}
-		int r;
-		if (x.rs) {
-			r = nh_rseq_push(x.rs, nh_pcpu_base, cls, p, s->node, x.aborts) == 0 ? 1 : 0;
-		} else {
-			struct mcache_class *k = &x.c->cls[cls];
-			r = k->cur != k->end;
-			if (r)
-				mcache_slots(x.c)[k->cur++] = p;
-		}
-		if (!r)
-			r = mcache_overflow(&x, cls, p);
+		int r = 1;
+		PUSH_FAST(cls, p, s->node, full);
+		goto done;
+	full:
+		r = mcache_overflow(&x, cls, p);
+	done:
 		proc_release_p(&x);
 		if (r > 0)
 			return;
@@ -392,20 +402,9 @@ NH_INLINE void free_object(uintptr_t p)
 	if (NH_CHECKS && NH_UNLIKELY(*w == cookie))
 		free_double("free", p);
 	*w = cookie;
-	struct m *m = nh_tls_m;
-	if (NH_LIKELY(m->rs != NULL)) {
-		/* Per-CPU P: push in a restartable sequence; it also checks that
-		 * the CPU's slab holds this object's node. */
-		if (NH_LIKELY(nh_rseq_push(m->rs, nh_pcpu_base, cls, p, s->node, &m->rseq_aborts) == 0))
-			return;
-	} else {
-		struct mcache *c = m->cache;
-		struct mcache_class *k = &c->cls[cls];
-		if (NH_LIKELY(k->cur != k->end && k->node == s->node)) {
-			mcache_slots(c)[k->cur++] = p;
-			return;
-		}
-	}
+	PUSH_FAST(cls, p, s->node, slow);
+	return;
+slow:
 	free_small_slow(s, cls, p);
 }
 
@@ -639,9 +638,8 @@ NH_API size_t numaheap_release(void)
 {
 	nh_ensure_init();
 	/* This thread's (or CPU's) cached objects first, so spans can empty. */
-	struct m *m = nh_tls_m;
 	struct pctx x;
-	if (m != &nh_m_boot && proc_acquire_p(m, &x)) {
+	if (proc_acquire_p(&x)) {
 		mcache_drain(&x);
 		proc_release_p(&x);
 	}

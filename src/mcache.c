@@ -56,12 +56,10 @@ unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
 unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
 
-static uint64_t initial_header(unsigned k, int node)
+static struct mcache_class initial_header(unsigned k, int node)
 {
-	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], (uint16_t)node};
-	uint64_t v;
-	memcpy(&v, &h, sizeof v);
-	return v;
+	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], (uint16_t)node, 0};
+	return h;
 }
 
 static size_t initial_cap_bytes(void)
@@ -75,10 +73,8 @@ static size_t initial_cap_bytes(void)
 void mcache_init(struct mcache *c, int node, uint32_t id)
 {
 	memset(c, 0, sizeof *c);
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		uint64_t v = initial_header(k, node);
-		memcpy(&c->cls[k], &v, sizeof v);
-	}
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		c->cls[k] = initial_header(k, node);
 	c->node = (uint32_t)node;
 	c->id = id;
 	mutex_init(&c->lock, LOCK_RANK_PCACHE);
@@ -92,9 +88,13 @@ int mcache_init_pcpu(struct pctx *x, int node)
 	struct mcache *c = x->c;
 	c->node = (uint32_t)node;
 	c->id = x->cpu;
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		if (nh_rseq_store64(x->rs, x->cpu, (uint64_t *)&c->cls[k], initial_header(k, node), x->aborts) < 0)
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		/* One 16-byte store: a pop or push on this CPU sees the header
+		 * all zero (a miss) or whole. */
+		struct mcache_class h = initial_header(k, node);
+		if (nh_rseq_store16(nh_fast.rseq_off, x->cpu, &c->cls[k], &h) < 0)
 			return -1;
+	}
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();
 	c->ready = 1;
@@ -105,37 +105,37 @@ int mcache_init_pcpu(struct pctx *x, int node)
 
 static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
 {
-	if (x->rs)
-		return nh_rseq_pop_batch(x->rs, nh_pcpu_base, x->cpu, cls, out, n, x->aborts);
+	if (x->rseq)
+		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, out, n);
 	struct mcache_class *m = &x->c->cls[cls];
 	uintptr_t *slots = mcache_slots(x->c);
-	unsigned k = NH_MIN(n, (unsigned)(m->cur - m->begin));
+	unsigned cur = mc_cur(m), k = NH_MIN(n, cur - m->begin);
 	for (unsigned i = 0; i < k; i++)
-		out[i] = slots[m->cur - 1 - i];
-	m->cur = (uint16_t)(m->cur - k);
+		out[i] = slots[cur - 1 - i];
+	m->word -= k;
 	return (int)k;
 }
 
 static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
 {
-	if (x->rs)
-		return nh_rseq_push_batch(x->rs, nh_pcpu_base, x->cpu, cls, in, n, x->aborts);
+	if (x->rseq)
+		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, in, n);
 	struct mcache_class *m = &x->c->cls[cls];
 	uintptr_t *slots = mcache_slots(x->c);
-	unsigned k = NH_MIN(n, (unsigned)(m->end - m->cur));
+	unsigned cur = mc_cur(m), k = NH_MIN(n, (unsigned)m->end - cur);
 	for (unsigned i = 0; i < k; i++)
-		slots[m->cur + i] = in[i];
-	m->cur = (uint16_t)(m->cur + k);
+		slots[cur + i] = in[i];
+	m->word += k;
 	return (int)k;
 }
 
 /* 0 done, 1 cur above end (pop first), -1 left the CPU. */
 static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
 {
-	if (x->rs)
-		return nh_rseq_set_end(x->rs, nh_pcpu_base, x->cpu, cls, end, x->aborts);
+	if (x->rseq)
+		return nh_rseq_set_end(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, end);
 	struct mcache_class *m = &x->c->cls[cls];
-	if (m->cur > end)
+	if (mc_cur(m) > end)
 		return 1;
 	m->end = (uint16_t)end;
 	return 0;
@@ -160,10 +160,10 @@ static void age_misses(struct mcache *c)
 
 /* ---- refill and overflow ------------------------------------------------------ */
 
-int mcache_refill(struct pctx *x, unsigned cls, void **out)
+int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 {
 	struct mcache *c = x->c;
-	if (!x->rs) {
+	if (!x->rseq) {
 		/* A per-thread P follows its thread to another node: it gives
 		 * back what it holds and takes its objects from there. */
 		int node = proc_current_node();
@@ -177,7 +177,7 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 	struct mcache_class *m = &c->cls[cls];
 	struct mheap *h = heap_of_node((int)c->node);
 	uintptr_t buf[128];
-	unsigned room = (unsigned)(m->end - m->cur) + 1;
+	unsigned room = (unsigned)m->end - mc_cur(m);
 	unsigned want = NH_MIN((unsigned)batch[cls], room);
 	unsigned got = mcentral_refill(&h->central[cls], h, buf, want ? want : 1);
 	c->stats[cls].refills++;
@@ -187,12 +187,15 @@ int mcache_refill(struct pctx *x, unsigned cls, void **out)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
 		hardened_shuffle(buf, got);
-	*out = (void *)(buf[got - 1] & ~NH_ENTRY_FRESH);
-	int k = op_push_batch(x, cls, buf, got - 1);
+	int k = op_push_batch(x, cls, buf, got);
+	if (k == (int)got)
+		return 1;
+	/* Left the CPU (or no room): one object for the caller, the rest back. */
 	if (k < 0)
-		k = 0; /* left the CPU: the whole batch goes back */
+		k = 0;
+	*direct = buf[got - 1];
 	release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
-	return 1;
+	return 2;
 }
 
 /*
@@ -211,7 +214,7 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 		struct mcache_class *m = &c->cls[k];
 		if (k == cls || (unsigned)(m->end - m->begin) <= batch[k])
 			continue;
-		bool unused = (unsigned)(m->end - m->cur) >= batch[k];
+		bool unused = (unsigned)m->end - mc_cur(m) >= batch[k];
 		if (!unused && c->stats[k].misses != 0)
 			continue;
 		size_t bytes = (size_t)(m->end - m->begin) * nh_class_to_size[k];
@@ -231,7 +234,7 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 			return -1;
 		if (r == 0)
 			break;
-		unsigned excess = v->cur > newend ? (unsigned)(v->cur - newend) : 1;
+		unsigned excess = mc_cur(v) > newend ? mc_cur(v) - newend : 1;
 		uintptr_t buf[128];
 		int k = op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
 		if (k < 0)
@@ -353,5 +356,7 @@ int mcache_drain(struct pctx *x)
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 {
 	const struct mcache_class *m = &c->cls[cls];
-	return (size_t)(uint16_t)(m->cur - m->begin);
+	return (size_t)(uint16_t)(mc_cur(m) - m->begin);
 }
+
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(&c->cls[cls]); }

@@ -5,7 +5,7 @@
  * an allocation context that owns an mcache.
  *
  * P's are CPUs ("rseq" mode) when the kernel offers restartable sequences:
- * one slab per possible CPU at nh_pcpu_base + (cpu << NH_MCACHE_SHIFT),
+ * one slab per possible CPU at nh_fast.pcpu_base + (cpu << NH_MCACHE_SHIFT),
  * reserved at start-up and set up lazily by the first slow path that runs
  * on that CPU (so a process confined to a few CPUs touches a few slabs).
  * A thread uses the slab of the CPU it is on; a thread pinned to a CPU
@@ -16,15 +16,19 @@
  * or NUMAHEAP_PERCPU=0, every M owns a P of its own ("per-thread" mode); a
  * single thread can also fall back alone if its registration failed.
  *
- * Life of an M:
- *   - A new thread's nh_tls_m points at nh_m_boot, whose cache is empty and
- *     which has no rseq area, so its first malloc or free misses and comes
- *     here (proc_m_slow): the M is built and a pthread key is set whose
- *     destructor runs at thread exit.
- *   - At thread exit the destructor drains a per-thread cache back to
- *     mcentral, adds the thread's counts to the dead totals and points
- *     nh_tls_m at nh_m_dead: later mallocs and frees on the dying thread
- *     (other destructors, libc's clean-up) go straight to mcentral.
+ * Per-CPU P's need nothing per thread: the fast paths find the rseq area
+ * at a fixed offset from the thread pointer and the slab from the CPU
+ * number, and the allocation counts live in the slabs' class headers.
+ *
+ * Life of an M (per-thread P's only):
+ *   - A new thread's nh_tls_cache is nh_empty_mcache, on which every pop
+ *     and push misses, so its first malloc or free comes here
+ *     (thread_cache_slow): the M and its cache are made, and a pthread key
+ *     is set whose destructor runs at thread exit.
+ *   - At thread exit the destructor drains the cache back to mcentral and
+ *     parks it for the next thread (its counts stay in it), and the thread
+ *     is marked exited: later mallocs and frees on the dying thread (other
+ *     destructors, libc's clean-up) go straight to mcentral.
  *   - fork: the prepare handler takes every allocator lock in rank order,
  *     so the child starts with consistent heaps. Per-thread caches of the
  *     other threads are dropped in the child, not drained: one of those
@@ -50,12 +54,11 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-__thread struct m *nh_tls_m __attribute__((tls_model("initial-exec"))) = &nh_m_boot;
-struct m nh_m_boot = {.cache = &nh_empty_mcache};
-struct m nh_m_dead = {.cache = &nh_empty_mcache, .dead = 1};
-int nh_cpu_mode = CPU_MODE_PER_THREAD;
-uintptr_t nh_pcpu_base;
-uint32_t nh_pcpu_count;
+__thread struct mcache *nh_tls_cache __attribute__((tls_model("initial-exec"))) = &nh_empty_mcache;
+static __thread struct m *tls_m;  /* this thread's M (per-thread P's only) */
+static __thread int tls_state;	 /* 0 fresh, 1 has an M, 2 exited: no cache any more */
+struct nh_fast nh_fast = {.cpu_mode = CPU_MODE_PER_THREAD};
+uint64_t nh_rseq_aborts;
 
 enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN };
 static enum rseq_source rseq_source;
@@ -68,8 +71,8 @@ static struct m *allm;
 static struct fixalloc m_alloc;
 static struct mcache *idle_caches[4096];
 static unsigned nidle;
-static uint64_t dead_allocs[NH_NUM_CLASSES];
-static uint64_t dead_refills, dead_flushes, dead_aborts;
+static struct mcache **all_caches; /* every per-thread cache ever made (statistics) */
+static unsigned nall_caches, all_caches_cap;
 static uint32_t next_id;
 static pthread_key_t m_key;
 static bool key_ok;
@@ -79,22 +82,21 @@ static void m_exit(void *arg);
 
 /* ---- restartable sequences -------------------------------------------------- */
 
+static struct nh_rseq_area *rseq_area(void)
+{
+	return (struct nh_rseq_area *)((char *)__builtin_thread_pointer() + nh_fast.rseq_off);
+}
+
 /* This thread's registered rseq area, registering our own if needed. */
 static struct nh_rseq_area *thread_rseq(void)
 {
-	if (!NH_RSEQ_SUPPORTED)
+	if (!NH_RSEQ_SUPPORTED || rseq_source == RSEQ_NONE)
 		return NULL;
-	if (rseq_source == RSEQ_GLIBC) {
-		struct nh_rseq_area *rs =
-			(struct nh_rseq_area *)((char *)__builtin_thread_pointer() + __rseq_offset);
-		return (int32_t)rs->cpu_id >= 0 ? rs : NULL;
-	}
-	if (rseq_source == RSEQ_OWN) {
-		if ((int32_t)own_rseq.cpu_id < 0 &&
-		    syscall(SYS_rseq, &own_rseq, sizeof own_rseq, 0, NH_RSEQ_SIG) != 0)
-			return NULL;
-		return &own_rseq;
-	}
+	struct nh_rseq_area *rs = rseq_area();
+	if ((int32_t)rs->cpu_id >= 0)
+		return rs;
+	if (rseq_source == RSEQ_OWN && syscall(SYS_rseq, &own_rseq, sizeof own_rseq, 0, NH_RSEQ_SIG) == 0)
+		return rs;
 	return NULL;
 }
 
@@ -105,24 +107,27 @@ static void choose_cpu_mode(void)
 		return;
 	if (&__rseq_size && &__rseq_offset && __rseq_size > 0) {
 		rseq_source = RSEQ_GLIBC;
+		nh_fast.rseq_off = __rseq_offset;
 		if (!thread_rseq())
 			rseq_source = RSEQ_NONE;
 	}
 	if (rseq_source == RSEQ_NONE) {
 		rseq_source = RSEQ_OWN;
+		nh_fast.rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
 		if (!thread_rseq())
 			rseq_source = RSEQ_NONE;
 	}
 	if (rseq_source == RSEQ_NONE)
 		return;
-	nh_pcpu_count = (uint32_t)numa_topo.ncpus;
-	void *base = os_map((size_t)nh_pcpu_count << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
+	uint32_t count = (uint32_t)numa_topo.ncpus;
+	void *base = os_map((size_t)count << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
 	if (!base) {
 		rseq_source = RSEQ_NONE;
 		return;
 	}
-	nh_pcpu_base = (uintptr_t)base;
-	nh_cpu_mode = CPU_MODE_RSEQ;
+	nh_fast.pcpu_base = (uintptr_t)base;
+	nh_fast.pcpu_count = count;
+	nh_fast.cpu_mode = CPU_MODE_RSEQ; /* last: the fast paths switch here */
 }
 
 void proc_init(void)
@@ -135,59 +140,77 @@ void proc_init(void)
 
 int proc_current_node(void)
 {
-	struct nh_rseq_area *rs = nh_tls_m->rs;
-	return numa_heap_node_of_cpu(rs ? (int)rs->cpu_id_start : sched_getcpu());
+	if (nh_fast.cpu_mode == CPU_MODE_RSEQ) {
+		int32_t cpu = (int32_t)rseq_area()->cpu_id;
+		if (cpu >= 0)
+			return numa_heap_node_of_cpu(cpu);
+	}
+	return numa_heap_node_of_cpu(sched_getcpu());
 }
 
-/* ---- M's ---------------------------------------------------------------------- */
+/* ---- per-thread P's ------------------------------------------------------------- */
 
 static struct mcache *cache_get(int node)
 {
-	if (nidle)
-		return idle_caches[--nidle];
+	if (nidle) {
+		struct mcache *c = idle_caches[--nidle];
+		if (c->node != (uint32_t)node) {
+			c->node = (uint32_t)node;
+			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+				c->cls[k].node = (uint16_t)node;
+		}
+		return c;
+	}
+	if (nall_caches == all_caches_cap) {
+		unsigned cap = all_caches_cap ? 2 * all_caches_cap : 256;
+		struct mcache **a = persistentalloc(cap * sizeof *a, 8, 0);
+		if (!a)
+			return NULL;
+		if (nall_caches)
+			memcpy(a, all_caches, nall_caches * sizeof *a);
+		all_caches = a; /* the old array is leaked: metadata is never freed */
+		all_caches_cap = cap;
+	}
 	struct mcache *c = os_map(NH_MCACHE_BYTES, 4096);
 	if (!c)
 		return NULL;
 	numa_bind_heap(c, NH_MCACHE_BYTES, node);
 	mcache_init(c, node, next_id++);
+	all_caches[nall_caches++] = c;
 	return c;
 }
 
-struct m *proc_m_slow(void)
+/* Give the calling thread a per-thread P; false if it cannot have one. */
+static bool thread_cache_slow(void)
 {
-	struct m *m = nh_tls_m;
-	if (m != &nh_m_boot)
-		return m;
-	if (creating)
-		return &nh_m_dead; /* pthread_setspecific allocating: no cache yet */
+	if (tls_state == 2 || creating)
+		return false; /* exited, or pthread_setspecific allocating */
 	nh_ensure_init();
 	creating = 1;
-	struct nh_rseq_area *rs = nh_cpu_mode == CPU_MODE_RSEQ ? thread_rseq() : NULL;
 	mutex_lock(&allm_lock);
-	m = fixalloc_alloc(&m_alloc);
-	struct mcache *c = &nh_empty_mcache;
-	if (m && !rs)
-		c = cache_get(proc_current_node());
-	if (!m || !c) {
+	struct m *m = fixalloc_alloc(&m_alloc);
+	struct mcache *c = m ? cache_get(proc_current_node()) : NULL;
+	if (!c) {
 		if (m)
 			fixalloc_free(&m_alloc, m);
 		mutex_unlock(&allm_lock);
 		creating = 0;
-		return &nh_m_dead; /* out of memory: serve this thread uncached */
+		return false; /* out of memory: serve this thread uncached */
 	}
-	m->rs = rs;
 	m->cache = c;
-	m->id = rs ? 0 : c->id;
+	m->id = c->id;
 	m->next = allm;
 	if (allm)
 		allm->prev = m;
 	allm = m;
 	mutex_unlock(&allm_lock);
-	nh_tls_m = m;
+	tls_m = m;
+	tls_state = 1;
+	nh_tls_cache = c;
 	if (key_ok)
 		pthread_setspecific(m_key, m);
 	creating = 0;
-	return m;
+	return true;
 }
 
 static void m_unlink(struct m *m)
@@ -198,28 +221,20 @@ static void m_unlink(struct m *m)
 		allm = m->next;
 	if (m->next)
 		m->next->prev = m->prev;
-	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
-		dead_allocs[k] += m->allocs[k];
-		if (m->cache != &nh_empty_mcache) {
-			dead_refills += m->cache->stats[k].refills;
-			dead_flushes += m->cache->stats[k].flushes;
-			m->cache->stats[k].refills = m->cache->stats[k].flushes = 0;
-		}
-	}
-	dead_aborts += m->rseq_aborts;
+	m->next = m->prev = NULL;
 }
 
 static void m_exit(void *arg)
 {
 	struct m *m = arg;
-	nh_tls_m = &nh_m_dead;
-	if (m->cache != &nh_empty_mcache) {
-		struct pctx x = {m->cache, NULL, 0, NULL};
-		mcache_drain(&x);
-	}
+	nh_tls_cache = &nh_empty_mcache;
+	tls_state = 2;
+	tls_m = NULL;
+	struct pctx x = {m->cache, false, 0};
+	mcache_drain(&x);
 	mutex_lock(&allm_lock);
 	m_unlink(m);
-	if (m->cache != &nh_empty_mcache && nidle < sizeof idle_caches / sizeof idle_caches[0])
+	if (nidle < sizeof idle_caches / sizeof idle_caches[0])
 		idle_caches[nidle++] = m->cache;
 	fixalloc_free(&m_alloc, m);
 	mutex_unlock(&allm_lock);
@@ -227,51 +242,50 @@ static void m_exit(void *arg)
 
 /* ---- P's ------------------------------------------------------------------------ */
 
-bool proc_acquire_p(struct m *m, struct pctx *x)
+bool proc_acquire_p(struct pctx *x)
 {
-	if (!m->rs) {
-		if (m->cache == &nh_empty_mcache)
-			return false;
-		*x = (struct pctx){m->cache, NULL, 0, NULL};
-		return true;
+	if (nh_fast.cpu_mode == CPU_MODE_RSEQ && tls_state != 1) {
+		for (;;) {
+			struct nh_rseq_area *rs = thread_rseq();
+			if (!rs)
+				break; /* registration failed: a per-thread P for this thread */
+			uint32_t cpu = rs->cpu_id;
+			if (cpu >= nh_fast.pcpu_count)
+				return false; /* a CPU beyond those possible at start-up */
+			struct mcache *c = pcpu_slab(cpu);
+			mutex_lock(&c->lock);
+			*x = (struct pctx){c, true, cpu};
+			if (NH_LIKELY(c->ready))
+				return true;
+			int node = numa_heap_node_of_cpu((int)cpu);
+			numa_bind_heap(c, NH_MCACHE_BYTES, node);
+			if (mcache_init_pcpu(x, node) == 0)
+				return true;
+			mutex_unlock(&c->lock); /* moved to another CPU meanwhile: again */
+		}
 	}
-	for (;;) {
-		uint32_t cpu = m->rs->cpu_id_start;
-		if (cpu >= nh_pcpu_count)
-			return false; /* a CPU beyond those possible at start-up */
-		struct mcache *c = pcpu_slab(cpu);
-		mutex_lock(&c->lock);
-		*x = (struct pctx){c, m->rs, cpu, &m->rseq_aborts};
-		if (NH_LIKELY(c->ready))
-			return true;
-		int node = numa_heap_node_of_cpu((int)cpu);
-		numa_bind_heap(c, NH_MCACHE_BYTES, node);
-		if (mcache_init_pcpu(x, node) == 0)
-			return true;
-		mutex_unlock(&c->lock); /* moved to another CPU meanwhile: again */
-	}
+	if (nh_tls_cache == &nh_empty_mcache && !thread_cache_slow())
+		return false;
+	*x = (struct pctx){nh_tls_cache, false, 0};
+	return true;
 }
 
 void proc_release_p(struct pctx *x)
 {
-	if (x->rs)
+	if (x->rseq)
 		mutex_unlock(&x->c->lock);
 }
 
 size_t proc_drain_idle(void)
 {
-	if (nh_cpu_mode != CPU_MODE_RSEQ)
-		return 0;
-	struct m *m = nh_tls_m;
-	if (m == &nh_m_boot)
-		m = proc_m_slow();
-	if (!m->rs)
+	if (nh_fast.cpu_mode != CPU_MODE_RSEQ || !thread_rseq())
 		return 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
 		return 0;
 	size_t drained = 0;
-	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++) {
+	bool moved = false;
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready || !CPU_ISSET(cpu, &saved))
 			continue;
@@ -289,8 +303,9 @@ size_t proc_drain_idle(void)
 		CPU_SET(cpu, &one);
 		if (sched_setaffinity(0, sizeof one, &one) != 0)
 			continue;
+		moved = true;
 		mutex_lock(&c->lock);
-		struct pctx x = {c, m->rs, cpu, &m->rseq_aborts};
+		struct pctx x = {c, true, cpu};
 		if (c->gen == c->idle_gen && mcache_drain(&x) == 0) {
 			drained += cached;
 			c->gen++;
@@ -298,7 +313,8 @@ size_t proc_drain_idle(void)
 		}
 		mutex_unlock(&c->lock);
 	}
-	sched_setaffinity(0, sizeof saved, &saved);
+	if (moved)
+		sched_setaffinity(0, sizeof saved, &saved);
 	return drained;
 }
 
@@ -306,25 +322,29 @@ size_t proc_drain_idle(void)
 
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES])
 {
+	memset(out, 0, sizeof(uint64_t) * NH_NUM_CLASSES);
 	mutex_lock(&allm_lock);
-	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		out[k] = dead_allocs[k];
-	for (struct m *m = allm; m; m = m->next)
-		for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-			out[k] += m->allocs[k];
+	for (unsigned i = 0; i < nall_caches; i++)
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			out[k] += mcache_allocs(all_caches[i], k);
 	mutex_unlock(&allm_lock);
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
+		struct mcache *c = pcpu_slab(cpu);
+		if (c->ready)
+			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+				out[k] += mcache_allocs(c, k);
+	}
 }
 
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES])
 {
 	memset(out, 0, sizeof(uint64_t) * NH_NUM_CLASSES);
 	mutex_lock(&allm_lock);
-	for (struct m *m = allm; m; m = m->next)
-		if (m->cache != &nh_empty_mcache)
-			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-				out[k] += mcache_cached_objects(m->cache, k);
+	for (unsigned i = 0; i < nall_caches; i++)
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			out[k] += mcache_cached_objects(all_caches[i], k);
 	mutex_unlock(&allm_lock);
-	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++) {
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (c->ready)
 			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
@@ -334,23 +354,18 @@ void proc_sum_cached(uint64_t out[NH_NUM_CLASSES])
 
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts)
 {
-	*caches = 0;
+	*refills = *flushes = *caches = 0;
+	*aborts = __atomic_load_n(&nh_rseq_aborts, __ATOMIC_RELAXED);
 	mutex_lock(&allm_lock);
-	*refills = dead_refills;
-	*flushes = dead_flushes;
-	*aborts = dead_aborts;
-	for (struct m *m = allm; m; m = m->next) {
-		*aborts += m->rseq_aborts;
-		if (m->cache == &nh_empty_mcache)
-			continue;
+	for (struct m *m = allm; m; m = m->next)
 		(*caches)++;
+	for (unsigned i = 0; i < nall_caches; i++)
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-			*refills += m->cache->stats[k].refills;
-			*flushes += m->cache->stats[k].flushes;
+			*refills += all_caches[i]->stats[k].refills;
+			*flushes += all_caches[i]->stats[k].flushes;
 		}
-	}
 	mutex_unlock(&allm_lock);
-	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++) {
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready)
 			continue;
@@ -373,7 +388,7 @@ void persistent_fork_child(void);
 
 static void pcpu_fork_lock(bool lock)
 {
-	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++) {
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready)
 			continue;
@@ -420,11 +435,12 @@ static void fork_child(void)
 	scavenger_fork_child();
 	mutex_reset(&allm_lock);
 	lockrank_fork(-1);
-	for (uint32_t cpu = 0; cpu < nh_pcpu_count; cpu++)
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);
-	/* Only this thread survives. Drop the others' M's and caches. */
-	struct m *self = nh_tls_m;
+	/* Only this thread survives. Drop the others' M's; their caches stay
+	 * out of use (one may have been half-way through a move). */
+	struct m *self = tls_m;
 	struct m *m = allm;
 	while (m) {
 		struct m *next = m->next;

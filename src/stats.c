@@ -229,7 +229,7 @@ static struct totals totals_of(const struct snapshot *s)
 	return t;
 }
 
-static const char *cpu_mode_name(void) { return nh_cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
+static const char *cpu_mode_name(void) { return nh_fast.cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
 
 static void emit_json(struct nh_buf *b, const struct snapshot *s)
 {

@@ -1159,7 +1159,7 @@ static void show_cpu_mode(const struct sim *s)
 	printf("  cpu_mode numaheap would choose: %s", would ? "rseq (one cache per CPU)" : "per-thread (one cache per thread)");
 	if (!would)
 		printf(" — %s", !percpu ? "NUMAHEAP_PERCPU=0" : "no restartable sequences");
-	printf("\n  cpu_mode of this process: %s\n", nh_cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread");
+	printf("\n  cpu_mode of this process: %s\n", nh_fast.cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread");
 }
 
 static int cmd_topology(int argc, char **argv)

@@ -1,7 +1,9 @@
 /*
  * arch/aarch64/rseq.h — restartable sequences on AArch64: not implemented
  * yet. NH_RSEQ_SUPPORTED 0 makes numaheap run per-thread P's there; the
- * stubs below only keep the shared code compiling and are never called.
+ * operations below (see arch/x86_64/rseq.h for their contract) always miss
+ * or fail, and are never reached in per-thread mode. They only keep the
+ * shared code compiling.
  */
 #ifndef NUMAHEAP_ARCH_AARCH64_RSEQ_H
 #define NUMAHEAP_ARCH_AARCH64_RSEQ_H
@@ -10,6 +12,7 @@
 #error "arch/aarch64/rseq.h built for another architecture"
 #endif
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define NH_RSEQ_SUPPORTED 0
@@ -25,38 +28,40 @@ struct nh_rseq_area {
 	uint32_t pad;
 } __attribute__((aligned(32)));
 
-static inline uintptr_t nh_rseq_pop(struct nh_rseq_area *rs, uintptr_t base, uintptr_t cls, uint64_t *a)
+extern uint64_t nh_rseq_aborts;
+
+#define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
+	do {                                                                                               \
+		(void)(off_), (void)(base_), (void)(count_), (void)(cls16_);                               \
+		e_ = 0;                                                                                    \
+		goto miss;                                                                                 \
+	} while (0)
+#define NH_RSEQ_PUSH(off_, base_, count_, cls16_, p_, node_, miss)                                         \
+	do {                                                                                               \
+		(void)(off_), (void)(base_), (void)(count_), (void)(cls16_), (void)(p_), (void)(node_);    \
+		goto miss;                                                                                 \
+	} while (0)
+
+static inline int nh_rseq_pop_batch(ptrdiff_t off, uintptr_t base, uint32_t cpu, uintptr_t cls16, uintptr_t *out,
+				    uintptr_t n)
 {
-	(void)rs, (void)base, (void)cls, (void)a;
-	return 0;
-}
-static inline int nh_rseq_push(struct nh_rseq_area *rs, uintptr_t base, uintptr_t cls, uintptr_t p, uint32_t node,
-			       uint64_t *a)
-{
-	(void)rs, (void)base, (void)cls, (void)p, (void)node, (void)a;
-	return 1;
-}
-static inline int nh_rseq_pop_batch(struct nh_rseq_area *rs, uintptr_t base, uint32_t cpu, uintptr_t cls,
-				    uintptr_t *out, uintptr_t n, uint64_t *a)
-{
-	(void)rs, (void)base, (void)cpu, (void)cls, (void)out, (void)n, (void)a;
+	(void)off, (void)base, (void)cpu, (void)cls16, (void)out, (void)n;
 	return -1;
 }
-static inline int nh_rseq_push_batch(struct nh_rseq_area *rs, uintptr_t base, uint32_t cpu, uintptr_t cls,
-				     const uintptr_t *in, uintptr_t n, uint64_t *a)
+static inline int nh_rseq_push_batch(ptrdiff_t off, uintptr_t base, uint32_t cpu, uintptr_t cls16,
+				     const uintptr_t *in, uintptr_t n)
 {
-	(void)rs, (void)base, (void)cpu, (void)cls, (void)in, (void)n, (void)a;
+	(void)off, (void)base, (void)cpu, (void)cls16, (void)in, (void)n;
 	return -1;
 }
-static inline int nh_rseq_set_end(struct nh_rseq_area *rs, uintptr_t base, uint32_t cpu, uintptr_t cls,
-				  uintptr_t end, uint64_t *a)
+static inline int nh_rseq_set_end(ptrdiff_t off, uintptr_t base, uint32_t cpu, uintptr_t cls16, uintptr_t end)
 {
-	(void)rs, (void)base, (void)cpu, (void)cls, (void)end, (void)a;
+	(void)off, (void)base, (void)cpu, (void)cls16, (void)end;
 	return -1;
 }
-static inline int nh_rseq_store64(struct nh_rseq_area *rs, uint32_t cpu, uint64_t *addr, uint64_t v, uint64_t *a)
+static inline int nh_rseq_store16(ptrdiff_t off, uint32_t cpu, void *dst, const void *src)
 {
-	(void)rs, (void)cpu, (void)addr, (void)v, (void)a;
+	(void)off, (void)cpu, (void)dst, (void)src;
 	return -1;
 }
 

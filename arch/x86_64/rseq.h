@@ -1,33 +1,46 @@
 /*
  * arch/x86_64/rseq.h — restartable sequences over per-CPU mcache slabs.
  *
- * The restart protocol (see Linux's Documentation on rseq, and tcmalloc's
- * percpu_rseq_x86_64.S): a thread registers a `struct rseq` with the kernel
- * (glibc >= 2.35 does it for every thread; numaheap does it itself when
- * glibc did not). Before a critical section the thread stores the address
- * of a descriptor {start_ip, post_commit_offset, abort_ip} into the area's
- * rseq_cs field. If the thread is preempted, migrated or signalled while its
- * instruction pointer is in [start_ip, start_ip + post_commit_offset), the
- * kernel clears rseq_cs and resumes it at abort_ip instead. So a sequence
- * that only reads until its final, single store (the commit) either
- * completes on one CPU without interference or does nothing at all.
+ * The restart protocol (Linux's rseq(2); tcmalloc's percpu_rseq_x86_64.S):
+ * a thread registers a `struct rseq` with the kernel (glibc >= 2.35 does it
+ * for every thread; numaheap does it itself when glibc did not). Before a
+ * critical section the thread stores the address of a descriptor
+ * {start_ip, post_commit_offset, abort_ip} into the area's rseq_cs field. If
+ * the thread is preempted, migrated or signalled while its instruction
+ * pointer is in [start_ip, start_ip + post_commit_offset), the kernel clears
+ * rseq_cs and resumes it at abort_ip instead. So a sequence that only reads
+ * until its final, single store (the commit) either completes on one CPU
+ * without interference or has no effect.
  *
- * Each sequence here reads the CPU number (cpu_id_start), finds that CPU's
- * slab at base + (cpu << NH_MCACHE_SHIFT), and works on one class header
- * (struct mcache_class: cur at +0, end at +2, begin at +4, node at +6; slot
- * indices count 8-byte words from the slab's start). The abort handler,
- * preceded by the 4-byte signature the kernel checks (RSEQ_SIG, glibc's
- * value, encoded as a harmless ud1 instruction as librseq does), counts the
- * abort in *aborts and restarts the sequence from the top, re-arming
+ * Every thread's rseq area sits at the same offset `off` from its thread
+ * pointer (glibc's __rseq_offset, or numaheap's own initial-exec TLS
+ * area), so sequences address it as %fs:off, with no per-thread pointer to
+ * load. They read the CPU number from cpu_id, which is negative until the
+ * thread is registered: checked against the slab count, an unregistered
+ * thread (or a CPU beyond the slabs) takes the slow path, never CPU 0's.
+ *
+ * A sequence finds the CPU's slab at base + (cpu << NH_MCACHE_SHIFT) and
+ * works on one class header (struct mcache_class, 16 bytes, addressed with
+ * cls16 = cls << 4):
+ *
+ *   +0  word   cur (bits 0-15) | allocs (bits 16-63)
+ *   +8  end, +10 begin, +12 node    (16 bits each)
+ *
+ * Slot indices count 8-byte words from the slab's start. A pop commits
+ * word + 0xffff: cur - 1 and allocs + 1 in one store, so counting mallocs
+ * is free. The abort handler, preceded by the 4-byte signature the kernel
+ * checks (RSEQ_SIG, glibc's value, encoded as a harmless ud1 instruction as
+ * librseq does), counts the abort in nh_rseq_aborts with an atomic add (the
+ * abort path is rare) and restarts the sequence from the top, re-arming
  * rseq_cs (the kernel cleared it).
  *
- * Operations:
- *   pop(cls)                   -> entry, or 0 when the stack is empty
- *   push(cls, p, node)         -> 0, or 1 when full or the slab's node differs
- *   pop_batch / push_batch     move up to n entries; only on expected_cpu
- *   set_end(cls, end)          change a class's capacity; only on expected_cpu
- *   store64(addr, v)           one plain store, only on expected_cpu
- * The *_cpu operations return -1 when the thread is not on expected_cpu.
+ * Operations (count: slabs; expected_cpu: the CPU whose lock the caller holds):
+ *   pop(cls)                -> entry, or 0 when the stack is empty
+ *   push(cls, p, node)      -> 0, or 1 when full or the slab's node differs
+ *   pop_batch / push_batch  move up to n entries, on expected_cpu only
+ *   set_end(cls, end)       change a class's capacity, on expected_cpu only
+ *   store16(dst, src)       one 16-byte store (a whole header), on expected_cpu
+ * The expected_cpu operations return -1 when the thread is not on that CPU.
  */
 #ifndef NUMAHEAP_ARCH_X86_64_RSEQ_H
 #define NUMAHEAP_ARCH_X86_64_RSEQ_H
@@ -36,6 +49,7 @@
 #error "arch/x86_64/rseq.h built for another architecture"
 #endif
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define NH_RSEQ_SUPPORTED 1
@@ -52,201 +66,181 @@ struct nh_rseq_area {
 	uint32_t pad;
 } __attribute__((aligned(32)));
 
+/* Restarted sequences, all threads together. */
+extern uint64_t nh_rseq_aborts;
+
 #define NH_STR_(x) #x
 #define NH_STR(x) NH_STR_(x)
 
 /* Descriptor: version 0, flags 0, start, post-commit offset, abort. */
-#define NH_RSEQ_CS(label, start, commit, abort)                                                            \
+#define NH_RSEQ_CS                                                                                         \
 	".pushsection __rseq_cs, \"aw\"\n\t"                                                               \
-	".balign 32\n\t" label ":\n\t"                                                                     \
+	".balign 32\n\t"                                                                                   \
+	".Lnh_cs%=:\n\t"                                                                                   \
 	".long 0, 0\n\t"                                                                                   \
-	".quad " start ", (" commit ") - (" start "), " abort "\n\t"                                       \
+	".quad .Lnh_start%=, .Lnh_post%= - .Lnh_start%=, .Lnh_abort%=\n\t"                                 \
 	".popsection\n\t"
+
+/* Arm: point the thread's rseq_cs at the descriptor (scratch: %[c]). */
+#define NH_RSEQ_ARM                                                                                        \
+	".Lnh_arm%=:\n\t"                                                                                  \
+	"leaq .Lnh_cs%=(%%rip), %[c]\n\t"                                                                  \
+	"movq %[c], %%fs:8(%[off])\n\t"                                                                    \
+	".Lnh_start%=:\n\t"
 
 /* Abort handler in its own section, preceded by the signature. */
-#define NH_RSEQ_ABORT(label, restart, aborts)                                                              \
+#define NH_RSEQ_ABORT                                                                                      \
+	".Lnh_post%=:\n\t"                                                                                 \
 	".pushsection __rseq_failure, \"ax\"\n\t"                                                          \
 	".byte 0x0f, 0xb9, 0x3d\n\t"                                                                       \
-	".long " NH_STR(NH_RSEQ_SIG) "\n\t" label ":\n\t"                                                   \
-	"addq $1, (" aborts ")\n\t"                                                                        \
-	"jmp " restart "\n\t"                                                                              \
+	".long " NH_STR(NH_RSEQ_SIG) "\n\t"                                                                \
+	".Lnh_abort%=:\n\t"                                                                                \
+	"lock addq $1, nh_rseq_aborts(%%rip)\n\t"                                                          \
+	"jmp .Lnh_arm%=\n\t"                                                                               \
 	".popsection\n\t"
 
-static inline __attribute__((always_inline)) uintptr_t nh_rseq_pop(struct nh_rseq_area *rs, uintptr_t base,
-								    uintptr_t cls, uint64_t *aborts)
-{
-	uintptr_t c, cur, e;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
-		     "addq %[base], %[c]\n\t"
-		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
-		     "cmpw 4(%[c],%[cls],8), %w[cur]\n\t"
-		     "je %l[empty]\n\t"
-		     "movq -8(%[c],%[cur],8), %[e]\n\t"
-		     "subl $1, %k[cur]\n\t"
-		     "movw %w[cur], (%[c],%[cls],8)\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c), [cur] "=&r"(cur), [e] "=&r"(e)
-		     : [rs] "r"(rs), [base] "r"(base), [cls] "r"(cls), [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : empty);
-	return e;
-empty:
-	return 0;
-}
+/* %[c] = this CPU's slab, or jump to label when unregistered / no slab. */
+#define NH_RSEQ_SLAB(label)                                                                                \
+	"movl %%fs:4(%[off]), %k[c]\n\t"                                                                   \
+	"cmpl %[count], %k[c]\n\t"                                                                         \
+	"jae %l[" label "]\n\t"                                                                            \
+	"shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"                                                      \
+	"addq %[base], %[c]\n\t"
 
-static inline __attribute__((always_inline)) int nh_rseq_push(struct nh_rseq_area *rs, uintptr_t base,
-							       uintptr_t cls, uintptr_t p, uint32_t node,
-							       uint64_t *aborts)
-{
-	uintptr_t c, cur;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
-		     "addq %[base], %[c]\n\t"
-		     "cmpw %w[node], 6(%[c],%[cls],8)\n\t"
-		     "jne %l[full]\n\t"
-		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
-		     "cmpw 2(%[c],%[cls],8), %w[cur]\n\t"
-		     "je %l[full]\n\t"
-		     "movq %[p], (%[c],%[cur],8)\n\t"
-		     "addl $1, %k[cur]\n\t"
-		     "movw %w[cur], (%[c],%[cls],8)\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c), [cur] "=&r"(cur)
-		     : [rs] "r"(rs), [base] "r"(base), [cls] "r"(cls), [p] "r"(p), [node] "r"(node),
-		       [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : full);
-	return 0;
-full:
-	return 1;
-}
+/* Same, but only on expected_cpu. */
+#define NH_RSEQ_SLAB_ON(label)                                                                             \
+	"movl %%fs:4(%[off]), %k[c]\n\t"                                                                   \
+	"cmpl %k[c], %[cpu]\n\t"                                                                           \
+	"jne %l[" label "]\n\t"                                                                            \
+	"shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"                                                      \
+	"addq %[base], %[c]\n\t"
+
+/* Pop an entry of class cls16 >> 4 into *e, or goto miss. */
+#define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
+	do {                                                                                               \
+		uintptr_t c_, w_;                                                                          \
+		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
+					  "movq (%[c],%[cls]), %[w]\n\t"                                   \
+					  "cmpw 10(%[c],%[cls]), %w[w]\n\t"                                \
+					  "je %l[" #miss "]\n\t"                                                \
+					  "movzwl %w[w], %k[e]\n\t"                                        \
+					  "movq -8(%[c],%[e],8), %[e]\n\t"                                 \
+					  "addq $0xffff, %[w]\n\t"                                         \
+					  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT                     \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&r"(e_)                    \
+					  : [off] "r"(off_), [base] "r"(base_), [count] "r"(count_),       \
+					    [cls] "r"(cls16_)                                              \
+					  : "memory", "cc"                                                 \
+					  : miss);                                                         \
+	} while (0)
+
+/* Push p (of node node_) on class cls16 >> 4, or goto miss (full, other node). */
+#define NH_RSEQ_PUSH(off_, base_, count_, cls16_, p_, node_, miss)                                         \
+	do {                                                                                               \
+		uintptr_t c_, w_, c2_;                                                                     \
+		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
+					  "cmpw %w[node], 12(%[c],%[cls])\n\t"                             \
+					  "jne %l[" #miss "]\n\t"                                          \
+					  "movq (%[c],%[cls]), %[w]\n\t"                                   \
+					  "cmpw 8(%[c],%[cls]), %w[w]\n\t"                                 \
+					  "je %l[" #miss "]\n\t"                                                \
+					  "movzwl %w[w], %k[c2]\n\t"                                       \
+					  "movq %[p], (%[c],%[c2],8)\n\t"                                  \
+					  "addq $1, %[w]\n\t"                                              \
+					  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT                     \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [c2] "=&r"(c2_)                  \
+					  : [off] "r"(off_), [base] "r"(base_), [count] "r"(count_),       \
+					    [cls] "r"(cls16_), [p] "r"(p_), [node] "r"(node_)              \
+					  : "memory", "cc"                                                 \
+					  : miss);                                                         \
+	} while (0)
 
 /* Pop up to n entries into out[] (top first). -1 if not on expected_cpu. */
-static inline int nh_rseq_pop_batch(struct nh_rseq_area *rs, uintptr_t base, uint32_t expected_cpu,
-				    uintptr_t cls, uintptr_t *out, uintptr_t n, uint64_t *aborts)
+static inline int nh_rseq_pop_batch(ptrdiff_t off, uintptr_t base, uint32_t expected_cpu, uintptr_t cls16,
+				    uintptr_t *out, uintptr_t n)
 {
-	uintptr_t c, cur, k, i, t;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "cmpl %k[c], %[cpu]\n\t"
-		     "jne %l[wrong]\n\t"
-		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
-		     "addq %[base], %[c]\n\t"
-		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
-		     "movzwl 4(%[c],%[cls],8), %k[k]\n\t"
-		     "negq %[k]\n\t"
-		     "addq %[cur], %[k]\n\t" /* k = cur - begin */
-		     "cmpq %[n], %[k]\n\t"
-		     "cmovaq %[n], %[k]\n\t"
-		     "xorl %k[i], %k[i]\n\t"
-		     ".Lnh_loop%=:\n\t"
-		     "cmpq %[k], %[i]\n\t"
-		     "je .Lnh_done%=\n\t"
-		     "movq -8(%[c],%[cur],8), %[t]\n\t"
-		     "movq %[t], (%[out],%[i],8)\n\t"
-		     "subq $1, %[cur]\n\t"
-		     "addq $1, %[i]\n\t"
-		     "jmp .Lnh_loop%=\n\t"
-		     ".Lnh_done%=:\n\t"
-		     "movw %w[cur], (%[c],%[cls],8)\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c), [cur] "=&r"(cur), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t)
-		     : [rs] "r"(rs), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls), [out] "r"(out),
-		       [n] "r"(n), [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : wrong);
+	uintptr_t c, w, k, i, t, cur;
+	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
+				  "movq (%[c],%[cls]), %[w]\n\t"
+				  "movzwl %w[w], %k[cur]\n\t"
+				  "movzwl 10(%[c],%[cls]), %k[k]\n\t"
+				  "negq %[k]\n\t"
+				  "addq %[cur], %[k]\n\t" /* k = cur - begin */
+				  "cmpq %[n], %[k]\n\t"
+				  "cmovaq %[n], %[k]\n\t"
+				  "xorl %k[i], %k[i]\n\t"
+				  ".Lnh_loop%=:\n\t"
+				  "cmpq %[k], %[i]\n\t"
+				  "je .Lnh_done%=\n\t"
+				  "movq -8(%[c],%[cur],8), %[t]\n\t"
+				  "movq %[t], (%[out],%[i],8)\n\t"
+				  "subq $1, %[cur]\n\t"
+				  "addq $1, %[i]\n\t"
+				  "jmp .Lnh_loop%=\n\t"
+				  ".Lnh_done%=:\n\t"
+				  "subq %[k], %[w]\n\t"
+				  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  : [c] "=&r"(c), [w] "=&r"(w), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t),
+				    [cur] "=&r"(cur)
+				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
+				    [out] "r"(out), [n] "r"(n)
+				  : "memory", "cc"
+				  : wrong);
 	return (int)k;
 wrong:
 	return -1;
 }
 
 /* Push up to n entries from in[]; returns how many fit. -1: not on expected_cpu. */
-static inline int nh_rseq_push_batch(struct nh_rseq_area *rs, uintptr_t base, uint32_t expected_cpu,
-				     uintptr_t cls, const uintptr_t *in, uintptr_t n, uint64_t *aborts)
+static inline int nh_rseq_push_batch(ptrdiff_t off, uintptr_t base, uint32_t expected_cpu, uintptr_t cls16,
+				     const uintptr_t *in, uintptr_t n)
 {
-	uintptr_t c, cur, k, i, t;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "cmpl %k[c], %[cpu]\n\t"
-		     "jne %l[wrong]\n\t"
-		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
-		     "addq %[base], %[c]\n\t"
-		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
-		     "movzwl 2(%[c],%[cls],8), %k[k]\n\t"
-		     "subq %[cur], %[k]\n\t" /* k = end - cur */
-		     "cmpq %[n], %[k]\n\t"
-		     "cmovaq %[n], %[k]\n\t"
-		     "xorl %k[i], %k[i]\n\t"
-		     ".Lnh_loop%=:\n\t"
-		     "cmpq %[k], %[i]\n\t"
-		     "je .Lnh_done%=\n\t"
-		     "movq (%[in],%[i],8), %[t]\n\t"
-		     "movq %[t], (%[c],%[cur],8)\n\t"
-		     "addq $1, %[cur]\n\t"
-		     "addq $1, %[i]\n\t"
-		     "jmp .Lnh_loop%=\n\t"
-		     ".Lnh_done%=:\n\t"
-		     "movw %w[cur], (%[c],%[cls],8)\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c), [cur] "=&r"(cur), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t)
-		     : [rs] "r"(rs), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls), [in] "r"(in),
-		       [n] "r"(n), [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : wrong);
+	uintptr_t c, w, k, i, t, cur;
+	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
+				  "movq (%[c],%[cls]), %[w]\n\t"
+				  "movzwl %w[w], %k[cur]\n\t"
+				  "movzwl 8(%[c],%[cls]), %k[k]\n\t"
+				  "subq %[cur], %[k]\n\t" /* k = end - cur */
+				  "cmpq %[n], %[k]\n\t"
+				  "cmovaq %[n], %[k]\n\t"
+				  "xorl %k[i], %k[i]\n\t"
+				  ".Lnh_loop%=:\n\t"
+				  "cmpq %[k], %[i]\n\t"
+				  "je .Lnh_done%=\n\t"
+				  "movq (%[in],%[i],8), %[t]\n\t"
+				  "movq %[t], (%[c],%[cur],8)\n\t"
+				  "addq $1, %[cur]\n\t"
+				  "addq $1, %[i]\n\t"
+				  "jmp .Lnh_loop%=\n\t"
+				  ".Lnh_done%=:\n\t"
+				  "addq %[k], %[w]\n\t"
+				  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  : [c] "=&r"(c), [w] "=&r"(w), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t),
+				    [cur] "=&r"(cur)
+				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
+				    [in] "r"(in), [n] "r"(n)
+				  : "memory", "cc"
+				  : wrong);
 	return (int)k;
 wrong:
 	return -1;
 }
 
 /* Set a class's end; 1 if cur is above it (pop first), -1: not on expected_cpu. */
-static inline int nh_rseq_set_end(struct nh_rseq_area *rs, uintptr_t base, uint32_t expected_cpu, uintptr_t cls,
-				  uintptr_t end, uint64_t *aborts)
+static inline int nh_rseq_set_end(ptrdiff_t off, uintptr_t base, uint32_t expected_cpu, uintptr_t cls16,
+				  uintptr_t end)
 {
 	uintptr_t c, cur;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "cmpl %k[c], %[cpu]\n\t"
-		     "jne %l[wrong]\n\t"
-		     "shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"
-		     "addq %[base], %[c]\n\t"
-		     "movzwl (%[c],%[cls],8), %k[cur]\n\t"
-		     "cmpq %[end], %[cur]\n\t"
-		     "ja %l[above]\n\t"
-		     "movw %w[end], 2(%[c],%[cls],8)\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c), [cur] "=&r"(cur)
-		     : [rs] "r"(rs), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls), [end] "r"(end),
-		       [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : wrong, above);
+	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
+				  "movzwl (%[c],%[cls]), %k[cur]\n\t"
+				  "cmpq %[end], %[cur]\n\t"
+				  "ja %l[above]\n\t"
+				  "movw %w[end], 8(%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  : [c] "=&r"(c), [cur] "=&r"(cur)
+				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
+				    [end] "r"(end)
+				  : "memory", "cc"
+				  : wrong, above);
 	return 0;
 wrong:
 	return -1;
@@ -254,26 +248,20 @@ above:
 	return 1;
 }
 
-/* *addr = v, if on expected_cpu (0); else -1. */
-static inline int nh_rseq_store64(struct nh_rseq_area *rs, uint32_t expected_cpu, uint64_t *addr, uint64_t v,
-				  uint64_t *aborts)
+/* Copy 16 bytes from src to dst (16-aligned) in one store, on expected_cpu (0); else -1. */
+static inline int nh_rseq_store16(ptrdiff_t off, uint32_t expected_cpu, void *dst, const void *src)
 {
 	uintptr_t c;
-	__asm__ __volatile__ goto(NH_RSEQ_CS(".Lnh_cs%=", ".Lnh_start%=", ".Lnh_post%=", ".Lnh_abort%=")
-		     ".Lnh_arm%=:\n\t"
-		     "leaq .Lnh_cs%=(%%rip), %[c]\n\t"
-		     "movq %[c], 8(%[rs])\n\t"
-		     ".Lnh_start%=:\n\t"
-		     "movl (%[rs]), %k[c]\n\t"
-		     "cmpl %k[c], %[cpu]\n\t"
-		     "jne %l[wrong]\n\t"
-		     "movq %[v], (%[addr])\n\t"
-		     ".Lnh_post%=:\n\t"
-		     NH_RSEQ_ABORT(".Lnh_abort%=", ".Lnh_arm%=", "%[aborts]")
-		     : [c] "=&r"(c)
-		     : [rs] "r"(rs), [cpu] "r"(expected_cpu), [addr] "r"(addr), [v] "r"(v), [aborts] "r"(aborts)
-		     : "memory", "cc"
-		     : wrong);
+	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM
+				  "movdqu (%[src]), %%xmm0\n\t"
+				  "movl %%fs:4(%[off]), %k[c]\n\t"
+				  "cmpl %k[c], %[cpu]\n\t"
+				  "jne %l[wrong]\n\t"
+				  "movdqa %%xmm0, (%[dst])\n\t" NH_RSEQ_ABORT
+				  : [c] "=&r"(c)
+				  : [off] "r"(off), [cpu] "r"(expected_cpu), [dst] "r"(dst), [src] "r"(src)
+				  : "memory", "cc", "xmm0"
+				  : wrong);
 	return 0;
 wrong:
 	return -1;

@@ -285,7 +285,7 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 	return s;
 }
 
-static void *alloc_large(size_t n, size_t align, bool zero)
+NH_NOINLINE static void *alloc_large(size_t n, size_t align, bool zero)
 {
 	struct mspan *s = alloc_large_span(n, align);
 	if (!s)

@@ -115,20 +115,23 @@ extern uint64_t nh_rseq_aborts;
 	"shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"                                                      \
 	"addq %[base], %[c]\n\t"
 
-/* Pop an entry of class cls16 >> 4 into *e, or goto miss. */
+/*
+ * Pop an entry of class cls16 >> 4 into e_, or goto miss. base_ and count_
+ * are lvalues read as memory operands (fewer registers on the fast path).
+ */
 #define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
 	do {                                                                                               \
 		uintptr_t c_, w_;                                                                          \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
 					  "movq (%[c],%[cls]), %[w]\n\t"                                   \
 					  "cmpw 10(%[c],%[cls]), %w[w]\n\t"                                \
-					  "je %l[" #miss "]\n\t"                                                \
+					  "je %l[" #miss "]\n\t"                                            \
 					  "movzwl %w[w], %k[e]\n\t"                                        \
 					  "movq -8(%[c],%[e],8), %[e]\n\t"                                 \
 					  "addq $0xffff, %[w]\n\t"                                         \
 					  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT                     \
 					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&r"(e_)                    \
-					  : [off] "r"(off_), [base] "r"(base_), [count] "r"(count_),       \
+					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
 					    [cls] "r"(cls16_)                                              \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
@@ -137,20 +140,20 @@ extern uint64_t nh_rseq_aborts;
 /* Push p (of node node_) on class cls16 >> 4, or goto miss (full, other node). */
 #define NH_RSEQ_PUSH(off_, base_, count_, cls16_, p_, node_, miss)                                         \
 	do {                                                                                               \
-		uintptr_t c_, w_, c2_;                                                                     \
+		uintptr_t c_, w_, n_ = (node_);                                                            \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
-					  "cmpw %w[node], 12(%[c],%[cls])\n\t"                             \
+					  "cmpw %w[n], 12(%[c],%[cls])\n\t"                                \
 					  "jne %l[" #miss "]\n\t"                                          \
 					  "movq (%[c],%[cls]), %[w]\n\t"                                   \
 					  "cmpw 8(%[c],%[cls]), %w[w]\n\t"                                 \
-					  "je %l[" #miss "]\n\t"                                                \
-					  "movzwl %w[w], %k[c2]\n\t"                                       \
-					  "movq %[p], (%[c],%[c2],8)\n\t"                                  \
+					  "je %l[" #miss "]\n\t"                                            \
+					  "movzwl %w[w], %k[n]\n\t" /* the node is checked: reuse */     \
+					  "movq %[p], (%[c],%[n],8)\n\t"                                   \
 					  "addq $1, %[w]\n\t"                                              \
 					  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT                     \
-					  : [c] "=&r"(c_), [w] "=&r"(w_), [c2] "=&r"(c2_)                  \
-					  : [off] "r"(off_), [base] "r"(base_), [count] "r"(count_),       \
-					    [cls] "r"(cls16_), [p] "r"(p_), [node] "r"(node_)              \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [n] "+&r"(n_)                    \
+					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
+					    [cls] "r"(cls16_), [p] "r"(p_)                                 \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
 	} while (0)

@@ -7,11 +7,12 @@
  * metadata — the page-to-span map that lets free() find a pointer's span in
  * O(1) — allocated on the arena's node, outside the heap.
  *
- * The arena map nh_arenas[node][arena] is the two-level index from an
- * address to its heapArena: the node from the slice, then the arena in it.
- * It lives in BSS (4 MiB of address space, touched only where arenas exist).
- * Entries are published once with a release store, after the metadata is
- * ready, and never change again; lockless readers use acquire loads.
+ * The arena map nh_arena_map[p >> 26] leads from an address to its
+ * heapArena, whose spans[] leads to the page's span: a two-level map (arena,
+ * then page), as in Go. It lives in BSS (16 MiB of address space for the
+ * whole 47-bit user space, touched only around the heap's slices). Entries
+ * are published once with a release store, after the metadata is ready, and
+ * never change again; lockless readers use acquire loads.
  *
  * Arena growth runs under the node's heap lock.
  */
@@ -19,7 +20,7 @@
 
 #include <errno.h>
 
-struct heap_arena *_Atomic nh_arenas[NH_MAX_NODES][NH_ARENAS_PER_NODE];
+struct heap_arena *_Atomic nh_arena_map[(uintptr_t)1 << (NH_ADDR_BITS - NH_ARENA_SHIFT)];
 static bool hugetlb_failed, bind_warned;
 
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
@@ -107,7 +108,7 @@ int arena_grow(struct mheap *h, size_t bytes)
 		ha->node = h->node;
 		ha->next = list;
 		list = ha;
-		atomic_store_explicit(&nh_arenas[h->node][(a - slice) >> NH_ARENA_SHIFT], ha, memory_order_release);
+		atomic_store_explicit(&nh_arena_map[a >> NH_ARENA_SHIFT], ha, memory_order_release);
 	}
 	if (bytes == 0)
 		return -ENOMEM;

@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <string.h>
 
-bool nh_hardened;
 
 static inline uintptr_t canary_of(uintptr_t p) { return (nh_cookie * 0x9e3779b97f4a7c15ull) ^ p ^ 0x5a5a5a5a5a5a5a5aull; }
 

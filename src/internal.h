@@ -329,11 +329,15 @@ NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
 /* ------------------------------------------------------------------------
  * heapArena and the arena map (arena.c).
  *
- * nh_arenas[node][i] is the metadata of the i-th 64 MiB arena of a node's
- * slice, or NULL. Entries go from NULL to an arena once, under that node's
- * heap lock, and never change back, so free() reads them without a lock.
- * The map is BSS: untouched entries cost no memory.
+ * nh_arena_map[p >> 26] is the metadata of the 64 MiB arena holding p, or
+ * NULL. It spans the whole 47-bit user address space (2^21 entries, 16 MiB
+ * of BSS, of which only the pages around the heap's slices are ever
+ * touched), so a lookup is one shift and one load, and any pointer below
+ * 2^47 that numaheap did not hand out finds NULL. Entries go from NULL to an
+ * arena once, under the owning node's heap lock, and never change back, so
+ * free() reads them without a lock.
  * ------------------------------------------------------------------------ */
+#define NH_ADDR_BITS 47
 struct heap_arena {
 	/* spans[i]: the in-use span holding page i, NULL if the page is free.
 	 * Written under the heap lock; read locklessly by free/realloc. */
@@ -346,14 +350,13 @@ struct heap_arena {
 	int node;
 };
 
-extern struct heap_arena *_Atomic nh_arenas[NH_MAX_NODES][NH_ARENAS_PER_NODE];
+extern struct heap_arena *_Atomic nh_arena_map[(uintptr_t)1 << (NH_ADDR_BITS - NH_ARENA_SHIFT)];
 
 NH_INLINE struct heap_arena *arena_of(uintptr_t p)
 {
-	uintptr_t off = p - NH_HEAP_BASE;
-	if (NH_UNLIKELY(off >= NH_HEAP_RANGE))
+	if (NH_UNLIKELY(p >> NH_ADDR_BITS))
 		return NULL;
-	return atomic_load_explicit(&(&nh_arenas[0][0])[off >> NH_ARENA_SHIFT], memory_order_acquire);
+	return atomic_load_explicit(&nh_arena_map[p >> NH_ARENA_SHIFT], memory_order_acquire);
 }
 
 NH_INLINE struct mspan *span_of(uintptr_t p)
@@ -559,6 +562,7 @@ struct nh_fast {
 	uint32_t pcpu_count;
 	ptrdiff_t rseq_off;
 	uintptr_t pcpu_base;
+	bool hardened;	/* NUMAHEAP_HARDENED: every call goes through hardened.c */
 } NH_ALIGNED(NH_CACHE_LINE);
 extern struct nh_fast nh_fast;
 
@@ -699,7 +703,7 @@ void scavenger_fork_child(void);
 /* ------------------------------------------------------------------------
  * Hardened mode (hardened.c) and the entry points it builds on (malloc.c).
  * ------------------------------------------------------------------------ */
-extern bool nh_hardened;
+#define nh_hardened (nh_fast.hardened)
 uint64_t nh_random(void);
 void hardened_shuffle(uintptr_t *v, unsigned n);
 void *hardened_alloc(size_t n, size_t align, bool zero);

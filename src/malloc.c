@@ -299,7 +299,7 @@ NH_NOINLINE static void *alloc_large(size_t n, size_t align, bool zero)
 
 NH_COLD NH_NORETURN static void free_bad(const char *api, uintptr_t p)
 {
-	if (p - NH_HEAP_BASE >= NH_HEAP_RANGE || !arena_of(p))
+	if (!arena_of(p))
 		nh_report_bad_pointer(api, (void *)p, "invalid pointer (not allocated by numaheap)");
 	nh_report_bad_pointer(api, (void *)p, "pointer not in use (double free, or never allocated)");
 }
@@ -385,22 +385,37 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 	return s;
 }
 
+/*
+ * The reports, reached from free's fast path by a jump (they return in
+ * theory, so the compiler can tail-call them), keeping that path free of a
+ * stack frame.
+ */
+NH_COLD NH_NOINLINE static void free_report_bad(uintptr_t p) { free_bad("free", p); }
+NH_COLD NH_NOINLINE static void free_report_interior(uintptr_t p) { free_interior("free", p); }
+NH_COLD NH_NOINLINE static void free_report_double(uintptr_t p) { free_double("free", p); }
+
 NH_INLINE void free_object(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
-	if (NH_UNLIKELY(!s))
-		free_bad("free", p);
+	if (NH_UNLIKELY(!s)) {
+		free_report_bad(p);
+		return;
+	}
 	unsigned cls = s->sizeclass;
 	if (NH_UNLIKELY(cls == 0)) {
 		free_large(s, p);
 		return;
 	}
 	uintptr_t off = p - s->base;
-	if (NH_CHECKS && NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
-		free_interior("free", p);
+	if (NH_CHECKS && NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off)) {
+		free_report_interior(p);
+		return;
+	}
 	uintptr_t *w = (uintptr_t *)p, cookie = nh_cookie ^ p;
-	if (NH_CHECKS && NH_UNLIKELY(*w == cookie))
-		free_double("free", p);
+	if (NH_CHECKS && NH_UNLIKELY(*w == cookie)) {
+		free_report_double(p);
+		return;
+	}
 	*w = cookie;
 	PUSH_FAST(cls, p, s->node, slow);
 	return;
@@ -701,7 +716,7 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 NH_API int numaheap_node_of(const void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr;
-	if (p - NH_HEAP_BASE >= NH_HEAP_RANGE || !span_of(p))
+	if (!span_of(p))
 		return -1;
 	return node_of_addr(p);
 }

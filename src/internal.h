@@ -679,7 +679,7 @@ struct nh_scav_stats {
 	uint64_t submissions;	/* madvise runs submitted through io_uring */
 	uint64_t syscalls;	/* synchronous madvise calls */
 	uint64_t bg_syscalls;	/* io_uring_enter or madvise calls of the thread */
-	uint64_t cpu_ns;	/* CPU time of the background thread */
+	uint64_t cpu_ns;	/* time the background thread spent working (wall, an upper bound of its CPU) */
 	uint64_t limit_hits;	/* synchronous scavenges forced by the memory limit */
 	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
 };

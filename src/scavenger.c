@@ -19,8 +19,10 @@
  *            (Go's rule: breaking a huge page that is nearly all in use
  *            costs more TLB misses than the memory is worth).
  *   pacing   the thread sleeps 99 times as long as it worked (1% of a CPU,
- *            NUMAHEAP_SCAVENGE_CPU), and when there is nothing to do it
- *            sleeps until the first busy chunk turns idle, or a second.
+ *            NUMAHEAP_SCAVENGE_CPU; work is counted in wall time, which
+ *            includes the kernel's io_uring workers), and when there is
+ *            nothing to do it sleeps until the first busy chunk turns idle,
+ *            or a second.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
  *            itself, ignoring idleness and density.
@@ -272,7 +274,6 @@ static void *bg_main(void *arg)
 			stats_dump(true);
 			last_dump = now;
 		}
-		uint64_t cpu0 = os_thread_cputime();
 		uint64_t next = 0;
 		size_t released = 0;
 		if (scav_on) {
@@ -298,7 +299,13 @@ static void *bg_main(void *arg)
 					nh_scav.cache_drained_objects += mcentral_drain_transfer(nh_heaps[n], true);
 			last_drain = now;
 		}
-		uint64_t work = os_thread_cputime() - cpu0;
+		/*
+		 * The work is measured in wall time: io_uring runs madvise in
+		 * the kernel's io-wq workers, whose CPU time this thread's
+		 * clock would not see (and the thread clock is a system call,
+		 * the monotonic one is not).
+		 */
+		uint64_t work = os_nanotime() - now;
 		nh_scav.cpu_ns += work;
 		/* Sleep: until a busy chunk turns idle, else a second; and at
 		 * least 99x the work just done (the CPU budget). */

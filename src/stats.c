@@ -368,7 +368,7 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)s->flushes, (unsigned long long)s->aborts);
 	buf_printf(b, "scavenger: %s, released ", nh_scav.backend);
 	put_bytes(b, nh_scav.bg_released_bytes + nh_scav.sync_released_bytes, 0);
-	buf_printf(b, " in %llu passes, %llu system calls, %llu ms CPU\n", (unsigned long long)nh_scav.passes,
+	buf_printf(b, " in %llu passes, %llu system calls, %llu ms working\n", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
 		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",

@@ -30,8 +30,15 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 		struct heap_arena *ha = arena_of(a);
 		size_t i = (a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1);
 		size_t k = NH_MIN((size_t)(NH_PAGES_PER_ARENA - i), npages);
-		for (size_t j = 0; j < k; j++)
+		for (size_t j = 0; j < k; j++) {
+			uint32_t info = 0;
+			if (s && s->sizeclass) {
+				uintptr_t page = a + ((uintptr_t)j << NH_PAGE_SHIFT);
+				info = s->sizeclass | (uint32_t)((page - s->base) % s->elemsize) << 16;
+			}
+			atomic_store_explicit(&ha->pageinfo[i + j], info, memory_order_relaxed);
 			atomic_store_explicit(&ha->spans[i + j], s, memory_order_release);
+		}
 		a += (uintptr_t)k << NH_PAGE_SHIFT;
 		npages -= k;
 	}

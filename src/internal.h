@@ -342,6 +342,14 @@ struct heap_arena {
 	/* spans[i]: the in-use span holding page i, NULL if the page is free.
 	 * Written under the heap lock; read locklessly by free/realloc. */
 	struct mspan *_Atomic spans[NH_PAGES_PER_ARENA];
+	/*
+	 * pageinfo[i], what free needs about page i without touching its span:
+	 * the size class (bits 0-7; 0 for a large object or a free page) and
+	 * the phase (bits 16-31): (page start - span base) % object size, so
+	 * a pointer is an object's start iff ((p % page) + phase) % size == 0.
+	 * Same writers and readers as spans[].
+	 */
+	_Atomic uint32_t pageinfo[NH_PAGES_PER_ARENA];
 	uintptr_t base;
 	/* Pages from here up have never been handed out since the arena was
 	 * mapped: they are known to be zero. Under the heap lock. */
@@ -370,8 +378,15 @@ NH_INLINE struct mspan *span_of(uintptr_t p)
 
 NH_INLINE int node_of_addr(uintptr_t p) { return (int)((p - NH_HEAP_BASE) >> NH_NODE_SHIFT); }
 
-/* Map spans[] for [base, base + npages pages) to s (NULL to clear). Heap lock. */
+/* Map spans[] and pageinfo[] for [base, base + npages pages) to s (NULL to
+ * clear). Heap lock. */
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
+
+NH_INLINE uint32_t pageinfo_of(const struct heap_arena *ha, uintptr_t p)
+{
+	return atomic_load_explicit(&ha->pageinfo[(p >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1)],
+				    memory_order_relaxed);
+}
 
 /* ------------------------------------------------------------------------
  * Statistics (stats.c, stats.def).

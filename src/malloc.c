@@ -197,6 +197,7 @@ static void slow_path_hooks(void)
 				goto miss;                                                                 \
 			e = mcache_slots(c_)[(uint16_t)w_ - 1];                                            \
 			k_->word = w_ + 0xffff; /* cur - 1, allocs + 1 */                                  \
+			nh_prefetch_w((void *)mcache_slots(c_)[(uint16_t)w_ - 2]); /* the next pop's */    \
 		}                                                                                          \
 	} while (0)
 
@@ -394,20 +395,37 @@ NH_COLD NH_NOINLINE static void free_report_bad(uintptr_t p) { free_bad("free", 
 NH_COLD NH_NOINLINE static void free_report_interior(uintptr_t p) { free_interior("free", p); }
 NH_COLD NH_NOINLINE static void free_report_double(uintptr_t p) { free_double("free", p); }
 
-NH_INLINE void free_object(uintptr_t p)
+/* Not a small object: a large one, or a bad pointer. */
+NH_NOINLINE static void free_not_small(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
-	if (NH_UNLIKELY(!s)) {
+	if (NH_UNLIKELY(!s))
+		free_bad("free", p);
+	if (NH_UNLIKELY(s->sizeclass))
+		free_interior("free", p); /* a small span's page with no info: cannot be */
+	free_large(s, p);
+}
+
+NH_INLINE void free_object(uintptr_t p)
+{
+	/*
+	 * The page's info word gives the class and the phase, so the span
+	 * struct is not touched: one load after the arena map.
+	 */
+	struct heap_arena *ha = arena_of(p);
+	if (NH_UNLIKELY(!ha)) {
 		free_report_bad(p);
 		return;
 	}
-	unsigned cls = s->sizeclass;
+	uint32_t info = pageinfo_of(ha, p);
+	unsigned cls = info & 0xff;
 	if (NH_UNLIKELY(cls == 0)) {
-		free_large(s, p);
+		free_not_small(p);
 		return;
 	}
-	uintptr_t off = p - s->base;
-	if (NH_CHECKS && NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off)) {
+	uintptr_t off = (p & (NH_PAGE_SIZE - 1)) + (info >> 16);
+	if (NH_CHECKS &&
+	    NH_UNLIKELY(((off * nh_class_to_divmul[cls]) >> 32) * nh_class_to_size[cls] != off)) {
 		free_report_interior(p);
 		return;
 	}
@@ -417,10 +435,11 @@ NH_INLINE void free_object(uintptr_t p)
 		return;
 	}
 	*w = cookie;
-	PUSH_FAST(cls, p, s->node, slow);
+	unsigned node = (unsigned)node_of_addr(p);
+	PUSH_FAST(cls, p, node, slow);
 	return;
 slow:
-	free_small_slow(s, cls, p);
+	free_small_slow(span_of(p), cls, p);
 }
 
 /* ---- entry points for hardened.c ----------------------------------------------- */

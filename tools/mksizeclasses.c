@@ -20,7 +20,7 @@
  * tail, Go's "max waste" column) at most 1.125^2 - 1 = 26.6% from 128 B on, 16-byte alignment from 16 B up, strictly
  * increasing sizes, the lookup tables against a linear search for every
  * request size, and the division magic (offset * divmul) >> 32 against real
- * division for every byte offset of every span.
+ * division for every byte offset of every span (and one object beyond).
  *
  * Usage: mksizeclasses [OUTPUT]   (stdout without OUTPUT)
  */
@@ -170,9 +170,13 @@ static void check(void)
 			if (lo < 128 && c->size - lo >= 16)
 				fail("round-up above 15 B below 128 B", i, lo);
 		}
-		/* Division magic for every byte offset inside the span. */
+		/*
+		 * Division magic for every byte offset inside the span, and up to
+		 * one object beyond it: free checks (offset in page + the page's
+		 * phase) with it, which can reach span + size - 1.
+		 */
 		uint32_t m = divmul(c->size);
-		for (uint64_t off = 0; off <= span; off++)
+		for (uint64_t off = 0; off <= (uint64_t)span + c->size; off++)
 			if ((uint32_t)((off * m) >> 32) != off / c->size)
 				fail("division magic wrong", i, (unsigned)off);
 	}

@@ -118,6 +118,9 @@ extern uint64_t nh_rseq_aborts;
 /*
  * Pop an entry of class cls16 >> 4 into e_, or goto miss. base_ and count_
  * are lvalues read as memory operands (fewer registers on the fast path).
+ * After the commit, the object the next pop will return is prefetched: its
+ * first word is read (and written) then, and it is most often cold. The
+ * slot read there is outside the sequence, so only a hint.
  */
 #define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
 	do {                                                                                               \
@@ -135,6 +138,7 @@ extern uint64_t nh_rseq_aborts;
 					    [cls] "r"(cls16_)                                              \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
+		__builtin_prefetch((void *)((uintptr_t *)c_)[(uint16_t)w_ - 1], 1, 3);                     \
 	} while (0)
 
 /* Push p (of node node_) on class cls16 >> 4, or goto miss (full, other node). */

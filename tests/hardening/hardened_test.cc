@@ -127,6 +127,37 @@ TEST(Hardened, OnNodeObjectsHaveCanariesToo)
 	}
 }
 
+TEST(Hardened, ImpossibleSizesGiveEnomem)
+{
+	// The 8 bytes of the canary and the two guard pages must not wrap a size
+	// near SIZE_MAX around to a small one.
+	for (size_t n : {SIZE_MAX, SIZE_MAX - 7, SIZE_MAX - 4096, SIZE_MAX - 8191, SIZE_MAX - 16384, SIZE_MAX / 2 + 1,
+			 (size_t)1 << 47, (size_t)1 << 41}) {
+		errno = 0;
+		void *p = malloc(opaque(n));
+		EXPECT_EQ(p, nullptr) << "malloc(" << n << ") gave an object of " << (p ? malloc_usable_size(p) : 0)
+				      << " bytes";
+		EXPECT_EQ(errno, ENOMEM) << "malloc(" << n << ")";
+		free(p);
+		void *q = nullptr;
+		EXPECT_EQ(posix_memalign(&q, 4096, opaque(n)), ENOMEM) << "posix_memalign(4096, " << n << ")";
+		free(q);
+		void *s = malloc(10);
+		errno = 0;
+		void *r = realloc(s, opaque(n));
+		EXPECT_EQ(r, nullptr) << "realloc(p, " << n << ")";
+		free(r ? r : s);
+	}
+	// calloc would zero the whole request: a wrapped size writes far past the object.
+	EXPECT_EXIT(
+		{
+			errno = 0;
+			void *c = calloc(1, opaque(SIZE_MAX - 4096));
+			_exit(c == nullptr && errno == ENOMEM ? 0 : 1);
+		},
+		::testing::ExitedWithCode(0), "");
+}
+
 // ---- canaries -------------------------------------------------------------
 
 TEST(HardenedDeathTest, OverflowPastTheUsableSizeIsCaughtByFree)

@@ -168,7 +168,7 @@ void grow(Rng &r, Obj &o)
 		return;
 	if (!verify(o))
 		error("contents changed before realloc", o.p, o.n);
-	size_t n2 = pick_size(r);
+	size_t n2 = pick_size(r) | 1; // realloc to 0 would free
 	uint8_t *q = (uint8_t *)realloc(o.p, n2);
 	if (!q) {
 		error("realloc failed", o.p, n2);

@@ -59,7 +59,9 @@ void hardened_set_canary(uintptr_t p, unsigned cls)
 void *hardened_alloc(size_t n, size_t align, bool zero)
 {
 	size_t need;
-	if (__builtin_add_overflow(n, 8, &need)) {
+	/* Nothing beyond a node's slice can be had; this also keeps the page
+	 * arithmetic below from wrapping. */
+	if (__builtin_add_overflow(n, 8, &need) || n > ((size_t)1 << NH_NODE_SHIFT)) {
 		errno = ENOMEM;
 		return NULL;
 	}

@@ -111,9 +111,10 @@ static bool workload(int rounds, size_t max_large)
 	return good;
 }
 
+static int thread_rounds = 10000;
 static void *thread_workload(void *)
 {
-	return (void *)(uintptr_t)workload(10000, 200000);
+	return (void *)(uintptr_t)workload(thread_rounds, 200000);
 }
 
 // fork works, and the child can allocate (or, when the heap is full or
@@ -186,9 +187,10 @@ static int scenario_nomem()
 
 // Allocation works despite the fault (mbind, io_uring, thread, madvise,
 // hugetlb): workload, threads, fork, release, statistics.
-static int scenario_works()
+static int scenario_works(int rounds)
 {
-	ok(workload(30000, 1 << 20), "workload with content checks");
+	thread_rounds = rounds / 3;
+	ok(workload(rounds, 1 << 20), "workload with content checks");
 	expect_threads_work();
 	expect_fork_works(CHILD_ALLOCATES);
 	// Freed memory goes back (or not, when madvise fails) without harm, and
@@ -213,7 +215,7 @@ static int scenario_works()
 	for (auto p : big)
 		free(p);
 	std::vector<uint8_t *> small;
-	for (int i = 0; i < 20000; i++) {
+	for (int i = 0; i < rounds / 2; i++) {
 		small.push_back((uint8_t *)malloc(512));
 		memset(small.back(), 0xDD, 512);
 	}
@@ -221,7 +223,7 @@ static int scenario_works()
 		free(p);
 	numaheap_release();
 	zero = true;
-	for (int i = 0; i < 20000; i++) {
+	for (size_t i = 0; i < small.size(); i++) {
 		small[i] = (uint8_t *)calloc(1, 512);
 		zero &= small[i] && is_zero(small[i], 512);
 	}
@@ -332,7 +334,7 @@ int main(int argc, char **argv)
 	if (s == "nomem")
 		return scenario_nomem();
 	if (s == "works")
-		return scenario_works();
+		return scenario_works(argc > 2 ? atoi(argv[2]) : 30000);
 	if (s == "rlimit")
 		return scenario_rlimit(argc > 2 ? strtoul(argv[2], nullptr, 10) : 256);
 	if (s == "maxmap")
@@ -344,6 +346,6 @@ int main(int argc, char **argv)
 		free(p);
 		return finish();
 	}
-	fprintf(stderr, "usage: fault_probe nomem|works|rlimit [MiB]|maxmap|hello\n");
+	fprintf(stderr, "usage: fault_probe nomem|works [rounds]|rlimit [MiB]|maxmap|hello\n");
 	return 2;
 }

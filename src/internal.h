@@ -265,6 +265,11 @@ uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size
 /* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
 int page_alloc_check(struct page_alloc *pa);
 
+/* Set while a thread frees memory that was idle already (the background
+ * thread draining idle caches): the chunks' free ticks are left alone, so
+ * the scavenger does not wait a second delay for it. */
+extern __thread bool nh_free_keeps_idle;
+
 palloc_sum palloc_sum_pack(unsigned start, unsigned max, unsigned end);
 unsigned palloc_sum_start(palloc_sum s);
 unsigned palloc_sum_max(palloc_sum s);

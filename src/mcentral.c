@@ -37,10 +37,10 @@ void mcentral_init(struct mcentral *c, unsigned sizeclass, int node)
 	mutex_init(&c->lock, LOCK_RANK_CENTRAL);
 	c->sizeclass = (uint8_t)sizeclass;
 	c->node = (uint8_t)node;
-	/* 16 batches, at most 1 MiB worth, at least 4 batches. */
+	/* 8 batches, at most 256 KiB worth, at least 2 batches. */
 	unsigned b = mcache_batch(sizeclass);
-	unsigned cap = (1u << 20) / nh_class_to_size[sizeclass];
-	c->tc_cap = NH_MAX(4 * b, NH_MIN(16 * b, cap));
+	unsigned cap = (256u << 10) / nh_class_to_size[sizeclass];
+	c->tc_cap = NH_MAX(2 * b, NH_MIN(8 * b, cap));
 }
 
 /* Take up to n entries from the transfer cache. */

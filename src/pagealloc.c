@@ -44,6 +44,8 @@
 
 #define SUM_MASK ((uint64_t)(NH_SUM_MAX - 1))
 
+__thread bool nh_free_keeps_idle;
+
 palloc_sum palloc_sum_pack(unsigned start, unsigned max, unsigned end)
 {
 	if (max == NH_SUM_MAX)
@@ -481,7 +483,7 @@ static void free_range(struct page_alloc *pa, uintptr_t addr, size_t npages, boo
 		bits_clear(c->alloc, i, k);
 		if (scavenged)
 			bits_set(c->scav, i, k);
-		else if (pa->clock)
+		else if (pa->clock && !nh_free_keeps_idle)
 			c->free_tick = pa->clock();
 		a += (uintptr_t)k << NH_PAGE_SHIFT;
 		left -= k;

@@ -291,13 +291,23 @@ static void *bg_main(void *arg)
 			nh_scav.bg_syscalls = bg_batch.syscalls;
 			nh_scav.passes++;
 		}
+		/*
+		 * Caches nobody used since the last look go back to their
+		 * spans: transfer caches at every pass (nothing is hot in an
+		 * untouched one), CPU caches every NUMAHEAP_CACHE_IDLE. What
+		 * they free was idle already, so it does not wait another delay.
+		 */
 		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
-		if (idle && now - last_drain >= idle) {
-			nh_scav.cache_drained_objects += proc_drain_idle();
+		if (idle) {
+			nh_free_keeps_idle = true;
 			for (int n = 0; n < NH_MAX_NODES; n++)
 				if (nh_heaps[n])
 					nh_scav.cache_drained_objects += mcentral_drain_transfer(nh_heaps[n], true);
-			last_drain = now;
+			if (now - last_drain >= idle) {
+				nh_scav.cache_drained_objects += proc_drain_idle();
+				last_drain = now;
+			}
+			nh_free_keeps_idle = false;
 		}
 		/*
 		 * The work is measured in wall time: io_uring runs madvise in

@@ -1,0 +1,233 @@
+// The scavenger (src/scavenger.c): memory goes back to the OS in the
+// background, nothing is lost or corrupted while it does, and released
+// memory reads as zero through calloc. Registered (CMakeLists.txt) with the
+// io_uring backend, the madvise backend, and NUMAHEAP_RELEASE=free.
+#include <gtest/gtest.h>
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "numaheap.h"
+#include "stress_util.h"
+
+namespace {
+
+// Resident memory of this process, from the kernel, in bytes: Rss less
+// LazyFree (pages released with MADV_FREE, which the kernel takes back
+// whenever it needs them; NUMAHEAP_RELEASE=free leaves them counted in Rss).
+size_t rss_bytes()
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	size_t kb = 0, lazy = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (!strncmp(line, "Rss:", 4))
+			kb = strtoull(line + 4, nullptr, 10);
+		else if (!strncmp(line, "LazyFree:", 9))
+			lazy = strtoull(line + 9, nullptr, 10);
+	}
+	fclose(f);
+	return (kb - (lazy < kb ? lazy : kb)) * 1024;
+}
+
+std::string stats()
+{
+	std::string s(1 << 20, '\0');
+	size_t n = numaheap_stats_json(&s[0], s.size());
+	s.resize(n < s.size() ? n : s.size() - 1);
+	return s;
+}
+
+long long json_number(const std::string &json, const char *obj, const char *key)
+{
+	size_t o = json.find(std::string("\"") + obj + "\":{");
+	if (o == std::string::npos)
+		return -1;
+	size_t k = json.find(std::string("\"") + key + "\":", o);
+	return k == std::string::npos ? -1 : atoll(json.c_str() + k + strlen(key) + 3);
+}
+
+std::string json_string(const std::string &json, const char *obj, const char *key)
+{
+	size_t o = json.find(std::string("\"") + obj + "\":{");
+	size_t k = json.find(std::string("\"") + key + "\":\"", o);
+	if (o == std::string::npos || k == std::string::npos)
+		return "";
+	k += strlen(key) + 4;
+	return json.substr(k, json.find('"', k) - k);
+}
+
+struct Block {
+	unsigned char *p;
+	size_t n;
+};
+
+// Fill about `bytes` with objects of 16 B .. 64 KiB, in allocation order.
+std::vector<Block> fill(size_t bytes, uint64_t seed)
+{
+	Rng r(seed);
+	std::vector<Block> v;
+	size_t total = 0;
+	while (total < bytes) {
+		size_t n = r.below(4) ? r.range(16, 1024) : r.range(1025, 65536);
+		auto *p = (unsigned char *)malloc(n);
+		if (!p)
+			break;
+		memset(p, (int)(v.size() & 0xff) | 1, n);
+		v.push_back({p, n});
+		total += n;
+	}
+	return v;
+}
+
+TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
+{
+	size_t base = rss_bytes();
+	std::vector<Block> v = fill(384u << 20, 1);
+	size_t peak = rss_bytes();
+	ASSERT_GT(peak, base + (300u << 20)) << "the heap did not grow as expected";
+	// Free the oldest 90%: whole regions fall free, as when a phase ends.
+	size_t cut = v.size() * 9 / 10, live = 0;
+	for (size_t i = 0; i < v.size(); i++) {
+		if (i < cut)
+			free(v[i].p);
+		else
+			live += malloc_usable_size(v[i].p);
+	}
+	// From here on, no allocator call until RSS has come down.
+	size_t target = base + live + live / 10 + (8u << 20);
+	auto t0 = std::chrono::steady_clock::now();
+	size_t rss = rss_bytes();
+	double waited = 0;
+	while (rss > target && waited < 10.0) {
+		usleep(50000);
+		rss = rss_bytes();
+		waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+	}
+	printf("peak %zu MiB, live %zu MiB, rss %zu MiB after %.2f s (baseline %zu MiB)\n", peak >> 20, live >> 20,
+	       rss >> 20, waited, base >> 20);
+	EXPECT_LE(rss, target) << "RSS did not come within 10% (+8 MiB) of the live heap in 10 s";
+	std::string s = stats();
+	EXPECT_GT(json_number(s, "scavenger", "released_bytes"), (long long)(200u << 20));
+	const char *want = getenv("NH_EXPECT_BACKEND");
+	if (want) {
+		EXPECT_EQ(json_string(s, "scavenger", "backend"), want);
+	}
+	for (size_t i = cut; i < v.size(); i++) {
+		for (size_t j = 0; j < v[i].n; j += 97)
+			ASSERT_EQ(v[i].p[j], (unsigned char)((i & 0xff) | 1)) << "a live object changed";
+		free(v[i].p);
+	}
+}
+
+TEST(Scavenger, TrimReleasesAtOnce)
+{
+	size_t base = rss_bytes();
+	std::vector<Block> v = fill(256u << 20, 2);
+	size_t cut = v.size() * 9 / 10, live = 0;
+	for (size_t i = 0; i < v.size(); i++) {
+		if (i < cut)
+			free(v[i].p);
+		else
+			live += malloc_usable_size(v[i].p);
+	}
+	EXPECT_EQ(malloc_trim(0), 1);
+	size_t rss = rss_bytes();
+	printf("live %zu MiB, rss after malloc_trim %zu MiB (baseline %zu MiB)\n", live >> 20, rss >> 20, base >> 20);
+	EXPECT_LE(rss, base + live + live / 10 + (8u << 20));
+	for (size_t i = cut; i < v.size(); i++)
+		free(v[i].p);
+}
+
+TEST(Scavenger, CallocAfterReleaseReadsZero)
+{
+	// Dirty memory, released, then handed out again by calloc: zero in both
+	// release modes (MADV_DONTNEED reads zero; MADV_FREE may not, so calloc
+	// must clear it).
+	for (int round = 0; round < 3; round++) {
+		std::vector<Block> v;
+		for (size_t n : {24u, 200u, 3000u, 30000u, 100000u, 1u << 20, 8u << 20})
+			for (int i = 0; i < 64; i++) {
+				auto *p = (unsigned char *)malloc(n);
+				ASSERT_NE(p, nullptr);
+				memset(p, 0xab, n);
+				v.push_back({p, n});
+			}
+		for (auto &b : v)
+			free(b.p);
+		numaheap_release();
+		for (size_t n : {24u, 200u, 3000u, 30000u, 100000u, 1u << 20, 8u << 20})
+			for (int i = 0; i < 64; i++) {
+				auto *p = (unsigned char *)calloc(1, n);
+				ASSERT_NE(p, nullptr);
+				for (size_t j = 0; j < n; j++)
+					ASSERT_EQ(p[j], 0) << "calloc(" << n << ") byte " << j << " after release";
+				v[i].p = p;
+				free(p);
+			}
+	}
+}
+
+TEST(Scavenger, AllocationRacingTheScavengerLosesNothing)
+{
+	// Threads allocate and free with content checks while another thread
+	// releases everything free, again and again, and the background
+	// scavenger (no delay, nothing retained, see CMakeLists.txt) runs too.
+	std::atomic<bool> stop{false};
+	std::atomic<int> bad{0};
+	std::atomic<uint64_t> releases{0};
+	std::thread releaser([&] {
+		while (!stop.load()) {
+			numaheap_release();
+			releases++;
+			usleep(2000);
+		}
+	});
+	std::vector<std::thread> ts;
+	for (int t = 0; t < 4; t++)
+		ts.emplace_back([&, t] {
+			Rng r(100 + t);
+			std::vector<Block> live(256, Block{nullptr, 0});
+			for (int it = 0; it < 60000; it++) {
+				Block &b = live[r.below(live.size())];
+				if (b.p) {
+					unsigned char tag = (unsigned char)(((uintptr_t)b.p >> 4) | 1);
+					for (size_t j = 0; j < b.n; j += 61)
+						if (b.p[j] != tag)
+							bad++;
+					free(b.p);
+					b.p = nullptr;
+				} else {
+					b.n = random_size(r, 30, 2 << 20);
+					b.p = (unsigned char *)malloc(b.n ? b.n : 1);
+					if (!b.p) {
+						bad++;
+						continue;
+					}
+					memset(b.p, (int)(((uintptr_t)b.p >> 4) | 1), b.n);
+				}
+			}
+			for (auto &b : live)
+				free(b.p);
+		});
+	for (auto &t : ts)
+		t.join();
+	stop = true;
+	releaser.join();
+	EXPECT_EQ(bad.load(), 0) << "objects changed while the scavenger ran";
+	EXPECT_GT(releases.load(), 10u);
+}
+
+} // namespace

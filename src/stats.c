@@ -273,9 +273,32 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
 		   (unsigned long long)s->large_inuse);
-	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu,\"rseq_aborts\":%llu},",
+	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu,\"rseq_aborts\":%llu,\"cpus\":[",
 		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes,
 		   (unsigned long long)s->aborts);
+	/* Per CPU: what each slab served from itself (hits) and how often it
+	 * missed (refills), and what it holds now. */
+	bool firstc = true;
+	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
+		struct mcache *c = pcpu_slab(cpu);
+		if (!c->ready)
+			continue;
+		uint64_t allocs = 0, refills = 0, flushes = 0, held = 0;
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+			allocs += mcache_allocs(c, k);
+			refills += c->stats[k].refills;
+			flushes += c->stats[k].flushes;
+			held += mcache_cached_objects(c, k) * nh_class_to_size[k];
+		}
+		buf_printf(b,
+			   "%s{\"cpu\":%u,\"node\":%u,\"hits\":%llu,\"misses\":%llu,\"flushes\":%llu,"
+			   "\"bytes_held\":%llu,\"capacity_bytes\":%llu}",
+			   firstc ? "" : ",", cpu, c->node, (unsigned long long)(allocs > refills ? allocs - refills : 0),
+			   (unsigned long long)refills, (unsigned long long)flushes, (unsigned long long)held,
+			   (unsigned long long)c->cap_bytes);
+		firstc = false;
+	}
+	buf_puts(b, "]},");
 	struct totals t = totals_of(s);
 	buf_printf(b, "\"totals\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"mapped_bytes\":%llu},",
 		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,

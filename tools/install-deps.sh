@@ -5,7 +5,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config libnuma-dev libhwloc-dev liburing-dev libgtest-dev
-      python3 git sqlite3 g++ clang numactl hwloc valgrind"
+      python3 git sqlite3 g++ clang libclang-rt-14-dev numactl hwloc valgrind gcc-aarch64-linux-gnu"
 for a in "$@"; do
 	case "$a" in
 	--perf) pkgs="$pkgs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 hyperfine gnuplot-nox redis-server redis-tools linux-perf" ;;

@@ -133,6 +133,7 @@ void hardened_free(uintptr_t p)
 	}
 	os_protect((void *)s->base, (size_t)s->npages << NH_PAGE_SHIFT, true);
 	s->guarded = 0;
+	atomic_fetch_add_explicit(&heap_of_node(s->node)->large_frees, 1, memory_order_relaxed);
 	mheap_free_span(heap_of_node(s->node), s);
 }
 

@@ -75,6 +75,12 @@
 
 #define NH_MAX_CPUS 1024
 
+/* The large-span cache of each node (mheap.c): spans up to 256 KiB, at most
+ * 8 of one size, 8 MiB in all. */
+#define NH_LARGE_CACHE_PAGES 32
+#define NH_LARGE_CACHE_DEPTH 8
+#define NH_LARGE_CACHE_BYTES ((size_t)8 << 20)
+
 /* The start of each node's heap that stays on base pages (arena.c). */
 #define NH_SMALL_HEAP_BYTES ((uintptr_t)4 << 20)
 
@@ -280,8 +286,9 @@ unsigned palloc_sum_end(palloc_sum s);
  * large object. Allocated from the heap's fixalloc under the heap lock.
  * ------------------------------------------------------------------------ */
 enum span_state {
-	SPAN_DEAD = 0,	/* not in use; its pages are free */
-	SPAN_INUSE = 1, /* holds objects; spans[] maps its pages to it */
+	SPAN_DEAD = 0,	 /* not in use; its pages are free */
+	SPAN_INUSE = 1,	 /* holds objects; spans[] maps its pages to it */
+	SPAN_CACHED = 2, /* a freed large span kept whole for reuse (mheap.c) */
 };
 
 enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL };
@@ -464,17 +471,37 @@ struct mheap {
 	/* Byte counts, under lock (read racily by stats). */
 	size_t mapped_bytes;
 	size_t inuse_bytes;	/* pages in in-use spans */
-	size_t large_inuse_bytes;
-	uint64_t large_allocs;
-	uint64_t large_frees;
+	size_t large_inuse_bytes;	/* pages of large spans, cached ones included */
+	_Atomic uint64_t large_frees;	/* large objects freed by the program */
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
 	uint64_t grow_calls;
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
 	_Atomic uint64_t remote_frees;	/* objects freed by other nodes' threads, sent home */
 	struct mcentral central[NH_NUM_CLASSES];
+	/*
+	 * Freed large spans of up to NH_LARGE_CACHE_PAGES pages, kept whole
+	 * (pages allocated, spans[] mapped, state SPAN_CACHED) so the next
+	 * large malloc of the same size takes one without the heap lock or a
+	 * pageAlloc search. At most NH_LARGE_CACHE_BYTES in all; the
+	 * background thread empties it when unused. Under lcache_lock.
+	 */
+	struct mutex lcache_lock;
+	struct mspan *lcache[NH_LARGE_CACHE_PAGES + 1][NH_LARGE_CACHE_DEPTH];
+	uint8_t lcache_n[NH_LARGE_CACHE_PAGES + 1];
+	size_t lcache_bytes;
+	uint64_t lcache_gen, lcache_idle_gen;
+	uint64_t lcache_hits;
 };
 
 extern struct mheap *nh_heaps[NH_MAX_NODES];
+
+/* Take a cached large span of exactly npages, or NULL. */
+struct mspan *mheap_large_cache_take(struct mheap *h, size_t npages);
+/* Keep a freed large span for reuse; false if the cache has no room. */
+bool mheap_large_cache_put(struct mheap *h, struct mspan *s);
+/* Give the cached spans back to the heap: all, or only if unused since the
+ * last call. Bytes given back. */
+size_t mheap_large_cache_drain(struct mheap *h, bool idle_only);
 
 int mheap_init(int node);
 /* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM. */

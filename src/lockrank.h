@@ -16,6 +16,7 @@
  *   TRANSFER    one per size class per node (mcentral.c): the transfer
  *               cache; many
  *   CENTRAL     one per size class per node (mcentral.c); many
+ *   LCACHE      one per node (mheap.c): the cache of freed large spans
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
  *
@@ -31,6 +32,7 @@ enum lock_rank {
 	LOCK_RANK_SCAV,
 	LOCK_RANK_TRANSFER,
 	LOCK_RANK_CENTRAL,
+	LOCK_RANK_LCACHE,
 	LOCK_RANK_HEAP,
 	LOCK_RANK_PERSISTENT,
 	LOCK_RANK_COUNT

@@ -279,7 +279,12 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	struct mspan *s = mheap_alloc_span(heap_of_node(proc_current_node()), npages, 0, align_pages);
+	struct mheap *h = heap_of_node(proc_current_node());
+	struct mspan *s = NULL;
+	if (align_pages <= 1 && !nh_hardened)
+		s = mheap_large_cache_take(h, npages);
+	if (!s)
+		s = mheap_alloc_span(h, npages, 0, align_pages);
 	slow_path_hooks();
 	if (s)
 		atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
@@ -321,7 +326,12 @@ static void free_large(struct mspan *s, uintptr_t p)
 		free_interior("free", p);
 	if (NH_UNLIKELY(s->guarded))
 		nh_report_bad_pointer("free", (void *)p, "invalid pointer (inside an object, not its start)");
-	mheap_free_span(heap_of_node(s->node), s);
+	if (NH_UNLIKELY(atomic_load_explicit(&s->state, memory_order_acquire) != SPAN_INUSE))
+		free_double("free", p); /* kept in the large-span cache: freed already */
+	struct mheap *h = heap_of_node(s->node);
+	atomic_fetch_add_explicit(&h->large_frees, 1, memory_order_relaxed);
+	if (!mheap_large_cache_put(h, s))
+		mheap_free_span(h, s);
 }
 
 /* Push p (node node) on the calling thread's P, or goto miss. */
@@ -382,6 +392,8 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 			free_interior(api, p);
 	} else if (NH_UNLIKELY(p != s->base + (s->guarded ? NH_PAGE_SIZE : 0))) {
 		free_interior(api, p);
+	} else if (NH_UNLIKELY(atomic_load_explicit(&s->state, memory_order_acquire) != SPAN_INUSE)) {
+		nh_report_bad_pointer(api, (void *)p, "pointer not in use (double free, or never allocated)");
 	}
 	return s;
 }
@@ -678,8 +690,10 @@ NH_API size_t numaheap_release(void)
 		proc_release_p(&x);
 	}
 	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n])
+		if (nh_heaps[n]) {
 			mcentral_drain_transfer(nh_heaps[n], false);
+			mheap_large_cache_drain(nh_heaps[n], false);
+		}
 	return scavenge_now(true);
 }
 

@@ -43,6 +43,7 @@ int mheap_init(int node)
 	fixalloc_init(&h->spanalloc[2], mspan_struct_size(NH_SPAN_BITMAP_WORDS), node, NULL);
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
 		mcentral_init(&h->central[c], c, node);
+	mutex_init(&h->lcache_lock, LOCK_RANK_LCACHE);
 	nh_heaps[node] = h;
 	return 0;
 }
@@ -126,7 +127,6 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 		s->nelems = 1;
 		s->nalloc = 1;
 		h->large_inuse_bytes += npages << NH_PAGE_SHIFT;
-		h->large_allocs++;
 	}
 	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
 	arena_set_spans(base, npages, s);
@@ -147,7 +147,6 @@ void mheap_free_span(struct mheap *h, struct mspan *s)
 	h->inuse_bytes -= bytes;
 	if (s->sizeclass == 0) {
 		h->large_inuse_bytes -= bytes;
-		h->large_frees++;
 	}
 	atomic_store_explicit(&s->state, SPAN_DEAD, memory_order_relaxed);
 	fixalloc_free(&h->spanalloc[spanalloc_index(s->sizeclass)], s);
@@ -189,22 +188,92 @@ void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages)
 	mutex_unlock(&h->lock);
 }
 
+/* ---- the large-span cache ------------------------------------------------- */
+
+struct mspan *mheap_large_cache_take(struct mheap *h, size_t npages)
+{
+	if (npages > NH_LARGE_CACHE_PAGES || !h->lcache_n[npages])
+		return NULL; /* racy peek; checked again under the lock */
+	mutex_lock(&h->lcache_lock);
+	struct mspan *s = NULL;
+	if (h->lcache_n[npages]) {
+		s = h->lcache[npages][--h->lcache_n[npages]];
+		h->lcache_bytes -= npages << NH_PAGE_SHIFT;
+		h->lcache_gen++;
+		h->lcache_hits++;
+	}
+	mutex_unlock(&h->lcache_lock);
+	if (s) {
+		s->needzero = 1; /* it held an object */
+		atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_release);
+	}
+	return s;
+}
+
+bool mheap_large_cache_put(struct mheap *h, struct mspan *s)
+{
+	size_t np = s->npages, bytes = np << NH_PAGE_SHIFT;
+	if (np > NH_LARGE_CACHE_PAGES || s->guarded)
+		return false;
+	mutex_lock(&h->lcache_lock);
+	bool ok = h->lcache_n[np] < NH_LARGE_CACHE_DEPTH && h->lcache_bytes + bytes <= NH_LARGE_CACHE_BYTES;
+	if (ok) {
+		/* A second free of this object now finds SPAN_CACHED: reported. */
+		atomic_store_explicit(&s->state, SPAN_CACHED, memory_order_release);
+		h->lcache[np][h->lcache_n[np]++] = s;
+		h->lcache_bytes += bytes;
+		h->lcache_gen++;
+	}
+	mutex_unlock(&h->lcache_lock);
+	return ok;
+}
+
+size_t mheap_large_cache_drain(struct mheap *h, bool idle_only)
+{
+	if (!h->lcache_bytes)
+		return 0;
+	if (idle_only && h->lcache_gen != h->lcache_idle_gen) {
+		h->lcache_idle_gen = h->lcache_gen; /* racy hint */
+		return 0;
+	}
+	struct mspan *out[NH_LARGE_CACHE_PAGES * NH_LARGE_CACHE_DEPTH];
+	unsigned n = 0;
+	mutex_lock(&h->lcache_lock);
+	for (unsigned np = 1; np <= NH_LARGE_CACHE_PAGES; np++)
+		while (h->lcache_n[np])
+			out[n++] = h->lcache[np][--h->lcache_n[np]];
+	size_t bytes = h->lcache_bytes;
+	h->lcache_bytes = 0;
+	h->lcache_idle_gen = ++h->lcache_gen;
+	mutex_unlock(&h->lcache_lock);
+	for (unsigned i = 0; i < n; i++) {
+		atomic_store_explicit(&out[i]->state, SPAN_INUSE, memory_order_relaxed);
+		mheap_free_span(h, out[i]);
+	}
+	return bytes;
+}
+
 void mheap_fork_lock(bool lock)
 {
 	for (int n = 0; n < NH_MAX_NODES; n++) {
 		struct mheap *h = nh_heaps[n];
 		if (!h)
 			continue;
-		if (lock)
+		if (lock) {
+			mutex_lock(&h->lcache_lock);
 			mutex_lock(&h->lock);
-		else
+		} else {
 			mutex_unlock(&h->lock);
+			mutex_unlock(&h->lcache_lock);
+		}
 	}
 }
 
 void mheap_fork_child(void)
 {
 	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n])
+		if (nh_heaps[n]) {
 			mutex_reset(&nh_heaps[n]->lock);
+			mutex_reset(&nh_heaps[n]->lcache_lock);
+		}
 }

@@ -301,8 +301,10 @@ static void *bg_main(void *arg)
 		if (idle) {
 			nh_free_keeps_idle = true;
 			for (int n = 0; n < NH_MAX_NODES; n++)
-				if (nh_heaps[n])
+				if (nh_heaps[n]) {
 					nh_scav.cache_drained_objects += mcentral_drain_transfer(nh_heaps[n], true);
+					mheap_large_cache_drain(nh_heaps[n], true);
+				}
 			if (now - last_drain >= idle) {
 				nh_scav.cache_drained_objects += proc_drain_idle();
 				last_drain = now;

@@ -36,14 +36,14 @@ struct node_stats {
 	bool present;
 	uint64_t placed[NH_MAX_NODES]; /* resident bytes of this heap on each node (numa_maps) */
 	uint64_t remote_frees;
-	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_allocs, large_frees, reused, grows, scav_released;
+	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_frees, reused, grows, scav_released;
 };
 
 struct snapshot {
 	struct class_stats cls[NH_NUM_CLASSES];
 	struct node_stats node[NH_MAX_NODES];
 	uint64_t refills, flushes, caches, aborts;
-	uint64_t large_allocs, large_frees, large_inuse;
+	uint64_t large_frees, large_inuse;
 };
 
 /* Sum AnonHugePages of the mappings inside each node's heap slice. */
@@ -173,16 +173,15 @@ static void snapshot(struct snapshot *s)
 		ns->mapped = h->mapped_bytes;
 		ns->inuse = h->inuse_bytes;
 		ns->released = (uint64_t)h->pages.pages_scav << NH_PAGE_SHIFT;
-		ns->large_inuse = h->large_inuse_bytes;
-		ns->large_allocs = h->large_allocs;
-		ns->large_frees = h->large_frees;
+		/* Spans in the large-span cache are free objects, not in use. */
+		ns->large_inuse = h->large_inuse_bytes - NH_MIN(h->large_inuse_bytes, h->lcache_bytes);
+		ns->large_frees = atomic_load_explicit(&h->large_frees, memory_order_relaxed);
 		ns->reused = h->released_reused_bytes;
 		ns->grows = h->grow_calls;
 		mutex_unlock(&h->lock);
 		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
 		ns->scav_released = h->scav_released_bytes;
 		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
-		s->large_allocs += ns->large_allocs;
 		s->large_frees += ns->large_frees;
 		s->large_inuse += ns->large_inuse;
 	}

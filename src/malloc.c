@@ -51,10 +51,10 @@
  *     compare against the span's size): "interior pointer";
  *   - a freed object's first word is set to nh_cookie ^ address, a secret
  *     per-process value, and malloc zeroes it when it hands the object out;
- *     free finding the cookie already there is a double free. malloc finds
- *     it missing on a cached object if the program wrote to the object after
- *     freeing it, or freed it twice with a write in between: the object
- *     would be handed out twice, so that is reported too, before reuse;
+ *     free finding the cookie already there is a double free. In hardened
+ *     mode malloc also checks the cookie is still there before handing a
+ *     cached object out, catching writes after free (and a double free with
+ *     a write in between) before reuse;
  *   - objects going back from a cache to their span must have their bit
  *     set, or it is a double free (mspan_put).
  *
@@ -157,12 +157,20 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
 #define NH_CHECKS 1
 #endif
 
-/* Turn a cache entry into the object handed to the program. */
+/*
+ * Turn a cache entry into the object handed to the program: clear the free
+ * cookie (a later free must not mistake the object for a freed one). In
+ * hardened mode, first check that the cookie is intact: a write to the
+ * freed object, or a double free with a write in between, is caught before
+ * the object is handed out. That check reads the object, which is often
+ * cold or in another core's cache (a remote free just wrote it), so it
+ * costs the default mode too much (perf/hardening, docs/reliability.md).
+ */
 NH_INLINE void *entry_to_object(uintptr_t e)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
 	uintptr_t *w = (uintptr_t *)p;
-	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(*w != (nh_cookie ^ p)))
+	if (NH_UNLIKELY(nh_hardened) && !(e & NH_ENTRY_FRESH) && *w != (nh_cookie ^ p))
 		report_cached_corruption(p);
 	*w = 0;
 	return (void *)p;

@@ -48,7 +48,6 @@ const std::string kNotOurs = "invalid pointer \\(not allocated by numaheap\\)";
 const std::string kInterior = "invalid pointer \\(inside an object, not its start\\)";
 const std::string kNotInUse = "pointer not in use \\(double free, or never allocated\\)";
 const std::string kEitherDouble = "(" + kDouble + "|" + kNotInUse + ")";
-const std::string kCorrupt = "freed object was written after free, or freed twice \\(heap corruption\\)";
 
 // free through a pointer the compiler cannot see (no -Wfree-nonheap-object).
 void do_free(void *p) { free((void *)opaque((size_t)p)); }
@@ -204,37 +203,10 @@ TEST(BadFreeDeathTest, UsableSizeOfABadPointer)
 	EXPECT_ABORT(escape((void *)malloc_usable_size(on_stack)), msg("malloc_usable_size", on_stack, kNotOurs));
 }
 
-TEST(BadFreeDeathTest, WriteAfterFreeDetectedAtReuse)
-{
-	for (size_t n : {size_t(8), size_t(64), size_t(500), size_t(8000)}) {
-		void *p = malloc(n);
-		ASSERT_NE(p, nullptr);
-		EXPECT_ABORT(
-			{
-				free(p);
-				*(volatile uint64_t *)p = 0x4141414141414141ull; // the use after free
-				void *q = malloc(n);                            // reuses p: caught before handing it out
-				escape(q);
-			},
-			msg("malloc", p, kCorrupt))
-			<< "size " << n;
-		free(p);
-	}
-}
-
-TEST(BadFreeDeathTest, ZeroWrittenAfterFreeDetectedAtReuse)
-{
-	// Clearing the freed object's first word is a use after free too.
-	void *p = malloc(64);
-	EXPECT_ABORT(
-		{
-			free(p);
-			*(volatile uint64_t *)p = 0;
-			escape(malloc(64)); // the reuse sees the damage
-		},
-		msg("malloc", p, kCorrupt));
-	free(p);
-}
+// A write to a freed object is caught before the object is reused in
+// hardened mode only (tests/hardening: HardenedDeathTest.WriteAfterFree*):
+// the check reads the object, which costs the default fast path too much.
+// The default mode still catches every double free without such a write.
 
 TEST(BadFreeDeathTest, DoubleFreeFromAnotherThread)
 {

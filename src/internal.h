@@ -76,10 +76,10 @@
 #define NH_MAX_CPUS 1024
 
 /* The large-span cache of each node (mheap.c): spans up to 256 KiB, at most
- * 8 of one size, 8 MiB in all. */
+ * 8 of one size, 2 MiB in all. */
 #define NH_LARGE_CACHE_PAGES 32
 #define NH_LARGE_CACHE_DEPTH 8
-#define NH_LARGE_CACHE_BYTES ((size_t)8 << 20)
+#define NH_LARGE_CACHE_BYTES ((size_t)2 << 20)
 
 /* The start of each node's heap that stays on base pages (arena.c). */
 #define NH_SMALL_HEAP_BYTES ((uintptr_t)4 << 20)

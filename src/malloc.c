@@ -218,10 +218,9 @@ miss:
 	return alloc_small_slow(cls);
 }
 
-/* One object straight from mcentral, for threads without a P. */
-static void *alloc_direct(unsigned cls)
+/* One object of class cls straight from heap h's mcentral, with no cache. */
+static void *alloc_from_central(struct mheap *h, unsigned cls)
 {
-	struct mheap *h = heap_of_node(proc_current_node());
 	uintptr_t e;
 	if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
 		errno = ENOMEM;
@@ -232,6 +231,9 @@ static void *alloc_direct(unsigned cls)
 	*(uintptr_t *)p = 0;
 	return (void *)p;
 }
+
+/* For threads without a P. */
+static void *alloc_direct(unsigned cls) { return alloc_from_central(heap_of_node(proc_current_node()), cls); }
 
 NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 {
@@ -730,17 +732,10 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 	size_t extra = nh_hardened ? 8 : 0; /* room for the canary */
 	if (n <= NH_MAX_SMALL_SIZE - extra) {
 		unsigned cls = size_to_class(n + extra);
-		uintptr_t e;
-		if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-		uintptr_t p = e & ~NH_ENTRY_FRESH;
-		*(uintptr_t *)p = 0;
-		if (nh_hardened)
-			hardened_set_canary(p, cls);
-		return (void *)p;
+		void *p = alloc_from_central(h, cls);
+		if (p && nh_hardened)
+			hardened_set_canary((uintptr_t)p, cls);
+		return p;
 	}
 	if (n > ((size_t)1 << NH_NODE_SHIFT)) {
 		errno = ENOMEM;

@@ -22,7 +22,8 @@
 
 struct nh_kstats nh_kstats;
 
-void *os_map_at(uintptr_t addr, size_t n)
+/* Map [addr, addr + n) with extra flags, never over an existing mapping. */
+static void *map_fixed(uintptr_t addr, size_t n, int flags)
 {
 	if (nh_fault("mmap")) {
 		errno = ENOMEM;
@@ -30,7 +31,7 @@ void *os_map_at(uintptr_t addr, size_t n)
 	}
 	NH_KSTAT_INC(mmap);
 	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	if ((uintptr_t)p != addr) {
@@ -43,24 +44,11 @@ void *os_map_at(uintptr_t addr, size_t n)
 	return p;
 }
 
+void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, MAP_NORESERVE); }
+
 void *os_map_hugetlb_at(uintptr_t addr, size_t n)
 {
-	if (nh_fault("mmap")) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	NH_KSTAT_INC(mmap);
-	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | (21 << MAP_HUGE_SHIFT) | MAP_FIXED_NOREPLACE, -1, 0);
-	if (p == MAP_FAILED)
-		return NULL;
-	if ((uintptr_t)p != addr) {
-		NH_KSTAT_INC(munmap);
-		munmap(p, n);
-		errno = EEXIST;
-		return NULL;
-	}
-	return p;
+	return map_fixed(addr, n, MAP_HUGETLB | (21 << MAP_HUGE_SHIFT));
 }
 
 void *os_map(size_t n, size_t align)

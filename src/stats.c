@@ -46,15 +46,16 @@ struct snapshot {
 	uint64_t large_frees, large_inuse;
 };
 
-/* Sum AnonHugePages of the mappings inside each node's heap slice. */
-static void read_huge_pages(struct snapshot *s)
+/* Call fn on each line of a /proc file, read without allocating. */
+static void for_each_line(const char *path, void (*fn)(char *line, struct snapshot *s, int *state),
+			  struct snapshot *s)
 {
-	int fd = open("/proc/self/smaps", O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	char buf[8192];
 	size_t have = 0;
-	int cur_node = -1;
+	int state = -1;
 	for (;;) {
 		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
 		if (r <= 0)
@@ -64,24 +65,7 @@ static void read_huge_pages(struct snapshot *s)
 		char *line = buf, *nl;
 		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
 			*nl = 0;
-			/* A mapping header starts with a hex address and a '-'. */
-			char *c = line;
-			uintptr_t start = 0;
-			bool hex = false;
-			while ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')) {
-				start = start * 16 + (uintptr_t)(*c <= '9' ? *c - '0' : *c - 'a' + 10);
-				c++;
-				hex = true;
-			}
-			if (hex && *c == '-') {
-				cur_node = start - NH_HEAP_BASE < NH_HEAP_RANGE ? node_of_addr(start) : -1;
-			} else if (cur_node >= 0 && !strncmp(line, "AnonHugePages:", 14)) {
-				uint64_t kb = 0;
-				for (c = line + 14; *c; c++)
-					if (*c >= '0' && *c <= '9')
-						kb = kb * 10 + (uint64_t)(*c - '0');
-				s->node[cur_node].huge += kb * 1024;
-			}
+			fn(line, s, &state);
 			line = nl + 1;
 		}
 		have -= (size_t)(line - buf);
@@ -92,64 +76,73 @@ static void read_huge_pages(struct snapshot *s)
 	close(fd);
 }
 
-/*
- * Where the kernel put each heap's pages: /proc/self/numa_maps lists, per
- * mapping, "N<node>=<pages>" and the page size of those pages.
- */
-static void read_placement(struct snapshot *s)
+/* A line's leading hex number; *end gets what follows it. */
+static uintptr_t leading_hex(const char *c, const char **end)
 {
-	int fd = open("/proc/self/numa_maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	char buf[8192];
-	size_t have = 0;
-	for (;;) {
-		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-		buf[have] = 0;
-		char *line = buf, *nl;
-		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
-			*nl = 0;
-			uintptr_t start = 0;
-			char *c = line;
-			while ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')) {
-				start = start * 16 + (uintptr_t)(*c <= '9' ? *c - '0' : *c - 'a' + 10);
-				c++;
-			}
-			if (start - NH_HEAP_BASE < NH_HEAP_RANGE) {
-				int heap = node_of_addr(start);
-				uint64_t pages[NH_MAX_NODES] = {0}, kb = 4;
-				for (char *t = c; *t; t++) {
-					if (t[0] == ' ' && t[1] == 'N' && t[2] >= '0' && t[2] <= '9') {
-						int n = 0;
-						char *u = t + 2;
-						while (*u >= '0' && *u <= '9')
-							n = n * 10 + (*u++ - '0');
-						uint64_t v = 0;
-						if (*u == '=')
-							for (u++; *u >= '0' && *u <= '9'; u++)
-								v = v * 10 + (uint64_t)(*u - '0');
-						if (n < NH_MAX_NODES)
-							pages[n] += v;
-					} else if (!strncmp(t, " kernelpagesize_kB=", 19)) {
-						kb = 0;
-						for (char *u = t + 19; *u >= '0' && *u <= '9'; u++)
-							kb = kb * 10 + (uint64_t)(*u - '0');
-					}
-				}
-				for (int n = 0; n < NH_MAX_NODES; n++)
-					s->node[heap].placed[n] += pages[n] * kb * 1024;
-			}
-			line = nl + 1;
-		}
-		have -= (size_t)(line - buf);
-		memmove(buf, line, have);
-		if (have == sizeof buf - 1)
-			have = 0;
+	uintptr_t v = 0;
+	while ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')) {
+		v = v * 16 + (uintptr_t)(*c <= '9' ? *c - '0' : *c - 'a' + 10);
+		c++;
 	}
-	close(fd);
+	*end = c;
+	return v;
+}
+
+static uint64_t decimal(const char *c)
+{
+	uint64_t v = 0;
+	for (; *c >= '0' && *c <= '9'; c++)
+		v = v * 10 + (uint64_t)(*c - '0');
+	return v;
+}
+
+/* smaps: a mapping's header line, then its fields; *node is the heap whose
+ * slice the current mapping is in, or -1. */
+static void smaps_line(char *line, struct snapshot *s, int *node)
+{
+	const char *c;
+	uintptr_t start = leading_hex(line, &c);
+	if (c != line && *c == '-') {
+		*node = start - NH_HEAP_BASE < NH_HEAP_RANGE ? node_of_addr(start) : -1;
+	} else if (*node >= 0 && !strncmp(line, "AnonHugePages:", 14)) {
+		c = line + 14;
+		while (*c == ' ')
+			c++;
+		s->node[*node].huge += decimal(c) * 1024;
+	}
+}
+
+/* numa_maps: per mapping, "N<node>=<pages>" and the size of those pages. */
+static void numa_maps_line(char *line, struct snapshot *s, int *unused)
+{
+	(void)unused;
+	const char *c;
+	uintptr_t start = leading_hex(line, &c);
+	if (start - NH_HEAP_BASE >= NH_HEAP_RANGE)
+		return;
+	int heap = node_of_addr(start);
+	uint64_t pages[NH_MAX_NODES] = {0}, kb = 4;
+	for (const char *t = c; *t; t++) {
+		if (t[0] == ' ' && t[1] == 'N' && t[2] >= '0' && t[2] <= '9') {
+			int n = 0;
+			const char *u = t + 2;
+			while (*u >= '0' && *u <= '9')
+				n = n * 10 + (*u++ - '0');
+			if (*u == '=' && n < NH_MAX_NODES)
+				pages[n] += decimal(u + 1);
+		} else if (!strncmp(t, " kernelpagesize_kB=", 19)) {
+			kb = decimal(t + 19);
+		}
+	}
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		s->node[heap].placed[n] += pages[n] * kb * 1024;
+}
+
+/* Huge-page coverage and NUMA placement of the heap, as the kernel says. */
+static void read_kernel_view(struct snapshot *s)
+{
+	for_each_line("/proc/self/smaps", smaps_line, s);
+	for_each_line("/proc/self/numa_maps", numa_maps_line, s);
 }
 
 static void snapshot(struct snapshot *s)
@@ -193,8 +186,7 @@ static void snapshot(struct snapshot *s)
 		s->cls[k].allocs = allocs[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
 		s->cls[k].cached = cached[k] + s->cls[k].transfer;
 	}
-	read_huge_pages(s);
-	read_placement(s);
+	read_kernel_view(s);
 }
 
 static uint64_t in_use_objects(const struct class_stats *c)

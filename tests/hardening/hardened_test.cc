@@ -338,6 +338,27 @@ TEST(HardenedDeathTest, WriteAfterFreeIsCaughtAtReuse)
 	free(p);
 }
 
+TEST(HardenedDeathTest, WriteAfterFreeOfEverySizeIsCaughtAtReuse)
+{
+	// Any value counts, zero included: clearing the first word erases the
+	// free mark as surely as a forged pointer does.
+	for (size_t n : {size_t(8), size_t(500), size_t(8000)})
+		for (uint64_t v : {uint64_t(0), uint64_t(0x4141414141414141ull)}) {
+			void *p = malloc(n);
+			ASSERT_NE(p, nullptr);
+			EXPECT_ABORT(
+				{
+					free(p);
+					*(volatile uint64_t *)opaque_ptr(p) = v;
+					for (int i = 0; i < 100000; i++)
+						escape(malloc(n));
+				},
+				msg("malloc", p, kCorrupt))
+				<< "size " << n << " value " << v;
+			free(p);
+		}
+}
+
 // ---- randomisation -------------------------------------------------------------
 
 TEST(Hardened, RefillsAreShuffled)

@@ -622,6 +622,7 @@ int mcache_init_pcpu(struct pctx *x, int node);
 /* Refill class cls, lock held (per-CPU): 1 refilled (pop again), 0 ENOMEM,
  * 2 could not fill the stack (left the CPU): *direct is one entry to serve. */
 int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
+void mcache_spread_lines(uintptr_t *v, unsigned n);
 /* Overflow path of a push, lock held: 1 done, -1 left the CPU. */
 int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
 /* Free an object owned by another node through the remote buffer. */

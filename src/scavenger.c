@@ -12,12 +12,15 @@
  *            NUMAHEAP_SCAVENGE_DELAY ago is left alone: memory that a
  *            program frees and takes again (phases, request bursts) is not
  *            released and faulted back in.
- *   order    first whole free 2 MiB huge pages (one madvise returns a whole
+ *   order    only whole free 2 MiB huge pages (one madvise returns a whole
  *            huge page and breaks none), highest addresses first (the heap
- *            packs low, so the top stays free longest); then, only if the
- *            goal is still missed, smaller runs, skipping dense huge pages
- *            (Go's rule: breaking a huge page that is nearly all in use
- *            costs more TLB misses than the memory is worth).
+ *            packs low, so the top stays free longest). Smaller runs, which
+ *            break huge pages, go back only when everything is asked for
+ *            (malloc_trim, numaheap_release, the memory limit): a broken
+ *            huge page costs TLB misses while it lives, and 4 KiB faults
+ *            when the program grows into it again (perf/rss measured 1.3x
+ *            the CPU of the allocating phases when the background passes
+ *            broke them; docs/performance.md).
  *   pacing   on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
  *            work is counted in wall time, which includes the kernel's
  *            io_uring workers), as a token bucket: credit accrues at that
@@ -30,7 +33,7 @@
  *            second.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
- *            itself, ignoring idleness and density.
+ *            itself, ignoring idleness, and may break huge pages.
  *
  * Correct by construction, as in Go: a run being released is first
  * allocated in the pageAlloc (page_alloc_take_idle), so no span can be
@@ -161,10 +164,10 @@ static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_b
 	struct scav_query q = {top, NH_PAGES_PER_HUGE, 0, NH_PAGES_PER_HUGE, idle_before, NH_PAGES_PER_HUGE, 0};
 	size_t released = release_runs(h, &q, want, b);
 	uint64_t busy = q.next_idle;
-	if (released < want) {
-		/* Pass 2: smaller runs, skipping dense huge pages (unless all). */
-		struct scav_query q2 = {top, 1, 0, 1, idle_before,
-					all ? NH_PAGES_PER_HUGE : NH_PAGES_PER_HUGE * 96 / 100, 0};
+	if (all && released < want) {
+		/* Pass 2, when asked for everything (trim, release, the memory
+		 * limit): smaller runs too, breaking huge pages. */
+		struct scav_query q2 = {top, 1, 0, 1, idle_before, NH_PAGES_PER_HUGE, 0};
 		released += release_runs(h, &q2, want - released, b);
 		if (q2.next_idle && (!busy || q2.next_idle < busy))
 			busy = q2.next_idle;

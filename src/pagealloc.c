@@ -548,7 +548,10 @@ uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size
 		size_t ci = chunk_index(pa, top - 1);
 		struct palloc_chunk *c = pa->chunks[ci];
 		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
-		if (!c || palloc_sum_max(pa->summary[NH_SUMMARY_LEVELS - 1][ci]) == 0) {
+		/* The chunk's longest free run bounds what it can give: a
+		 * fragmented heap is skipped a chunk at a time when only whole
+		 * huge pages are wanted (runs never cross a chunk here). */
+		if (!c || palloc_sum_max(pa->summary[NH_SUMMARY_LEVELS - 1][ci]) < min) {
 			top = cbase;
 			continue;
 		}

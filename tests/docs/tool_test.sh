@@ -162,7 +162,7 @@ env)
 	n=$(grep -c '^NUMAHEAP_' "$tmp/out")
 	[ "$n" -ge 15 ] || fail "env lists only $n variables"
 	expect_in "$tmp/out" "NUMAHEAP_CACHE_BYTES  (size, read at startup)"
-	expect_in "$tmp/out" "default: 2 MiB"
+	expect_in "$tmp/out" "default: 4 MiB"
 	run_rc 0 "$tool" env --markdown
 	[ "$(grep -c '^| `NUMAHEAP_' "$tmp/out")" = "$n" ] || fail "markdown rows differ from the text list ($n)"
 	run_rc 0 env NUMAHEAP_CACHE_BYTES=1M "$tool" env --current

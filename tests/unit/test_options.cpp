@@ -76,7 +76,7 @@ TEST_F(Options, CleanEnvironmentGivesDefaults)
 	}
 	// Spot checks against the documented defaults.
 	EXPECT_EQ(nht_opt_value(Id("STATS")), 0);
-	EXPECT_EQ(nht_opt_value(Id("CACHE_BYTES")), 2 << 20);
+	EXPECT_EQ(nht_opt_value(Id("CACHE_BYTES")), 4 << 20);
 	EXPECT_EQ(nht_opt_value(Id("THP")), 1);
 	EXPECT_EQ(nht_opt_value(Id("RELEASE")), 0);
 	EXPECT_EQ(nht_opt_value(Id("STRICT")), 0);
@@ -195,7 +195,7 @@ TEST_F(Options, SeveralAtOnce)
 	EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
 	EXPECT_EQ(nht_opt_value(Id("STATS")), 2);
 	EXPECT_EQ(nht_opt_value(Id("THP")), 0);
-	EXPECT_EQ(nht_opt_value(Id("CACHE_BYTES")), 2 << 20);
+	EXPECT_EQ(nht_opt_value(Id("CACHE_BYTES")), 4 << 20);
 	EXPECT_EQ(nht_opt_value(Id("RELEASE")), 1);
 }
 

@@ -263,7 +263,6 @@ struct scav_query {
 	size_t max_pages;	/* take at most this much of a run (its top part) */
 	size_t align_pages;	/* runs are trimmed to this alignment (power of two) */
 	uint64_t idle_before;	/* skip chunks freed into at or after this tick; 0: none */
-	unsigned max_used;	/* skip huge pages with more allocated pages than this */
 	uint64_t next_idle;	/* out: lowest free_tick of a chunk skipped as busy */
 };
 /* Like page_alloc_take_unscavenged, with the query's filters. */

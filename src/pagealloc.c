@@ -525,13 +525,6 @@ void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npa
 	}
 }
 
-/* Allocated pages in the huge page holding chunk page p. */
-static unsigned huge_used(const struct palloc_chunk *c, unsigned p)
-{
-	unsigned first = p & ~(unsigned)(NH_PAGES_PER_HUGE - 1);
-	return bits_count(c->alloc, first, NH_PAGES_PER_HUGE);
-}
-
 /*
  * Scan down from q->limit for the highest run of free, unscavenged pages
  * that passes the query's filters, take at most max_pages of it (its top
@@ -582,8 +575,6 @@ uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size
 					break;
 				p--;
 			}
-			if (q->max_used < NH_PAGES_PER_HUGE && huge_used(c, (unsigned)hi) > q->max_used)
-				continue;
 			uintptr_t rs = cbase + ((uintptr_t)(p + 1) << NH_PAGE_SHIFT);
 			uintptr_t re = cbase + ((uintptr_t)(hi + 1) << NH_PAGE_SHIFT);
 			uintptr_t ab = (uintptr_t)align << NH_PAGE_SHIFT;
@@ -608,7 +599,8 @@ uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size
 uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
 				      size_t max_pages, size_t align_pages, size_t *npages)
 {
-	struct scav_query q = {*limit, min_pages, max_pages, align_pages, 0, NH_PAGES_PER_HUGE, 0};
+	struct scav_query q = {.limit = *limit, .min_pages = min_pages, .max_pages = max_pages,
+			       .align_pages = align_pages};
 	uintptr_t a = page_alloc_take_idle(pa, &q, npages);
 	*limit = q.limit;
 	return a;

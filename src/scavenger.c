@@ -161,13 +161,14 @@ static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_b
 		return 0;
 	uint64_t idle_before = all || now < delay_ns() ? 0 : now - delay_ns();
 	/* Pass 1: whole huge pages. */
-	struct scav_query q = {top, NH_PAGES_PER_HUGE, 0, NH_PAGES_PER_HUGE, idle_before, NH_PAGES_PER_HUGE, 0};
+	struct scav_query q = {.limit = top, .min_pages = NH_PAGES_PER_HUGE, .align_pages = NH_PAGES_PER_HUGE,
+			       .idle_before = idle_before};
 	size_t released = release_runs(h, &q, want, b);
 	uint64_t busy = q.next_idle;
 	if (all && released < want) {
 		/* Pass 2, when asked for everything (trim, release, the memory
 		 * limit): smaller runs too, breaking huge pages. */
-		struct scav_query q2 = {top, 1, 0, 1, idle_before, NH_PAGES_PER_HUGE, 0};
+		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = idle_before};
 		released += release_runs(h, &q2, want - released, b);
 		if (q2.next_idle && (!busy || q2.next_idle < busy))
 			busy = q2.next_idle;

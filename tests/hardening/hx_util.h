@@ -10,6 +10,8 @@
 #include <string>
 #include <sys/resource.h>
 
+#include "../common/rng.h"
+
 extern "C" {
 // C23; glibc 2.36's headers do not declare them yet, numaheap exports them.
 void free_sized(void *ptr, size_t size);
@@ -67,29 +69,8 @@ struct NoCoreDumps {
 	}
 };
 
-struct Rng {
-	uint64_t s;
-	explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {}
-	uint64_t next()
-	{
-		uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		return z ^ (z >> 31);
-	}
-	size_t below(size_t n) { return (size_t)(next() % n); }
-	size_t range(size_t lo, size_t hi) { return lo + below(hi - lo + 1); } // inclusive
-};
-
-static inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
+using ::Rng;
+using ::mix64;
 
 // Byte i of object id's pattern: distinct per object and per position, so a
 // block handed out twice, a stale copy or a shifted memcpy is caught.

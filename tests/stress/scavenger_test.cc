@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "numaheap.h"
+#include "sizeclasses.h" /* NH_NUM_CLASSES */
 #include "stress_util.h"
 
 namespace {
@@ -94,27 +95,36 @@ std::vector<Block> fill(size_t bytes, uint64_t seed)
 	return v;
 }
 
+// Free the oldest 90% of v (whole regions fall free, as when a phase of a
+// program ends); returns where the survivors start and their usable bytes.
+size_t free_oldest(const std::vector<Block> &v, size_t *live)
+{
+	size_t cut = v.size() * 9 / 10;
+	*live = 0;
+	for (size_t i = 0; i < v.size(); i++) {
+		if (i < cut)
+			free(v[i].p);
+		else
+			*live += malloc_usable_size(v[i].p);
+	}
+	return cut;
+}
+
 TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 {
 	size_t base = rss_bytes();
 	std::vector<Block> v = fill(384u << 20, 1);
 	size_t peak = rss_bytes();
 	ASSERT_GT(peak, base + (300u << 20)) << "the heap did not grow as expected";
-	// Free the oldest 90%: whole regions fall free, as when a phase ends.
-	size_t cut = v.size() * 9 / 10, live = 0;
-	for (size_t i = 0; i < v.size(); i++) {
-		if (i < cut)
-			free(v[i].p);
-		else
-			live += malloc_usable_size(v[i].p);
-	}
+	size_t live;
+	size_t cut = free_oldest(v, &live);
 	// From here on, no allocator call until RSS has come down. The
 	// background scavenger returns only whole free huge pages, and each
 	// size class's span that straddles the cut (filled before and after
 	// it) may pin one: allow a huge page per class beyond 10% of the live
 	// heap. (malloc_trim gets within 10%: TrimReleasesAtOnce.)
-	const size_t kHuge = 2u << 20, kClasses = 67;
-	size_t target = base + live + live / 10 + (8u << 20) + kClasses * kHuge;
+	const size_t kHuge = 2u << 20;
+	size_t target = base + live + live / 10 + (8u << 20) + NH_NUM_CLASSES * kHuge;
 	// MADV_FREE (NUMAHEAP_RELEASE=free) is advice: on a transparent huge
 	// page it cannot split at once, the kernel silently skips the range
 	// (the pages stay resident and are not even counted LazyFree), so in
@@ -160,13 +170,8 @@ TEST(Scavenger, TrimReleasesAtOnce)
 {
 	size_t base = rss_bytes();
 	std::vector<Block> v = fill(256u << 20, 2);
-	size_t cut = v.size() * 9 / 10, live = 0;
-	for (size_t i = 0; i < v.size(); i++) {
-		if (i < cut)
-			free(v[i].p);
-		else
-			live += malloc_usable_size(v[i].p);
-	}
+	size_t live;
+	size_t cut = free_oldest(v, &live);
 	EXPECT_EQ(malloc_trim(0), 1);
 	size_t rss = rss_bytes();
 	printf("live %zu MiB, rss after malloc_trim %zu MiB (baseline %zu MiB)\n", live >> 20, rss >> 20, base >> 20);

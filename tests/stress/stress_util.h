@@ -8,20 +8,7 @@
 #include <cstring>
 #include <malloc.h>
 
-struct Rng {
-	uint64_t s;
-	explicit Rng(uint64_t seed) : s(seed * 0x9E3779B97F4A7C15ull + 0x632BE59BD9B4E019ull) {}
-	uint64_t next()
-	{
-		// splitmix64
-		uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-		z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-		z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-		return z ^ (z >> 31);
-	}
-	size_t below(size_t n) { return (size_t)(next() % n); }
-	size_t range(size_t lo, size_t hi) { return lo + below(hi - lo + 1); } // inclusive
-};
+#include "../common/rng.h"
 
 // Mostly small, some medium, a few large (> 32 KiB: page runs).
 inline size_t random_size(Rng &r, unsigned large_permille = 15, size_t large_max = 256 << 10)
@@ -34,16 +21,6 @@ inline size_t random_size(Rng &r, unsigned large_permille = 15, size_t large_max
 	if (x < 930)
 		return r.range(257, 4096);
 	return r.range(4097, 32768);
-}
-
-inline uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
 }
 
 // Word i of the pattern for object id: distinct per object and per word, so a

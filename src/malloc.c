@@ -284,6 +284,8 @@ static struct mspan *alloc_large_span(size_t n, size_t align)
 	if (npages == 0)
 		npages = 1;
 	size_t align_pages = align > NH_PAGE_SIZE ? align >> NH_PAGE_SHIFT : 0;
+	if (align_pages <= 1 && !nh_hardened)
+		npages = large_round_pages(npages); /* hardened: guard pages at exact places */
 	nh_ensure_init();
 	if (NH_UNLIKELY(!nh_heaps_ok)) {
 		errno = ENOMEM;
@@ -554,7 +556,7 @@ NH_API void *NH_NAME(realloc)(void *ptr, size_t n)
 	size_t old = usable_size(s);
 	if (n <= NH_MAX_SMALL_SIZE || n > ((size_t)1 << NH_NODE_SHIFT))
 		return realloc_move(ptr, old, n);
-	size_t npages = (n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
+	size_t npages = large_round_pages((n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT);
 	struct mheap *h = heap_of_node(s->node);
 	if (npages == s->npages)
 		return ptr;

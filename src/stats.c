@@ -43,7 +43,7 @@ struct snapshot {
 	struct class_stats cls[NH_NUM_CLASSES];
 	struct node_stats node[NH_MAX_NODES];
 	uint64_t refills, flushes, caches, aborts;
-	uint64_t large_frees, large_inuse;
+	uint64_t large_frees, large_inuse, large_cache_hits;
 };
 
 /* Call fn on each line of a /proc file, read without allocating. */
@@ -177,6 +177,9 @@ static void snapshot(struct snapshot *s)
 		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
 		s->large_frees += ns->large_frees;
 		s->large_inuse += ns->large_inuse;
+		mutex_lock(&h->lcache_lock);
+		s->large_cache_hits += h->lcache_hits;
+		mutex_unlock(&h->lcache_lock);
 	}
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
 	proc_sum_allocs(allocs);
@@ -261,9 +264,9 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 			   (unsigned long long)in_use_objects(c), (unsigned long long)c->cached,
 			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
 	}
-	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu},",
+	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"cache_hits\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
-		   (unsigned long long)s->large_inuse);
+		   (unsigned long long)s->large_inuse, (unsigned long long)s->large_cache_hits);
 	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu,\"rseq_aborts\":%llu,\"cpus\":[",
 		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes,
 		   (unsigned long long)s->aborts);
@@ -372,6 +375,7 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "large: %llu allocs, %llu frees, in use ", (unsigned long long)s->cls[0].allocs,
 		   (unsigned long long)s->large_frees);
 	put_bytes(b, s->large_inuse, 0);
+	buf_printf(b, ", %llu allocs from the large-span cache", (unsigned long long)s->large_cache_hits);
 	struct totals t = totals_of(s);
 	buf_printf(b, "\ntotals: %llu allocs, %llu frees, in use ", (unsigned long long)t.allocs,
 		   (unsigned long long)t.frees);

@@ -63,3 +63,12 @@ static inline bool all_bytes(const void *p, size_t n, uint8_t v)
 static constexpr size_t kPage = 8192;       // numaheap's page
 static constexpr size_t kMaxSmall = 32768;  // largest size class
 static inline size_t round_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
+// The usable size of a large object (n > kMaxSmall): whole pages, an even
+// number of them from 17 to 32 pages (the large-span cache's rounding).
+static inline size_t large_usable(size_t n)
+{
+	size_t pages = round_up(n, kPage) / kPage;
+	if (pages > 16 && pages <= 32)
+		pages = round_up(pages, 2);
+	return pages * kPage;
+}

@@ -72,7 +72,7 @@ TEST(Malloc, EverySizeIsAlignedAndUsable)
 		ASSERT_GE(u, n) << "size " << n;
 		ASSERT_GE(u, prev_usable) << "usable size must not shrink as the request grows, size " << n;
 		if (n > kMaxSmall)
-			ASSERT_EQ(u, round_up(n, kPage)) << "large objects are whole pages, size " << n;
+			ASSERT_EQ(u, large_usable(n)) << "large objects are whole pages, size " << n;
 		else
 			ASSERT_LE(u, kMaxSmall) << "size " << n;
 		ASSERT_EQ(u % (u <= 8 ? 8 : 16), 0u) << "size " << n;
@@ -495,7 +495,7 @@ TEST(Realloc, LargeShrinkStaysInPlace)
 			to /= 2;
 			void *q = realloc(p, to);
 			ASSERT_EQ(q, p) << "shrinking a large object " << from << " -> " << to << " should not move";
-			EXPECT_EQ(malloc_usable_size(q), round_up(to, kPage));
+			EXPECT_EQ(malloc_usable_size(q), large_usable(to));
 			ASSERT_EQ(check_pattern(q, to, from), (size_t)-1);
 		}
 		// Within the same page count is in place too.

@@ -383,6 +383,35 @@ TEST(StatsJson, CountersFollowAllocations)
 		free(p);
 }
 
+TEST(StatsJson, LargeSpanCacheServesARoundedSize)
+{
+	// 17 pages round up to 18: a freed 17-page object is the span a later
+	// 18-page request takes back from the large-span cache, with a hit counted.
+	auto cache_hits = [] {
+		Json j;
+		std::string s = stats_json();
+		EXPECT_TRUE(JsonParser(s).parse(j));
+		return num(j.get("large")->get("cache_hits"));
+	};
+	void *p = malloc(16 * kPage + 1);
+	ASSERT_NE(p, nullptr);
+	EXPECT_EQ(malloc_usable_size(p), 18 * kPage);
+	memset(p, 0x5a, 16 * kPage + 1);
+	uint64_t before = cache_hits();
+	free(p);
+	void *q = malloc(18 * kPage);
+	ASSERT_NE(q, nullptr);
+	EXPECT_EQ(q, p) << "the freed span should come back from the cache";
+	EXPECT_EQ(cache_hits() - before, 1u);
+	EXPECT_EQ(malloc_usable_size(q), 18 * kPage);
+	// calloc from the cache zeroes what the last owner wrote.
+	free(q);
+	unsigned char *z = (unsigned char *)calloc(1, 17 * kPage + 100);
+	ASSERT_NE(z, nullptr);
+	EXPECT_TRUE(all_bytes(z, 17 * kPage + 100, 0));
+	free(z);
+}
+
 TEST(StatsPrint, TextAndJsonToAFileDescriptor)
 {
 	char path[] = "/tmp/nh_stats_XXXXXX";

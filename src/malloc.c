@@ -365,9 +365,14 @@ static void free_large(struct mspan *s, uintptr_t p)
 		}                                                                                          \
 	} while (0)
 
-/* The object is valid and freed (cookie set); put it somewhere. */
-NH_NOINLINE static void free_small_slow(struct mspan *s, unsigned cls, uintptr_t p)
+/*
+ * The object is valid and freed (cookie set); put it somewhere. The span is
+ * looked up here, not passed in, so that free's fast path keeps no lookup
+ * state alive across its push (fewer registers saved on every free).
+ */
+NH_NOINLINE static void free_small_slow(unsigned cls, uintptr_t p)
 {
+	struct mspan *s = span_of(p);
 	for (;;) {
 		struct pctx x;
 		if (!proc_acquire_p(&x)) {
@@ -463,7 +468,7 @@ NH_INLINE void free_object(uintptr_t p)
 	PUSH_FAST(cls, p, node, slow);
 	return;
 slow:
-	free_small_slow(span_of(p), cls, p);
+	free_small_slow(cls, p);
 }
 
 /* ---- entry points for hardened.c ----------------------------------------------- */

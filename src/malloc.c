@@ -166,15 +166,17 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
  * cold or in another core's cache (a remote free just wrote it), so it
  * costs the default mode too much (perf/hardening, docs/reliability.md).
  */
-NH_INLINE void *entry_to_object(uintptr_t e)
+NH_INLINE void *entry_to_object_as(uintptr_t e, bool hardened)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
 	uintptr_t *w = (uintptr_t *)p;
-	if (NH_UNLIKELY(nh_hardened) && !(e & NH_ENTRY_FRESH) && *w != (nh_cookie ^ p))
+	if (NH_UNLIKELY(hardened) && !(e & NH_ENTRY_FRESH) && *w != (nh_cookie ^ p))
 		report_cached_corruption(p);
 	*w = 0;
 	return (void *)p;
 }
+
+NH_INLINE void *entry_to_object(uintptr_t e) { return entry_to_object_as(e, nh_hardened); }
 
 NH_NOINLINE static void *alloc_small_slow(unsigned cls);
 
@@ -209,14 +211,22 @@ static void slow_path_hooks(void)
 		}                                                                                          \
 	} while (0)
 
-NH_INLINE void *alloc_small(unsigned cls)
+/*
+ * hardened: whether hardened mode is on, as the caller already knows (the C
+ * API's entry points test it first): the fast path does not read it again
+ * after the pop, whose sequence clobbers memory for the compiler.
+ */
+NH_INLINE void *alloc_small_as(unsigned cls, bool hardened)
 {
 	uintptr_t e;
 	POP_FAST(cls, e, miss);
-	return entry_to_object(e);
+	return entry_to_object_as(e, hardened);
 miss:
 	return alloc_small_slow(cls);
 }
+
+/* From a path where hardened mode is known to be off. */
+NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_as(cls, false); }
 
 /* One object of class cls straight from heap h's mcentral, with no cache. */
 static void *alloc_from_central(struct mheap *h, unsigned cls)
@@ -473,7 +483,7 @@ slow:
 
 /* ---- entry points for hardened.c ----------------------------------------------- */
 
-void *nh_alloc_class(unsigned cls) { return alloc_small(cls); }
+void *nh_alloc_class(unsigned cls) { return alloc_small_as(cls, nh_hardened); }
 void *nh_alloc_large(size_t n, size_t align, bool zero) { return alloc_large(n, align, zero); }
 struct mspan *nh_alloc_large_span(size_t n, size_t align) { return alloc_large_span(n, align); }
 struct mspan *nh_checked_span(const char *api, uintptr_t p) { return checked_span(api, p); }

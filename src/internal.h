@@ -277,6 +277,10 @@ struct scav_query {
 	size_t max_pages;	/* take at most this much of a run (its top part) */
 	size_t align_pages;	/* runs are trimmed to this alignment (power of two) */
 	uint64_t idle_before;	/* skip chunks freed into at or after this tick; 0: none */
+	unsigned max_used;	/* only from huge pages with at most this many allocated
+				 * pages, never across one's edge; 0: no such filter */
+	uintptr_t sparse_hp;	/* internal: the huge page last found sparse (its
+				 * runs taken so far count as allocated) */
 	uint64_t next_idle;	/* out: lowest free_tick of a chunk skipped as busy */
 };
 /* Like page_alloc_take_unscavenged, with the query's filters. */

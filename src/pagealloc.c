@@ -525,6 +525,13 @@ void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npa
 	}
 }
 
+/* Allocated pages in the huge page holding chunk page p. */
+static unsigned huge_used(const struct palloc_chunk *c, unsigned p)
+{
+	unsigned first = p & ~(unsigned)(NH_PAGES_PER_HUGE - 1);
+	return bits_count(c->alloc, first, NH_PAGES_PER_HUGE);
+}
+
 /*
  * Scan down from q->limit for the highest run of free, unscavenged pages
  * that passes the query's filters, take at most max_pages of it (its top
@@ -577,6 +584,26 @@ uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size
 			}
 			uintptr_t rs = cbase + ((uintptr_t)(p + 1) << NH_PAGE_SHIFT);
 			uintptr_t re = cbase + ((uintptr_t)(hi + 1) << NH_PAGE_SHIFT);
+			if (q->max_used) {
+				/* Only within the huge page holding the run's top, and
+				 * only if that one is sparse; a dense one is skipped
+				 * whole (one count per huge page, not per run). */
+				int first = hi & ~(NH_PAGES_PER_HUGE - 1);
+				uintptr_t hp = cbase + ((uintptr_t)first << NH_PAGE_SHIFT);
+				if (hp != q->sparse_hp) {
+					/* Judged once, at its highest run, before any
+					 * of it is taken (the scan only moves down). */
+					if (huge_used(c, (unsigned)hi) > q->max_used) {
+						p = first - 1;
+						continue;
+					}
+					q->sparse_hp = hp;
+				}
+				if (p + 1 < first) {
+					rs = cbase + ((uintptr_t)first << NH_PAGE_SHIFT);
+					p = first - 1;
+				}
+			}
 			uintptr_t ab = (uintptr_t)align << NH_PAGE_SHIFT;
 			uintptr_t as = (rs + ab - 1) & ~(ab - 1), ae = re & ~(ab - 1);
 			if (ae > as && ((ae - as) >> NH_PAGE_SHIFT) >= min) {

@@ -12,15 +12,18 @@
  *            NUMAHEAP_SCAVENGE_DELAY ago is left alone: memory that a
  *            program frees and takes again (phases, request bursts) is not
  *            released and faulted back in.
- *   order    only whole free 2 MiB huge pages (one madvise returns a whole
+ *   order    whole free 2 MiB huge pages first (one madvise returns a whole
  *            huge page and breaks none), highest addresses first (the heap
- *            packs low, so the top stays free longest). Smaller runs, which
- *            break huge pages, go back only when everything is asked for
+ *            packs low, so the top stays free longest). Then, if the node
+ *            is still above its goal, the free runs of sparse huge pages
+ *            (at most 1/8 of their pages allocated: what a freed region
+ *            leaves behind, a span or two per size class). Dense huge
+ *            pages are broken only when everything is asked for
  *            (malloc_trim, numaheap_release, the memory limit): a broken
  *            huge page costs TLB misses while it lives, and 4 KiB faults
  *            when the program grows into it again (perf/rss measured 1.3x
  *            the CPU of the allocating phases when the background passes
- *            broke them; docs/performance.md).
+ *            broke them all; docs/performance.md).
  *   pacing   on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
  *            work is counted in wall time, which includes the kernel's
  *            io_uring workers), as a token bucket: credit accrues at that
@@ -165,10 +168,19 @@ static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_b
 			       .idle_before = idle_before};
 	size_t released = release_runs(h, &q, want, b);
 	uint64_t busy = q.next_idle;
-	if (all && released < want) {
-		/* Pass 2, when asked for everything (trim, release, the memory
-		 * limit): smaller runs too, breaking huge pages. */
-		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = idle_before};
+	if (released < want) {
+		/*
+		 * Pass 2: smaller runs, breaking huge pages. When asked for
+		 * everything (trim, release, the memory limit), from any huge
+		 * page; in the background, still above the goal, only from
+		 * sparse ones (at most 1/8 allocated): a span or two left
+		 * behind in an otherwise free huge page when a whole region of
+		 * the heap was freed. Dense huge pages stay whole (Go's rule):
+		 * the program is using them, and breaking them costs TLB misses
+		 * and 4 KiB faults when it grows into them again.
+		 */
+		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = idle_before,
+					.max_used = all ? 0 : NH_PAGES_PER_HUGE / 8};
 		released += release_runs(h, &q2, want - released, b);
 		if (q2.next_idle && (!busy || q2.next_idle < busy))
 			busy = q2.next_idle;

@@ -119,12 +119,16 @@ TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 	size_t live;
 	size_t cut = free_oldest(v, &live);
 	// From here on, no allocator call until RSS has come down. The
-	// background scavenger returns only whole free huge pages, and each
-	// size class's span that straddles the cut (filled before and after
-	// it) may pin one: allow a huge page per class beyond 10% of the live
-	// heap. (malloc_trim gets within 10%: TrimReleasesAtOnce.)
-	const size_t kHuge = 2u << 20;
-	size_t target = base + live + live / 10 + (8u << 20) + NH_NUM_CLASSES * kHuge;
+	// background scavenger returns whole free huge pages, then (still above
+	// its goal) the free runs of sparse ones (at most 1/8 allocated): those
+	// where a size class's span straddles the cut (filled before and after
+	// it). Huge pages denser than that stay whole, and on a 40 MiB live
+	// heap a few of them weigh: allow 10% of the live heap, the process's
+	// own footprint (8 MiB, as TrimReleasesAtOnce allows) and 32 MiB (the
+	// runs here settle 15-24 MiB above the live heap; with whole huge
+	// pages only, one per size class could stay: up to 134 MiB). The
+	// 1 GiB heap of perf/rss comes within 5% of its live heap.
+	size_t target = base + live + live / 10 + (40u << 20);
 	// MADV_FREE (NUMAHEAP_RELEASE=free) is advice: on a transparent huge
 	// page it cannot split at once, the kernel silently skips the range
 	// (the pages stay resident and are not even counted LazyFree), so in
@@ -144,8 +148,7 @@ TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 	printf("peak %zu MiB, live %zu MiB, rss %zu MiB after %.2f s (baseline %zu MiB)\n", peak >> 20, live >> 20,
 	       rss >> 20, waited, base >> 20);
 	EXPECT_LE(rss, target) << (lazy ? "RSS did not come down to the live heap + a quarter of the peak in 10 s"
-					: "RSS did not come within 10% (+8 MiB, + a huge page per class) of the live "
-					  "heap in 10 s");
+					: "RSS did not come within 10% (+40 MiB) of the live heap in 10 s");
 	// The pass may still be running (its count is updated at the end).
 	std::string s = stats();
 	for (int i = 0; i < 100 && json_number(s, "scavenger", "released_bytes") <= (long long)(200u << 20); i++) {
@@ -153,8 +156,6 @@ TEST(Scavenger, RssFollowsTheLiveHeapWithoutAllocatorCalls)
 		s = stats();
 	}
 	EXPECT_GT(json_number(s, "scavenger", "released_bytes"), (long long)(200u << 20));
-	// Whole huge pages only: the background never breaks one.
-	EXPECT_EQ(json_number(s, "scavenger", "released_bytes") % (long long)kHuge, 0);
 	const char *want = getenv("NH_EXPECT_BACKEND");
 	if (want) {
 		EXPECT_EQ(json_string(s, "scavenger", "backend"), want);

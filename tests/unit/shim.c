@@ -107,6 +107,17 @@ uintptr_t nht_pa_take_unscavenged(struct nht_pa *t, uintptr_t *limit, size_t min
 	return LOCKED(t, page_alloc_take_unscavenged(&t->pa, limit, min_pages, max_pages, align_pages, npages));
 }
 
+uintptr_t nht_pa_take_sparse(struct nht_pa *t, uintptr_t *limit, unsigned max_used, uintptr_t *sparse_hp,
+			      size_t *npages)
+{
+	struct scav_query q = {.limit = *limit, .min_pages = 1, .max_pages = (size_t)-1, .align_pages = 1,
+			       .max_used = max_used, .sparse_hp = *sparse_hp};
+	uintptr_t a = LOCKED(t, page_alloc_take_idle(&t->pa, &q, npages));
+	*limit = q.limit;
+	*sparse_hp = q.sparse_hp;
+	return a;
+}
+
 void nht_pa_free_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages)
 {
 	mutex_lock(&t->lock);

@@ -51,6 +51,11 @@ bool nht_pa_alloc_at(struct nht_pa *t, uintptr_t addr, size_t npages, size_t *sc
 void nht_pa_mark_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
 uintptr_t nht_pa_take_unscavenged(struct nht_pa *t, uintptr_t *limit, size_t min_pages, size_t max_pages,
 				  size_t align_pages, size_t *npages);
+/* The scavenger's sparse pass: free runs of huge pages with at most max_used
+ * allocated pages, never across a huge page's edge. *sparse_hp carries the
+ * query's state from one call to the next, as a pass does (start with 0). */
+uintptr_t nht_pa_take_sparse(struct nht_pa *t, uintptr_t *limit, unsigned max_used, uintptr_t *sparse_hp,
+			      size_t *npages);
 void nht_pa_free_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
 int nht_pa_check(struct nht_pa *t);
 uintptr_t nht_pa_base(const struct nht_pa *t);

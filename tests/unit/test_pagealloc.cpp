@@ -687,6 +687,39 @@ TEST(PageAllocScavenged, TakeUnscavengedLimits)
 	EXPECT_EQ(nht_pa_check(pa), 0);
 }
 
+TEST(PageAllocScavenged, SparsePassSkipsDenseHugePages)
+{
+	// Chunk 0 holds two huge pages of 256 pages. The lower one keeps 100
+	// pages allocated (dense); the upper one only [300,316) (sparse). The
+	// free run [100,300) crosses the edge between them.
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	nht_pa_free(pa, PageAddr(0, 100), 200);
+	nht_pa_free(pa, PageAddr(0, 316), 196);
+	size_t n = 0;
+	uintptr_t limit = nht_pa_grown_end(pa), hp = 0;
+	// The first run found in the upper huge page judges it (16 allocated);
+	// the pages taken for release do not count against its next runs.
+	EXPECT_EQ(nht_pa_take_sparse(pa, &limit, 32, &hp, &n), PageAddr(0, 316));
+	EXPECT_EQ(n, 196u);
+	// The crossing run is cut at the huge page's edge...
+	EXPECT_EQ(nht_pa_take_sparse(pa, &limit, 32, &hp, &n), PageAddr(0, 256));
+	EXPECT_EQ(n, 44u);
+	// ...and the dense huge page below gives nothing.
+	EXPECT_EQ(nht_pa_take_sparse(pa, &limit, 32, &hp, &n), 0u);
+	EXPECT_EQ(limit, kBase);
+	// Without the filter the dense one's run is taken too.
+	limit = PageAddr(0, 256);
+	hp = 0;
+	EXPECT_EQ(nht_pa_take_sparse(pa, &limit, 0, &hp, &n), PageAddr(0, 100));
+	EXPECT_EQ(n, 156u);
+	nht_pa_free(pa, PageAddr(0, 100), 156);
+	nht_pa_free(pa, PageAddr(0, 256), 44);
+	nht_pa_free(pa, PageAddr(0, 316), 196);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
 // ---- randomized, against a model ---------------------------------------------------
 
 // Every grown page: allocated? scavenged? By chunk index.

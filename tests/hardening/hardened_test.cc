@@ -166,8 +166,10 @@ TEST(HardenedDeathTest, OverflowPastTheUsableSizeIsCaughtByFree)
 		uint8_t *p = (uint8_t *)malloc(n);
 		ASSERT_NE(p, nullptr);
 		size_t u = malloc_usable_size(p);
-		// The first and the last byte of the canary.
-		EXPECT_ABORT({ poke(p, u, 0); free(opaque_ptr(p)); }, msg("free", p, kOverflow)) << "size " << n;
+		// The first and the last byte of the canary. Its bytes are random per
+		// process: writing a constant would leave one unchanged 1 time in 256,
+		// so every poke into it flips bits of what is there.
+		EXPECT_ABORT({ poke(p, u, peek(p, u) ^ 0xff); free(opaque_ptr(p)); }, msg("free", p, kOverflow)) << "size " << n;
 		EXPECT_ABORT({ poke(p, u + 7, peek(p, u + 7) ^ 1); free(opaque_ptr(p)); }, msg("free", p, kOverflow))
 			<< "size " << n;
 		// A linear overflow of 16 bytes past the request reaches it too.
@@ -181,14 +183,14 @@ TEST(HardenedDeathTest, OverflowIsCaughtByReallocAndUsableSize)
 {
 	uint8_t *p = (uint8_t *)malloc(40);
 	size_t u = malloc_usable_size(p);
-	EXPECT_ABORT({ poke(p, u, 0x41); escape(realloc(opaque_ptr(p), 80)); }, msg("realloc", p, kOverflow));
-	EXPECT_ABORT({ poke(p, u, 0x41); escape(realloc(opaque_ptr(p), 8)); }, msg("realloc", p, kOverflow));
-	EXPECT_ABORT({ poke(p, u + 3, 0x41); escape((void *)malloc_usable_size(opaque_ptr(p))); },
+	EXPECT_ABORT({ poke(p, u, peek(p, u) ^ 0x41); escape(realloc(opaque_ptr(p), 80)); }, msg("realloc", p, kOverflow));
+	EXPECT_ABORT({ poke(p, u, peek(p, u) ^ 0x41); escape(realloc(opaque_ptr(p), 8)); }, msg("realloc", p, kOverflow));
+	EXPECT_ABORT({ poke(p, u + 3, peek(p, u + 3) ^ 0x41); escape((void *)malloc_usable_size(opaque_ptr(p))); },
 		     msg("malloc_usable_size", p, kOverflow));
 	// An overflow seen by a free in another thread.
 	EXPECT_ABORT(
 		{
-			poke(p, u, 0x41);
+			poke(p, u, peek(p, u) ^ 0x41);
 			std::thread t([p] { free(opaque_ptr(p)); });
 			t.join();
 		},
@@ -213,7 +215,7 @@ TEST(HardenedDeathTest, CxxDeleteChecksTheCanary)
 {
 	char *s = new char[30];
 	size_t u = malloc_usable_size(s);
-	EXPECT_ABORT({ poke(s, u, 0); delete[] (char *)opaque_ptr(s); }, msg("free", s, kOverflow));
+	EXPECT_ABORT({ poke(s, u, peek(s, u) ^ 0xff); delete[] (char *)opaque_ptr(s); }, msg("free", s, kOverflow));
 	delete[] s;
 }
 

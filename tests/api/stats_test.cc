@@ -364,14 +364,18 @@ TEST(StatsJson, ReturnValueAndTruncation)
 	}
 }
 
+// One counter of the statistics' "large" object, read now.
+static uint64_t large_counter(const char *key)
+{
+	Json j;
+	std::string s = stats_json();
+	EXPECT_TRUE(JsonParser(s).parse(j));
+	return num(j.get("large")->get(key));
+}
+
 TEST(StatsJson, CountersFollowAllocations)
 {
-	auto large_allocs = [] {
-		Json j;
-		std::string s = stats_json();
-		EXPECT_TRUE(JsonParser(s).parse(j));
-		return num(j.get("large")->get("allocs"));
-	};
+	auto large_allocs = [] { return large_counter("allocs"); };
 	uint64_t before = large_allocs();
 	std::vector<void *> v;
 	for (int i = 0; i < 50; i++)
@@ -387,12 +391,7 @@ TEST(StatsJson, LargeSpanCacheServesARoundedSize)
 {
 	// 17 pages round up to 18: a freed 17-page object is the span a later
 	// 18-page request takes back from the large-span cache, with a hit counted.
-	auto cache_hits = [] {
-		Json j;
-		std::string s = stats_json();
-		EXPECT_TRUE(JsonParser(s).parse(j));
-		return num(j.get("large")->get("cache_hits"));
-	};
+	auto cache_hits = [] { return large_counter("cache_hits"); };
 	void *p = malloc(16 * kPage + 1);
 	ASSERT_NE(p, nullptr);
 	EXPECT_EQ(malloc_usable_size(p), 18 * kPage);

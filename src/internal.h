@@ -285,6 +285,13 @@ struct scav_query {
 };
 /* Like page_alloc_take_unscavenged, with the query's filters. */
 uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages);
+/* A run of pages: base address and length in bytes. */
+struct page_run {
+	uintptr_t base;
+	size_t bytes;
+};
+/* The lowest released pages, un-scavenged for pre-faulting: see pagealloc.c. */
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct page_run *out, unsigned max_runs);
 /* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
 int page_alloc_check(struct page_alloc *pa);
 
@@ -493,6 +500,7 @@ struct mheap {
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
 	uint64_t grow_calls;
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
+	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
 	_Atomic uint64_t remote_frees;	/* objects freed by other nodes' threads, sent home */
 	struct mcentral central[NH_NUM_CLASSES];
 	/*
@@ -747,11 +755,17 @@ struct nh_scav_stats {
 	uint64_t cpu_ns;	/* time the background thread spent working (wall, an upper bound of its CPU) */
 	uint64_t limit_hits;	/* synchronous scavenges forced by the memory limit */
 	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
+	const char *prefault;	/* "on", "off" or "unsupported" (kernel before 5.14) */
+	uint64_t prefault_episodes;	/* times the heap grew back into released memory */
+	uint64_t prefault_bytes;	/* released memory faulted in ahead of the program */
+	uint64_t prefault_ns;	/* time spent doing it (wall) */
 };
 extern struct nh_scav_stats nh_scav;
 
 void scavenger_init(void);
 void scavenger_heap_grew(void);
+/* A span took released pages (heap lock may be held): wake the pre-faulting. */
+void scavenger_regrowing(void);
 /* Start the background thread if it is wanted and not running (slow paths). */
 void scavenger_poll(void);
 void scavenger_check_limit(void);

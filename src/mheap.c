@@ -132,8 +132,10 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	arena_set_spans(base, npages, s);
 	h->inuse_bytes += npages << NH_PAGE_SHIFT;
 	/* Fresh pages count as scavenged (never backed); they are not "reused". */
-	if (scav > fresh)
+	if (scav > fresh) {
 		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
+		scavenger_regrowing();
+	}
 	mutex_unlock(&h->lock);
 	return s;
 }
@@ -167,8 +169,10 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
 		h->inuse_bytes += extra << NH_PAGE_SHIFT;
 		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
-		if (scav > fresh)
+		if (scav > fresh) {
 			h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
+			scavenger_regrowing();
+		}
 	}
 	mutex_unlock(&h->lock);
 	return ok;

@@ -38,6 +38,9 @@ int os_commit(void *p, size_t n);
 void os_unmap(void *p, size_t n);
 /* Give the physical pages of [p, p+n) back to the OS. */
 int os_release(void *p, size_t n, enum os_release_mode mode);
+/* Fault [p, p+n) in, writable, without changing what it holds
+ * (MADV_POPULATE_WRITE; -EINVAL before Linux 5.14). */
+int os_populate(void *p, size_t n);
 /* Make [p, p+n) accessible (rw) or not (PROT_NONE): guard pages. */
 int os_protect(void *p, size_t n, bool rw);
 /* Ask for (or refuse) transparent huge pages on [p, p+n). */

@@ -121,6 +121,16 @@ int os_release(void *p, size_t n, enum os_release_mode mode)
 	return -errno;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+int os_populate(void *p, size_t n)
+{
+	NH_KSTAT_INC(madvise);
+	return madvise(p, n, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
+}
+
 int os_hugepage(void *p, size_t n, bool enable)
 {
 	NH_KSTAT_INC(madvise);

@@ -633,6 +633,56 @@ uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, s
 	return a;
 }
 
+/*
+ * For pre-faulting (scavenger.c): walk up from search_addr, where the next
+ * spans come from (first fit packs low), through the free pages. Free
+ * resident ones count towards the window as they are; released ones get
+ * their scavenged bits cleared and go into out[] as runs, in address
+ * order, for the caller to fault in. Stops when window pages are free and
+ * resident (or about to be), or out[] is full. The chunks touched get a
+ * fresh free tick, so the scavenger leaves what was faulted in alone for
+ * its delay. Returns the number of runs.
+ */
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct page_run *out, unsigned max_runs)
+{
+	size_t have = 0;
+	unsigned nruns = 0;
+	uintptr_t a = pa->search_addr;
+	while (a < pa->grown_end && have < window) {
+		size_t ci = chunk_index(pa, a);
+		struct palloc_chunk *c = pa->chunks[ci];
+		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
+		unsigned first = a > cbase ? chunk_page(a) : 0;
+		a = cbase + NH_CHUNK_BYTES;
+		if (!c || palloc_sum_max(pa->summary[NH_SUMMARY_LEVELS - 1][ci]) == 0)
+			continue;
+		bool touched = false;
+		for (unsigned p = first; p < NH_CHUNK_PAGES && have < window; p++) {
+			uint64_t m = (uint64_t)1 << (p % 64);
+			if (c->alloc[p / 64] & m)
+				continue;
+			if (c->scav[p / 64] & m) {
+				uintptr_t pg = cbase + ((uintptr_t)p << NH_PAGE_SHIFT);
+				if (nruns && out[nruns - 1].base + out[nruns - 1].bytes == pg) {
+					out[nruns - 1].bytes += NH_PAGE_SIZE;
+				} else if (nruns < max_runs) {
+					out[nruns++] = (struct page_run){pg, NH_PAGE_SIZE};
+				} else {
+					have = window; /* out[] is full */
+					break;
+				}
+				c->scav[p / 64] &= ~m;
+				pa->pages_scav--;
+				touched = true;
+			}
+			have++;
+		}
+		if (touched && pa->clock)
+			c->free_tick = pa->clock();
+	}
+	return nruns;
+}
+
 int page_alloc_check(struct page_alloc *pa)
 {
 	unsigned leaf = NH_SUMMARY_LEVELS - 1;

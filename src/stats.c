@@ -36,7 +36,7 @@ struct node_stats {
 	bool present;
 	uint64_t placed[NH_MAX_NODES]; /* resident bytes of this heap on each node (numa_maps) */
 	uint64_t remote_frees;
-	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_frees, reused, grows, scav_released;
+	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_frees, reused, grows, scav_released, prefaulted;
 };
 
 struct snapshot {
@@ -170,6 +170,7 @@ static void snapshot(struct snapshot *s)
 		ns->large_inuse = h->large_inuse_bytes - NH_MIN(h->large_inuse_bytes, h->lcache_bytes);
 		ns->large_frees = atomic_load_explicit(&h->large_frees, memory_order_relaxed);
 		ns->reused = h->released_reused_bytes;
+		ns->prefaulted = h->prefault_bytes;
 		ns->grows = h->grow_calls;
 		mutex_unlock(&h->lock);
 		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
@@ -237,12 +238,13 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 			continue;
 		buf_printf(b,
 			   "%s{\"node\":%d,\"mapped_bytes\":%llu,\"in_use_bytes\":%llu,\"huge_page_bytes\":%llu,"
-			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"metadata_bytes\":%llu,"
-			   "\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu,"
+			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"prefaulted_bytes\":%llu,"
+			   "\"metadata_bytes\":%llu,\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu,"
 			   "\"remote_frees\":%llu,\"resident_on_node\":{",
 			   first ? "" : ",", n, (unsigned long long)ns->mapped, (unsigned long long)ns->inuse,
 			   (unsigned long long)ns->huge, (unsigned long long)ns->released,
-			   (unsigned long long)ns->reused, (unsigned long long)ns->metadata,
+			   (unsigned long long)ns->reused, (unsigned long long)ns->prefaulted,
+			   (unsigned long long)ns->metadata,
 			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows,
 			   (unsigned long long)ns->scav_released, (unsigned long long)ns->remote_frees);
 		bool f2 = true;
@@ -300,12 +302,15 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b,
 		   "\"scavenger\":{\"backend\":\"%s\",\"running\":%s,\"passes\":%llu,\"released_bytes\":%llu,"
 		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
-		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu},",
+		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
+		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
 		   (unsigned long long)nh_scav.submissions,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls), (unsigned long long)nh_scav.cpu_ns,
-		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects);
+		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects,
+		   nh_scav.prefault, (unsigned long long)nh_scav.prefault_episodes,
+		   (unsigned long long)nh_scav.prefault_bytes, (unsigned long long)nh_scav.prefault_ns);
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
 		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}}",
@@ -389,6 +394,12 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, " in %llu passes, %llu system calls, %llu ms working\n", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
 		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
+	if (nh_scav.prefault_episodes) {
+		buf_printf(b, "pre-faulted ");
+		put_bytes(b, nh_scav.prefault_bytes, 0);
+		buf_printf(b, " of released memory in %llu regrowths, %llu ms\n",
+			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000));
+	}
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,

@@ -210,6 +210,57 @@ TEST(Scavenger, CallocAfterReleaseReadsZero)
 	}
 }
 
+TEST(Scavenger, GrowingBackIntoReleasedMemoryIsPrefaulted)
+{
+	// A heap released whole, then half grown back: the background thread
+	// faults the released pages in ahead of the allocations (unless
+	// NUMAHEAP_PREFAULT=0), and what it faulted in reads as the program
+	// expects: calloc'd objects zero, malloc'd ones keep what was written.
+	std::vector<Block> v = fill(256u << 20, 3);
+	for (auto &b : v)
+		free(b.p);
+	numaheap_release();
+	long long before = json_number(stats(), "scavenger", "prefaulted_bytes");
+	Rng r(4);
+	std::vector<Block> w;
+	size_t total = 0;
+	while (total < (128u << 20)) {
+		size_t n = r.below(4) ? r.range(16, 1024) : r.range(1025, 65536);
+		bool zeroed = r.below(2);
+		auto *p = (unsigned char *)(zeroed ? calloc(1, n) : malloc(n));
+		ASSERT_NE(p, nullptr);
+		if (zeroed) {
+			for (size_t j = 0; j < n; j += 61)
+				ASSERT_EQ(p[j], 0) << "calloc(" << n << ") byte " << j << " after release";
+		}
+		memset(p, (int)(w.size() & 0xff) | 1, n);
+		w.push_back({p, n});
+		total += n;
+	}
+	// The episode's count is updated as it goes; give a loaded machine time.
+	std::string s = stats();
+	const char *pf = getenv("NUMAHEAP_PREFAULT");
+	bool off = pf && !strcmp(pf, "0");
+	for (int i = 0; i < 100 && !off && json_number(s, "scavenger", "prefaulted_bytes") <= before; i++) {
+		usleep(50000);
+		s = stats();
+	}
+	if (off) {
+		EXPECT_EQ(json_string(s, "scavenger", "prefault"), "off");
+		EXPECT_EQ(json_number(s, "scavenger", "prefaulted_bytes"), 0);
+	} else {
+		EXPECT_EQ(json_string(s, "scavenger", "prefault"), "on");
+		EXPECT_GE(json_number(s, "scavenger", "prefault_episodes"), 1);
+		EXPECT_GT(json_number(s, "scavenger", "prefaulted_bytes"), before)
+			<< "nothing was faulted in ahead of a heap growing back";
+	}
+	for (size_t i = 0; i < w.size(); i++) {
+		for (size_t j = 0; j < w[i].n; j += 97)
+			ASSERT_EQ(w[i].p[j], (unsigned char)((i & 0xff) | 1)) << "a live object changed";
+		free(w[i].p);
+	}
+}
+
 TEST(Scavenger, AllocationRacingTheScavengerLosesNothing)
 {
 	// Threads allocate and free with content checks while another thread

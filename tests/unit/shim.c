@@ -243,3 +243,16 @@ int64_t nht_opt_value(int id) { return nh_opt.v[id]; }
 bool nht_opt_is_set(int id) { return nh_opt.set[id]; }
 const char *nht_opt_stats_file(void) { return nh_opt.stats_file; }
 size_t nht_opt_stats_file_cap(void) { return sizeof nh_opt.stats_file; }
+
+unsigned nht_pa_unscavenge_low(struct nht_pa *t, size_t window, uintptr_t *base, size_t *bytes, unsigned max_runs)
+{
+	struct page_run run[16];
+	if (max_runs > 16)
+		max_runs = 16;
+	unsigned n = LOCKED(t, page_alloc_unscavenge_low(&t->pa, window, run, max_runs));
+	for (unsigned i = 0; i < n; i++) {
+		base[i] = run[i].base;
+		bytes[i] = run[i].bytes;
+	}
+	return n;
+}

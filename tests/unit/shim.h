@@ -57,6 +57,8 @@ uintptr_t nht_pa_take_unscavenged(struct nht_pa *t, uintptr_t *limit, size_t min
 uintptr_t nht_pa_take_sparse(struct nht_pa *t, uintptr_t *limit, unsigned max_used, uintptr_t *sparse_hp,
 			      size_t *npages);
 void nht_pa_free_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
+/* page_alloc_unscavenge_low; at most 16 runs, written to base[] and bytes[]. */
+unsigned nht_pa_unscavenge_low(struct nht_pa *t, size_t window, uintptr_t *base, size_t *bytes, unsigned max_runs);
 int nht_pa_check(struct nht_pa *t);
 uintptr_t nht_pa_base(const struct nht_pa *t);
 uintptr_t nht_pa_search_addr(const struct nht_pa *t);

@@ -720,6 +720,64 @@ TEST(PageAllocScavenged, SparsePassSkipsDenseHugePages)
 	EXPECT_EQ(nht_pa_check(pa), 0);
 }
 
+TEST(PageAllocScavenged, UnscavengeLowFillsTheWindowFromTheBottom)
+{
+	// Two chunks, fresh (all scavenged), then: [0,10) allocated, [10,20)
+	// released, [20,40) free and resident, [40,600) released (across the
+	// chunk edge), the rest allocated.
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, 2 * kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 1024, nullptr));
+	nht_pa_free_scavenged(pa, PageAddr(0, 10), 10);
+	nht_pa_free(pa, PageAddr(0, 20), 20);
+	nht_pa_free_scavenged(pa, PageAddr(0, 40), 560);
+	ASSERT_EQ(nht_pa_search_addr(pa), PageAddr(0, 10));
+	ASSERT_EQ(nht_pa_pages_scav(pa), 570u);
+	uintptr_t base[16];
+	size_t bytes[16];
+	// A window of 100 free pages: 10 released, 20 resident, 70 released.
+	ASSERT_EQ(nht_pa_unscavenge_low(pa, 100, base, bytes, 16), 2u);
+	EXPECT_EQ(base[0], PageAddr(0, 10));
+	EXPECT_EQ(bytes[0], 10 * kPageSize);
+	EXPECT_EQ(base[1], PageAddr(0, 40));
+	EXPECT_EQ(bytes[1], 70 * kPageSize);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 490u);
+	// The same window again: resident now, nothing to do.
+	EXPECT_EQ(nht_pa_unscavenge_low(pa, 100, base, bytes, 16), 0u);
+	// A larger one takes the rest as one run, across the chunk edge, and
+	// stops at the end of the grown memory.
+	ASSERT_EQ(nht_pa_unscavenge_low(pa, 5000, base, bytes, 16), 1u);
+	EXPECT_EQ(base[0], PageAddr(0, 110));
+	EXPECT_EQ(bytes[0], 490 * kPageSize);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 0u);
+	// Nothing was allocated: the pages are free, no longer scavenged.
+	EXPECT_EQ(nht_pa_pages_alloc(pa), 1024u - 590u);
+	uint64_t alloc[8], scav[8];
+	ASSERT_TRUE(nht_pa_chunk_bits(pa, 0, alloc, scav));
+	for (int w = 0; w < 8; w++)
+		EXPECT_EQ(scav[w], 0u) << "word " << w;
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
+TEST(PageAllocScavenged, UnscavengeLowStopsWhenTheRunsAreFull)
+{
+	// Released runs of 2 pages with a page allocated between them: one
+	// run per 3 pages; with room for 2 runs, the third is left alone.
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	for (unsigned p = 0; p < 30; p += 3)
+		nht_pa_free_scavenged(pa, PageAddr(0, p), 2);
+	uintptr_t base[16];
+	size_t bytes[16];
+	ASSERT_EQ(nht_pa_unscavenge_low(pa, 512, base, bytes, 2), 2u);
+	EXPECT_EQ(base[0], PageAddr(0, 0));
+	EXPECT_EQ(base[1], PageAddr(0, 3));
+	EXPECT_EQ(bytes[1], 2 * kPageSize);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 16u);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
 // ---- randomized, against a model ---------------------------------------------------
 
 // Every grown page: allocated? scavenged? By chunk index.

@@ -4,6 +4,10 @@
 # kept to libc (somalloc=nouserintercepts), so memcheck checks numaheap's own
 # code (uninitialised values, invalid accesses, bad system call arguments)
 # and the program's use of numaheap's memory as plain mapped memory.
+# Fair scheduling: valgrind runs one thread at a time, and with its default
+# lock a thread that sleeps (the soaks' main thread and RSS sampler) could
+# wait minutes for its turn behind busy ones: a 20 s soak ran 375 s and
+# missed its samples.
 set -u
 vg=$1
 shift
@@ -13,7 +17,7 @@ if [ -z "$vg" ] || [ ! -x "$vg" ]; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$vg" -q --error-exitcode=99 --soname-synonyms=somalloc=nouserintercepts --child-silent-after-fork=yes \
+"$vg" -q --fair-sched=yes --error-exitcode=99 --soname-synonyms=somalloc=nouserintercepts --child-silent-after-fork=yes \
 	--track-origins=no "$@" >"$log" 2>&1
 rc=$?
 if grep -q "^==[0-9]*== " "$log"; then

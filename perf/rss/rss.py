@@ -111,6 +111,7 @@ def allocators(args, lib):
     out = [("numaheap", lib, {})]
     if args.scavenger_off_too:
         out.append(("numaheap-noscav", lib, {"NUMAHEAP_SCAVENGER": "off"}))
+        out.append(("numaheap-noprefault", lib, {"NUMAHEAP_PREFAULT": "0"}))
     for name, so in PEERS:
         p = find_lib(so)
         if p is None:
@@ -119,7 +120,7 @@ def allocators(args, lib):
         out.append((name, p, {}))
     if args.allocators:
         want = args.allocators.split(",")
-        out = [a for a in out if a[0] in want or (a[0] == "numaheap-noscav" and "numaheap" in want)]
+        out = [a for a in out if a[0] in want or (a[0].startswith("numaheap-") and "numaheap" in want)]
     return out
 
 
@@ -243,7 +244,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "out"), help="output directory (default perf/rss/out)")
     ap.add_argument("--scavenger-off-too", action="store_true",
                     help="also run numaheap with NUMAHEAP_SCAVENGER=off (row numaheap-noscav): what the "
-                         "scavenger costs the workload's throughput")
+                         "scavenger costs the workload's throughput; and with NUMAHEAP_PREFAULT=0 "
+                         "(row numaheap-noprefault): what pre-faulting released memory buys")
     args = ap.parse_args()
 
     lib = numaheap_lib(args)

@@ -464,7 +464,7 @@ NH_INLINE void free_object(uintptr_t p)
 	}
 	uintptr_t off = (p & (NH_PAGE_SIZE - 1)) + (info >> 16);
 	if (NH_CHECKS &&
-	    NH_UNLIKELY(((off * nh_class_to_divmul[cls]) >> 32) * nh_class_to_size[cls] != off)) {
+	    NH_UNLIKELY(off * nh_class_to_divisible[cls] >= nh_class_to_divisible[cls])) {
 		free_report_interior(p);
 		return;
 	}

@@ -224,6 +224,13 @@ static void emit(FILE *f)
 	for (int i = 0; i < nclasses; i++)
 		fprintf(f, "%s%" PRIu32 "u,", i % 6 ? " " : "\n\t", i ? divmul(classes[i].size) : 0);
 	fprintf(f, "\n};\n\n");
+	fprintf(f, "/* offset %% size == 0 iff offset * divisible < divisible (mod 2^64), for every\n"
+		   " * 32-bit offset: Lemire, Kaser and Kurz, \"Faster remainder by direct\n"
+		   " * computation\" (2019). free's interior-pointer check: one multiply. */\n");
+	fprintf(f, "static const uint64_t nh_class_to_divisible[NH_NUM_CLASSES] = {");
+	for (int i = 0; i < nclasses; i++)
+		fprintf(f, "%s%" PRIu64 "ull,", i % 3 ? " " : "\n\t", i ? UINT64_MAX / classes[i].size + 1 : 0);
+	fprintf(f, "\n};\n\n");
 	fprintf(f, "static const uint8_t nh_size_to_class8[%zu] = {", sizeof size_to_class8);
 	for (unsigned i = 0; i < sizeof size_to_class8; i++)
 		fprintf(f, "%s%u,", i % 16 ? " " : "\n\t", size_to_class8[i]);

@@ -135,4 +135,16 @@ TEST(SizeClasses, DivisionMagicExactForEveryOffset)
 	}
 }
 
+TEST(SizeClasses, DivisibilityMagicExactForEveryOffset)
+{
+	EXPECT_EQ(nh_class_to_divisible[0], 0u);
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+		uint64_t m = nh_class_to_divisible[c], size = nh_class_to_size[c], span = SpanBytes(c);
+		// Every offset in a span and one page beyond (free adds the page's
+		// phase to the offset within the page).
+		for (uint64_t off = 0; off < span + 8192; off++)
+			ASSERT_EQ(off * m < m, off % size == 0) << "class " << c << " offset " << off;
+	}
+}
+
 } // namespace

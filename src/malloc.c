@@ -428,11 +428,17 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 /*
  * The reports, reached from free's fast path by a jump (they return in
  * theory, so the compiler can tail-call them), keeping that path free of a
- * stack frame.
+ * stack frame. noipa: otherwise GCC works out that they never return,
+ * calls them instead, and gives free a frame (sub/add rsp) for alignment.
  */
-NH_COLD NH_NOINLINE static void free_report_bad(uintptr_t p) { free_bad("free", p); }
-NH_COLD NH_NOINLINE static void free_report_interior(uintptr_t p) { free_interior("free", p); }
-NH_COLD NH_NOINLINE static void free_report_double(uintptr_t p) { free_double("free", p); }
+#if defined(__clang__)
+#define NH_REPORT NH_COLD
+#else
+#define NH_REPORT NH_COLD __attribute__((noipa))
+#endif
+NH_REPORT static void free_report_bad(uintptr_t p) { free_bad("free", p); }
+NH_REPORT static void free_report_interior(uintptr_t p) { free_interior("free", p); }
+NH_REPORT static void free_report_double(uintptr_t p) { free_double("free", p); }
 
 /* Not a small object: a large one, or a bad pointer. */
 NH_NOINLINE static void free_not_small(uintptr_t p)

@@ -375,17 +375,18 @@ NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
  * ------------------------------------------------------------------------ */
 #define NH_ADDR_BITS 47
 struct heap_arena {
-	/* spans[i]: the in-use span holding page i, NULL if the page is free.
-	 * Written under the heap lock; read locklessly by free/realloc. */
-	struct mspan *_Atomic spans[NH_PAGES_PER_ARENA];
 	/*
 	 * pageinfo[i], what free needs about page i without touching its span:
 	 * the size class (bits 0-7; 0 for a large object or a free page) and
 	 * the phase (bits 16-31): (page start - span base) % object size, so
 	 * a pointer is an object's start iff ((p % page) + phase) % size == 0.
-	 * Same writers and readers as spans[].
+	 * Same writers and readers as spans[]. First in the struct: free's
+	 * load needs no offset added to its index.
 	 */
 	_Atomic uint32_t pageinfo[NH_PAGES_PER_ARENA];
+	/* spans[i]: the in-use span holding page i, NULL if the page is free.
+	 * Written under the heap lock; read locklessly by free/realloc. */
+	struct mspan *_Atomic spans[NH_PAGES_PER_ARENA];
 	uintptr_t base;
 	/* Pages from here up have never been handed out since the arena was
 	 * mapped: they are known to be zero. Under the heap lock. */

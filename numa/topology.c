@@ -94,7 +94,7 @@ void numa_init(void)
 		return;
 	}
 	numa_topo.node_mask = (uint32_t)nodes[0];
-	numa_topo.nnodes = __builtin_popcount(numa_topo.node_mask);
+	numa_topo.nnodes = (int)nh_popcount64(numa_topo.node_mask);
 	numa_topo.max_node = 31 - __builtin_clz(numa_topo.node_mask);
 
 	int maxcpu = -1;

@@ -37,6 +37,10 @@
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
  *            itself, ignoring idleness, and may break huge pages.
+ *   regrowth when the program grows back into released memory, the same
+ *            thread faults it in ahead of the program (NUMAHEAP_PREFAULT,
+ *            "pre-faulting" below), so the kernel zeroes it on an idle CPU
+ *            rather than on the program's.
  *
  * Correct by construction, as in Go: a run being released is first
  * allocated in the pageAlloc (page_alloc_take_idle), so no span can be

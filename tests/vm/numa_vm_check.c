@@ -28,6 +28,10 @@
  *              counts them
  *   onnode     numaheap_malloc_onnode(size, n) lands on node n, for every n,
  *              small and large, from threads on different nodes
+ *   prefault   a heap on the last node released whole and grown back: the
+ *              background thread, pinned to another node, faults the
+ *              released memory in ahead (prefaulted_bytes grows), and the
+ *              objects then carved from it are on the heap's node
  *
  * and in "interleave" mode: pages of small and large objects allocated by
  * a thread on node 0 are spread over all nodes (each node >= 3/4 of a fair
@@ -52,6 +56,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -955,6 +960,98 @@ static void check_remote(void)
 
 /* ---- numaheap_malloc_onnode ------------------------------------------------------------------- */
 
+/* ---- pre-faulting: released memory faulted in by the background thread ----------------- */
+
+/* Pin numaheap's background thread (comm "numaheap-bg") to node n's CPUs.
+ * The task directory is read with getdents64: no allocation (opendir
+ * would malloc, and this file keeps its own bookkeeping off the heap). */
+static bool pin_bg_thread(int n)
+{
+	char path[64], buf[4096];
+	int found = 0;
+	snprintf(path, sizeof path, "/proc/%d/task", (int)getpid());
+	int dfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
+		return false;
+	long nread;
+	while ((nread = syscall(SYS_getdents64, dfd, buf, sizeof buf)) > 0) {
+		for (long off = 0; off < nread;) {
+			struct dirent64_raw {
+				uint64_t ino;
+				int64_t off;
+				unsigned short reclen;
+				unsigned char type;
+				char name[];
+			} *de = (struct dirent64_raw *)(buf + off);
+			off += de->reclen;
+			if (de->name[0] < '0' || de->name[0] > '9')
+				continue;
+			char cpath[96], comm[32];
+			snprintf(cpath, sizeof cpath, "%s/%s/comm", path, de->name);
+			int cfd = open(cpath, O_RDONLY | O_CLOEXEC);
+			if (cfd < 0)
+				continue;
+			ssize_t k = read(cfd, comm, sizeof comm - 1);
+			close(cfd);
+			if (k <= 0)
+				continue;
+			comm[k] = 0;
+			if (!strncmp(comm, "numaheap-bg", 11) &&
+			    sched_setaffinity((pid_t)atoi(de->name), sizeof node_cpus[n], &node_cpus[n]) == 0)
+				found++;
+		}
+	}
+	close(dfd);
+	return found > 0;
+}
+
+static void prefault_job(void *argp)
+{
+	int n = *(int *)argp, other = n == 0 ? 1 : 0;
+	struct batch b;
+	batch_init(&b, 4096);
+	/* 48 MiB of 32 KiB objects on this node, all freed and released. */
+	if (!batch_alloc(&b, 32 * KiB, 1536, -1))
+		return;
+	check(batch_release(&b) == 0, "prefault: objects intact before the release");
+	numaheap_release();
+	/* The background thread runs on another node: what it faults in must
+	 * still land on this node (the arena's mbind policy decides). */
+	if (!check(pin_bg_thread(other), "prefault: numaheap's background thread found and pinned to node %d", other))
+		return;
+	uint64_t before = 0, after = 0;
+	stats_u64(stats_now(), n, "prefaulted_bytes", &before);
+	/* Grow back a little: the released pages taken wake the thread. */
+	if (!batch_alloc(&b, 32 * KiB, 64, -1))
+		return;
+	double t0 = now();
+	while (now() - t0 < 5.0) {
+		stats_u64(stats_now(), n, "prefaulted_bytes", &after);
+		if (after > before)
+			break;
+		usleep(10000);
+	}
+	check(after > before, "prefault: the background thread faulted in %" PRIu64 " KiB of node %d's released memory",
+	      (after - before) >> 10, n);
+	/* Give it time to fill its window, then take objects from there. */
+	usleep(100000);
+	size_t from = b.n;
+	if (!batch_alloc(&b, 32 * KiB, 256, -1))
+		return;
+	char what[128];
+	snprintf(what, sizeof what, "prefault: objects in pages faulted in from node %d, for a heap on node %d", other, n);
+	expect_on_node(what, &b, from, b.n, n);
+	check(batch_release(&b) == 0, "prefault: objects intact when freed");
+	batch_destroy(&b);
+}
+
+static void check_prefault(void)
+{
+	static int n;
+	n = nnodes - 1;
+	on_node(n, prefault_job, &n);
+}
+
 static const struct sizes ONNODE[] = {{"64 B", 64, 2048}, {"1 KiB", 1024, 256}, {"16 KiB", 16 * KiB, 32}, {"1 MiB", 1 * MiB, 2}, {"4 MiB", 4 * MiB, 1}};
 
 static void onnode_job(void *argp)
@@ -1115,6 +1212,7 @@ static int run_child(const char *mode, const char *result_path)
 		check_migrate();
 		check_remote();
 		check_onnode();
+		check_prefault();
 	} else if (!strcmp(mode, "interleave")) {
 		on_node(0, interleave_job, NULL);
 	} else {

@@ -289,6 +289,14 @@ static ssize_t prefault_node(struct mheap *h)
 {
 	struct page_run run[PF_RUNS];
 	size_t window = (size_t)NH_OPTION(PREFAULT) >> NH_PAGE_SHIFT;
+	size_t limit = (size_t)NH_OPTION(MEMORY_LIMIT);
+	if (limit) {
+		/* Never fault in what the limit would make a thread release. */
+		size_t res = resident_bytes();
+		if (res >= limit)
+			return 0;
+		window = NH_MIN(window, (limit - res) >> NH_PAGE_SHIFT);
+	}
 	mutex_lock(&h->lock);
 	unsigned n = page_alloc_unscavenge_low(&h->pages, window, run, PF_RUNS);
 	mutex_unlock(&h->lock);

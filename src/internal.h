@@ -758,7 +758,6 @@ struct nh_scav_stats {
 	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
 	const char *prefault;	/* "on", "off" or "unsupported" (kernel before 5.14) */
 	uint64_t prefault_episodes;	/* times the heap grew back into released memory */
-	uint64_t prefault_bytes;	/* released memory faulted in ahead of the program */
 	uint64_t prefault_ns;	/* time spent doing it (wall) */
 };
 extern struct nh_scav_stats nh_scav;

@@ -86,6 +86,20 @@ static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t 
 	return dirty;
 }
 
+/*
+ * A span took scav scavenged pages, fresh of them never handed out: count
+ * the others as released and reused (fresh ones were never backed), and
+ * tell the scavenger that the heap grows back into what it released. Heap
+ * lock held.
+ */
+static void count_reused(struct mheap *h, size_t scav, size_t fresh)
+{
+	if (scav > fresh) {
+		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
+		scavenger_regrowing();
+	}
+}
+
 struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages)
 {
 	size_t scav = 0;
@@ -131,11 +145,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
 	arena_set_spans(base, npages, s);
 	h->inuse_bytes += npages << NH_PAGE_SHIFT;
-	/* Fresh pages count as scavenged (never backed); they are not "reused". */
-	if (scav > fresh) {
-		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
-		scavenger_regrowing();
-	}
+	count_reused(h, scav, fresh);
 	mutex_unlock(&h->lock);
 	return s;
 }
@@ -169,10 +179,7 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
 		h->inuse_bytes += extra << NH_PAGE_SHIFT;
 		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
-		if (scav > fresh) {
-			h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
-			scavenger_regrowing();
-		}
+		count_reused(h, scav, fresh);
 	}
 	mutex_unlock(&h->lock);
 	return ok;

@@ -86,6 +86,24 @@ static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
 /* The thread sleeps on this word; a statistics signal wakes it early. */
 static _Atomic uint32_t bg_wake;
 static _Atomic int dump_requested;
+
+/* The background thread's sleep: ns at most, less if woken. */
+static void sleep_ns(uint64_t ns)
+{
+	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+	uint32_t v = atomic_load(&bg_wake);
+	if (atomic_load(&dump_requested))
+		return;
+	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+}
+
+/* Wake it. Async-signal-safe: an atomic add and a futex wake. */
+static void bg_wake_up(void)
+{
+	atomic_fetch_add(&bg_wake, 1);
+	syscall(SYS_futex, &bg_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static struct os_batch bg_batch;
 static struct os_batch sync_batch;
 static struct mutex scav_lock;
@@ -334,15 +352,13 @@ static void prefault_episode(void)
 				pf_on = false;
 				nh_scav.prefault = "unsupported";
 			} else if (r > 0) {
-				nh_scav.prefault_bytes += (uint64_t)r;
 				last_work = os_nanotime();
 			}
 		}
 		if (!pf_on || os_nanotime() - last_work > 20000000u || atomic_load(&dump_requested))
 			break;
 		mutex_unlock(&scav_lock);
-		struct timespec ts = {0, 250000};
-		nanosleep(&ts, NULL);
+		sleep_ns(250000);
 		mutex_lock(&scav_lock);
 	}
 	mutex_unlock(&scav_lock);
@@ -352,23 +368,13 @@ static void prefault_episode(void)
 
 /* ---- the background thread ------------------------------------------------------------ */
 
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-	uint32_t v = atomic_load(&bg_wake);
-	if (atomic_load(&dump_requested))
-		return;
-	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
-}
-
 /* Async-signal-safe: a store and a futex wake. */
 static void stats_signal_handler(int sig)
 {
 	(void)sig;
 	int saved = errno;
 	atomic_store(&dump_requested, 1);
-	atomic_fetch_add(&bg_wake, 1);
-	syscall(SYS_futex, &bg_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	bg_wake_up();
 	errno = saved;
 }
 
@@ -536,10 +542,8 @@ void scavenger_poll(void)
 		int w = PF_WANTED;
 		if (atomic_load_explicit(&bg_state, memory_order_acquire) != BG_RUNNING)
 			atomic_store(&pf_state, PF_IDLE);
-		else if (atomic_compare_exchange_strong(&pf_state, &w, PF_RUNNING)) {
-			atomic_fetch_add(&bg_wake, 1);
-			syscall(SYS_futex, &bg_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-		}
+		else if (atomic_compare_exchange_strong(&pf_state, &w, PF_RUNNING))
+			bg_wake_up();
 	}
 	if (NH_LIKELY(atomic_load_explicit(&bg_state, memory_order_relaxed) != BG_OFF) ||
 	    !atomic_load_explicit(&bg_wanted, memory_order_relaxed))

@@ -44,6 +44,7 @@ struct snapshot {
 	struct node_stats node[NH_MAX_NODES];
 	uint64_t refills, flushes, caches, aborts;
 	uint64_t large_frees, large_inuse, large_cache_hits;
+	uint64_t prefaulted; /* sum of the nodes' */
 };
 
 /* Call fn on each line of a /proc file, read without allocating. */
@@ -177,6 +178,7 @@ static void snapshot(struct snapshot *s)
 		ns->scav_released = h->scav_released_bytes;
 		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
 		s->large_frees += ns->large_frees;
+		s->prefaulted += ns->prefaulted;
 		s->large_inuse += ns->large_inuse;
 		mutex_lock(&h->lcache_lock);
 		s->large_cache_hits += h->lcache_hits;
@@ -310,7 +312,7 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls), (unsigned long long)nh_scav.cpu_ns,
 		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects,
 		   nh_scav.prefault, (unsigned long long)nh_scav.prefault_episodes,
-		   (unsigned long long)nh_scav.prefault_bytes, (unsigned long long)nh_scav.prefault_ns);
+		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns);
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
 		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}}",
@@ -396,7 +398,7 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
-		put_bytes(b, nh_scav.prefault_bytes, 0);
+		put_bytes(b, s->prefaulted, 0);
 		buf_printf(b, " of released memory in %llu regrowths, %llu ms\n",
 			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000));
 	}

@@ -49,7 +49,8 @@
  *     in-use span: "not allocated by numaheap" or already freed;
  *   - a pointer that is not the start of an object (one multiply and a
  *     compare against the span's size): "interior pointer";
- *   - a freed object's first word is set to nh_cookie ^ address, a secret
+ *   - a freed object's mark word (its second, or in hardened mode its
+ *     first: mark_word_as()) is set to nh_cookie ^ address, a secret
  *     per-process value, and malloc zeroes it when it hands the object out;
  *     free finding the cookie already there is a double free. In hardened
  *     mode malloc also checks the cookie is still there before handing a
@@ -166,17 +167,17 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
  * cold or in another core's cache (a remote free just wrote it), so it
  * costs the default mode too much (perf/hardening, docs/reliability.md).
  */
-NH_INLINE void *entry_to_object_as(uintptr_t e, bool hardened)
+NH_INLINE void *entry_to_object_as(uintptr_t e, unsigned cls, bool hardened)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	uintptr_t *w = (uintptr_t *)p;
+	uintptr_t *w = mark_word_as(p, cls, hardened);
 	if (NH_UNLIKELY(hardened) && !(e & NH_ENTRY_FRESH) && *w != (nh_cookie ^ p))
 		report_cached_corruption(p);
 	*w = 0;
 	return (void *)p;
 }
 
-NH_INLINE void *entry_to_object(uintptr_t e) { return entry_to_object_as(e, nh_hardened); }
+NH_INLINE void *entry_to_object(uintptr_t e, unsigned cls) { return entry_to_object_as(e, cls, nh_hardened); }
 
 NH_NOINLINE static void *alloc_small_slow(unsigned cls);
 
@@ -220,7 +221,7 @@ NH_INLINE void *alloc_small_as(unsigned cls, bool hardened)
 {
 	uintptr_t e;
 	POP_FAST(cls, e, miss);
-	return entry_to_object_as(e, hardened);
+	return entry_to_object_as(e, cls, hardened);
 miss:
 	return alloc_small_slow(cls);
 }
@@ -238,7 +239,7 @@ static void *alloc_from_central(struct mheap *h, unsigned cls)
 	}
 	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	*(uintptr_t *)p = 0;
+	*mark_word(p, cls) = 0;
 	return (void *)p;
 }
 
@@ -257,7 +258,7 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 		/* The stack may have been refilled since the fast path missed
 		 * (another thread on this CPU), or the P may be ours now. */
 		POP_FAST(cls, e, empty);
-		return entry_to_object(e);
+		return entry_to_object(e, cls);
 	empty:;
 		struct pctx x;
 		if (!proc_acquire_p(&x))
@@ -274,7 +275,7 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 			/* The thread left the CPU before the batch was in: this one
 			 * object is served straight away. */
 			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-			return entry_to_object(direct);
+			return entry_to_object(direct, cls);
 		}
 	}
 	/* No P (a thread being set up or torn down, or a per-thread P that
@@ -451,7 +452,7 @@ NH_NOINLINE static void free_not_small(uintptr_t p)
 	free_large(s, p);
 }
 
-NH_INLINE void free_object(uintptr_t p)
+NH_INLINE void free_object_as(uintptr_t p, bool hardened)
 {
 	/*
 	 * The page's info word gives the class and the phase, so the span
@@ -474,7 +475,7 @@ NH_INLINE void free_object(uintptr_t p)
 		free_report_interior(p);
 		return;
 	}
-	uintptr_t *w = (uintptr_t *)p, cookie = nh_cookie ^ p;
+	uintptr_t *w = mark_word_as(p, cls, hardened), cookie = nh_cookie ^ p;
 	if (NH_CHECKS && NH_UNLIKELY(*w == cookie)) {
 		free_report_double(p);
 		return;
@@ -497,7 +498,7 @@ struct mspan *nh_checked_span(const char *api, uintptr_t p) { return checked_spa
 void nh_free_unchecked(struct mspan *s, uintptr_t p)
 {
 	(void)s;
-	free_object(p);
+	free_object_as(p, true);
 }
 
 /* ---- the C API ---------------------------------------------------------- */
@@ -519,7 +520,7 @@ NH_API void NH_NAME(free)(void *ptr)
 		hardened_free((uintptr_t)ptr);
 		return;
 	}
-	free_object((uintptr_t)ptr);
+	free_object_as((uintptr_t)ptr, false);
 }
 
 NH_API void *NH_NAME(calloc)(size_t nmemb, size_t size)
@@ -568,7 +569,7 @@ NH_API void *NH_NAME(realloc)(void *ptr, size_t n)
 		return hardened_realloc(p, n);
 	struct mspan *s = checked_span("realloc", p);
 	if (s->sizeclass) {
-		if (NH_UNLIKELY(*(uintptr_t *)p == (nh_cookie ^ p)))
+		if (NH_UNLIKELY(*mark_word_as(p, s->sizeclass, false) == (nh_cookie ^ p)))
 			free_double("realloc", p);
 		if (n <= NH_MAX_SMALL_SIZE && size_to_class(n) == s->sizeclass)
 			return ptr;

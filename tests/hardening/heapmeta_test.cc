@@ -5,10 +5,11 @@
 // numaheap keeps no pointers inside free objects: free lists are stacks in
 // the per-CPU (or per-thread) slabs and bitmaps in the span structures, all
 // outside the user heap. The one word it writes into a freed small object is
-// the first: a secret cookie mixed with the object's address, which marks it
-// freed. So a use-after-free write has no free-list pointer to redirect (the
-// attack "safe-linking" defends against), and a write over the first word is
-// caught before the object is handed out again.
+// its mark word: a secret cookie mixed with the object's address, which marks
+// it freed. That is the second word (the first in the 8-byte class), or the
+// first in hardened mode, where a write over it is caught before the object
+// is handed out again. So a use-after-free write has no free-list pointer to
+// redirect (the attack "safe-linking" defends against).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,6 +40,9 @@ bool hardened()
 
 bool in_heap(const void *p) { return numaheap_node_of(p) >= 0; }
 
+// Where a freed object of n bytes holds its mark (src/internal.h, mark_word_as).
+size_t mark_offset(size_t n) { return hardened() || n < 16 ? 0 : 8; }
+
 const size_t kClasses[] = {8, 16, 48, 128, 1024, 4096, 16384, 32000};
 
 // A second free of a large object: "double free" while its span waits in the
@@ -48,14 +52,14 @@ const std::string kLargeDouble = std::string("(") + kDouble + "|" + kNotInUse + 
 
 TEST(HeapMetadata, FreedObjectsHoldNoAllocatorPointers)
 {
-	// Fill objects, free them, and look: only the first word changed, and
+	// Fill objects, free them, and look: only the mark word changed, and
 	// it is the address mixed with a secret, not a pointer. Nothing may
 	// allocate between the frees and the looking (it would reuse the
 	// objects), so the results go to arrays made beforehand.
 	const int kN = 64;
 	for (size_t n : kClasses) {
 		if (n < 16)
-			continue; // nothing but the first word to look at
+			continue; // nothing but the mark word to look at
 		std::vector<uint8_t *> v(kN);
 		std::vector<uintptr_t> addrs(kN);
 		std::vector<uint64_t> word(kN);
@@ -73,17 +77,19 @@ TEST(HeapMetadata, FreedObjectsHoldNoAllocatorPointers)
 		for (int i = 0; i < kN; i++) {
 			const uint8_t *b = (const uint8_t *)opaque_ptr(v[i]);
 			fill(expect.data(), n, (uintptr_t)v[i]);
-			body_ok[i] = memcmp(b + 8, expect.data() + 8, n - 8) == 0;
-			memcpy(&word[i], b, 8);
+			size_t m = mark_offset(n);
+			body_ok[i] = memcmp(b, expect.data(), m) == 0 &&
+				     memcmp(b + m + 8, expect.data() + m + 8, n - m - 8) == 0;
+			memcpy(&word[i], b + m, 8);
 		}
 		for (int i = 0; i < kN; i++)
 			v[i] = (uint8_t *)malloc(n); // take them back before gtest allocates
 		for (int i = 0; i < kN; i++) {
-			EXPECT_TRUE(body_ok[i]) << "size " << n << ": the allocator wrote past the first word of a freed object";
+			EXPECT_TRUE(body_ok[i]) << "size " << n << ": the allocator wrote beyond the mark word of a freed object";
 			EXPECT_FALSE(std::binary_search(addrs.begin(), addrs.end(), (uintptr_t)word[i]))
-				<< "a freed object's first word points to another free object";
+				<< "a freed object's mark word points to another free object";
 			EXPECT_FALSE(word[i] != 0 && in_heap((void *)word[i]))
-				<< "a freed object's first word is a heap pointer: " << (void *)word[i];
+				<< "a freed object's mark word is a heap pointer: " << (void *)word[i];
 		}
 		for (auto p : v)
 			free(p);
@@ -92,7 +98,7 @@ TEST(HeapMetadata, FreedObjectsHoldNoAllocatorPointers)
 
 TEST(HeapMetadata, TheFreeMarkIsTheAddressMixedWithOneSecret)
 {
-	// The first words of freed objects XOR their addresses to one value per
+	// The mark words of freed objects XOR their addresses to one value per
 	// process (numaheap's cookie): never the address itself or zero.
 	const int kN = 32;
 	std::vector<uint8_t *> v(kN);
@@ -102,7 +108,7 @@ TEST(HeapMetadata, TheFreeMarkIsTheAddressMixedWithOneSecret)
 	for (auto p : v)
 		free(p);
 	for (int i = 0; i < kN; i++)
-		memcpy(&mark[i], opaque_ptr(v[i]), 8);
+		memcpy(&mark[i], (const uint8_t *)opaque_ptr(v[i]) + mark_offset(64), 8);
 	std::vector<uint8_t *> back(kN);
 	for (auto &p : back)
 		p = (uint8_t *)malloc(64);
@@ -118,7 +124,7 @@ TEST(HeapMetadata, UseAfterFreeWritesCannotRedirectAllocation)
 {
 	// The classic free-list poisoning: after free, the program writes a
 	// forged pointer (to a stack buffer, to a live object) everywhere in
-	// the freed objects except the first word. The next allocations must
+	// the freed objects except the mark word. The next allocations must
 	// still be distinct heap objects, none of them the forged targets.
 	alignas(64) static uint8_t target[4096];
 	for (size_t n : kClasses) {
@@ -131,7 +137,9 @@ TEST(HeapMetadata, UseAfterFreeWritesCannotRedirectAllocation)
 			free(p);
 		for (auto p : v) {
 			uint8_t *b = (uint8_t *)opaque_ptr(p);
-			for (size_t off = 8; off + 8 <= n; off += 8) {
+			for (size_t off = 0; off + 8 <= n; off += 8) {
+				if (off == mark_offset(n))
+					continue;
 				uintptr_t forged = (off / 8) % 2 ? (uintptr_t)target : (uintptr_t)live;
 				memcpy(b + off, &forged, 8);
 			}
@@ -157,8 +165,9 @@ TEST(HeapMetadata, UseAfterFreeWritesCannotRedirectAllocation)
 
 TEST(HeapMetadataDeathTest, AForgedFirstWordIsNeverFollowed)
 {
-	// Even a forged pointer in the first word is not followed: malloc never
-	// returns it. Hardened, the damage is reported when the object would be
+	// Even a forged pointer in the first word (the mark word when hardened)
+	// is not followed: malloc never returns it. Hardened, the damage to the
+	// mark is reported when the object would be
 	// handed out again; by default the check at reuse is off (it costs a
 	// read of an object that may sit in another core's cache) and malloc
 	// simply hands the object out again.

@@ -112,8 +112,9 @@ struct nh_scav_stats nh_scav;
 
 static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY); }
 
-/* Pre-faulting: idle, asked for by an allocating thread, or running. */
-enum { PF_IDLE = 0, PF_WANTED = 1, PF_RUNNING = 2 };
+/* Pre-faulting: idle, asked for by an allocating thread, running, or
+ * running and asked for again (the episode must not end on that ask). */
+enum { PF_IDLE = 0, PF_WANTED = 1, PF_RUNNING = 2, PF_AGAIN = 3 };
 static _Atomic int pf_state;
 static bool pf_on;
 
@@ -295,8 +296,13 @@ void scavenger_check_limit(void)
  */
 void scavenger_regrowing(void)
 {
-	if (pf_on && atomic_load_explicit(&pf_state, memory_order_relaxed) == PF_IDLE)
+	if (!pf_on)
+		return;
+	int s = atomic_load_explicit(&pf_state, memory_order_relaxed);
+	if (s == PF_IDLE)
 		atomic_store_explicit(&pf_state, PF_WANTED, memory_order_relaxed);
+	else if (s == PF_RUNNING) /* an episode about to end would miss this */
+		atomic_compare_exchange_strong(&pf_state, &s, PF_AGAIN);
 }
 
 #define PF_RUNS 32
@@ -337,11 +343,13 @@ static ssize_t prefault_node(struct mheap *h)
 }
 
 /* Keep the windows full while the program eats into them; back once
- * nothing had to be faulted in for 20 ms (the heap stopped growing). */
+ * nothing had to be faulted in for 20 ms (the heap stopped growing) and no
+ * thread took released pages meanwhile. */
 static void prefault_episode(void)
 {
 	uint64_t start = os_nanotime(), last_work = start;
 	nh_scav.prefault_episodes++;
+	atomic_store(&pf_state, PF_RUNNING);
 	mutex_lock(&scav_lock);
 	for (;;) {
 		for (int n = 0; n < NH_MAX_NODES && pf_on; n++) {
@@ -355,14 +363,24 @@ static void prefault_episode(void)
 				last_work = os_nanotime();
 			}
 		}
-		if (!pf_on || os_nanotime() - last_work > 20000000u || atomic_load(&dump_requested))
+		if (!pf_on) {
+			atomic_store(&pf_state, PF_IDLE);
 			break;
+		}
+		if (atomic_load(&dump_requested))
+			break; /* still running: the thread comes back after the dump */
+		if (os_nanotime() - last_work > 20000000u) {
+			int s = PF_RUNNING;
+			if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
+				break;
+			/* Asked again since the last pass: one more. */
+			atomic_store(&pf_state, PF_RUNNING);
+		}
 		mutex_unlock(&scav_lock);
 		sleep_ns(250000);
 		mutex_lock(&scav_lock);
 	}
 	mutex_unlock(&scav_lock);
-	atomic_store(&pf_state, PF_IDLE);
 	nh_scav.prefault_ns += os_nanotime() - start;
 }
 

@@ -503,13 +503,22 @@ void nh_free_unchecked(struct mspan *s, uintptr_t p)
 
 /* ---- the C API ---------------------------------------------------------- */
 
-NH_API void *NH_NAME(malloc)(size_t n)
+/* malloc beyond the 8-byte-step classes: hardened, medium or large. */
+NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
 {
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, false);
-	if (NH_LIKELY(n <= NH_MAX_SMALL_SIZE))
+	if (n <= NH_MAX_SMALL_SIZE)
 		return alloc_small(size_to_class(n));
 	return alloc_large(n, 0, false);
+}
+
+NH_API void *NH_NAME(malloc)(size_t n)
+{
+	/* Sizes up to 1 KiB first: one compare, one table load to the class. */
+	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(!nh_hardened))
+		return alloc_small(nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]);
+	return malloc_beyond_8_step(n);
 }
 
 NH_API void NH_NAME(free)(void *ptr)

@@ -12,6 +12,10 @@ the ratio of numaheap to the best peer (< 1: numaheap is faster).
                 a new one of random size (16..1024 B)
   (c) prodcons  one thread mallocs, a second one frees, through a ring
 
+  --inproc         the lifo k=1 pair of every allocator alternated inside one
+                   process (inproc.c: dlopen, runs of 100,000 pairs, 150
+                   rounds): steadier than separate processes on a busy
+                   machine; min, 25th percentile and median per size
   --instructions   instructions per malloc(64)+free pair under callgrind
                    (deterministic), for every allocator
   --check          the same for numaheap only; fails if it exceeds the
@@ -143,6 +147,63 @@ def compile_bench(args):
         subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", "-fno-builtin-malloc", "-fno-builtin-free",
                         "-pthread", src, "-o", exe], check=True)
     return exe
+
+
+def compile_inproc(args):
+    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
+    os.makedirs(outdir, exist_ok=True)
+    exe = os.path.join(outdir, "inproc")
+    src = os.path.join(HERE, "inproc.c")
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", src, "-o", exe, "-ldl"], check=True)
+    return exe
+
+
+INPROC_ROUNDS = 150
+INPROC_PAIRS = 100000
+
+
+def inproc(args, lib):
+    """The lifo k=1 pair, every allocator in one process (inproc.c)."""
+    exe = compile_inproc(args)
+    libs = [("numaheap", lib)]
+    for name, so in PEERS:
+        p = os.path.join(LIBDIR, "libc.so.6") if not so else find_lib(so)
+        if p is None:
+            log(f"micro: {so} not installed (tools/install-deps.sh --perf); {name} left out")
+            continue
+        libs.append((name, p))
+    if args.allocators:
+        want = args.allocators.split(",")
+        libs = [l for l in libs if l[0] in want]
+    rounds, pairs = (30, 20000) if args.quick else (INPROC_ROUNDS, INPROC_PAIRS)
+    env = env_for(None, {"GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=65536"})
+    load0 = loadavg()
+    names = [n for n, _ in libs]
+    rows = {}
+    for size in [int(x) for x in args.sizes.split(",")]:
+        cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        r = subprocess.run(cmd + [exe, str(size), str(rounds), str(pairs)] + [p for _, p in libs],
+                           env=env, capture_output=True, text=True)
+        if r.returncode != 0:
+            sys.exit(f"micro: inproc failed: {r.stderr.strip()}")
+        for line, (name, _) in zip(r.stdout.splitlines(), libs):
+            _, mn, p25, med = line.split()
+            rows.setdefault(size, {})[name] = (float(mn), float(p25), float(med))
+        if not args.quiet:
+            log(f"micro: inproc size {size} done")
+    out = [f"malloc/free pair (lifo k=1), every allocator in one process, alternated in runs of "
+           f"{pairs} pairs for {rounds} rounds, pinned to CPU 0; ns per pair, 25th percentile of the "
+           f"rounds (lower is better; numaheap's min, p25 and median below the table).", ""]
+    for stat, idx in (("p25", 1),):
+        trows = [(f"lifo k=1 size={size}", {n: v[idx] for n, v in vals.items()}) for size, vals in rows.items()]
+        out += [table(names, trows, "ns"), ""]
+    out.append("numaheap min / p25 / median: " + ", ".join(
+        f"{size} B {v['numaheap'][0]:.2f} / {v['numaheap'][1]:.2f} / {v['numaheap'][2]:.2f}"
+        for size, v in rows.items() if "numaheap" in v))
+    out.append(f"\nnumaheap: {describe_lib(lib)}. 1-minute load average: {load0:.2f} before, "
+               f"{loadavg():.2f} after.")
+    return "\n".join(out)
 
 
 def env_for(preload, extra=None):
@@ -312,6 +373,8 @@ def main():
     ap.add_argument("--per-thread-too", action="store_true",
                     help="also time numaheap with NUMAHEAP_PERCPU=0 (column numaheap-pt)")
     ap.add_argument("--csv", help="also write every measurement to this CSV file")
+    ap.add_argument("--inproc", action="store_true",
+                    help="lifo k=1 pairs of every allocator alternated inside one process")
     ap.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
     ap.add_argument("--check", action="store_true", help="fail if numaheap's count grew >10%% over the snapshot")
     ap.add_argument("--update-snapshot", action="store_true", help="rewrite perf/micro/fastpath.snapshot")
@@ -339,6 +402,10 @@ def main():
         print(f"numaheap fast path: {alloc:.1f} instructions per malloc(64)+free pair "
               f"(snapshot {snap:.1f}, limit {limit:.1f}): {verdict}")
         return 0 if verdict == "ok" else 1
+
+    if args.inproc:
+        print(inproc(args, lib))
+        return 0
 
     allocs = allocators(args, lib)
     if args.instructions:

@@ -1,0 +1,107 @@
+/*
+ * inproc.c — the malloc/free pair of several allocators, alternated inside
+ * one process (micro.py --inproc).
+ *
+ *   inproc SIZE ROUNDS PAIRS LIB...
+ *
+ * Each LIB (a shared object exporting malloc and free) is opened with
+ * dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and called through function pointers.
+ * A round runs PAIRS malloc(SIZE)/free pairs (one byte of each object
+ * written, as in micro.c's lifo k=1) under every library in turn, the
+ * order rotating from round to round. On a shared machine whose speed
+ * drifts by a third from one second to the next, runs of a few
+ * milliseconds alternated this way see the same machine, which separate
+ * processes a second apart do not.
+ *
+ * Prints one line per library: "<lib> <min> <p25> <median>" (ns per pair,
+ * wall time of each round). The process's own malloc (glibc's, for
+ * printf) is none of these: the libraries serve only the calls made
+ * through their pointers.
+ *
+ * Libraries built with initial-exec TLS (jemalloc) need room in glibc's
+ * static TLS block: micro.py sets GLIBC_TUNABLES=glibc.rtld.optional_static_tls.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef void *(*malloc_fn)(size_t);
+typedef void (*free_fn)(void *);
+
+static double now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* Out of line, so that every library runs the same loop. */
+__attribute__((noinline)) static void pairs(malloc_fn m, free_fn f, size_t size, long n)
+{
+	for (long i = 0; i < n; i++) {
+		void *p = m(size);
+		if (!p) {
+			fprintf(stderr, "inproc: malloc(%zu) failed\n", size);
+			exit(1);
+		}
+		*(volatile char *)p = 1;
+		f(p);
+	}
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5) {
+		fprintf(stderr, "usage: inproc SIZE ROUNDS PAIRS LIB...\n");
+		return 2;
+	}
+	size_t size = (size_t)atol(argv[1]);
+	int rounds = atoi(argv[2]);
+	long n = atol(argv[3]);
+	int nlib = argc - 4;
+	if (rounds < 1 || n < 1) {
+		fprintf(stderr, "inproc: ROUNDS and PAIRS must be positive\n");
+		return 2;
+	}
+	malloc_fn *m = calloc((size_t)nlib, sizeof *m);
+	free_fn *f = calloc((size_t)nlib, sizeof *f);
+	double *t = calloc((size_t)nlib * (size_t)rounds, sizeof *t);
+	if (!m || !f || !t)
+		return 1;
+	for (int i = 0; i < nlib; i++) {
+		void *h = dlopen(argv[4 + i], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+		if (!h) {
+			fprintf(stderr, "inproc: %s\n", dlerror());
+			return 1;
+		}
+		m[i] = (malloc_fn)dlsym(h, "malloc");
+		f[i] = (free_fn)dlsym(h, "free");
+		if (!m[i] || !f[i]) {
+			fprintf(stderr, "inproc: %s has no malloc or free\n", argv[4 + i]);
+			return 1;
+		}
+		pairs(m[i], f[i], size, n); /* warm up: caches filled, code resident */
+	}
+	for (int r = 0; r < rounds; r++)
+		for (int k = 0; k < nlib; k++) {
+			int i = (k + r) % nlib;
+			double t0 = now_ns();
+			pairs(m[i], f[i], size, n);
+			t[(size_t)i * (size_t)rounds + (size_t)r] = (now_ns() - t0) / (double)n;
+		}
+	for (int i = 0; i < nlib; i++) {
+		double *x = t + (size_t)i * (size_t)rounds;
+		qsort(x, (size_t)rounds, sizeof *x, cmp_double);
+		printf("%s %.3f %.3f %.3f\n", argv[4 + i], x[0], x[rounds / 4], x[rounds / 2]);
+	}
+	return 0;
+}

@@ -815,7 +815,8 @@ void *nh_alloc_large(size_t n, size_t align, bool zero);
 struct mspan *nh_alloc_large_span(size_t n, size_t align);
 /* A valid object's span; reports and aborts on a bad pointer. */
 struct mspan *nh_checked_span(const char *api, uintptr_t p);
-/* Free an object whose span the caller has checked. */
+/* Free an object whose span the caller has checked (hardened mode: the
+ * free mark goes in the first word). */
 void nh_free_unchecked(struct mspan *s, uintptr_t p);
 
 NH_INLINE unsigned nh_size_to_class(size_t n)

@@ -266,18 +266,33 @@ static palloc_sum merge(const palloc_sum *sums, unsigned n, unsigned log_child_p
 	return palloc_sum_pack(start, most, end);
 }
 
-/* Recompute the summaries covering [addr, addr + npages pages). */
+/*
+ * Recompute the summaries covering [addr, addr + npages pages), from the
+ * chunks up. A level whose summaries all came out as they were leaves the
+ * levels above as they are (Go's update does the same): most span
+ * allocations and frees change no chunk's start, max or end, or no longer
+ * change anything a few levels up, so they stop early instead of merging
+ * eight summaries on every level.
+ */
 static void update(struct page_alloc *pa, uintptr_t addr, size_t npages)
 {
 	uintptr_t last = addr + (npages << NH_PAGE_SHIFT) - 1;
 	unsigned leaf = NH_SUMMARY_LEVELS - 1;
-	for (size_t ci = chunk_index(pa, addr); ci <= chunk_index(pa, last); ci++)
-		pa->summary[leaf][ci] = chunk_summarize(pa->chunks[ci]);
-	for (int l = (int)leaf - 1; l >= 0; l--) {
+	bool changed = false;
+	for (size_t ci = chunk_index(pa, addr); ci <= chunk_index(pa, last); ci++) {
+		palloc_sum sum = chunk_summarize(pa->chunks[ci]);
+		changed |= pa->summary[leaf][ci] != sum;
+		pa->summary[leaf][ci] = sum;
+	}
+	for (int l = (int)leaf - 1; l >= 0 && changed; l--) {
 		size_t lo = level_index(pa, (unsigned)l, addr), hi = level_index(pa, (unsigned)l, last);
-		for (size_t k = lo; k <= hi; k++)
-			pa->summary[l][k] = merge(&pa->summary[l + 1][k << NH_SUMMARY_LEVEL_BITS],
-						  1u << NH_SUMMARY_LEVEL_BITS, level_log_pages((unsigned)l + 1));
+		changed = false;
+		for (size_t k = lo; k <= hi; k++) {
+			palloc_sum sum = merge(&pa->summary[l + 1][k << NH_SUMMARY_LEVEL_BITS],
+					       1u << NH_SUMMARY_LEVEL_BITS, level_log_pages((unsigned)l + 1));
+			changed |= pa->summary[l][k] != sum;
+			pa->summary[l][k] = sum;
+		}
 	}
 }
 

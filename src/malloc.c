@@ -51,13 +51,13 @@
  *     compare against the span's size): "interior pointer";
  *   - a freed object's mark word (its second, or in hardened mode its
  *     first: mark_word_as()) is set to nh_cookie ^ address, a secret
- *     per-process value, and malloc zeroes it when it hands the object out;
- *     free finding the cookie already there is a double free. In hardened
- *     mode malloc also checks the cookie is still there before handing a
- *     cached object out, catching writes after free (and a double free with
- *     a write in between) before reuse;
- *   - objects going back from a cache to their span must have their bit
- *     set, or it is a double free (mspan_put).
+ *     per-process value. malloc checks that it is there before it hands a
+ *     cached object out, then zeroes it: missing, the object was freed
+ *     twice (its other entry came out first) or written after free. An
+ *     entry going back to its span is checked the same way, and the span's
+ *     bit must be set (mspan_put). So a double free is caught before the
+ *     object can be handed out twice; hardened mode also checks in free,
+ *     to name the second free itself.
  *
  * Memory goes back to the OS in the background (scavenger.c): free pages
  * that stayed free for a while, beyond a goal of retained memory, whole
@@ -159,19 +159,25 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
 #endif
 
 /*
- * Turn a cache entry into the object handed to the program: clear the free
- * cookie (a later free must not mistake the object for a freed one). In
- * hardened mode, first check that the cookie is intact: a write to the
- * freed object, or a double free with a write in between, is caught before
- * the object is handed out. That check reads the object, which is often
- * cold or in another core's cache (a remote free just wrote it), so it
- * costs the default mode too much (perf/hardening, docs/reliability.md).
+ * Turn a cache entry into the object handed to the program. A freed
+ * object's mark must still be there: gone, the object was freed twice (the
+ * first of its two entries came out before, and cleared it) or written
+ * after free, and it is not handed out again. Then clear the mark (a later
+ * free must not mistake the object for a freed one). This is where a
+ * double free is caught in the default mode, not in free: free would have
+ * to read the object, which is often cold (freed long after its last use)
+ * and stalls free on the miss (random N=100000 in perf/micro ran 1.7x
+ * slower so), while the entry malloc takes is the one last freed on this
+ * CPU, whose line free's mark store just brought in. Entries fresh from a
+ * span carry no mark; entries that go back to their spans instead are
+ * checked there (mcentral.c, release_to_spans), so every duplicate is
+ * caught before the object can be handed out twice.
  */
 NH_INLINE void *entry_to_object_as(uintptr_t e, unsigned cls, bool hardened)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
 	uintptr_t *w = mark_word_as(p, cls, hardened);
-	if (NH_UNLIKELY(hardened) && !(e & NH_ENTRY_FRESH) && *w != (nh_cookie ^ p))
+	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(*w != (nh_cookie ^ p)))
 		report_cached_corruption(p);
 	*w = 0;
 	return (void *)p;
@@ -238,9 +244,7 @@ static void *alloc_from_central(struct mheap *h, unsigned cls)
 		return NULL;
 	}
 	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	*mark_word(p, cls) = 0;
-	return (void *)p;
+	return entry_to_object(e, cls);
 }
 
 /* For threads without a P. */
@@ -475,8 +479,10 @@ NH_INLINE void free_object_as(uintptr_t p, bool hardened)
 		free_report_interior(p);
 		return;
 	}
+	/* The mark; checked here only in hardened mode, which names the
+	 * second free itself (the default mode catches it at reuse, above). */
 	uintptr_t *w = mark_word_as(p, cls, hardened), cookie = nh_cookie ^ p;
-	if (NH_CHECKS && NH_UNLIKELY(*w == cookie)) {
+	if (hardened && NH_UNLIKELY(*w == cookie)) {
 		free_report_double(p);
 		return;
 	}

@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <thread>
 
+#include "../common/double_free.h"
 #include "api_util.h"
 #include "numaheap.h"
 
@@ -56,12 +57,23 @@ void do_free(void *p) { free((void *)opaque((size_t)p)); }
 
 #define EXPECT_ABORT(stmt, re) EXPECT_EXIT(stmt, ::testing::KilledBySignal(SIGABRT), re)
 
+// A small object freed twice is caught when one of its two cache entries
+// would be handed out again, or goes back to its span (tests/common/
+// double_free.h): the statements allocate until then.
 TEST(BadFreeDeathTest, DoubleFreeSmall)
 {
 	for (size_t n : {size_t(1), size_t(8), size_t(16), size_t(100), size_t(1000), size_t(20000), size_t(32768)}) {
 		void *p = malloc(n);
 		ASSERT_NE(p, nullptr);
-		EXPECT_ABORT({ free(p); do_free(p); }, msg("free", p, kDouble)) << "size " << n;
+		EXPECT_ABORT(
+			{
+				dfree::pin_to_one_cpu();
+				free(p);
+				do_free(p);
+				dfree::reuse(n);
+			},
+			dfree::caught(p))
+			<< "size " << n;
 		free(p); // the parent's copy was never freed
 	}
 }
@@ -79,8 +91,9 @@ TEST(BadFreeDeathTest, DoubleFreeSmallAfterOtherActivity)
 			for (auto &x : q)
 				free(x);
 			do_free(p);
+			dfree::reuse(48);
 		},
-		msg("free", p, kDouble));
+		dfree::caught(p));
 	free(p);
 }
 
@@ -99,7 +112,13 @@ TEST(BadFreeDeathTest, DoubleFreeLarge)
 TEST(BadFreeDeathTest, DoubleDelete)
 {
 	int *i = new int(3);
-	EXPECT_ABORT({ ::operator delete(i); ::operator delete((void *)opaque((size_t)i)); }, msg("free", i, kDouble));
+	EXPECT_ABORT(
+		{
+			::operator delete(i);
+			::operator delete((void *)opaque((size_t)i));
+			dfree::reuse(sizeof(int));
+		},
+		dfree::caught(i));
 	delete i;
 	char *big = new char[200000];
 	EXPECT_ABORT({ delete[] big; ::operator delete[]((void *)opaque((size_t)big)); }, msg("free", big, kEitherDouble));
@@ -109,7 +128,13 @@ TEST(BadFreeDeathTest, DoubleDelete)
 TEST(BadFreeDeathTest, DoubleFreeSized)
 {
 	void *p = malloc(64);
-	EXPECT_ABORT({ free_sized(p, 64); free_sized((void *)opaque((size_t)p), 64); }, msg("free", p, kDouble));
+	EXPECT_ABORT(
+		{
+			free_sized(p, 64);
+			free_sized((void *)opaque((size_t)p), 64);
+			dfree::reuse(64);
+		},
+		dfree::caught(p));
 	free(p);
 }
 
@@ -203,10 +228,10 @@ TEST(BadFreeDeathTest, UsableSizeOfABadPointer)
 	EXPECT_ABORT(escape((void *)malloc_usable_size(on_stack)), msg("malloc_usable_size", on_stack, kNotOurs));
 }
 
-// A write to a freed object is caught before the object is reused in
-// hardened mode only (tests/hardening: HardenedDeathTest.WriteAfterFree*):
-// the check reads the object, which costs the default fast path too much.
-// The default mode still catches every double free without such a write.
+// The double frees of small objects below are made on several threads; all
+// run on one CPU, so that both entries land in caches the allocating thread
+// reaches (a per-CPU cache of another CPU would keep one until it is
+// drained).
 
 TEST(BadFreeDeathTest, DoubleFreeFromAnotherThread)
 {
@@ -214,38 +239,46 @@ TEST(BadFreeDeathTest, DoubleFreeFromAnotherThread)
 	// Freed by this thread, freed again by another.
 	EXPECT_ABORT(
 		{
+			dfree::pin_to_one_cpu();
 			free(p);
 			std::thread t([p] { do_free(p); });
 			t.join();
+			dfree::reuse(64);
 		},
-		msg("free", p, kDouble));
+		dfree::caught(p));
 	// Freed twice by another thread.
 	EXPECT_ABORT(
 		{
+			dfree::pin_to_one_cpu();
 			std::thread t([p] {
 				free(p);
 				do_free(p);
 			});
 			t.join();
+			dfree::reuse(64);
 		},
-		msg("free", p, kDouble));
+		dfree::caught(p));
 	// Freed by two other threads in turn.
 	EXPECT_ABORT(
 		{
+			dfree::pin_to_one_cpu();
 			std::thread a([p] { free(p); });
 			a.join();
 			std::thread b([p] { do_free(p); });
 			b.join();
+			dfree::reuse(64);
 		},
-		msg("free", p, kEitherDouble));
+		dfree::caught(p));
 	// Freed by a thread that has exited (its cache flushed), then by this one.
 	EXPECT_ABORT(
 		{
+			dfree::pin_to_one_cpu();
 			std::thread a([p] { free(p); });
 			a.join();
 			do_free(p);
+			dfree::reuse(64);
 		},
-		msg("free", p, kEitherDouble));
+		dfree::caught(p));
 	free(p);
 
 	void *l = malloc(300000);

@@ -8,7 +8,9 @@
  *
  * Refill takes objects from the first partial span; when there is none it
  * drops its lock, asks the node's heap for a fresh span and puts it on the
- * partial list. Release clears the objects' bits in their spans: a full span
+ * partial list. Release checks each object's free mark (gone: its other
+ * entry was handed out, a double free) and clears the objects' bits in
+ * their spans: a full span
  * becomes partial (at the front, so the next refill finishes it off before
  * touching emptier ones), and an empty span goes back to the heap — unless
  * it is the class's last partial span, which is kept to stop a class that

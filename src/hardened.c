@@ -147,8 +147,8 @@ size_t hardened_usable_size(uintptr_t p)
 void *hardened_realloc(uintptr_t p, size_t n)
 {
 	size_t usable;
-	checked("realloc", p, &usable);
-	if (*(uintptr_t *)p == (nh_cookie ^ p) && span_of(p)->sizeclass)
+	struct mspan *s = checked("realloc", p, &usable);
+	if (s->sizeclass && has_free_mark_as(p, s->sizeclass, true))
 		nh_report_bad_pointer("realloc", (void *)p, "double free");
 	void *q = hardened_alloc(n, 0, false);
 	if (!q)

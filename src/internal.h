@@ -743,6 +743,13 @@ NH_INLINE uintptr_t *mark_word_as(uintptr_t p, unsigned cls, bool hardened)
 {
 	return (uintptr_t *)p + (!hardened & (cls > 1));
 }
+
+/* The free mark of the object at p, and whether its mark word holds it. */
+NH_INLINE uintptr_t free_mark(uintptr_t p) { return nh_cookie ^ p; }
+NH_INLINE bool has_free_mark_as(uintptr_t p, unsigned cls, bool hardened)
+{
+	return *mark_word_as(p, cls, hardened) == free_mark(p);
+}
 extern bool nh_heaps_ok;    /* at least one heap could be set up */
 extern _Atomic int nh_initialized;
 void nh_init_slow(void);
@@ -801,7 +808,7 @@ void scavenger_fork_child(void);
  * ------------------------------------------------------------------------ */
 #define nh_hardened (nh_fast.hardened)
 
-NH_INLINE uintptr_t *mark_word(uintptr_t p, unsigned cls) { return mark_word_as(p, cls, nh_hardened); }
+NH_INLINE bool has_free_mark(uintptr_t p, unsigned cls) { return has_free_mark_as(p, cls, nh_hardened); }
 uint64_t nh_random(void);
 void hardened_shuffle(uintptr_t *v, unsigned n);
 void *hardened_alloc(size_t n, size_t align, bool zero);

@@ -176,10 +176,9 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
 NH_INLINE void *entry_to_object_as(uintptr_t e, unsigned cls, bool hardened)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	uintptr_t *w = mark_word_as(p, cls, hardened);
-	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(*w != (nh_cookie ^ p)))
+	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark_as(p, cls, hardened)))
 		report_cached_corruption(p);
-	*w = 0;
+	*mark_word_as(p, cls, hardened) = 0;
 	return (void *)p;
 }
 
@@ -481,12 +480,11 @@ NH_INLINE void free_object_as(uintptr_t p, bool hardened)
 	}
 	/* The mark; checked here only in hardened mode, which names the
 	 * second free itself (the default mode catches it at reuse, above). */
-	uintptr_t *w = mark_word_as(p, cls, hardened), cookie = nh_cookie ^ p;
-	if (hardened && NH_UNLIKELY(*w == cookie)) {
+	if (hardened && NH_UNLIKELY(has_free_mark_as(p, cls, true))) {
 		free_report_double(p);
 		return;
 	}
-	*w = cookie;
+	*mark_word_as(p, cls, hardened) = free_mark(p);
 	unsigned node = (unsigned)node_of_addr(p);
 	PUSH_FAST(cls, p, node, slow);
 	return;
@@ -584,7 +582,7 @@ NH_API void *NH_NAME(realloc)(void *ptr, size_t n)
 		return hardened_realloc(p, n);
 	struct mspan *s = checked_span("realloc", p);
 	if (s->sizeclass) {
-		if (NH_UNLIKELY(*mark_word_as(p, s->sizeclass, false) == (nh_cookie ^ p)))
+		if (NH_UNLIKELY(has_free_mark_as(p, s->sizeclass, false)))
 			free_double("realloc", p);
 		if (n <= NH_MAX_SMALL_SIZE && size_to_class(n) == s->sizeclass)
 			return ptr;

@@ -138,25 +138,23 @@ def allocators(args, lib):
     return out
 
 
-def compile_bench(args):
+def compile_c(args, name, flags, libs=()):
+    """<build>/perf-bench/<name>, from perf/micro/<name>.c, rebuilt when older than it."""
     outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
     os.makedirs(outdir, exist_ok=True)
-    exe = os.path.join(outdir, "micro")
-    src = os.path.join(HERE, "micro.c")
+    exe = os.path.join(outdir, name)
+    src = os.path.join(HERE, name + ".c")
     if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", "-fno-builtin-malloc", "-fno-builtin-free",
-                        "-pthread", src, "-o", exe], check=True)
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", *flags, src, "-o", exe, *libs], check=True)
     return exe
+
+
+def compile_bench(args):
+    return compile_c(args, "micro", ["-fno-builtin-malloc", "-fno-builtin-free", "-pthread"])
 
 
 def compile_inproc(args):
-    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
-    os.makedirs(outdir, exist_ok=True)
-    exe = os.path.join(outdir, "inproc")
-    src = os.path.join(HERE, "inproc.c")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", src, "-o", exe, "-ldl"], check=True)
-    return exe
+    return compile_c(args, "inproc", [], ["-ldl"])
 
 
 INPROC_ROUNDS = 150

@@ -87,14 +87,20 @@ static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
 static _Atomic uint32_t bg_wake;
 static _Atomic int dump_requested;
 
-/* The background thread's sleep: ns at most, less if woken. */
-static void sleep_ns(uint64_t ns)
+/*
+ * The background thread's sleep: ns at most, less if woken since it read
+ * bg_wake as seen. The main loop reads it before it looks for work, so a
+ * wake that comes while a pass runs (a pre-faulting request, a statistics
+ * signal) ends the sleep at once instead of waiting it out: read here, it
+ * would already count that wake, and the thread would sleep a second, or
+ * the seconds a CPU budget in debt asks for.
+ */
+static void sleep_ns(uint64_t ns, uint32_t seen)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-	uint32_t v = atomic_load(&bg_wake);
 	if (atomic_load(&dump_requested))
 		return;
-	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, v, &ts, NULL, 0);
+	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
 }
 
 /* Wake it. Async-signal-safe: an atomic add and a futex wake. */
@@ -377,7 +383,7 @@ static void prefault_episode(void)
 			atomic_store(&pf_state, PF_RUNNING);
 		}
 		mutex_unlock(&scav_lock);
-		sleep_ns(250000);
+		sleep_ns(250000, atomic_load(&bg_wake));
 		mutex_lock(&scav_lock);
 	}
 	mutex_unlock(&scav_lock);
@@ -434,6 +440,7 @@ static void *bg_main(void *arg)
 	uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
 	int64_t credit = SCAV_BURST_NS; /* the token bucket, in ns of work */
 	for (;;) {
+		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
 		uint64_t now = os_nanotime();
 		if (pct)
 			credit = NH_MIN(credit + (int64_t)((now - last_pass) * pct / 100), SCAV_BURST_NS);
@@ -513,7 +520,7 @@ static void *bg_main(void *arg)
 			if (credit < 0)
 				budget_wait = (uint64_t)-credit * 100 / pct;
 		}
-		sleep_ns(NH_MAX(wait, budget_wait));
+		sleep_ns(NH_MAX(wait, budget_wait), seen);
 	}
 	return NULL;
 }

@@ -291,7 +291,8 @@ struct page_run {
 	size_t bytes;
 };
 /* The lowest released pages, un-scavenged for pre-faulting: see pagealloc.c. */
-unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct page_run *out, unsigned max_runs);
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
+				   struct page_run *out, unsigned max_runs);
 /* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
 int page_alloc_check(struct page_alloc *pa);
 
@@ -502,6 +503,7 @@ struct mheap {
 	uint64_t grow_calls;
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
 	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
+	uintptr_t regrow_front;	/* end of the highest span taken from released pages this pre-faulting episode; lock */
 	_Atomic uint64_t remote_frees;	/* objects freed by other nodes' threads, sent home */
 	struct mcentral central[NH_NUM_CLASSES];
 	/*

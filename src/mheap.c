@@ -92,10 +92,12 @@ static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t 
  * tell the scavenger that the heap grows back into what it released. Heap
  * lock held.
  */
-static void count_reused(struct mheap *h, size_t scav, size_t fresh)
+static void count_reused(struct mheap *h, uintptr_t end, size_t scav, size_t fresh)
 {
 	if (scav > fresh) {
 		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
+		if (end > h->regrow_front)
+			h->regrow_front = end;
 		scavenger_regrowing();
 	}
 }
@@ -145,7 +147,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
 	arena_set_spans(base, npages, s);
 	h->inuse_bytes += npages << NH_PAGE_SHIFT;
-	count_reused(h, scav, fresh);
+	count_reused(h, base + (npages << NH_PAGE_SHIFT), scav, fresh);
 	mutex_unlock(&h->lock);
 	return s;
 }
@@ -179,7 +181,7 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
 		h->inuse_bytes += extra << NH_PAGE_SHIFT;
 		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
-		count_reused(h, scav, fresh);
+		count_reused(h, tail + (extra << NH_PAGE_SHIFT), scav, fresh);
 	}
 	mutex_unlock(&h->lock);
 	return ok;

@@ -654,13 +654,17 @@ uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, s
  * resident ones count towards the window as they are; released ones get
  * their scavenged bits cleared and go into out[] as runs, in address
  * order, for the caller to fault in. Stops when window pages are free and
- * resident (or about to be), or out[] is full. The chunks touched get a
- * fresh free tick, so the scavenger leaves what was faulted in alone for
- * its delay. Returns the number of runs.
+ * resident (or about to be), or out[] is full, or take pages have been
+ * taken and the next page starts a huge page: the caller faults in a
+ * little at a time, nearest first, and looks again, so that it moves
+ * ahead of a program that overtook it instead of faulting in behind it.
+ * The chunks touched get a fresh free tick, so the scavenger leaves what
+ * was faulted in alone for its delay. Returns the number of runs.
  */
-unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct page_run *out, unsigned max_runs)
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
+				   struct page_run *out, unsigned max_runs)
 {
-	size_t have = 0;
+	size_t have = 0, taken = 0;
 	unsigned nruns = 0;
 	uintptr_t a = pa->search_addr;
 	while (a < pa->grown_end && have < window) {
@@ -673,11 +677,26 @@ unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct 
 			continue;
 		bool touched = false;
 		for (unsigned p = first; p < NH_CHUNK_PAGES && have < window; p++) {
+			unsigned w = p / 64;
 			uint64_t m = (uint64_t)1 << (p % 64);
-			if (c->alloc[p / 64] & m)
+			if (p % 64 == 0 && !(c->scav[w] & ~c->alloc[w])) {
+				/* Nothing released in these 64 pages: count the free ones. */
+				have += (size_t)nh_popcount64(~c->alloc[w]);
+				p += 63;
 				continue;
-			if (c->scav[p / 64] & m) {
+			}
+			if (c->alloc[w] & m)
+				continue;
+			if (c->scav[w] & m) {
 				uintptr_t pg = cbase + ((uintptr_t)p << NH_PAGE_SHIFT);
+				if (pg < from) {
+					have++; /* the program's, soon */
+					continue;
+				}
+				if (taken >= take && pg % NH_HUGE_BYTES == 0) {
+					have = window; /* enough for this call */
+					break;
+				}
 				if (nruns && out[nruns - 1].base + out[nruns - 1].bytes == pg) {
 					out[nruns - 1].bytes += NH_PAGE_SIZE;
 				} else if (nruns < max_runs) {
@@ -686,8 +705,9 @@ unsigned page_alloc_unscavenge_low(struct page_alloc *pa, size_t window, struct 
 					have = window; /* out[] is full */
 					break;
 				}
-				c->scav[p / 64] &= ~m;
+				c->scav[w] &= ~m;
 				pa->pages_scav--;
+				taken++;
 				touched = true;
 			}
 			have++;

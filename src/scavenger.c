@@ -292,7 +292,9 @@ void scavenger_check_limit(void)
  * scavenger_regrowing(); its next slow path wakes the thread
  * (scavenger_poll), which keeps a window of free resident pages above
  * search_addr, looking every 250 us, until it has had nothing to fault in
- * for 20 ms. The pages' scavenged bits are
+ * for 20 ms, a huge page at a time, never below the second huge page past
+ * the regrowth front (mheap.c, count_reused: where the program's spans
+ * from released pages end). The pages' scavenged bits are
  * cleared under the heap lock before they are faulted in, so the
  * scavenger does not release them meanwhile; a span carved from them
  * before the fault is harmless (MADV_POPULATE_WRITE leaves what a page
@@ -312,35 +314,50 @@ void scavenger_regrowing(void)
 }
 
 #define PF_RUNS 32
+/* Pages faulted in per look at the window: a huge page. */
+#define PF_STEP NH_PAGES_PER_HUGE
+#define PF_LEAD (2 * NH_HUGE_BYTES)
 
-/* Fault in the window of node h; returns the bytes faulted in, or -1 if
- * the kernel cannot (no MADV_POPULATE_WRITE). */
+/*
+ * Fault in the window of node h, a huge page at a time, the nearest
+ * first; returns the bytes faulted in, or -1 if the kernel cannot (no
+ * MADV_POPULATE_WRITE). Each step looks at the window again: when the
+ * program has overtaken the thread (it can consume memory about as fast as
+ * the kernel zeroes it), the thread goes on ahead of it rather than
+ * faulting in, behind it, pages the program already faulted itself (or is
+ * faulting: the same huge page zeroed twice, once for nothing).
+ */
 static ssize_t prefault_node(struct mheap *h)
 {
 	struct page_run run[PF_RUNS];
-	size_t window = (size_t)NH_OPTION(PREFAULT) >> NH_PAGE_SHIFT;
 	size_t limit = (size_t)NH_OPTION(MEMORY_LIMIT);
-	if (limit) {
-		/* Never fault in what the limit would make a thread release. */
-		size_t res = resident_bytes();
-		if (res >= limit)
-			return 0;
-		window = NH_MIN(window, (limit - res) >> NH_PAGE_SHIFT);
-	}
-	mutex_lock(&h->lock);
-	unsigned n = page_alloc_unscavenge_low(&h->pages, window, run, PF_RUNS);
-	mutex_unlock(&h->lock);
 	size_t done = 0;
-	for (unsigned i = 0; i < n; i++) {
-		int r = os_populate((void *)run[i].base, run[i].bytes);
-		if (r == -EINVAL)
-			return -1;
-		if (r == 0)
-			done += run[i].bytes;
-		/* Otherwise (no memory; or, with -EINVAL, this run and the
-		 * rest) the pages stay free and marked resident though they
-		 * are not: the program faults them itself (and calloc clears
-		 * them, needlessly), or the scavenger releases them again. */
+	for (;;) {
+		size_t window = (size_t)NH_OPTION(PREFAULT) >> NH_PAGE_SHIFT;
+		if (limit) {
+			/* Never fault in what the limit would make a thread release. */
+			size_t res = resident_bytes();
+			if (res >= limit)
+				break;
+			window = NH_MIN(window, (limit - res) >> NH_PAGE_SHIFT);
+		}
+		mutex_lock(&h->lock);
+		uintptr_t from = h->regrow_front ? (h->regrow_front & ~(NH_HUGE_BYTES - 1)) + PF_LEAD : 0;
+		unsigned n = page_alloc_unscavenge_low(&h->pages, from, window, PF_STEP, run, PF_RUNS);
+		mutex_unlock(&h->lock);
+		if (n == 0)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			int r = os_populate((void *)run[i].base, run[i].bytes);
+			if (r == -EINVAL)
+				return -1;
+			if (r == 0)
+				done += run[i].bytes;
+			/* Otherwise (no memory; or, with -EINVAL, this run and the
+			 * rest) the pages stay free and marked resident though they
+			 * are not: the program faults them itself (and calloc clears
+			 * them, needlessly), or the scavenger releases them again. */
+		}
 	}
 	mutex_lock(&h->lock);
 	h->prefault_bytes += done;
@@ -376,6 +393,13 @@ static void prefault_episode(void)
 		if (atomic_load(&dump_requested))
 			break; /* still running: the thread comes back after the dump */
 		if (os_nanotime() - last_work > 20000000u) {
+			/* The next episode's program starts from anywhere. */
+			for (int n = 0; n < NH_MAX_NODES; n++)
+				if (nh_heaps[n]) {
+					mutex_lock(&nh_heaps[n]->lock);
+					nh_heaps[n]->regrow_front = 0;
+					mutex_unlock(&nh_heaps[n]->lock);
+				}
 			int s = PF_RUNNING;
 			if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
 				break;

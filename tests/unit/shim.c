@@ -246,10 +246,16 @@ size_t nht_opt_stats_file_cap(void) { return sizeof nh_opt.stats_file; }
 
 unsigned nht_pa_unscavenge_low(struct nht_pa *t, size_t window, uintptr_t *base, size_t *bytes, unsigned max_runs)
 {
+	return nht_pa_unscavenge_from(t, 0, window, SIZE_MAX, base, bytes, max_runs);
+}
+
+unsigned nht_pa_unscavenge_from(struct nht_pa *t, uintptr_t from, size_t window, size_t take, uintptr_t *base,
+				size_t *bytes, unsigned max_runs)
+{
 	struct page_run run[16];
 	if (max_runs > 16)
 		max_runs = 16;
-	unsigned n = LOCKED(t, page_alloc_unscavenge_low(&t->pa, window, run, max_runs));
+	unsigned n = LOCKED(t, page_alloc_unscavenge_low(&t->pa, from, window, take, run, max_runs));
 	for (unsigned i = 0; i < n; i++) {
 		base[i] = run[i].base;
 		bytes[i] = run[i].bytes;

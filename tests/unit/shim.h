@@ -59,6 +59,10 @@ uintptr_t nht_pa_take_sparse(struct nht_pa *t, uintptr_t *limit, unsigned max_us
 void nht_pa_free_scavenged(struct nht_pa *t, uintptr_t addr, size_t npages);
 /* page_alloc_unscavenge_low; at most 16 runs, written to base[] and bytes[]. */
 unsigned nht_pa_unscavenge_low(struct nht_pa *t, size_t window, uintptr_t *base, size_t *bytes, unsigned max_runs);
+/* The same with its from and take: released pages below from are left (and
+ * counted in the window); stops at a huge page once take pages are taken. */
+unsigned nht_pa_unscavenge_from(struct nht_pa *t, uintptr_t from, size_t window, size_t take, uintptr_t *base,
+				size_t *bytes, unsigned max_runs);
 int nht_pa_check(struct nht_pa *t);
 uintptr_t nht_pa_base(const struct nht_pa *t);
 uintptr_t nht_pa_search_addr(const struct nht_pa *t);

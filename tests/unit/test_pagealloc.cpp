@@ -778,6 +778,36 @@ TEST(PageAllocScavenged, UnscavengeLowStopsWhenTheRunsAreFull)
 	EXPECT_EQ(nht_pa_check(pa), 0);
 }
 
+TEST(PageAllocScavenged, UnscavengeLowGoesAheadOfTheProgramAHugePageAtATime)
+{
+	// A whole released chunk (two huge pages of 256 pages). The program is
+	// at page 10: the first call leaves pages 0-9 to it (counted in the
+	// window) and takes the rest of the first huge page; it stops at the
+	// second, since one page was asked for and the next starts a huge page.
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	nht_pa_free_scavenged(pa, PageAddr(0, 0), 512);
+	uintptr_t base[16];
+	size_t bytes[16];
+	ASSERT_EQ(nht_pa_unscavenge_from(pa, PageAddr(0, 10), 1000, 1, base, bytes, 16), 1u);
+	EXPECT_EQ(base[0], PageAddr(0, 10));
+	EXPECT_EQ(bytes[0], 246 * kPageSize);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 266u);
+	// A window that ends before the pages from on: nothing taken.
+	EXPECT_EQ(nht_pa_unscavenge_from(pa, PageAddr(0, 10), 200, 1, base, bytes, 16), 0u);
+	// From 0: pages 0-9, then the step ends at the second huge page.
+	ASSERT_EQ(nht_pa_unscavenge_from(pa, 0, 1000, 1, base, bytes, 16), 1u);
+	EXPECT_EQ(base[0], PageAddr(0, 0));
+	EXPECT_EQ(bytes[0], 10 * kPageSize);
+	// Then the second huge page, whole.
+	ASSERT_EQ(nht_pa_unscavenge_from(pa, 0, 1000, 1, base, bytes, 16), 1u);
+	EXPECT_EQ(base[0], PageAddr(0, 256));
+	EXPECT_EQ(bytes[0], 256 * kPageSize);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 0u);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
 // ---- randomized, against a model ---------------------------------------------------
 
 // Every grown page: allocated? scavenged? By chunk index.

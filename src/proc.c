@@ -128,6 +128,7 @@ static void choose_cpu_mode(void)
 	nh_fast.pcpu_base = (uintptr_t)base;
 	nh_fast.pcpu_count = count;
 	nh_fast.cpu_mode = CPU_MODE_RSEQ; /* last: the fast paths switch here */
+	nh_fast.plain_rseq = !nh_hardened;
 }
 
 void proc_init(void)

@@ -353,7 +353,7 @@ NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
 }
 
 void mspan_init_small(struct mspan *s, unsigned sizeclass);
-/* Take up to n free objects into out[], in address order. */
+/* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
 /* Return one object to the span's bitmap; aborts on a double free. */
 void mspan_put(struct mspan *s, uintptr_t p);
@@ -559,12 +559,13 @@ void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
  *               hold the slab's lock and change it only through sequences
  *               that check they still run on the slab's CPU.
  *
- * Entries are object addresses. Every object with an entry carries its
- * free mark (see malloc.c: detecting double frees), objects fresh from a
- * span's bitmap too (mcentral_refill writes it).
+ * Entries are object addresses; the low bit marks an object that came
+ * straight from a span's bitmap (never freed since), which carries no free
+ * cookie (see malloc.c: detecting double frees).
  * ------------------------------------------------------------------------ */
 #define NH_MCACHE_SHIFT 18
 #define NH_MCACHE_BYTES ((size_t)1 << NH_MCACHE_SHIFT) /* 256 KiB: 32768 slots */
+#define NH_ENTRY_FRESH ((uintptr_t)1)
 
 struct mcache_class {
 	/* Bits 0-15: cur, the next free slot. Bits 16-63: mallocs served by
@@ -637,9 +638,10 @@ struct nh_fast {
 	ptrdiff_t rseq_off;
 	uintptr_t pcpu_base;
 	bool hardened;	/* NUMAHEAP_HARDENED: every call goes through hardened.c */
-	/* cpu_mode is CPU_MODE_RSEQ and hardened is off: the one test malloc
-	 * and free make before their per-CPU fast paths. */
-	bool plain_rseq;
+	/* The one test malloc and free make before their fast paths: hardened
+	 * off, and PLAIN_RSEQ (per-CPU P's) or PLAIN_PER_THREAD; 0 (hardened,
+	 * or before initialisation) takes the general path. */
+	uint8_t plain;
 } NH_ALIGNED(NH_CACHE_LINE);
 extern struct nh_fast nh_fast;
 
@@ -678,6 +680,7 @@ extern __thread struct mcache *nh_tls_cache __attribute__((tls_model("initial-ex
  * The M keeps the thread's exact per-class allocation counts either way.
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
+enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2 };
 
 struct m {
 	struct mcache *cache; /* the thread's per-thread P's cache */
@@ -813,7 +816,6 @@ void scavenger_fork_child(void);
 #define nh_hardened (nh_fast.hardened)
 
 NH_INLINE bool has_free_mark(uintptr_t p, unsigned cls) { return has_free_mark_as(p, cls, nh_hardened); }
-NH_INLINE uintptr_t *mark_word(uintptr_t p, unsigned cls) { return mark_word_as(p, cls, nh_hardened); }
 uint64_t nh_random(void);
 void hardened_shuffle(uintptr_t *v, unsigned n);
 void *hardened_alloc(size_t n, size_t align, bool zero);

@@ -168,17 +168,17 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
  * to read the object, which is often cold (freed long after its last use)
  * and stalls free on the miss (random N=100000 in perf/micro ran 1.7x
  * slower so), while the entry malloc takes is the one last freed on this
- * CPU, whose line free's mark store just brought in. Objects taken from
- * a span get the mark when they enter a cache (mcentral.c,
- * mcentral_refill), so every entry is checked alike, with no test of
- * where it came from; entries that go back to their spans instead are
- * checked there (release_to_spans), so every duplicate is caught before
- * the object can be handed out twice.
+ * CPU, whose line free's mark store just brought in. Entries fresh from a
+ * span carry no mark (writing one when they enter a cache made the
+ * objects resident while they wait there: pareto's peak RSS +2 MiB, for
+ * 4 instructions less here); entries that go back to their spans instead
+ * are checked there (mcentral.c, release_to_spans), so every duplicate is
+ * caught before the object can be handed out twice.
  */
 NH_INLINE void *entry_to_object_as(uintptr_t e, unsigned cls, bool hardened)
 {
-	uintptr_t p = e;
-	if (NH_CHECKS && NH_UNLIKELY(!has_free_mark_as(p, cls, hardened)))
+	uintptr_t p = e & ~NH_ENTRY_FRESH;
+	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark_as(p, cls, hardened)))
 		report_cached_corruption(p);
 	*mark_word_as(p, cls, hardened) = 0;
 	return (void *)p;
@@ -201,11 +201,13 @@ static void slow_path_hooks(void)
 }
 
 /* Pop an entry of class cls from the calling thread's P, or goto miss. */
-#define POP_FAST(cls, e, miss) POP_FAST_IN(false, cls, e, miss)
-/* known_rseq: the caller has seen nh_fast.plain_rseq set. */
-#define POP_FAST_IN(known_rseq, cls, e, miss)                                                              \
+#define POP_FAST(cls, e, miss) POP_FAST_IN(PLAIN_NO, cls, e, miss)
+/* known: the mode as the caller has seen it in nh_fast.plain (PLAIN_RSEQ,
+ * PLAIN_PER_THREAD), or PLAIN_NO to read cpu_mode here. */
+#define MODE_IS_RSEQ(known) ((known) == PLAIN_RSEQ || ((known) == PLAIN_NO && NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)))
+#define POP_FAST_IN(known, cls, e, miss)                                                                   \
 	do {                                                                                               \
-		if ((known_rseq) || NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)) {                        \
+		if (MODE_IS_RSEQ(known)) {                                                                  \
 			/* Per-CPU P: the CPU's stack, in a restartable sequence. */                       \
 			NH_RSEQ_POP(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,               \
 				    (uintptr_t)(cls) << 4, e, miss);                                       \
@@ -226,17 +228,17 @@ static void slow_path_hooks(void)
  * API's entry points test it first): the fast path does not read it again
  * after the pop, whose sequence clobbers memory for the compiler.
  */
-NH_INLINE void *alloc_small_in(unsigned cls, bool hardened, bool known_rseq)
+NH_INLINE void *alloc_small_in(unsigned cls, bool hardened, int known)
 {
 	uintptr_t e;
-	POP_FAST_IN(known_rseq, cls, e, miss);
+	POP_FAST_IN(known, cls, e, miss);
 	return entry_to_object_as(e, cls, hardened);
 miss:
 	return alloc_small_slow(cls);
 }
 
 /* From a path where hardened mode is known to be off. */
-NH_INLINE void *alloc_small_as(unsigned cls, bool hardened) { return alloc_small_in(cls, hardened, false); }
+NH_INLINE void *alloc_small_as(unsigned cls, bool hardened) { return alloc_small_in(cls, hardened, PLAIN_NO); }
 NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_as(cls, false); }
 
 /* One object of class cls straight from heap h's mcentral, with no cache. */
@@ -366,10 +368,10 @@ static void free_large(struct mspan *s, uintptr_t p)
 }
 
 /* Push p (node node) on the calling thread's P, or goto miss. */
-#define PUSH_FAST(cls, p, nd, miss) PUSH_FAST_IN(false, cls, p, nd, miss)
-#define PUSH_FAST_IN(known_rseq, cls, p, nd, miss)                                                         \
+#define PUSH_FAST(cls, p, nd, miss) PUSH_FAST_IN(PLAIN_NO, cls, p, nd, miss)
+#define PUSH_FAST_IN(known, cls, p, nd, miss)                                                              \
 	do {                                                                                               \
-		if ((known_rseq) || NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)) {                        \
+		if (MODE_IS_RSEQ(known)) {                                                                  \
 			/* Per-CPU P: a restartable sequence, which also checks that the                   \
 			 * CPU's slab holds objects of this node. */                                       \
 			NH_RSEQ_PUSH(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,              \
@@ -465,7 +467,7 @@ NH_NOINLINE static void free_not_small(uintptr_t p)
 	free_large(s, p);
 }
 
-NH_INLINE void free_object_in(uintptr_t p, bool hardened, bool known_rseq)
+NH_INLINE void free_object_in(uintptr_t p, bool hardened, int known)
 {
 	/*
 	 * The page's info word gives the class and the phase, so the span
@@ -496,13 +498,13 @@ NH_INLINE void free_object_in(uintptr_t p, bool hardened, bool known_rseq)
 	}
 	*mark_word_as(p, cls, hardened) = free_mark(p);
 	unsigned node = (unsigned)node_of_addr(p);
-	PUSH_FAST_IN(known_rseq, cls, p, node, slow);
+	PUSH_FAST_IN(known, cls, p, node, slow);
 	return;
 slow:
 	free_small_slow(cls, p);
 }
 
-NH_INLINE void free_object_as(uintptr_t p, bool hardened) { free_object_in(p, hardened, false); }
+NH_INLINE void free_object_as(uintptr_t p, bool hardened) { free_object_in(p, hardened, PLAIN_NO); }
 
 /* ---- entry points for hardened.c ----------------------------------------------- */
 
@@ -530,26 +532,41 @@ NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
 }
 
 /* malloc in per-thread or hardened mode, or beyond 1 KiB. */
+#define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
+
+/* malloc with per-thread caches, in hardened mode, before initialisation,
+ * or beyond 1 KiB. */
 NH_NOINLINE static void *malloc_other(size_t n)
 {
-	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(!nh_hardened))
-		return alloc_small(nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]);
+	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX)) {
+		if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD))
+			return alloc_small_in(CLASS8(n), false, PLAIN_PER_THREAD);
+		if (!nh_hardened)
+			return alloc_small(CLASS8(n));
+	}
 	return malloc_beyond_8_step(n);
 }
 
 NH_API void *NH_NAME(malloc)(size_t n)
 {
-	/* Sizes up to 1 KiB on a per-CPU P, hardened mode off: one compare,
-	 * one flag, one table load to the class. */
-	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(nh_fast.plain_rseq))
-		return alloc_small_in(nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV], false,
-				      true);
+	/*
+	 * Sizes up to 1 KiB on a per-CPU P, hardened mode off: one compare,
+	 * one flag (it says both), one table load to the class. The flag
+	 * costs the per-thread mode a call (malloc_other); the per-CPU mode
+	 * is the one that runs wherever the kernel has rseq.
+	 */
+	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
+		return alloc_small_in(CLASS8(n), false, PLAIN_RSEQ);
 	return malloc_other(n);
 }
 
-/* free in per-thread or hardened mode. */
+/* free with per-thread caches, in hardened mode, or before initialisation. */
 NH_NOINLINE static void free_other(uintptr_t p)
 {
+	if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD)) {
+		free_object_in(p, false, PLAIN_PER_THREAD);
+		return;
+	}
 	if (NH_UNLIKELY(!p))
 		return;
 	if (NH_UNLIKELY(nh_hardened)) {
@@ -563,8 +580,8 @@ NH_API void NH_NAME(free)(void *ptr)
 {
 	/* NULL has no arena: the fast path's lookup sends it to
 	 * free_report_bad, which returns. */
-	if (NH_LIKELY(nh_fast.plain_rseq))
-		free_object_in((uintptr_t)ptr, false, true);
+	if (NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
+		free_object_in((uintptr_t)ptr, false, PLAIN_RSEQ);
 	else
 		free_other((uintptr_t)ptr);
 }

@@ -109,7 +109,6 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 	unsigned got = transfer_take(c, out, n);
 	if (got == n)
 		return got;
-	unsigned from_spans = got;
 	mutex_lock(&c->lock);
 	while (got < n) {
 		struct mspan *s = c->partial.first;
@@ -133,10 +132,6 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 		}
 	}
 	mutex_unlock(&c->lock);
-	/* Objects from the spans get the free mark that freed ones carry, so
-	 * malloc checks every entry alike (malloc.c, entry_to_object_as). */
-	for (unsigned i = from_spans; i < got; i++)
-		*mark_word(out[i], c->sizeclass) = free_mark(out[i]);
 	return got;
 }
 
@@ -157,11 +152,11 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 	uintptr_t lo = 0, hi = 0; /* the last span's range: batches often share spans */
 	mutex_lock(&c->lock);
 	for (unsigned i = 0; i < n; i++) {
-		uintptr_t p = objs[i];
+		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		/* A freed object keeps its mark until it is handed out: gone,
 		 * its other entry was handed out first (malloc.c,
 		 * entry_to_object_as), or it was written after free. */
-		if (NH_UNLIKELY(!has_free_mark(p, c->sizeclass)))
+		if (!(objs[i] & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p, c->sizeclass)))
 			nh_report_bad_pointer("free", (void *)p,
 					      "double free (or written after free), found when its cache gave it back");
 		if (p - lo >= hi - lo) {

@@ -47,7 +47,7 @@ unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
 			unsigned i = nh_ctz64(freebits);
 			freebits &= freebits - 1;
 			taken |= (uint64_t)1 << i;
-			out[got++] = s->base + (uintptr_t)(w * 64 + i) * size;
+			out[got++] = (s->base + (uintptr_t)(w * 64 + i) * size) | NH_ENTRY_FRESH;
 		}
 		s->alloc_bits[w] |= taken;
 		if (freebits)

@@ -128,7 +128,6 @@ static void choose_cpu_mode(void)
 	nh_fast.pcpu_base = (uintptr_t)base;
 	nh_fast.pcpu_count = count;
 	nh_fast.cpu_mode = CPU_MODE_RSEQ; /* last: the fast paths switch here */
-	nh_fast.plain_rseq = !nh_hardened;
 }
 
 void proc_init(void)
@@ -137,6 +136,7 @@ void proc_init(void)
 	fixalloc_init(&m_alloc, sizeof(struct m), 0, NULL);
 	key_ok = pthread_key_create(&m_key, m_exit) == 0;
 	choose_cpu_mode();
+	nh_fast.plain = nh_hardened ? PLAIN_NO : nh_fast.cpu_mode == CPU_MODE_RSEQ ? PLAIN_RSEQ : PLAIN_PER_THREAD;
 }
 
 int proc_current_node(void)

@@ -27,6 +27,8 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from nhperf.build import compile_stale  # noqa: E402
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PEERS = [
     ("glibc", ""),
@@ -119,13 +121,8 @@ def allocators(args, lib):
 
 
 def compile_bench(args):
-    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
-    os.makedirs(outdir, exist_ok=True)
-    exe = os.path.join(outdir, "kbypass")
-    src = os.path.join(HERE, "kbypass.c")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", src, "-o", exe, "-lm"], check=True)
-    return exe
+    exe = os.path.join(os.path.abspath(args.build), "perf-bench", "kbypass")
+    return compile_stale(os.path.join(HERE, "kbypass.c"), exe, libs=["-lm"])
 
 
 def perf_works():

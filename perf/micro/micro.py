@@ -35,6 +35,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from nhperf.build import compile_stale  # noqa: E402
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SNAPSHOT = os.path.join(HERE, "fastpath.snapshot")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"
@@ -140,13 +142,8 @@ def allocators(args, lib):
 
 def compile_c(args, name, flags, libs=()):
     """<build>/perf-bench/<name>, from perf/micro/<name>.c, rebuilt when older than it."""
-    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
-    os.makedirs(outdir, exist_ok=True)
-    exe = os.path.join(outdir, name)
-    src = os.path.join(HERE, name + ".c")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", *flags, src, "-o", exe, *libs], check=True)
-    return exe
+    exe = os.path.join(os.path.abspath(args.build), "perf-bench", name)
+    return compile_stale(os.path.join(HERE, name + ".c"), exe, flags, libs)
 
 
 def compile_bench(args):

@@ -29,6 +29,8 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+from nhperf.build import compile_stale  # noqa: E402
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 PEERS = [
     ("glibc", ""),
@@ -125,13 +127,8 @@ def allocators(args, lib):
 
 
 def compile_bench(args):
-    outdir = os.path.join(os.path.abspath(args.build), "perf-bench")
-    os.makedirs(outdir, exist_ok=True)
-    exe = os.path.join(outdir, "rss")
-    src = os.path.join(HERE, "rss.c")
-    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
-        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", src, "-o", exe, "-lm"], check=True)
-    return exe
+    exe = os.path.join(os.path.abspath(args.build), "perf-bench", "rss")
+    return compile_stale(os.path.join(HERE, "rss.c"), exe, libs=["-lm"])
 
 
 def vmrss_mib(pid):

@@ -20,6 +20,7 @@ const uintptr_t nht_heap_end = NH_HEAP_END;
 const unsigned nht_node_shift = NH_NODE_SHIFT;
 const uint64_t nht_arena_bytes = NH_ARENA_BYTES;
 const unsigned nht_max_span_objects = NH_MAX_SPAN_OBJECTS;
+const uintptr_t nht_entry_fresh = NH_ENTRY_FRESH;
 const int nht_span_inuse = SPAN_INUSE;
 
 /* ---- pallocSum ----------------------------------------------------------- */

@@ -29,6 +29,7 @@ extern const uintptr_t nht_heap_end;	  /* NH_HEAP_END */
 extern const unsigned nht_node_shift;	  /* NH_NODE_SHIFT */
 extern const uint64_t nht_arena_bytes;	  /* NH_ARENA_BYTES */
 extern const unsigned nht_max_span_objects; /* NH_MAX_SPAN_OBJECTS */
+extern const uintptr_t nht_entry_fresh;	  /* NH_ENTRY_FRESH */
 extern const int nht_span_inuse;	  /* SPAN_INUSE */
 
 /* ---- pallocSum ----------------------------------------------------------- */

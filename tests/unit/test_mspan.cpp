@@ -44,6 +44,8 @@ struct Span {
 	unsigned freeindex() const { return nht_mspan_freeindex(mem); }
 };
 
+uintptr_t Untag(uintptr_t e) { return e & ~nht_entry_fresh; }
+
 TEST(MSpan, InitFromClassTable)
 {
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
@@ -59,6 +61,7 @@ TEST(MSpan, InitFromClassTable)
 
 TEST(MSpan, TakeAllObjectsEveryClass)
 {
+	EXPECT_EQ(nht_entry_fresh, 1u);
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 		SCOPED_TRACE("class " + std::to_string(c));
 		const uintptr_t base = kBase + c * (uintptr_t(1) << 20);
@@ -68,7 +71,8 @@ TEST(MSpan, TakeAllObjectsEveryClass)
 		ASSERT_EQ(s.Take(out, n + 5), n) << "bits past nelems are never handed out";
 		std::set<uintptr_t> seen;
 		for (unsigned i = 0; i < n; i++) {
-			uintptr_t p = out[i];
+			ASSERT_EQ(out[i] & nht_entry_fresh, nht_entry_fresh) << "fresh objects are tagged";
+			uintptr_t p = Untag(out[i]);
 			// In address order, each at its slot, inside the span.
 			ASSERT_EQ(p, base + uintptr_t(i) * size);
 			ASSERT_EQ(p % (size >= 16 ? 16 : 8), 0u);
@@ -91,15 +95,15 @@ TEST(MSpan, TakeHonoursCount)
 	EXPECT_EQ(s.Take(out, 0), 0u);
 	EXPECT_EQ(s.nalloc(), 0u);
 	ASSERT_EQ(s.Take(out, 3), 3u);
-	EXPECT_EQ(out[0], kBase);
-	EXPECT_EQ(out[2], kBase + 16);
+	EXPECT_EQ(Untag(out[0]), kBase);
+	EXPECT_EQ(Untag(out[2]), kBase + 16);
 	ASSERT_EQ(s.Take(out, 5), 5u);
-	EXPECT_EQ(out[0], kBase + 24) << "continues after the last batch";
+	EXPECT_EQ(Untag(out[0]), kBase + 24) << "continues after the last batch";
 	EXPECT_EQ(s.nalloc(), 8u);
 	ASSERT_EQ(s.Take(out, 1000), 1000u);
 	EXPECT_EQ(s.nalloc(), 1008u);
 	EXPECT_EQ(s.Take(out, 1000), 16u);
-	EXPECT_EQ(out.back(), kBase + 1023 * 8);
+	EXPECT_EQ(Untag(out.back()), kBase + 1023 * 8);
 	EXPECT_EQ(s.nalloc(), 1024u);
 }
 
@@ -115,10 +119,10 @@ TEST(MSpan, FreeIndexSkipsFullWords)
 	s.Put(kBase + 5 * 8);
 	EXPECT_EQ(s.freeindex(), 0u);
 	EXPECT_EQ(s.nalloc(), 127u);
-	EXPECT_EQ(s.TakeOne(), (kBase + 5 * 8));
+	EXPECT_EQ(s.TakeOne(), (kBase + 5 * 8) | nht_entry_fresh);
 	EXPECT_EQ(s.nalloc(), 128u);
 	ASSERT_EQ(s.Take(out, 1), 1u);
-	EXPECT_EQ(out[0], kBase + 128 * 8);
+	EXPECT_EQ(Untag(out[0]), kBase + 128 * 8);
 	EXPECT_EQ(s.freeindex(), 2u);
 	// Full: freeindex is past the last word.
 	ASSERT_EQ(s.Take(out, 2000), 1024u - 129u);
@@ -130,9 +134,9 @@ TEST(MSpan, FreeIndexSkipsFullWords)
 	s.Put(kBase + 70 * 8);
 	EXPECT_EQ(s.freeindex(), 1u);
 	ASSERT_EQ(s.Take(out, 10), 3u);
-	EXPECT_EQ(out[0], kBase + 70 * 8);
-	EXPECT_EQ(out[1], kBase + 1000 * 8);
-	EXPECT_EQ(out[2], kBase + 1010 * 8);
+	EXPECT_EQ(Untag(out[0]), kBase + 70 * 8);
+	EXPECT_EQ(Untag(out[1]), kBase + 1000 * 8);
+	EXPECT_EQ(Untag(out[2]), kBase + 1010 * 8);
 	EXPECT_EQ(s.nalloc(), 1024u);
 }
 
@@ -156,7 +160,7 @@ TEST(MSpan, PutThenTakeReturnsFreedObjects)
 		std::vector<uintptr_t> again;
 		ASSERT_EQ(s.Take(again, n), idx.size());
 		for (size_t k = 0; k < idx.size(); k++)
-			EXPECT_EQ(again[k], (kBase + uintptr_t(idx[k]) * size));
+			EXPECT_EQ(again[k], (kBase + uintptr_t(idx[k]) * size) | nht_entry_fresh);
 		EXPECT_EQ(s.nalloc(), n);
 	}
 }
@@ -178,7 +182,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 				unsigned k = 0;
 				for (unsigned i = 0; i < n && k < got; i++)
 					if (!taken[i]) {
-						ASSERT_EQ(out[k], (kBase + uintptr_t(i) * size));
+						ASSERT_EQ(out[k], (kBase + uintptr_t(i) * size) | nht_entry_fresh);
 						taken[i] = true;
 						k++;
 					}
@@ -221,10 +225,10 @@ TEST(MSpan, RefillOfSubLineObjectsAlternatesLines)
 			for (unsigned base = 0; base < got; base += 128) {
 				unsigned m = std::min(got - base, 128u), ne = 0, no = 0;
 				for (unsigned i = 0; i < m; i++)
-					((v[base + i] / 64) & 1 ? no : ne)++;
+					(((v[base + i] & ~nht_entry_fresh) / 64) & 1 ? no : ne)++;
 				unsigned pairs = 2 * std::min(ne, no);
 				for (unsigned i = 0; i + 1 < pairs; i++)
-					EXPECT_NE(w[base + i] / 64, w[base + i + 1] / 64)
+					EXPECT_NE(Untag(w[base + i]) / 64, Untag(w[base + i + 1]) / 64)
 						<< "entries " << base + i << " and " << base + i + 1 << " share a line";
 			}
 		}
@@ -235,7 +239,7 @@ TEST(MSpanDeathTest, DoublePutAborts)
 {
 	GTEST_FLAG_SET(death_test_style, "threadsafe");
 	Span s(kBase, 5);
-	uintptr_t p = s.TakeOne();
+	uintptr_t p = Untag(s.TakeOne());
 	s.Put(p);
 	EXPECT_DEATH(s.Put(p), "numaheap: free\\(0x[0-9a-f]+\\): double free");
 }

@@ -14,6 +14,15 @@ def log(msg):
     print("perf/run: " + msg, file=sys.stderr, flush=True)
 
 
+def compile_stale(src, exe, flags=(), libs=()):
+    """Compile the one C file src into exe with gcc, when exe is missing or older
+    than src (the stand-alone benchmarks of perf/micro, perf/rss, perf/kbypass)."""
+    os.makedirs(os.path.dirname(exe), exist_ok=True)
+    if not os.path.exists(exe) or os.path.getmtime(exe) < os.path.getmtime(src):
+        subprocess.run(["gcc", "-O2", "-g", "-Wall", "-Wextra", *flags, src, "-o", exe, *libs], check=True)
+    return exe
+
+
 def build_numaheap(repo, build_dir, jobs=None):
     """Configure (Release, no tests) if needed and build libnumaheap.so."""
     jobs = jobs or max(1, min(os.cpu_count() or 1, 8))

@@ -698,8 +698,8 @@ void proc_init(void);
 int proc_current_node(void);
 /* Sum the allocation counts of every cache, per-CPU and per-thread, into out[]. */
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
-/* Count objects held in every cache, by class. */
-void proc_sum_cached(uint64_t out[NH_NUM_CLASSES]);
+/* Count objects held in the caches of node node (every cache if node < 0), by class. */
+void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
 /* Drain the caches of CPUs unused since the last call (background pass). */
 size_t proc_drain_idle(void);
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);

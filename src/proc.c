@@ -337,17 +337,18 @@ void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES])
 	}
 }
 
-void proc_sum_cached(uint64_t out[NH_NUM_CLASSES])
+void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node)
 {
 	memset(out, 0, sizeof(uint64_t) * NH_NUM_CLASSES);
 	mutex_lock(&allm_lock);
 	for (unsigned i = 0; i < nall_caches; i++)
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-			out[k] += mcache_cached_objects(all_caches[i], k);
+		if (node < 0 || all_caches[i]->node == (uint32_t)node)
+			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+				out[k] += mcache_cached_objects(all_caches[i], k);
 	mutex_unlock(&allm_lock);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
-		if (c->ready)
+		if (c->ready && (node < 0 || c->node == (uint32_t)node))
 			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
 				out[k] += mcache_cached_objects(c, k);
 	}

@@ -186,7 +186,7 @@ static void snapshot(struct snapshot *s)
 	}
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
 	proc_sum_allocs(allocs);
-	proc_sum_cached(cached);
+	proc_sum_cached(cached, -1);
 	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches, &s->aborts);
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
 		s->cls[k].allocs = allocs[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
@@ -535,15 +535,28 @@ NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 	fprintf(fp, "<malloc version=\"numaheap-%s\">\n", NUMAHEAP_VERSION_STRING);
 	for (int n = 0; n < NH_MAX_NODES; n++) {
 		const struct node_stats *ns = &s.node[n];
-		if (!ns->present)
+		struct mheap *h = nh_heaps[n];
+		if (!ns->present || !h)
 			continue;
-		fprintf(fp, "<heap nr=\"%d\">\n", n);
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-			if (s.cls[k].spans)
+		/* This heap's objects: out of its mcentrals, less those in its
+		 * node's caches and transfer caches (a cache holds its node's
+		 * objects only). */
+		uint64_t cached[NH_NUM_CLASSES];
+		proc_sum_cached(cached, n);
+		fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+			struct mcentral *c = &h->central[k];
+			mutex_lock(&c->lock);
+			struct class_stats cs = {.spans = c->nspans, .out = c->objects_out};
+			mutex_unlock(&c->lock);
+			cs.cached = cached[k] + mcentral_transfer_objects(c);
+			if (cs.spans)
 				fprintf(fp, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
 					k > 1 ? nh_class_to_size[k - 1] + 1 : 1, nh_class_to_size[k],
-					(unsigned long long)(in_use_objects(&s.cls[k]) * nh_class_to_size[k]),
-					(unsigned long long)in_use_objects(&s.cls[k]));
+					(unsigned long long)(in_use_objects(&cs) * nh_class_to_size[k]),
+					(unsigned long long)in_use_objects(&cs));
+		}
+		fprintf(fp, "</sizes>\n");
 		fprintf(fp, "<system type=\"current\" size=\"%llu\"/>\n", (unsigned long long)ns->mapped);
 		fprintf(fp, "<aspace type=\"total\" size=\"%llu\"/>\n", (unsigned long long)ns->mapped);
 		fprintf(fp, "</heap>\n");

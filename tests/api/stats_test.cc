@@ -452,6 +452,59 @@ TEST(MallocStats, PrintsToStderr)
 	EXPECT_NE(out.find("node"), std::string::npos) << out;
 }
 
+// ---- malloc_info -------------------------------------------------------------------------
+
+// The count="..." of the <size> line whose class holds n-byte objects, summed
+// over the heaps; -1 if there is none.
+static long long malloc_info_count(const std::string &xml, unsigned n)
+{
+	long long sum = -1;
+	for (size_t at = 0; (at = xml.find("<size from=\"", at)) != std::string::npos; at++) {
+		unsigned from = 0, to = 0;
+		unsigned long long total = 0, count = 0;
+		if (sscanf(xml.c_str() + at, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>", &from, &to,
+			   &total, &count) != 4)
+			return -2;
+		if (from <= n && n <= to)
+			sum = (sum < 0 ? 0 : sum) + (long long)count;
+	}
+	return sum;
+}
+
+static std::string malloc_info_xml()
+{
+	char *buf = nullptr;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	EXPECT_NE(f, nullptr);
+	EXPECT_EQ(malloc_info(0, f), 0);
+	fclose(f);
+	std::string s(buf, len);
+	free(buf);
+	return s;
+}
+
+TEST(MallocInfo, EachHeapCountsItsOwnObjects)
+{
+	const unsigned kSize = 200, kN = 3000;
+	long long before = malloc_info_count(malloc_info_xml(), kSize);
+	std::vector<void *> v;
+	for (unsigned i = 0; i < kN; i++)
+		v.push_back(malloc(kSize));
+	std::string xml = malloc_info_xml();
+	EXPECT_NE(xml.find("<heap nr=\""), std::string::npos);
+	EXPECT_NE(xml.find("<sizes>"), std::string::npos);
+	long long during = malloc_info_count(xml, kSize);
+	// Objects in use are counted once, in the heap that holds them: the
+	// heaps' counts add up to the allocations (with other tests' leftovers).
+	EXPECT_GE(during - (before < 0 ? 0 : before), (long long)kN) << xml;
+	EXPECT_LE(during - (before < 0 ? 0 : before), (long long)kN + 64) << xml;
+	for (void *p : v)
+		free(p);
+	EXPECT_LE(malloc_info_count(malloc_info_xml(), kSize), (before < 0 ? 0 : before) + 64);
+	EXPECT_EQ(malloc_info(1, stdout), -1) << "options other than 0";
+}
+
 // ---- mallinfo2 -----------------------------------------------------------------------
 
 static void expect_consistent(const struct mallinfo2 &m)

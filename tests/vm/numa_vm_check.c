@@ -28,6 +28,8 @@
  *              counts them
  *   onnode     numaheap_malloc_onnode(size, n) lands on node n, for every n,
  *              small and large, from threads on different nodes
+ *   malloc_info objects allocated by a thread on the last node are counted
+ *              under that node's <heap>, not the others'
  *   prefault   a heap on the last node released whole and grown back: the
  *              background thread, pinned to another node, faults the
  *              released memory in ahead (prefaulted_bytes grows), and the
@@ -44,6 +46,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -1087,6 +1090,66 @@ static void check_onnode(void)
 		on_node(callers[i], onnode_job, &callers[i]);
 }
 
+/* ---- malloc_info ----------------------------------------------------------------------------- */
+
+/* The count="..." of heap nr's <size> line for n-byte objects; 0 if none. */
+static unsigned long long info_count(const char *xml, int nr, unsigned n)
+{
+	char tag[32];
+	snprintf(tag, sizeof tag, "<heap nr=\"%d\">", nr);
+	const char *h = strstr(xml, tag);
+	if (!h)
+		return 0;
+	const char *end = strstr(h, "</heap>");
+	for (const char *p = h; (p = strstr(p, "<size from=\"")) && (!end || p < end); p++) {
+		unsigned from, to;
+		unsigned long long total, count;
+		if (sscanf(p, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>", &from, &to, &total,
+			   &count) == 4 &&
+		    from <= n && n <= to)
+			return count;
+	}
+	return 0;
+}
+
+static void malloc_info_job(void *argp)
+{
+	int n = *(int *)argp;
+	enum { K = 4000, SZ = 200 };
+	void **v = malloc(K * sizeof *v);
+	for (int i = 0; i < K; i++) {
+		v[i] = malloc(SZ);
+		memset(v[i], 1, SZ);
+	}
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int r = f ? malloc_info(0, f) : -1;
+	if (f)
+		fclose(f);
+	unsigned long long here = 0, other = 0;
+	if (r == 0 && buf) {
+		here = info_count(buf, n, SZ);
+		for (int m = 0; m < nnodes; m++)
+			if (m != n)
+				other += info_count(buf, m, SZ);
+	}
+	check(r == 0 && here >= K && other < K,
+	      "malloc_info: %d objects of %d B from node %d: its heap counts %llu of that size, the other heaps %llu",
+	      K, SZ, n, here, other);
+	for (int i = 0; i < K; i++)
+		free(v[i]);
+	free(v);
+	free(buf);
+}
+
+static void check_malloc_info(void)
+{
+	static int n;
+	n = nnodes - 1;
+	on_node(n, malloc_info_job, &n);
+}
+
 /* ---- interleave ------------------------------------------------------------------------------ */
 
 static void spread_check(const char *what, const struct batch *b, size_t from, size_t to)
@@ -1212,6 +1275,7 @@ static int run_child(const char *mode, const char *result_path)
 		check_migrate();
 		check_remote();
 		check_onnode();
+		check_malloc_info();
 		check_prefault();
 	} else if (!strcmp(mode, "interleave")) {
 		on_node(0, interleave_job, NULL);

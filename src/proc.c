@@ -440,14 +440,25 @@ static void fork_child(void)
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);
-	/* Only this thread survives. Drop the others' M's; their caches stay
-	 * out of use (one may have been half-way through a move). */
+	/*
+	 * Only this thread survives. The others' per-thread caches go back
+	 * to mcentral and to the idle list, as at thread exit (m_exit). A
+	 * thread caught half-way through a move left its cache consistent:
+	 * a cache's word is the commit point of every pop and push, a flush
+	 * takes its batch out of the cache before it releases it, and a
+	 * refill releases nothing; what was in flight (in that thread's
+	 * locals) is lost, never counted twice.
+	 */
 	struct m *self = tls_m;
 	struct m *m = allm;
 	while (m) {
 		struct m *next = m->next;
 		if (m != self) {
+			struct pctx x = {m->cache, false, 0};
+			mcache_drain(&x);
 			m_unlink(m);
+			if (nidle < sizeof idle_caches / sizeof idle_caches[0])
+				idle_caches[nidle++] = m->cache;
 			fixalloc_free(&m_alloc, m);
 		}
 		m = next;

@@ -8,12 +8,15 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
+#include <string>
 #include <malloc.h>
 #include <pthread.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <set>
 #include <vector>
 
 #include "numaheap.h"
@@ -272,6 +275,50 @@ TEST(Fork, ForkFromASecondaryThread)
 		ASSERT_TRUE(WIFEXITED(st)) << "fork " << f << ": signal " << (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
 		EXPECT_EQ(WEXITSTATUS(st), 0) << "fork " << f;
 	}
+}
+
+TEST(Fork, ChildTakesBackTheCachesOfThreadsThatAreGone)
+{
+	// With per-thread caches, a thread's cache holds the objects it freed
+	// last. In a child that thread does not exist: its cache goes back to
+	// mcentral, as at thread exit, so the child can allocate those objects
+	// again instead of keeping them for nobody.
+	std::string s(1 << 20, '\0');
+	s.resize(numaheap_stats_json(&s[0], s.size()));
+	if (s.find("\"cpu_mode\":\"per-thread\"") == std::string::npos)
+		GTEST_SKIP() << "per-CPU mode: freed objects are in the CPU's cache, which the child keeps";
+	const size_t kSize = 5000; // a class nothing else in this test binary uses
+	const int kN = 64;
+	std::vector<void *> theirs;
+	std::atomic<int> stage{0};
+	std::thread t([&] {
+		for (int i = 0; i < kN; i++)
+			theirs.push_back(malloc(kSize));
+		for (void *p : theirs)
+			free(p);
+		stage = 1;
+		while (stage != 2) // alive, and out of the allocator, across the fork
+			usleep(1000);
+	});
+	while (stage != 1)
+		usleep(1000);
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		// The thread's objects: some flushed to mcentral, the rest in its
+		// cache. The child gets every one of them back.
+		std::set<void *> set(theirs.begin(), theirs.end());
+		int again = 0;
+		for (int i = 0; i < 4 * kN; i++)
+			again += set.count(malloc(kSize)) ? 1 : 0;
+		_exit(again == kN ? 0 : 1);
+	}
+	int st = wait_with_timeout(pid, 30);
+	stage = 2;
+	t.join();
+	ASSERT_GE(st, 0);
+	ASSERT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(WEXITSTATUS(st), 0) << "the child did not get back all " << kN << " objects the thread had freed";
 }
 
 TEST(Fork, ChildReusesParentsFreedMemoryAndExits)

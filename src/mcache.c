@@ -339,28 +339,33 @@ void mcache_flush_remote(struct mcache *c)
 	unsigned n = c->nremote;
 	if (!n)
 		return;
+	/* Taken out of the cache before any is released, as a flush does: a
+	 * fork that catches this thread half-way leaves the child nothing to
+	 * release twice (proc.c, fork_child, drains the dead threads' caches). */
+	uintptr_t v[sizeof c->remote / sizeof c->remote[0]];
+	memcpy(v, c->remote, n * sizeof *v);
+	c->nremote = 0;
 	/* Group by (node, class): insertion sort, n <= 64. */
 	for (unsigned i = 1; i < n; i++) {
-		uintptr_t v = c->remote[i];
+		uintptr_t e = v[i];
 		unsigned j = i;
-		while (j > 0 && cmp_remote(&c->remote[j - 1], &v) > 0) {
-			c->remote[j] = c->remote[j - 1];
+		while (j > 0 && cmp_remote(&v[j - 1], &e) > 0) {
+			v[j] = v[j - 1];
 			j--;
 		}
-		c->remote[j] = v;
+		v[j] = e;
 	}
 	unsigned i = 0;
 	while (i < n) {
-		struct mspan *s = span_of(c->remote[i]);
+		struct mspan *s = span_of(v[i]);
 		unsigned j = i + 1;
-		while (j < n && cmp_remote(&c->remote[i], &c->remote[j]) == 0)
+		while (j < n && cmp_remote(&v[i], &v[j]) == 0)
 			j++;
 		struct mheap *h = heap_of_node(s->node);
-		mcentral_release(&h->central[s->sizeclass], h, &c->remote[i], j - i);
+		mcentral_release(&h->central[s->sizeclass], h, &v[i], j - i);
 		atomic_fetch_add_explicit(&h->remote_frees, j - i, memory_order_relaxed);
 		i = j;
 	}
-	c->nremote = 0;
 }
 
 void mcache_free_remote(struct mcache *c, uintptr_t p)

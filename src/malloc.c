@@ -237,8 +237,8 @@ miss:
 	return alloc_small_slow(cls);
 }
 
-/* From a path where hardened mode is known to be off. */
 NH_INLINE void *alloc_small_as(unsigned cls, bool hardened) { return alloc_small_in(cls, hardened, PLAIN_NO); }
+/* From a path where hardened mode is known to be off. */
 NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_as(cls, false); }
 
 /* One object of class cls straight from heap h's mcentral, with no cache. */
@@ -531,7 +531,7 @@ NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
 	return alloc_large(n, 0, false);
 }
 
-/* malloc in per-thread or hardened mode, or beyond 1 KiB. */
+/* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
 #define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
 
 /* malloc with per-thread caches, in hardened mode, before initialisation,

@@ -225,20 +225,31 @@ static void m_unlink(struct m *m)
 	m->next = m->prev = NULL;
 }
 
+/* Retire the M of a thread that is gone: its cache's objects go back to
+ * mcentral, the cache to the idle list for the next thread. lock: take
+ * allm_lock for the list (not across the drain, which takes mcentral's
+ * locks); fork's child, the only thread left, needs none. */
+static void m_retire(struct m *m, bool lock)
+{
+	struct pctx x = {m->cache, false, 0};
+	mcache_drain(&x);
+	if (lock)
+		mutex_lock(&allm_lock);
+	m_unlink(m);
+	if (nidle < sizeof idle_caches / sizeof idle_caches[0])
+		idle_caches[nidle++] = m->cache;
+	fixalloc_free(&m_alloc, m);
+	if (lock)
+		mutex_unlock(&allm_lock);
+}
+
 static void m_exit(void *arg)
 {
 	struct m *m = arg;
 	nh_tls_cache = &nh_empty_mcache;
 	tls_state = 2;
 	tls_m = NULL;
-	struct pctx x = {m->cache, false, 0};
-	mcache_drain(&x);
-	mutex_lock(&allm_lock);
-	m_unlink(m);
-	if (nidle < sizeof idle_caches / sizeof idle_caches[0])
-		idle_caches[nidle++] = m->cache;
-	fixalloc_free(&m_alloc, m);
-	mutex_unlock(&allm_lock);
+	m_retire(m, true);
 }
 
 /* ---- P's ------------------------------------------------------------------------ */
@@ -453,14 +464,8 @@ static void fork_child(void)
 	struct m *m = allm;
 	while (m) {
 		struct m *next = m->next;
-		if (m != self) {
-			struct pctx x = {m->cache, false, 0};
-			mcache_drain(&x);
-			m_unlink(m);
-			if (nidle < sizeof idle_caches / sizeof idle_caches[0])
-				idle_caches[nidle++] = m->cache;
-			fixalloc_free(&m_alloc, m);
-		}
+		if (m != self)
+			m_retire(m, false); /* the only thread left: no lock */
 		m = next;
 	}
 }

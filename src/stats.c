@@ -146,6 +146,16 @@ static void read_kernel_view(struct snapshot *s)
 	for_each_line("/proc/self/numa_maps", numa_maps_line, s);
 }
 
+/* Add an mcentral's spans, objects out and transfer-cache objects to cs. */
+static void add_central(struct class_stats *cs, struct mcentral *c)
+{
+	mutex_lock(&c->lock);
+	cs->spans += c->nspans;
+	cs->out += c->objects_out;
+	mutex_unlock(&c->lock);
+	cs->transfer += mcentral_transfer_objects(c);
+}
+
 static void snapshot(struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
@@ -155,14 +165,8 @@ static void snapshot(struct snapshot *s)
 			continue;
 		struct node_stats *ns = &s->node[n];
 		ns->present = true;
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-			struct mcentral *c = &h->central[k];
-			mutex_lock(&c->lock);
-			s->cls[k].spans += c->nspans;
-			s->cls[k].out += c->objects_out;
-			mutex_unlock(&c->lock);
-			s->cls[k].transfer += mcentral_transfer_objects(c);
-		}
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			add_central(&s->cls[k], &h->central[k]);
 		mutex_lock(&h->lock);
 		ns->mapped = h->mapped_bytes;
 		ns->inuse = h->inuse_bytes;
@@ -545,11 +549,9 @@ NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 		proc_sum_cached(cached, n);
 		fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-			struct mcentral *c = &h->central[k];
-			mutex_lock(&c->lock);
-			struct class_stats cs = {.spans = c->nspans, .out = c->objects_out};
-			mutex_unlock(&c->lock);
-			cs.cached = cached[k] + mcentral_transfer_objects(c);
+			struct class_stats cs = {0};
+			add_central(&cs, &h->central[k]);
+			cs.cached = cached[k] + cs.transfer;
 			if (cs.spans)
 				fprintf(fp, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
 					k > 1 ? nh_class_to_size[k - 1] + 1 : 1, nh_class_to_size[k],

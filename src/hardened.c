@@ -148,7 +148,7 @@ void *hardened_realloc(uintptr_t p, size_t n)
 {
 	size_t usable;
 	struct mspan *s = checked("realloc", p, &usable);
-	if (s->sizeclass && has_free_mark_as(p, s->sizeclass, true))
+	if (s->sizeclass && has_free_mark(p))
 		nh_report_bad_pointer("realloc", (void *)p, "double free");
 	void *q = hardened_alloc(n, 0, false);
 	if (!q)

@@ -49,8 +49,8 @@
  *     in-use span: "not allocated by numaheap" or already freed;
  *   - a pointer that is not the start of an object (one multiply and a
  *     compare against the span's size): "interior pointer";
- *   - a freed object's mark word (its second, or in hardened mode its
- *     first: mark_word_as()) is set to nh_cookie ^ address, a secret
+ *   - a freed object's mark word (its first: mark_word()) is set to
+ *     nh_cookie ^ address, a secret
  *     per-process value. malloc checks that it is there before it hands a
  *     cached object out, then zeroes it: missing, the object was freed
  *     twice (its other entry came out first) or written after free. An
@@ -175,16 +175,14 @@ NH_COLD NH_NORETURN static void report_cached_corruption(uintptr_t p)
  * are checked there (mcentral.c, release_to_spans), so every duplicate is
  * caught before the object can be handed out twice.
  */
-NH_INLINE void *entry_to_object_as(uintptr_t e, unsigned cls, bool hardened)
+NH_INLINE void *entry_to_object(uintptr_t e)
 {
 	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark_as(p, cls, hardened)))
+	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p)))
 		report_cached_corruption(p);
-	*mark_word_as(p, cls, hardened) = 0;
+	*mark_word(p) = 0;
 	return (void *)p;
 }
-
-NH_INLINE void *entry_to_object(uintptr_t e, unsigned cls) { return entry_to_object_as(e, cls, nh_hardened); }
 
 NH_NOINLINE static void *alloc_small_slow(unsigned cls);
 
@@ -223,23 +221,17 @@ static void slow_path_hooks(void)
 		}                                                                                          \
 	} while (0)
 
-/*
- * hardened: whether hardened mode is on, as the caller already knows (the C
- * API's entry points test it first): the fast path does not read it again
- * after the pop, whose sequence clobbers memory for the compiler.
- */
-NH_INLINE void *alloc_small_in(unsigned cls, bool hardened, int known)
+/* Pop an object of class cls; known as for POP_FAST_IN. */
+NH_INLINE void *alloc_small_in(unsigned cls, int known)
 {
 	uintptr_t e;
 	POP_FAST_IN(known, cls, e, miss);
-	return entry_to_object_as(e, cls, hardened);
+	return entry_to_object(e);
 miss:
 	return alloc_small_slow(cls);
 }
 
-NH_INLINE void *alloc_small_as(unsigned cls, bool hardened) { return alloc_small_in(cls, hardened, PLAIN_NO); }
-/* From a path where hardened mode is known to be off. */
-NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_as(cls, false); }
+NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_in(cls, PLAIN_NO); }
 
 /* One object of class cls straight from heap h's mcentral, with no cache. */
 static void *alloc_from_central(struct mheap *h, unsigned cls)
@@ -250,7 +242,7 @@ static void *alloc_from_central(struct mheap *h, unsigned cls)
 		return NULL;
 	}
 	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-	return entry_to_object(e, cls);
+	return entry_to_object(e);
 }
 
 /* For threads without a P. */
@@ -268,7 +260,7 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 		/* The stack may have been refilled since the fast path missed
 		 * (another thread on this CPU), or the P may be ours now. */
 		POP_FAST(cls, e, empty);
-		return entry_to_object(e, cls);
+		return entry_to_object(e);
 	empty:;
 		struct pctx x;
 		if (!proc_acquire_p(&x))
@@ -285,7 +277,7 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 			/* The thread left the CPU before the batch was in: this one
 			 * object is served straight away. */
 			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-			return entry_to_object(direct, cls);
+			return entry_to_object(direct);
 		}
 	}
 	/* No P (a thread being set up or torn down, or a per-thread P that
@@ -492,11 +484,11 @@ NH_INLINE void free_object_in(uintptr_t p, bool hardened, int known)
 	}
 	/* The mark; checked here only in hardened mode, which names the
 	 * second free itself (the default mode catches it at reuse, above). */
-	if (hardened && NH_UNLIKELY(has_free_mark_as(p, cls, true))) {
+	if (hardened && NH_UNLIKELY(has_free_mark(p))) {
 		free_report_double(p);
 		return;
 	}
-	*mark_word_as(p, cls, hardened) = free_mark(p);
+	*mark_word(p) = free_mark(p);
 	unsigned node = (unsigned)node_of_addr(p);
 	PUSH_FAST_IN(known, cls, p, node, slow);
 	return;
@@ -508,7 +500,7 @@ NH_INLINE void free_object_as(uintptr_t p, bool hardened) { free_object_in(p, ha
 
 /* ---- entry points for hardened.c ----------------------------------------------- */
 
-void *nh_alloc_class(unsigned cls) { return alloc_small_as(cls, nh_hardened); }
+void *nh_alloc_class(unsigned cls) { return alloc_small(cls); }
 void *nh_alloc_large(size_t n, size_t align, bool zero) { return alloc_large(n, align, zero); }
 struct mspan *nh_alloc_large_span(size_t n, size_t align) { return alloc_large_span(n, align); }
 struct mspan *nh_checked_span(const char *api, uintptr_t p) { return checked_span(api, p); }
@@ -540,7 +532,7 @@ NH_NOINLINE static void *malloc_other(size_t n)
 {
 	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX)) {
 		if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD))
-			return alloc_small_in(CLASS8(n), false, PLAIN_PER_THREAD);
+			return alloc_small_in(CLASS8(n), PLAIN_PER_THREAD);
 		if (!nh_hardened)
 			return alloc_small(CLASS8(n));
 	}
@@ -556,7 +548,7 @@ NH_API void *NH_NAME(malloc)(size_t n)
 	 * is the one that runs wherever the kernel has rseq.
 	 */
 	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
-		return alloc_small_in(CLASS8(n), false, PLAIN_RSEQ);
+		return alloc_small_in(CLASS8(n), PLAIN_RSEQ);
 	return malloc_other(n);
 }
 
@@ -632,7 +624,7 @@ NH_API void *NH_NAME(realloc)(void *ptr, size_t n)
 		return hardened_realloc(p, n);
 	struct mspan *s = checked_span("realloc", p);
 	if (s->sizeclass) {
-		if (NH_UNLIKELY(has_free_mark_as(p, s->sizeclass, false)))
+		if (NH_UNLIKELY(has_free_mark(p)))
 			free_double("realloc", p);
 		if (n <= NH_MAX_SMALL_SIZE && size_to_class(n) == s->sizeclass)
 			return ptr;

@@ -155,8 +155,8 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		/* A freed object keeps its mark until it is handed out: gone,
 		 * its other entry was handed out first (malloc.c,
-		 * entry_to_object_as), or it was written after free. */
-		if (!(objs[i] & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p, c->sizeclass)))
+		 * entry_to_object), or it was written after free. */
+		if (!(objs[i] & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p)))
 			nh_report_bad_pointer("free", (void *)p,
 					      "double free (or written after free), found when its cache gave it back");
 		if (p - lo >= hi - lo) {

@@ -340,7 +340,8 @@ struct mspan {
 	/* Object accounting; under the central lock (small spans). */
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
-	uint32_t pad1;
+	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
+	uint8_t pad1[3];
 	/* 1: object allocated. Declared for the largest span; a span struct
 	 * is allocated only as long as its class needs (mspan_struct_size). */
 	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];
@@ -448,6 +449,15 @@ struct span_list_head {
 	size_t count;
 };
 
+/*
+ * Empty spans an mcentral keeps (per class and node) instead of giving them
+ * back to the heap at once: a program that frees thousands of objects and
+ * allocates them again takes its spans back without a pageAlloc round trip
+ * for each. The background thread gives them back once the class has been
+ * idle for a pass (mcentral_drain), so they do not stay while idle.
+ */
+#define NH_CENTRAL_KEEP_BYTES ((size_t)1 << 20)
+
 struct mcentral {
 	/*
 	 * The transfer cache (tcmalloc's): cache entries (tags kept) passed
@@ -469,6 +479,10 @@ struct mcentral {
 	/* Under lock. */
 	uint64_t nspans;	  /* spans of this class on this node */
 	uint64_t objects_out;	  /* sum of nalloc over the spans */
+	uint32_t nempty;	  /* empty spans kept on the partial list */
+	uint32_t empty_max;	  /* how many may be kept: NH_CENTRAL_KEEP_BYTES worth */
+	uint64_t gen;		  /* bumped by refills: idle detection for the kept spans */
+	uint64_t idle_gen;
 } NH_ALIGNED(NH_CACHE_LINE);
 
 struct mheap;
@@ -477,9 +491,10 @@ void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
 /* Give back n cache entries (objects, tagged or not) of this class and node. */
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);
-/* Return the transfer caches' objects to their spans: all of them, or only
- * those of caches unused since the last call (idle). Objects moved. */
-size_t mcentral_drain_transfer(struct mheap *h, bool idle_only);
+/* Return the transfer caches' objects to their spans and the kept empty
+ * spans to the heap: all of them, or only those of classes unused since the
+ * last call (idle). Objects moved. */
+size_t mcentral_drain(struct mheap *h, bool idle_only);
 size_t mcentral_transfer_objects(struct mcentral *c);
 
 /* ------------------------------------------------------------------------

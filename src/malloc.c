@@ -780,7 +780,7 @@ NH_API size_t numaheap_release(void)
 	}
 	for (int n = 0; n < NH_MAX_NODES; n++)
 		if (nh_heaps[n]) {
-			mcentral_drain_transfer(nh_heaps[n], false);
+			mcentral_drain(nh_heaps[n], false);
 			mheap_large_cache_drain(nh_heaps[n], false);
 		}
 	return scavenge_now(true);

@@ -27,6 +27,7 @@ void mspan_init_small(struct mspan *s, unsigned sizeclass)
 	s->nelems = (uint16_t)((s->npages << NH_PAGE_SHIFT) / s->elemsize);
 	s->nalloc = 0;
 	s->freeindex = 0;
+	s->kept = 0;
 	unsigned n = s->nelems, nwords = (n + 63) / 64;
 	memset(s->alloc_bits, 0, nwords * sizeof(uint64_t));
 	if (n % 64)

@@ -270,6 +270,13 @@ void scavenger_check_limit(void)
 	if (!limit || resident_bytes() <= limit)
 		return;
 	nh_scav.limit_hits++;
+	/* What the central caches keep (transfer caches, empty spans, large
+	 * spans) goes back to the pages first, so that it can be released. */
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n]) {
+			mcentral_drain(nh_heaps[n], false);
+			mheap_large_cache_drain(nh_heaps[n], false);
+		}
 	scavenge_now(true);
 }
 
@@ -477,6 +484,27 @@ static void *bg_main(void *arg)
 			prefault_episode();
 			now = os_nanotime();
 		}
+		/*
+		 * Caches nobody used since the last look go back to their
+		 * spans: transfer caches at every pass (nothing is hot in an
+		 * untouched one), CPU caches every NUMAHEAP_CACHE_IDLE. What
+		 * they free was idle already, so it does not wait another delay:
+		 * this pass's scavenging, after them, may release it.
+		 */
+		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
+		if (idle) {
+			nh_free_keeps_idle = true;
+			for (int n = 0; n < NH_MAX_NODES; n++)
+				if (nh_heaps[n]) {
+					nh_scav.cache_drained_objects += mcentral_drain(nh_heaps[n], true);
+					mheap_large_cache_drain(nh_heaps[n], true);
+				}
+			if (now - last_drain >= idle) {
+				nh_scav.cache_drained_objects += proc_drain_idle();
+				last_drain = now;
+			}
+			nh_free_keeps_idle = false;
+		}
 		uint64_t next = 0;
 		size_t released = 0;
 		if (scav_on) {
@@ -493,26 +521,6 @@ static void *bg_main(void *arg)
 			nh_scav.submissions = bg_batch.submissions;
 			nh_scav.bg_syscalls = bg_batch.syscalls;
 			nh_scav.passes++;
-		}
-		/*
-		 * Caches nobody used since the last look go back to their
-		 * spans: transfer caches at every pass (nothing is hot in an
-		 * untouched one), CPU caches every NUMAHEAP_CACHE_IDLE. What
-		 * they free was idle already, so it does not wait another delay.
-		 */
-		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
-		if (idle) {
-			nh_free_keeps_idle = true;
-			for (int n = 0; n < NH_MAX_NODES; n++)
-				if (nh_heaps[n]) {
-					nh_scav.cache_drained_objects += mcentral_drain_transfer(nh_heaps[n], true);
-					mheap_large_cache_drain(nh_heaps[n], true);
-				}
-			if (now - last_drain >= idle) {
-				nh_scav.cache_drained_objects += proc_drain_idle();
-				last_drain = now;
-			}
-			nh_free_keeps_idle = false;
 		}
 		/*
 		 * The work is measured in wall time: io_uring runs madvise in

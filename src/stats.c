@@ -29,7 +29,7 @@
 #include "numaheap.h"
 
 struct class_stats {
-	uint64_t spans, out, cached, allocs, transfer;
+	uint64_t spans, empty, out, cached, allocs, transfer;
 };
 
 struct node_stats {
@@ -151,6 +151,7 @@ static void add_central(struct class_stats *cs, struct mcentral *c)
 {
 	mutex_lock(&c->lock);
 	cs->spans += c->nspans;
+	cs->empty += c->nempty;
 	cs->out += c->objects_out;
 	mutex_unlock(&c->lock);
 	cs->transfer += mcentral_transfer_objects(c);
@@ -266,10 +267,10 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		const struct class_stats *c = &s->cls[k];
 		buf_printf(b,
-			   "%s{\"class\":%u,\"size\":%u,\"spans\":%llu,\"objects_in_use\":%llu,"
+			   "%s{\"class\":%u,\"size\":%u,\"spans\":%llu,\"empty_spans\":%llu,\"objects_in_use\":%llu,"
 			   "\"objects_cached\":%llu,\"allocs\":%llu,\"frees\":%llu}",
 			   k == 1 ? "" : ",", k, nh_class_to_size[k], (unsigned long long)c->spans,
-			   (unsigned long long)in_use_objects(c), (unsigned long long)c->cached,
+			   (unsigned long long)c->empty, (unsigned long long)in_use_objects(c), (unsigned long long)c->cached,
 			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
 	}
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"cache_hits\":%llu},",

@@ -2,7 +2,7 @@
  * inproc.c — the malloc/free pair of several allocators, alternated inside
  * one process (micro.py --inproc).
  *
- *   inproc SIZE ROUNDS PAIRS LIB...
+ *   inproc [-k K] SIZE ROUNDS PAIRS LIB...
  *
  * Each LIB (a shared object exporting malloc and free) is opened with
  * dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and called through function pointers.
@@ -12,6 +12,9 @@
  * drifts by a third from one second to the next, runs of a few
  * milliseconds alternated this way see the same machine, which separate
  * processes a second apart do not.
+ *
+ * With -k K, a round makes its pairs in batches as micro.c's lifo K does:
+ * K mallocs, then K frees, last allocated first (K objects live at once).
  *
  * Prints one line per library: "<lib> <min> <p25> <median>" (ns per pair,
  * wall time of each round). The process's own malloc (glibc's, for
@@ -38,17 +41,36 @@ static double now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
+static void *checked(void *p, size_t size)
+{
+	if (!p) {
+		fprintf(stderr, "inproc: malloc(%zu) failed\n", size);
+		exit(1);
+	}
+	return p;
+}
+
+static long batch = 1; /* -k */
+static void **live;    /* batch objects */
+
 /* Out of line, so that every library runs the same loop. */
 __attribute__((noinline)) static void pairs(malloc_fn m, free_fn f, size_t size, long n)
 {
-	for (long i = 0; i < n; i++) {
-		void *p = m(size);
-		if (!p) {
-			fprintf(stderr, "inproc: malloc(%zu) failed\n", size);
-			exit(1);
+	if (batch == 1) {
+		for (long i = 0; i < n; i++) {
+			void *p = checked(m(size), size);
+			*(volatile char *)p = 1;
+			f(p);
 		}
-		*(volatile char *)p = 1;
-		f(p);
+		return;
+	}
+	for (long i = 0; i < n; i += batch) {
+		for (long j = 0; j < batch; j++) {
+			live[j] = checked(m(size), size);
+			*(volatile char *)live[j] = 1;
+		}
+		for (long j = batch - 1; j >= 0; j--)
+			f(live[j]);
 	}
 }
 
@@ -60,10 +82,16 @@ static int cmp_double(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	if (argc < 5) {
-		fprintf(stderr, "usage: inproc SIZE ROUNDS PAIRS LIB...\n");
+	if (argc > 2 && strcmp(argv[1], "-k") == 0) {
+		batch = atol(argv[2]);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc < 5 || batch < 1) {
+		fprintf(stderr, "usage: inproc [-k K] SIZE ROUNDS PAIRS LIB...\n");
 		return 2;
 	}
+	live = calloc((size_t)batch, sizeof *live);
 	size_t size = (size_t)atol(argv[1]);
 	int rounds = atoi(argv[2]);
 	long n = atol(argv[3]);
@@ -75,7 +103,7 @@ int main(int argc, char **argv)
 	malloc_fn *m = calloc((size_t)nlib, sizeof *m);
 	free_fn *f = calloc((size_t)nlib, sizeof *f);
 	double *t = calloc((size_t)nlib * (size_t)rounds, sizeof *t);
-	if (!m || !f || !t)
+	if (!m || !f || !t || !live)
 		return 1;
 	for (int i = 0; i < nlib; i++) {
 		void *h = dlopen(argv[4 + i], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);

@@ -387,6 +387,75 @@ TEST(StatsJson, CountersFollowAllocations)
 		free(p);
 }
 
+// A field of the class that serves n bytes.
+static uint64_t class_field(size_t n, const char *key)
+{
+	Json j;
+	std::string s = stats_json();
+	EXPECT_TRUE(JsonParser(s).parse(j));
+	for (const Json &c : j.get("classes")->arr)
+		if (num(c.get("size")) >= n)
+			return num(c.get(key));
+	ADD_FAILURE() << "no class for " << n << " bytes";
+	return 0;
+}
+
+// 20,000 objects of 1,500 bytes (30 MB): far more than the caches hold, so
+// most of them go back to their spans, and spans fall empty.
+static void fill_and_free(std::vector<void *> &v)
+{
+	for (auto &p : v) {
+		p = malloc(1500);
+		ASSERT_NE(p, nullptr);
+		memset(p, 7, 1500);
+	}
+	for (auto it = v.rbegin(); it != v.rend(); ++it)
+		free(*it);
+}
+
+TEST(StatsJson, EmptySpansAreKeptForTheNextRefillsAndGivenBackByTrim)
+{
+	std::vector<void *> v(20000);
+	fill_and_free(v);
+	uint64_t kept = class_field(1500, "empty_spans");
+	EXPECT_GT(kept, 0u) << "empty spans kept for the next refills";
+	EXPECT_LE(kept, class_field(1500, "spans"));
+	// 1 MiB worth per class and heap: spans of this class are at least a page.
+	Json j;
+	std::string s = stats_json();
+	ASSERT_TRUE(JsonParser(s).parse(j));
+	EXPECT_LE(kept * kPage, (uint64_t)j.get("nodes")->arr.size() << 20);
+	// The next allocations take them back: all of the class's spans are in use.
+	for (auto &p : v) {
+		p = malloc(1500);
+		ASSERT_NE(p, nullptr);
+	}
+	EXPECT_EQ(class_field(1500, "empty_spans"), 0u) << "the refills took the kept spans";
+	for (auto it = v.rbegin(); it != v.rend(); ++it)
+		free(*it);
+	EXPECT_GT(class_field(1500, "empty_spans"), 0u);
+	malloc_trim(0);
+	EXPECT_EQ(class_field(1500, "empty_spans"), 0u) << "malloc_trim gives them back to the page heap";
+}
+
+TEST(StatsJson, EmptySpansGoBackWhenTheClassIsIdle)
+{
+	std::vector<void *> v(20000);
+	fill_and_free(v);
+	ASSERT_GT(class_field(1500, "empty_spans"), 0u);
+	// The background thread gives them back once the class has taken
+	// nothing from its central list for a pass (passes come at least once
+	// a second). Nothing here allocates 1,500 bytes meanwhile.
+	uint64_t kept = 0;
+	for (int i = 0; i < 100; i++) {
+		kept = class_field(1500, "empty_spans");
+		if (kept == 0)
+			break;
+		usleep(100000);
+	}
+	EXPECT_EQ(kept, 0u) << "still kept after 10 s of idleness";
+}
+
 TEST(StatsJson, LargeSpanCacheServesARoundedSize)
 {
 	// 17 pages round up to 18: a freed 17-page object is the span a later

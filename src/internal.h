@@ -356,12 +356,25 @@ NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
 void mspan_init_small(struct mspan *s, unsigned sizeclass);
 /* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
-/* Return one object to the span's bitmap; aborts on a double free. */
-void mspan_put(struct mspan *s, uintptr_t p);
-
 NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
 {
 	return (unsigned)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+
+NH_NORETURN NH_COLD void nh_report_bad_pointer(const char *api, const void *p, const char *what);
+
+/* Return one object to the span's bitmap; aborts on a double free. Inline:
+ * every object a flush sends back to its span comes through here. */
+NH_INLINE void mspan_put(struct mspan *s, uintptr_t p)
+{
+	unsigned idx = mspan_obj_index(s, p);
+	uint64_t m = (uint64_t)1 << (idx % 64);
+	if (NH_UNLIKELY(!(s->alloc_bits[idx / 64] & m)))
+		nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
+	s->alloc_bits[idx / 64] &= ~m;
+	s->nalloc--;
+	if (idx / 64 < s->freeindex)
+		s->freeindex = (uint16_t)(idx / 64);
 }
 
 /* ------------------------------------------------------------------------

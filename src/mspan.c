@@ -59,14 +59,3 @@ unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
 	return got;
 }
 
-void mspan_put(struct mspan *s, uintptr_t p)
-{
-	unsigned idx = mspan_obj_index(s, p);
-	uint64_t m = (uint64_t)1 << (idx % 64);
-	if (NH_UNLIKELY(!(s->alloc_bits[idx / 64] & m)))
-		nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
-	s->alloc_bits[idx / 64] &= ~m;
-	s->nalloc--;
-	if (idx / 64 < s->freeindex)
-		s->freeindex = (uint16_t)(idx / 64);
-}

@@ -239,6 +239,11 @@ size_t scavenge_now(bool all)
 	size_t released = 0;
 	uint64_t now = os_nanotime();
 	mutex_lock(&scav_lock);
+	/* A release of everything ends pre-faulting (the episode holds
+	 * scav_lock while it faults in, so it is between two looks now): it
+	 * would fault straight back in what the program asked to give back. */
+	if (all)
+		atomic_store(&pf_state, PF_IDLE);
 	if (sync_batch.backend != OS_BACKEND_MADVISE)
 		sync_batch.backend = OS_BACKEND_MADVISE;
 	for (int n = 0; n < NH_MAX_NODES; n++)
@@ -372,16 +377,37 @@ static ssize_t prefault_node(struct mheap *h)
 	return (ssize_t)done;
 }
 
+/* The next episode's program starts from anywhere. */
+static void prefault_forget_fronts(void)
+{
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n]) {
+			mutex_lock(&nh_heaps[n]->lock);
+			nh_heaps[n]->regrow_front = 0;
+			mutex_unlock(&nh_heaps[n]->lock);
+		}
+}
+
 /* Keep the windows full while the program eats into them; back once
  * nothing had to be faulted in for 20 ms (the heap stopped growing) and no
- * thread took released pages meanwhile. */
+ * thread took released pages meanwhile, or when a release of everything
+ * (malloc_trim, numaheap_release, the memory limit) set the state back to
+ * idle. */
 static void prefault_episode(void)
 {
+	mutex_lock(&scav_lock);
+	if (atomic_load(&pf_state) == PF_IDLE) {
+		mutex_unlock(&scav_lock); /* ended by a release before it began */
+		return;
+	}
 	uint64_t start = os_nanotime(), last_work = start;
 	nh_scav.prefault_episodes++;
 	atomic_store(&pf_state, PF_RUNNING);
-	mutex_lock(&scav_lock);
 	for (;;) {
+		if (atomic_load(&pf_state) == PF_IDLE) {
+			prefault_forget_fronts(); /* ended by a release */
+			break;
+		}
 		for (int n = 0; n < NH_MAX_NODES && pf_on; n++) {
 			if (!nh_heaps[n])
 				continue;
@@ -400,13 +426,7 @@ static void prefault_episode(void)
 		if (atomic_load(&dump_requested))
 			break; /* still running: the thread comes back after the dump */
 		if (os_nanotime() - last_work > 20000000u) {
-			/* The next episode's program starts from anywhere. */
-			for (int n = 0; n < NH_MAX_NODES; n++)
-				if (nh_heaps[n]) {
-					mutex_lock(&nh_heaps[n]->lock);
-					nh_heaps[n]->regrow_front = 0;
-					mutex_unlock(&nh_heaps[n]->lock);
-				}
+			prefault_forget_fronts();
 			int s = PF_RUNNING;
 			if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
 				break;

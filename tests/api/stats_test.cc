@@ -682,6 +682,29 @@ TEST(MallocTrim, ReturnsOneAfterFreeingALargeHeap)
 	free(z);
 }
 
+TEST(MallocTrim, EndsPreFaulting)
+{
+	// Growing back into released memory starts the background thread's
+	// pre-faulting (NUMAHEAP_PREFAULT), which keeps 16 MiB of free pages
+	// resident ahead of the program until the heap has stopped growing for
+	// 20 ms. A malloc_trim right after the growth ends it: otherwise the
+	// thread faults straight back in what the trim gave back.
+	const size_t kBlock = 256 << 10, kN = 256; // 64 MiB in 256 KiB objects
+	std::vector<void *> v(kN);
+	for (int round = 0; round < 2; round++) {
+		for (auto &p : v) {
+			p = malloc(kBlock);
+			ASSERT_NE(p, nullptr);
+			memset(p, round + 1, kBlock);
+		}
+		for (void *p : v)
+			free(p);
+		malloc_trim(0);
+	}
+	usleep(100000); // the episode would have faulted its window back in by now
+	EXPECT_EQ(numaheap_release(), 0u) << "memory faulted back in after malloc_trim";
+}
+
 TEST(MallocTrim, ReleaseReportsBytes)
 {
 	void *p = malloc(16 << 20);

@@ -558,6 +558,10 @@ bool mheap_large_cache_put(struct mheap *h, struct mspan *s);
 /* Give the cached spans back to the heap: all, or only if unused since the
  * last call. Bytes given back. */
 size_t mheap_large_cache_drain(struct mheap *h, bool idle_only);
+/* What every heap keeps in front of its pages (mcentral's transfer caches
+ * and kept empty spans, the large-span cache) goes back: all of it, or only
+ * what sat unused since the last call. Objects moved out of transfer caches. */
+size_t mheap_drain_caches(bool idle_only);
 
 int mheap_init(int node);
 /* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM. */

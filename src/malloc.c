@@ -778,11 +778,7 @@ NH_API size_t numaheap_release(void)
 		mcache_drain(&x);
 		proc_release_p(&x);
 	}
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n]) {
-			mcentral_drain(nh_heaps[n], false);
-			mheap_large_cache_drain(nh_heaps[n], false);
-		}
+	mheap_drain_caches(false);
 	return scavenge_now(true);
 }
 

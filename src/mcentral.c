@@ -151,6 +151,15 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 
 static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n, bool keep);
 
+/* An empty span leaves the class's partial list for the heap (which the
+ * caller gives it to once c->lock is dropped). */
+static void unlink_empty(struct mcentral *c, struct mspan *s)
+{
+	list_remove(&c->partial, s);
+	s->list = SPAN_LIST_NONE;
+	c->nspans--;
+}
+
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
 {
 	if (transfer_put(c, objs, n) == n)
@@ -195,9 +204,7 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 				c->nempty++;
 				continue;
 			}
-			list_remove(&c->partial, s);
-			s->list = SPAN_LIST_NONE;
-			c->nspans--;
+			unlink_empty(c, s);
 			empty[nempty++] = s;
 			lo = hi = 0; /* s goes back to the heap */
 			if (nempty == 64) {
@@ -225,11 +232,9 @@ static void give_back_kept(struct mcentral *c, struct mheap *h)
 			next = s->next;
 			if (!s->kept)
 				continue;
-			list_remove(&c->partial, s);
 			s->kept = 0;
-			s->list = SPAN_LIST_NONE;
 			c->nempty--;
-			c->nspans--;
+			unlink_empty(c, s);
 			empty[nempty++] = s;
 		}
 		mutex_unlock(&c->lock);

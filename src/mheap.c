@@ -266,6 +266,17 @@ size_t mheap_large_cache_drain(struct mheap *h, bool idle_only)
 	return bytes;
 }
 
+size_t mheap_drain_caches(bool idle_only)
+{
+	size_t moved = 0;
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		if (nh_heaps[n]) {
+			moved += mcentral_drain(nh_heaps[n], idle_only);
+			mheap_large_cache_drain(nh_heaps[n], idle_only);
+		}
+	return moved;
+}
+
 void mheap_fork_lock(bool lock)
 {
 	for (int n = 0; n < NH_MAX_NODES; n++) {

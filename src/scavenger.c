@@ -277,11 +277,7 @@ void scavenger_check_limit(void)
 	nh_scav.limit_hits++;
 	/* What the central caches keep (transfer caches, empty spans, large
 	 * spans) goes back to the pages first, so that it can be released. */
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n]) {
-			mcentral_drain(nh_heaps[n], false);
-			mheap_large_cache_drain(nh_heaps[n], false);
-		}
+	mheap_drain_caches(false);
 	scavenge_now(true);
 }
 
@@ -514,11 +510,7 @@ static void *bg_main(void *arg)
 		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
 		if (idle) {
 			nh_free_keeps_idle = true;
-			for (int n = 0; n < NH_MAX_NODES; n++)
-				if (nh_heaps[n]) {
-					nh_scav.cache_drained_objects += mcentral_drain(nh_heaps[n], true);
-					mheap_large_cache_drain(nh_heaps[n], true);
-				}
+			nh_scav.cache_drained_objects += mheap_drain_caches(true);
 			if (now - last_drain >= idle) {
 				nh_scav.cache_drained_objects += proc_drain_idle();
 				last_drain = now;

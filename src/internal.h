@@ -115,9 +115,15 @@ void lockrank_release(struct mutex *m);
 /* Debug builds: fork's handlers take every lock, outside the rank checks. */
 void lockrank_fork(int phase);
 
+/* How many numaheap locks the calling thread holds: fork's prepare handler,
+ * run from a signal handler that interrupted this thread inside the
+ * allocator, must not wait for them (proc.c). */
+extern __thread uint32_t nh_locks_held __attribute__((tls_model("initial-exec")));
+
 NH_INLINE void mutex_lock(struct mutex *m)
 {
 	uint32_t z = 0;
+	nh_locks_held++;
 	if (NH_UNLIKELY(!atomic_compare_exchange_strong_explicit(&m->state, &z, 1, memory_order_acquire,
 								 memory_order_relaxed)))
 		mutex_lock_slow(m);
@@ -133,6 +139,7 @@ NH_INLINE void mutex_unlock(struct mutex *m)
 #endif
 	if (NH_UNLIKELY(atomic_exchange_explicit(&m->state, 0, memory_order_release) == 2))
 		mutex_unlock_slow(m);
+	nh_locks_held--;
 }
 
 /* After fork, in the child: every lock is free again (only this thread runs). */

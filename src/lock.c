@@ -19,6 +19,8 @@
 
 enum { SPIN_ITERS = 200, SPIN_YIELD_ITERS = 4 };
 
+__thread uint32_t nh_locks_held __attribute__((tls_model("initial-exec")));
+
 void mutex_init(struct mutex *m, enum lock_rank rank)
 {
 	atomic_store_explicit(&m->state, 0, memory_order_relaxed);

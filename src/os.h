@@ -70,6 +70,13 @@ void os_batch_fini(struct os_batch *b);
 void os_batch_forget(struct os_batch *b);
 unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs released */
 
+/*
+ * Start a detached thread running fn(arg) with every signal blocked; 0 or an
+ * errno. A program that was single-threaded stays so in glibc's eyes
+ * (__libc_single_threaded): see os_linux.c.
+ */
+int os_thread_start(void *(*fn)(void *), void *arg);
+
 void os_yield(void);
 uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
 uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */

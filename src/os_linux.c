@@ -3,9 +3,12 @@
  */
 #include "internal.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
@@ -135,6 +138,66 @@ int os_hugepage(void *p, size_t n, bool enable)
 {
 	NH_KSTAT_INC(madvise);
 	return madvise(p, n, enable ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
+}
+
+/*
+ * glibc (2.36 on) decides at every fork whether the process is
+ * multi-threaded from __libc_single_threaded, which its pthread_create
+ * clears for good. Multi-threaded, its fork takes its own atfork lock and
+ * stdio's list lock, so a SIGCHLD handler that forks while the program is
+ * inside fork() deadlocks on them (issue 18). numaheap's background thread
+ * must not turn a single-threaded program into one where that happens: it
+ * calls no libc function that takes a lock (system calls, clock reads, its
+ * own formatting), touches no stdio stream and no C++ object, so the
+ * single-threaded shortcuts glibc and libstdc++ take on that flag cannot
+ * race with it. The flag goes back only if it was set before: the calling
+ * thread is then the program's only one, so no other pthread_create can
+ * have cleared it meanwhile. Weak, for libcs without it.
+ */
+extern char __libc_single_threaded __attribute__((weak));
+extern void *dlopen(const char *, int) __attribute__((weak));
+extern void *dlsym(void *, const char *) __attribute__((weak));
+extern int dlclose(void *) __attribute__((weak));
+
+/*
+ * glibc reads the flag through a hidden alias of its own storage; a program
+ * that names __libc_single_threaded gets a copy of it (a copy relocation),
+ * which is what the symbol resolves to for everybody else. glibc writes
+ * both; so does numaheap. libc's own is found in libc's own scope. Weak
+ * dl functions: a static program has no copy, nothing to find.
+ */
+static char *libc_own_single_threaded(void)
+{
+	if (!dlopen || !dlsym || !dlclose)
+		return NULL;
+	void *h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+	if (!h)
+		return NULL;
+	char *p = dlsym(h, "__libc_single_threaded");
+	dlclose(h);
+	return p;
+}
+
+int os_thread_start(void *(*fn)(void *), void *arg)
+{
+	bool single = &__libc_single_threaded && __libc_single_threaded;
+	char *own = single ? libc_own_single_threaded() : NULL;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	int r = pthread_create(&t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0 && single) {
+		__libc_single_threaded = 1;
+		if (own)
+			*own = 1;
+	}
+	return r;
 }
 
 void os_yield(void) { sched_yield(); }

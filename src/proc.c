@@ -29,12 +29,13 @@
  *     parks it for the next thread (its counts stay in it), and the thread
  *     is marked exited: later mallocs and frees on the dying thread (other
  *     destructors, libc's clean-up) go straight to mcentral.
- *   - fork: the prepare handler takes every allocator lock in rank order,
- *     so the child starts with consistent heaps. Per-thread caches of the
- *     other threads are dropped in the child, not drained: one of those
- *     threads may have been moving entries, and its objects stay allocated
- *     (a bounded leak in the child, as with glibc's tcache). Per-CPU slabs
- *     are consistent at any instant and carry over as they are.
+ *   - fork: the prepare handler takes stdio's list lock, then every
+ *     allocator lock in rank order, so the child starts with consistent
+ *     heaps (not when the forking thread holds a numaheap lock already: a
+ *     fork from a signal handler; see fork_prepare). The child drains the
+ *     other threads' per-thread caches to mcentral, as at thread exit
+ *     (fork_child says why that is safe). Per-CPU slabs are consistent at
+ *     any instant and carry over as they are.
  *
  * Idle CPUs: a background pass (proc_drain_idle) drains the slabs of CPUs
  * with no slow path since the previous pass, by moving itself onto each
@@ -412,10 +413,31 @@ static void pcpu_fork_lock(bool lock)
 	}
 }
 
-static void fork_prepare(void)
+/*
+ * stdio's list lock, taken before numaheap's locks: glibc's fork takes it
+ * after the atfork handlers, so a prepare handler holding numaheap's locks
+ * would wait for it while a thread in fflush(NULL) holds it and waits for a
+ * stream whose owner waits in realloc for numaheap (issue 18: a three-way
+ * deadlock). Taken first, the order is glibc's own: stdio, then malloc. The
+ * lock is recursive, so glibc's own take in fork succeeds. Weak: a libc
+ * without it (musl) does not have this order to keep.
+ */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+
+/*
+ * Per fork level of this thread (a signal handler may fork while the thread
+ * is inside fork already): bit d of fork_locked says whether level d took
+ * the locks, fork_held the thread's count of held locks before it did.
+ */
+static __thread uint32_t fork_depth, fork_locked;
+static __thread uint32_t fork_held[32];
+
+static void fork_lock_all(void)
 {
-	if (atomic_load(&nh_initialized) != 2)
-		return;
+	if (_IO_list_lock)
+		_IO_list_lock();
 	lockrank_fork(1);
 	pcpu_fork_lock(true);
 	mutex_lock(&allm_lock);
@@ -425,10 +447,33 @@ static void fork_prepare(void)
 	persistent_fork_lock(true);
 }
 
+static void fork_prepare(void)
+{
+	uint32_t d = fork_depth++;
+	if (atomic_load(&nh_initialized) != 2 || d >= 32)
+		return;
+	/*
+	 * A fork from a signal handler that interrupted this thread inside
+	 * numaheap (it holds one of its locks) or inside fork (it holds them
+	 * all) must not wait for them: it would wait for itself. The locks
+	 * are left alone, as glibc leaves its malloc's alone in a process it
+	 * believes single-threaded; the child resets them, and may find the
+	 * heap mid-update, as a child forked from a signal handler may with
+	 * any malloc (POSIX allows it async-signal-safe calls only).
+	 */
+	fork_held[d] = nh_locks_held;
+	if (d > 0 || nh_locks_held > 0)
+		return;
+	fork_lock_all();
+	fork_locked |= 1u << d;
+}
+
 static void fork_parent(void)
 {
-	if (atomic_load(&nh_initialized) != 2)
+	uint32_t d = --fork_depth;
+	if (atomic_load(&nh_initialized) != 2 || d >= 32 || !(fork_locked >> d & 1))
 		return;
+	fork_locked &= ~(1u << d);
 	persistent_fork_lock(false);
 	mheap_fork_lock(false);
 	mcentral_fork_lock(false);
@@ -436,12 +481,21 @@ static void fork_parent(void)
 	mutex_unlock(&allm_lock);
 	pcpu_fork_lock(false);
 	lockrank_fork(0);
+	if (_IO_list_unlock)
+		_IO_list_unlock();
 }
 
 static void fork_child(void)
 {
-	if (atomic_load(&nh_initialized) != 2)
+	uint32_t d = --fork_depth;
+	if (atomic_load(&nh_initialized) != 2 || d >= 32)
 		return;
+	/* Only this thread runs: every lock is free, whoever held it. */
+	bool locked = fork_locked >> d & 1;
+	fork_locked &= ~(1u << d);
+	nh_locks_held = fork_held[d];
+	if (locked && _IO_list_resetlock)
+		_IO_list_resetlock(); /* glibc did too, if it took it */
 	persistent_fork_child();
 	mheap_fork_child();
 	mcentral_fork_child();
@@ -451,6 +505,8 @@ static void fork_child(void)
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);
+	if (!locked)
+		return; /* forked from inside numaheap: nothing more is safe */
 	/*
 	 * Only this thread survives. The others' per-thread caches go back
 	 * to mcentral and to the idle list, as at thread exit (m_exit). A

@@ -581,16 +581,7 @@ static void bg_start(void)
 		atomic_store(&bg_state, BG_FAILED);
 		return;
 	}
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_t t;
-	int r = pthread_create(&t, &attr, bg_main, NULL);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	int r = os_thread_start(bg_main, NULL);
 	if (r != 0) {
 		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);
 		atomic_store(&bg_state, BG_FAILED);

@@ -17,7 +17,6 @@ count of kernel calls (NUMAHEAP_STATS=json, key kernel_calls) the same way.
 numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
 defaults to <repo>/build; it is built there (cmake) when missing.
 """
-import argparse
 import json
 import os
 import shutil
@@ -28,101 +27,11 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from nhperf.build import compile_stale  # noqa: E402
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-PEERS = [
-    ("glibc", ""),
-    ("jemalloc", "libjemalloc.so.2"),
-    ("tcmalloc", "libtcmalloc_minimal.so.4"),
-    ("mimalloc", "libmimalloc.so.2"),
-]
+from nhperf.bench import log, rotate  # noqa: E402
+from nhperf.proc import loadavg  # noqa: E402
+from nhperf.standalone import (compile_bench, describe_lib, numaheap_lib, parser, peer_libs, pick,  # noqa: E402
+                               preload_env, write_csv)
 MEASURED = 20
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def loadavg():
-    """The 1-minute load average: timings mean little on a busy machine."""
-    try:
-        return float(open("/proc/loadavg").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def find_lib(name):
-    if not name:
-        return ""
-    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            return p
-    return None
-
-
-def numaheap_lib(args):
-    if args.lib:
-        if not os.path.exists(args.lib):
-            sys.exit(f"kbypass: --lib {args.lib}: no such file")
-        return os.path.abspath(args.lib)
-    build = os.path.abspath(args.build)
-    lib = os.path.join(build, "libnumaheap.so")
-    if not os.path.exists(lib):
-        log(f"kbypass: {lib} missing; building numaheap in {build}")
-        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
-                           check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap"], check=True,
-                       stdout=subprocess.DEVNULL)
-    return lib
-
-
-def describe_lib(lib):
-    """'<lib> (commit abc1234[, source modified])[ with NUMAHEAP_...]', the commit
-    read from the build's CMakeCache, the settings from the environment."""
-    opts = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                    if k.startswith("NUMAHEAP_") and k not in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"))
-    return describe_build(lib) + (f" with {opts}" if opts else "")
-
-
-def describe_build(lib):
-    src = None
-    try:
-        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
-            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
-                src = line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    if not src:
-        return lib
-    try:
-        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
-                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return lib
-    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
-
-
-def allocators(args, lib):
-    out = [("numaheap", lib)]
-    for name, so in PEERS:
-        p = find_lib(so)
-        if p is None:
-            log(f"kbypass: {so} not installed (tools/install-deps.sh --perf); {name} left out")
-            continue
-        out.append((name, p))
-    if args.allocators:
-        want = args.allocators.split(",")
-        out = [a for a in out if a[0] in want]
-    return out
-
-
-def compile_bench(args):
-    exe = os.path.join(os.path.abspath(args.build), "perf-bench", "kbypass")
-    return compile_stale(os.path.join(HERE, "kbypass.c"), exe, libs=["-lm"])
 
 
 def perf_works():
@@ -135,8 +44,7 @@ def perf_works():
 
 def run(exe, preload, phases, mib, method, is_numaheap):
     """Returns dict(syscalls, faults, ms, nh_kernel_calls or None)."""
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
+    env = preload_env("")
     for k in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"):  # other NUMAHEAP_* settings pass through
         env.pop(k, None)
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,10 +89,7 @@ def run(exe, preload, phases, mib, method, is_numaheap):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
-                    help="numaheap build directory (default: <repo>/build; built there if missing)")
-    ap.add_argument("--lib", help="libnumaheap.so to use instead of <build>/libnumaheap.so")
+    ap = parser(__doc__)
     ap.add_argument("--reps", type=int, default=3, help="alternated repetitions (default 3)")
     ap.add_argument("--mib", type=int, default=256, help="MiB in flight per phase (default 256)")
     ap.add_argument("--allocators", help="comma-separated subset of numaheap,glibc,jemalloc,tcmalloc,mimalloc")
@@ -201,14 +106,13 @@ def main():
     if method == "strace" and not shutil.which("strace"):
         sys.exit("kbypass: neither perf events nor strace available (apt-get install linux-perf strace)")
 
-    lib = numaheap_lib(args)
-    exe = compile_bench(args)
-    allocs = allocators(args, lib)
+    lib = numaheap_lib("kbypass", args.lib, args.build)
+    exe = compile_bench(args.build, os.path.join(HERE, "kbypass.c"), libs=["-lm"])
+    allocs = pick([("numaheap", lib)] + peer_libs("kbypass"), args.allocators)
     res = {}  # (name, phases) -> [run dicts]
     load0 = loadavg()
     for rep in range(args.reps):
-        order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
-        for name, pre in order:
+        for name, pre in rotate(allocs, rep):
             for phases in (1, 1 + MEASURED):
                 r = run(exe, pre, phases, args.mib, method, name == "numaheap")
                 res.setdefault((name, phases), []).append(r)
@@ -217,11 +121,9 @@ def main():
                         f"syscalls={r['syscalls']} faults={r['faults']}")
 
     if args.csv:
-        with open(args.csv, "w") as f:
-            f.write("allocator,phases,rep,syscalls,page_faults,ms_per_later_phase\n")
-            for (name, phases), runs in res.items():
-                for i, r in enumerate(runs):
-                    f.write(f"{name},{phases},{i},{r['syscalls']},{r['faults']},{r['ms']}\n")
+        write_csv(args.csv, "allocator,phases,rep,syscalls,page_faults,ms_per_later_phase",
+                  [(name, phases, i, r["syscalls"], r["faults"], r["ms"])
+                   for (name, phases), runs in res.items() for i, r in enumerate(runs)])
 
     def extra(name, key):
         a = [r[key] for r in res[(name, 1)]]

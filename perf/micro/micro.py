@@ -25,7 +25,6 @@ the ratio of numaheap to the best peer (< 1: numaheap is faster).
 numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
 defaults to <repo>/build; it is built there (cmake) when missing.
 """
-import argparse
 import os
 import random
 import re
@@ -36,89 +35,17 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from nhperf.build import compile_stale  # noqa: E402
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+from nhperf.bench import log, rotate  # noqa: E402
+from nhperf.proc import loadavg  # noqa: E402
+from nhperf.standalone import (compile_bench, describe_lib, numaheap_lib, parser, peer_libs, pick,  # noqa: E402
+                               preload_env, write_csv)
 SNAPSHOT = os.path.join(HERE, "fastpath.snapshot")
-LIBDIR = "/usr/lib/x86_64-linux-gnu"
-PEERS = [  # name, library to preload ("" = glibc's own malloc)
-    ("glibc", ""),
-    ("jemalloc", "libjemalloc.so.2"),
-    ("tcmalloc", "libtcmalloc_minimal.so.4"),
-    ("mimalloc", "libmimalloc.so.2"),
-]
+LIBDIR = "/usr/lib/x86_64-linux-gnu"  # where inproc takes glibc's libc.so.6 from
 CHECK_TOLERANCE = 0.10
 # Valgrind has no rseq (the system call fails with ENOSYS), so under callgrind
 # numaheap would fall back to per-thread caches anyway; say so explicitly, so
 # that the counted path does not change behind our back.
 NUMAHEAP_UNDER_VALGRIND = {"NUMAHEAP_PERCPU": "0"}
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def loadavg():
-    """The 1-minute load average: timings mean little on a busy machine."""
-    try:
-        return float(open("/proc/loadavg").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def find_lib(name):
-    if not name:
-        return ""
-    for d in (LIBDIR, "/usr/lib64", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            return p
-    return None
-
-
-def numaheap_lib(args):
-    """Path of libnumaheap.so; configures and builds it when missing."""
-    if args.lib:
-        if not os.path.exists(args.lib):
-            sys.exit(f"micro: --lib {args.lib}: no such file")
-        return os.path.abspath(args.lib)
-    build = os.path.abspath(args.build)
-    lib = os.path.join(build, "libnumaheap.so")
-    if not os.path.exists(lib):
-        log(f"micro: {lib} missing; building numaheap in {build}")
-        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
-                           check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap"], check=True,
-                       stdout=subprocess.DEVNULL)
-    return lib
-
-
-def describe_lib(lib):
-    """'<lib> (commit abc1234[, source modified])[ with NUMAHEAP_...]', the commit
-    read from the build's CMakeCache, the settings from the environment."""
-    opts = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                    if k.startswith("NUMAHEAP_") and k not in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"))
-    return describe_build(lib) + (f" with {opts}" if opts else "")
-
-
-def describe_build(lib):
-    src = None
-    try:
-        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
-            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
-                src = line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    if not src:
-        return lib
-    try:
-        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
-                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return lib
-    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
 
 
 def allocators(args, lib):
@@ -128,30 +55,17 @@ def allocators(args, lib):
     out = [("numaheap", lib, {})]
     if args.per_thread_too or (args.allocators and "numaheap-pt" in args.allocators.split(",")):
         out.append(("numaheap-pt", lib, {"NUMAHEAP_PERCPU": "0"}))
-    for name, so in PEERS:
-        p = find_lib(so)
-        if p is None:
-            log(f"micro: {so} not installed (tools/install-deps.sh --perf); {name} left out")
-            continue
-        out.append((name, p, {}))
-    if args.allocators:
-        want = args.allocators.split(",")
-        out = [a for a in out if a[0] in want]
-    return out
+    out += [(name, p, {}) for name, p in peer_libs("micro")]
+    return pick(out, args.allocators)
 
 
-def compile_c(args, name, flags, libs=()):
-    """<build>/perf-bench/<name>, from perf/micro/<name>.c, rebuilt when older than it."""
-    exe = os.path.join(os.path.abspath(args.build), "perf-bench", name)
-    return compile_stale(os.path.join(HERE, name + ".c"), exe, flags, libs)
-
-
-def compile_bench(args):
-    return compile_c(args, "micro", ["-fno-builtin-malloc", "-fno-builtin-free", "-pthread"])
+def compile_micro(args):
+    return compile_bench(args.build, os.path.join(HERE, "micro.c"),
+                         ["-fno-builtin-malloc", "-fno-builtin-free", "-pthread"])
 
 
 def compile_inproc(args):
-    return compile_c(args, "inproc", [], ["-ldl"])
+    return compile_bench(args.build, os.path.join(HERE, "inproc.c"), [], ["-ldl"])
 
 
 INPROC_ROUNDS = 150
@@ -161,18 +75,10 @@ INPROC_PAIRS = 100000
 def inproc(args, lib):
     """The lifo k=1 pair, every allocator in one process (inproc.c)."""
     exe = compile_inproc(args)
-    libs = [("numaheap", lib)]
-    for name, so in PEERS:
-        p = os.path.join(LIBDIR, "libc.so.6") if not so else find_lib(so)
-        if p is None:
-            log(f"micro: {so} not installed (tools/install-deps.sh --perf); {name} left out")
-            continue
-        libs.append((name, p))
-    if args.allocators:
-        want = args.allocators.split(",")
-        libs = [l for l in libs if l[0] in want]
+    libs = [("numaheap", lib)] + peer_libs("micro", glibc=os.path.join(LIBDIR, "libc.so.6"))
+    libs = pick(libs, args.allocators)
     rounds, pairs = (30, 20000) if args.quick else (INPROC_ROUNDS, INPROC_PAIRS)
-    env = env_for(None, {"GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=65536"})
+    env = preload_env(None, {"GLIBC_TUNABLES": "glibc.rtld.optional_static_tls=65536"})
     load0 = loadavg()
     names = [n for n, _ in libs]
     rows = {}
@@ -201,19 +107,10 @@ def inproc(args, lib):
     return "\n".join(out)
 
 
-def env_for(preload, extra=None):
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    if preload:
-        env["LD_PRELOAD"] = preload
-    env.update(extra or {})
-    return env
-
-
 def run_once(exe, preload, extra, argv):
     """ns per pair: process CPU time for the single-threaded benchmarks (robust
     to other load on the machine), wall time for producer/consumer."""
-    r = subprocess.run([exe] + argv, env=env_for(preload, extra), capture_output=True, text=True)
+    r = subprocess.run([exe] + argv, env=preload_env(preload, extra), capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} under {preload or 'glibc'}: exit {r.returncode}: {r.stderr.strip()}")
     cpu, wall, _ = r.stdout.split()
@@ -268,8 +165,7 @@ def timing(args, exe, allocs):
     done = 0
     for rep in range(args.reps):
         for _, label, argv in ts:
-            order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
-            for name, pre, extra in order:
+            for name, pre, extra in rotate(allocs, rep):
                 res[(label, name)].append(run_once(exe, pre, extra, argv))
                 done += 1
             if not args.quiet:
@@ -282,11 +178,8 @@ def timing(args, exe, allocs):
            f"(lower is better; ratio < 1: numaheap faster than the best peer). (a) and (b) are "
            f"process CPU time per pair, (c) wall time.", ""]
     if args.csv:
-        with open(args.csv, "w") as f:
-            f.write("benchmark,allocator,rep,ns_per_pair\n")
-            for (label, n), v in res.items():
-                for i, x in enumerate(v):
-                    f.write(f"\"{label}\",{n},{i},{x}\n")
+        write_csv(args.csv, "benchmark,allocator,rep,ns_per_pair",
+                  [(f'"{label}"', n, i, x) for (label, n), v in res.items() for i, x in enumerate(v)])
     for g, title in groups.items():
         rows = [(label, {n: statistics.median(res[(label, n)]) for n in names})
                 for gg, label, _ in ts if gg == g]
@@ -302,7 +195,7 @@ def timing(args, exe, allocs):
 
 def callgrind(exe, preload, extra, n, tmpdir):
     outf = os.path.join(tmpdir, f"cg.{os.getpid()}.{random.randrange(1 << 30)}.out")
-    env = env_for(preload, extra)
+    env = preload_env(preload, extra)
     r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}",
                         exe, "lifo", "1", "64", str(n)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -355,10 +248,7 @@ def write_snapshot(alloc, per_iter):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
-                    help="numaheap build directory (default: <repo>/build; built there if missing)")
-    ap.add_argument("--lib", help="libnumaheap.so to use instead of <build>/libnumaheap.so")
+    ap = parser(__doc__)
     ap.add_argument("--reps", type=int, default=5, help="alternated repetitions (default 5)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the work per run, 3 repetitions")
     ap.add_argument("--only", help="comma-separated groups among a,b,c")
@@ -378,8 +268,8 @@ def main():
     if args.quick and args.reps == 5:
         args.reps = 3
 
-    lib = numaheap_lib(args)
-    exe = compile_bench(args)
+    lib = numaheap_lib("micro", args.lib, args.build)
+    exe = compile_micro(args)
     tmpdir = os.path.join(os.path.abspath(args.build), "perf-bench")
 
     if args.check or args.update_snapshot:

@@ -19,7 +19,6 @@ allocating phases, and CPU time.
 numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
 defaults to <repo>/build; it is built there (cmake) when missing.
 """
-import argparse
 import os
 import shutil
 import statistics
@@ -30,82 +29,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
-from nhperf.build import compile_stale  # noqa: E402
-ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
-PEERS = [
-    ("glibc", ""),
-    ("jemalloc", "libjemalloc.so.2"),
-    ("tcmalloc", "libtcmalloc_minimal.so.4"),
-    ("mimalloc", "libmimalloc.so.2"),
-]
+from nhperf.bench import log, rotate  # noqa: E402
+from nhperf.proc import loadavg  # noqa: E402
+from nhperf.standalone import (compile_bench, describe_lib, numaheap_lib, parser, peer_libs, pick,  # noqa: E402
+                               preload_env, write_csv)
 PHASES = ["grow1", "free1", "idle1", "grow2", "free2", "idle2", "end"]
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def loadavg():
-    """The 1-minute load average: timings mean little on a busy machine."""
-    try:
-        return float(open("/proc/loadavg").read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def find_lib(name):
-    if not name:
-        return ""
-    for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"):
-        p = os.path.join(d, name)
-        if os.path.exists(p):
-            return p
-    return None
-
-
-def numaheap_lib(args):
-    if args.lib:
-        if not os.path.exists(args.lib):
-            sys.exit(f"rss: --lib {args.lib}: no such file")
-        return os.path.abspath(args.lib)
-    build = os.path.abspath(args.build)
-    lib = os.path.join(build, "libnumaheap.so")
-    if not os.path.exists(lib):
-        log(f"rss: {lib} missing; building numaheap in {build}")
-        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release"],
-                           check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap"], check=True,
-                       stdout=subprocess.DEVNULL)
-    return lib
-
-
-def describe_lib(lib):
-    """'<lib> (commit abc1234[, source modified])[ with NUMAHEAP_...]', the commit
-    read from the build's CMakeCache, the settings from the environment."""
-    opts = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items())
-                    if k.startswith("NUMAHEAP_") and k not in ("NUMAHEAP_STATS", "NUMAHEAP_STATS_FILE"))
-    return describe_build(lib) + (f" with {opts}" if opts else "")
-
-
-def describe_build(lib):
-    src = None
-    try:
-        for line in open(os.path.join(os.path.dirname(lib), "CMakeCache.txt")):
-            if line.startswith("CMAKE_HOME_DIRECTORY:INTERNAL="):
-                src = line.split("=", 1)[1].strip()
-    except OSError:
-        pass
-    if not src:
-        return lib
-    try:
-        head = subprocess.run(["git", "-C", src, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain", "--", "src", "numa", "arch",
-                                "include", "CMakeLists.txt"], capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return lib
-    return f"{lib} (commit {head}{', source modified since' if dirty else ''})"
 
 
 def allocators(args, lib):
@@ -114,21 +42,8 @@ def allocators(args, lib):
     if args.scavenger_off_too:
         out.append(("numaheap-noscav", lib, {"NUMAHEAP_SCAVENGER": "off"}))
         out.append(("numaheap-noprefault", lib, {"NUMAHEAP_PREFAULT": "0"}))
-    for name, so in PEERS:
-        p = find_lib(so)
-        if p is None:
-            log(f"rss: {so} not installed (tools/install-deps.sh --perf); {name} left out")
-            continue
-        out.append((name, p, {}))
-    if args.allocators:
-        want = args.allocators.split(",")
-        out = [a for a in out if a[0] in want or (a[0].startswith("numaheap-") and "numaheap" in want)]
-    return out
-
-
-def compile_bench(args):
-    exe = os.path.join(os.path.abspath(args.build), "perf-bench", "rss")
-    return compile_stale(os.path.join(HERE, "rss.c"), exe, libs=["-lm"])
+    out += [(name, p, {}) for name, p in peer_libs("rss")]
+    return pick(out, args.allocators, variants=True)
 
 
 def vmrss_mib(pid):
@@ -144,11 +59,7 @@ def vmrss_mib(pid):
 
 def run(exe, preload, extra_env, mib, idle, interval, pattern):
     """Returns (samples [(t, rss_mib)], marks {phase: (t, cpu, main_cpu, live_mib)}, done dict)."""
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
-    env.update(extra_env)
-    if preload:
-        env["LD_PRELOAD"] = preload
+    env = preload_env(preload, extra_env)
     t0 = time.monotonic()  # CLOCK_MONOTONIC, the clock rss.c prints
     p = subprocess.Popen([exe, str(mib), str(idle), pattern], env=env, stdout=subprocess.PIPE, text=True)
     lines = []
@@ -227,10 +138,7 @@ plot {", ".join(plots)}
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--build", default=os.path.join(ROOT, "build"),
-                    help="numaheap build directory (default: <repo>/build; built there if missing)")
-    ap.add_argument("--lib", help="libnumaheap.so to use instead of <build>/libnumaheap.so")
+    ap = parser(__doc__)
     ap.add_argument("--reps", type=int, default=1, help="repetitions, alternating the order (default 1)")
     ap.add_argument("--mib", type=int, default=1024, help="MiB live at the peaks (default 1024)")
     ap.add_argument("--idle", type=float, default=3.0, help="seconds of each idle phase (default 3)")
@@ -245,33 +153,26 @@ def main():
                          "(row numaheap-noprefault): what pre-faulting released memory buys")
     args = ap.parse_args()
 
-    lib = numaheap_lib(args)
-    exe = compile_bench(args)
+    lib = numaheap_lib("rss", args.lib, args.build)
+    exe = compile_bench(args.build, os.path.join(HERE, "rss.c"), libs=["-lm"])
     allocs = allocators(args, lib)
     os.makedirs(args.out, exist_ok=True)
     results = {}  # name -> [(samples, marks, done)]
     load0 = loadavg()
     for rep in range(args.reps):
-        order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
-        for name, pre, extra in order:
+        for name, pre, extra in rotate(allocs, rep):
             log(f"rss: rep {rep + 1}/{args.reps}: {name}")
             results.setdefault(name, []).append(run(exe, pre, extra, args.mib, args.idle, args.interval,
                                                     args.pattern))
 
     names = [n for n, _, _ in allocs]
-    with open(os.path.join(args.out, f"rss-{args.pattern}.csv"), "w") as f:
-        f.write("allocator,rep,t_s,rss_mib\n")
-        for n in names:
-            for i, (samples, _, _) in enumerate(results[n]):
-                for t, r in samples:
-                    f.write(f"{n},{i},{t:.3f},{r:.1f}\n")
-    with open(os.path.join(args.out, f"phases-{args.pattern}.csv"), "w") as f:
-        f.write("allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s,live_heap_mib\n")
-        for n in names:
-            for i, (_, marks, _) in enumerate(results[n]):
-                for ph in PHASES:
-                    t, c, m, lv = marks[ph]
-                    f.write(f"{n},{i},{ph},{t:.3f},{c:.3f},{m:.3f},{lv:.1f}\n")
+    write_csv(os.path.join(args.out, f"rss-{args.pattern}.csv"), "allocator,rep,t_s,rss_mib",
+              [(n, i, f"{t:.3f}", f"{r:.1f}")
+               for n in names for i, (samples, _, _) in enumerate(results[n]) for t, r in samples])
+    write_csv(os.path.join(args.out, f"phases-{args.pattern}.csv"),
+              "allocator,rep,phase,t_s,process_cpu_s,main_thread_cpu_s,live_heap_mib",
+              [(n, i, ph, *(f"{x:.3f}" for x in marks[ph][:3]), f"{marks[ph][3]:.1f}")
+               for n in names for i, (_, marks, _) in enumerate(results[n]) for ph in PHASES])
     png = plot(args.out, names, {n: results[n][0] for n in names}, args)
 
     def row(n):

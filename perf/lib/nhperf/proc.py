@@ -1,4 +1,5 @@
-"""Run one measured process: wall time, CPU time, peak RSS, page faults.
+"""Run one measured process: wall time, CPU time, peak RSS, page faults; the
+counts of a live process (proc_status) and the machine's load (loadavg).
 
 The child runs in its own session (so a timeout can kill its whole group)
 and is reaped with os.wait4, whose rusage gives the peak RSS (ru_maxrss,
@@ -119,6 +120,23 @@ def communicate_no_reap(p, timeout):
                 sel.unregister(key.fileobj)
                 key.fileobj.close()
     return b"".join(chunks[p.stdout]), b"".join(chunks[p.stderr])
+
+
+def loadavg_text():
+    """The 1-minute load average as /proc/loadavg writes it; "?" when unreadable."""
+    try:
+        with open("/proc/loadavg") as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def loadavg():
+    """The 1-minute load average (NaN when unreadable): timings mean little on a busy machine."""
+    try:
+        return float(loadavg_text())
+    except ValueError:
+        return float("nan")
 
 
 def proc_status(pid):

@@ -81,6 +81,19 @@ def cell_fail(s):
     return "FAIL (%s)" % s["failure"] if s else "-"
 
 
+def allocator_table(summary, wnames, anames, cell):
+    """Lines of a table of a workload a row, an allocator a column: cell(summary)
+    for the allocators whose runs succeeded."""
+    lines = ["| workload | " + " | ".join(anames) + " |", "|---|" + "|".join(["--:"] * len(anames)) + "|"]
+    for wn in wnames:
+        row = [wn]
+        for a in anames:
+            s = summary.get((wn, a))
+            row.append(cell(s) if s and s["ok"] else cell_fail(s))
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def markdown(summary, wnames, anames, meta):
     L = []
     L.append("Machine: %s. %s" % (meta.get("machine", "?"), meta.get("load", "")))
@@ -142,26 +155,12 @@ def markdown(summary, wnames, anames, meta):
     L.append("**Throughput**: median operations per second inside each workload's own timed region "
              "(what an operation is: see the list of workloads). Higher is better.")
     L.append("")
-    L.append("| workload | " + " | ".join(anames) + " |")
-    L.append("|---|" + "|".join(["--:"] * len(anames)) + "|")
-    for wn in wnames:
-        row = [wn]
-        for a in anames:
-            s = summary.get((wn, a))
-            row.append(fmt_rate(s["ops_per_sec"]) if s and s["ok"] else cell_fail(s))
-        L.append("| " + " | ".join(row) + " |")
+    L += allocator_table(summary, wnames, anames, lambda s: fmt_rate(s["ops_per_sec"]))
     L.append("")
     L.append("**Page faults**: median minor faults per run (the kernel work an allocator causes by "
              "returning memory and taking it back). Lower is better.")
     L.append("")
-    L.append("| workload | " + " | ".join(anames) + " |")
-    L.append("|---|" + "|".join(["--:"] * len(anames)) + "|")
-    for wn in wnames:
-        row = [wn]
-        for a in anames:
-            s = summary.get((wn, a))
-            row.append(("%d" % s["minflt"] if s["minflt"] is not None else "-") if s and s["ok"] else cell_fail(s))
-        L.append("| " + " | ".join(row) + " |")
+    L += allocator_table(summary, wnames, anames, lambda s: "%d" % s["minflt"] if s["minflt"] is not None else "-")
     if "frag" in wnames:
         L.append("")
         L.append("**frag**: RSS in MiB after each phase (A fill 256 MiB × scale of small objects, B free 90%, "

@@ -28,9 +28,15 @@ class Workload:
     def available(self):
         return None  # or a reason why not
 
-    def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
+    @staticmethod
+    def env(alloc, env_extra=None):
+        """The environment of a run: the allocator preloaded, plus env_extra."""
         env = alloc.env()
         env.update(env_extra or {})
+        return env
+
+    def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
+        env = self.env(alloc, env_extra)
         argv = list(prefix) + [ctx.bins[self.binary], str(threads), repr(scale)]
         r = proc.run(argv, env=env, timeout=ctx.timeout)
         return finish(r, proc.parse_result(r["stdout"]))
@@ -48,9 +54,23 @@ def finish(r, res):
     return r
 
 
-class Redis(Workload):
+class Program(Workload):
+    """A real program, run under LD_PRELOAD; needs: the commands it takes."""
     kind = "program"
     threaded = False
+    needs = ()
+    install_hint = ""
+
+    def available(self):
+        for b in self.needs:
+            if not shutil.which(b):
+                return "%s not installed%s" % (b, self.install_hint)
+        return None
+
+
+class Redis(Program):
+    needs = ("redis-server", "redis-benchmark", "redis-cli")
+    install_hint = " (apt-get install redis-server redis-tools)"
 
     def __init__(self):
         super().__init__("redis", "redis-server under LD_PRELOAD, redis-benchmark (-c 50 -P 16 -d 256 "
@@ -58,20 +78,13 @@ class Redis(Workload):
                          binary=None)
         self.tests = "set,get,incr,lpush,rpop,sadd,hset,spop,zadd,lrange_100"
 
-    def available(self):
-        for b in ("redis-server", "redis-benchmark", "redis-cli"):
-            if not shutil.which(b):
-                return "%s not installed (apt-get install redis-server redis-tools)" % b
-        return None
-
     def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
         n = max(2000, int(100000 * scale))
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = str(s.getsockname()[1])
         tmp = tempfile.mkdtemp(prefix="nhperf-redis-")
-        env = alloc.env()
-        env.update(env_extra or {})
+        env = self.env(alloc, env_extra)
         cli = ["redis-cli", "-h", "127.0.0.1", "-p", port]
         plain = dict(os.environ)
         plain.pop("LD_PRELOAD", None)
@@ -139,16 +152,12 @@ class Redis(Workload):
         return r
 
 
-class Sqlite(Workload):
-    kind = "program"
-    threaded = False
+class Sqlite(Program):
+    needs = ("sqlite3",)
 
     def __init__(self):
         super().__init__("sqlite", "sqlite3 shell, in-memory database: insert 100,000 * SCALE rows, "
                          "two indexes, GROUP BY, UPDATE/DELETE, CREATE TABLE AS, JOIN, ORDER BY, VACUUM")
-
-    def available(self):
-        return None if shutil.which("sqlite3") else "sqlite3 not installed"
 
     def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
         rows = max(1000, int(100000 * scale))
@@ -157,8 +166,7 @@ class Sqlite(Workload):
         path = os.path.join(ctx.tmp, "sqlite-%d.sql" % rows)
         with open(path, "w") as f:
             f.write(sql)
-        env = alloc.env()
-        env.update(env_extra or {})
+        env = self.env(alloc, env_extra)
         r = proc.run(list(prefix) + ["sqlite3", ":memory:"], env=env, timeout=ctx.timeout, stdin_path=path)
         lines = r["stdout"].split()
         if r["status"] == "ok" and (not lines or lines[-1] != str(rows - rows // 5)):
@@ -166,21 +174,16 @@ class Sqlite(Workload):
         return finish(r, {"ops": rows, "secs": r["wall"], "ops_per_sec": rows / r["wall"]})
 
 
-class Python(Workload):
-    kind = "program"
-    threaded = False
+class Python(Program):
+    needs = ("python3",)
 
     def __init__(self):
         super().__init__("python", "python3 with PYTHONMALLOC=malloc running perf/workloads/pyalloc.py "
                          "(dicts, JSON, sort, delete/rebuild, string and bytearray growth), 100,000 * SCALE records")
 
-    def available(self):
-        return None if shutil.which("python3") else "python3 not installed"
-
     def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
         n = max(2000, int(100000 * scale))
-        env = alloc.env()
-        env.update(env_extra or {})
+        env = self.env(alloc, env_extra)
         env["PYTHONMALLOC"] = "malloc"
         env.pop("PYTHONDEVMODE", None)
         r = proc.run(list(prefix) + ["python3", "-I", os.path.join(ctx.workload_dir, "pyalloc.py"), str(n)],

@@ -168,6 +168,8 @@ extern struct nh_options nh_opt;
 #define NH_OPTION(name) (nh_opt.v[NH_OPTID_##name])
 
 void options_init(void);
+/* Apply NUMAHEAP_MIN_ALIGN to the size-to-class table (sizeclass.c). */
+void sizeclass_init(void);
 void options_print(int fd);
 
 /* ------------------------------------------------------------------------

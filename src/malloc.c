@@ -100,6 +100,7 @@ void nh_init_slow(void)
 	}
 	nh_in_init = 1;
 	options_init();
+	sizeclass_init();
 	os_random(&nh_cookie, sizeof nh_cookie);
 	nh_hardened = NH_OPTION(HARDENED) != 0;
 	numa_init();
@@ -663,7 +664,7 @@ static void *alloc_aligned(size_t align, size_t n)
 		return hardened_alloc(n, align, false);
 	if (align <= 16) {
 		if (align > 8 && n < 16)
-			n = 16; /* the 8-byte class is only 8-aligned */
+			n = 16; /* the 8-byte class (NUMAHEAP_MIN_ALIGN=8) is only 8-aligned */
 		return NH_NAME(malloc)(n);
 	}
 	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) {
@@ -686,12 +687,9 @@ NH_API int NH_NAME(posix_memalign)(void **memptr, size_t align, size_t n)
 {
 	if (!is_pow2(align) || align % sizeof(void *) != 0)
 		return EINVAL;
-	int saved = errno;
 	void *p = alloc_aligned(align, n);
-	if (!p) {
-		errno = saved;
-		return ENOMEM;
-	}
+	if (!p)
+		return ENOMEM; /* errno stays ENOMEM too, as glibc leaves it */
 	*memptr = p;
 	return 0;
 }

@@ -155,27 +155,19 @@ int os_hugepage(void *p, size_t n, bool enable)
  * have cleared it meanwhile. Weak, for libcs without it.
  */
 extern char __libc_single_threaded __attribute__((weak));
-extern void *dlopen(const char *, int) __attribute__((weak));
 extern void *dlsym(void *, const char *) __attribute__((weak));
-extern int dlclose(void *) __attribute__((weak));
 
 /*
  * glibc reads the flag through a hidden alias of its own storage; a program
  * that names __libc_single_threaded gets a copy of it (a copy relocation),
  * which is what the symbol resolves to for everybody else. glibc writes
- * both; so does numaheap. libc's own is found in libc's own scope. Weak
- * dl functions: a static program has no copy, nothing to find.
+ * both; so does numaheap. libc's own is the next definition after
+ * numaheap's library (which is loaded before libc, preloaded or linked);
+ * a static program has no copy, and RTLD_NEXT finds nothing there.
  */
 static char *libc_own_single_threaded(void)
 {
-	if (!dlopen || !dlsym || !dlclose)
-		return NULL;
-	void *h = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
-	if (!h)
-		return NULL;
-	char *p = dlsym(h, "__libc_single_threaded");
-	dlclose(h);
-	return p;
+	return dlsym ? dlsym(RTLD_NEXT, "__libc_single_threaded") : NULL;
 }
 
 int os_thread_start(void *(*fn)(void *), void *arg)

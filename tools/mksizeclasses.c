@@ -4,7 +4,11 @@
  *
  *   - an 8-byte class for tiny requests (Go's tiny allocator cannot work with
  *     explicit free), then every class is a multiple of 16 bytes, because C
- *     promises malloc'd memory is aligned for any fundamental type;
+ *     promises malloc'd memory is aligned for any fundamental type; the
+ *     lookup table sends requests of 0-8 bytes to the 16-byte class all the
+ *     same (max_align_t is 16 and compilers assume it of malloc: LLVM issue
+ *     53540, gperftools issue 724), and the 8-byte class serves them only
+ *     when NUMAHEAP_MIN_ALIGN=8 asks for it at run time;
  *   - the alignment step grows with the size (16 up to 128 B, size/8 up to
  *     2 KB, 256 B beyond), so a candidate class wastes at most 12.5% of a
  *     request on round-up (15 bytes below 128 B, where 16-byte alignment
@@ -125,7 +129,7 @@ static int linear_class(unsigned req)
 static void make_tables(void)
 {
 	for (unsigned i = 0; i < sizeof size_to_class8; i++)
-		size_to_class8[i] = (uint8_t)(i == 0 ? 1 : linear_class(i * SMALL_SIZE_DIV));
+		size_to_class8[i] = (uint8_t)(i <= 1 ? 2 : linear_class(i * SMALL_SIZE_DIV));
 	for (unsigned i = 0; i < sizeof size_to_class128; i++)
 		size_to_class128[i] = (uint8_t)linear_class(SMALL_SIZE_MAX + i * LARGE_SIZE_DIV);
 }
@@ -181,7 +185,7 @@ static void check(void)
 				fail("division magic wrong", i, (unsigned)off);
 	}
 	for (unsigned req = 1; req <= MAX_SMALL_SIZE; req++)
-		if (table_class(req) != linear_class(req))
+		if (table_class(req) != (req <= 8 ? 2 : linear_class(req)))
 			fail("lookup table disagrees with linear search", req, (unsigned)table_class(req));
 }
 
@@ -231,10 +235,16 @@ static void emit(FILE *f)
 	for (int i = 0; i < nclasses; i++)
 		fprintf(f, "%s%" PRIu64 "ull,", i % 3 ? " " : "\n\t", i ? UINT64_MAX / classes[i].size + 1 : 0);
 	fprintf(f, "\n};\n\n");
-	fprintf(f, "static const uint8_t nh_size_to_class8[%zu] = {", sizeof size_to_class8);
+	fprintf(f, "/* The class of n <= NH_SMALL_SIZE_MAX bytes: entry (n + 7) / 8. Requests of\n"
+		   " * 0 to 8 bytes take the 16-byte class, so every block is 16-byte aligned as\n"
+		   " * glibc's are; NUMAHEAP_MIN_ALIGN=8 points them at the 8-byte class\n"
+		   " * (sizeclass.c holds the table, writable for that). */\n");
+	fprintf(f, "#define NH_SIZE_TO_CLASS8_LEN %zu\n", sizeof size_to_class8);
+	fprintf(f, "#define NH_SIZE_TO_CLASS8_INIT {");
 	for (unsigned i = 0; i < sizeof size_to_class8; i++)
-		fprintf(f, "%s%u,", i % 16 ? " " : "\n\t", size_to_class8[i]);
-	fprintf(f, "\n};\n\n");
+		fprintf(f, "%s%u,", i % 16 ? " " : " \\\n\t", size_to_class8[i]);
+	fprintf(f, " \\\n}\n");
+	fprintf(f, "extern uint8_t nh_size_to_class8[NH_SIZE_TO_CLASS8_LEN];\n\n");
 	fprintf(f, "static const uint8_t nh_size_to_class128[%zu] = {", sizeof size_to_class128);
 	for (unsigned i = 0; i < sizeof size_to_class128; i++)
 		fprintf(f, "%s%u,", i % 16 ? " " : "\n\t", size_to_class128[i]);

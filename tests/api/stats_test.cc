@@ -293,7 +293,7 @@ TEST(StatsJson, IsValidJsonWithTheDocumentedKeys)
 		EXPECT_LE(num(c.get("frees")), num(c.get("allocs"))) << "class " << num(c.get("class"));
 	}
 	EXPECT_EQ(prev_size, kMaxSmall);
-	EXPECT_EQ(num(classes->arr[0].get("size")), 8u);
+	EXPECT_EQ(num(classes->arr[0].get("size")), 8u) << "the 8-byte class, used with NUMAHEAP_MIN_ALIGN=8";
 
 	const Json *large = j.get("large");
 	ASSERT_NE(large, nullptr);

@@ -57,8 +57,10 @@ struct numa_policy {
 
 extern struct numa_policy numa_pol;
 
-/* After options_init and numa_init. */
-void numa_policy_init(void);
+/* After numa_init: mode NUMA_LOCAL, NUMA_INTERLEAVE or NUMA_OFF; strict
+ * binding; the nodes that may have heaps (bits; 0: all). -1 if nodes named
+ * no node with memory (all are used then). */
+int numa_policy_init(int mode, bool strict, uint32_t nodes);
 /* Only these nodes have heaps after all (the others failed to set up). */
 void numa_policy_restrict(uint32_t heap_mask);
 /* The heap node for a CPU (nearest heap node to the CPU's node). */

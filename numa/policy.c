@@ -23,10 +23,10 @@
  * the cache budget honours (numa_cpu_budget_share).
  */
 #define _GNU_SOURCE 1
-#include "numa.h"
 
-#include "../src/internal.h"
-#include "../src/fault.h"
+#include "os/os.h"
+#include "os/fault.h"
+#include "numa.h"
 
 #include <sched.h>
 
@@ -69,14 +69,14 @@ static void read_cgroup_limit(void)
 	}
 }
 
-void numa_policy_init(void)
+int numa_policy_init(int mode, bool strict, uint32_t nodes)
 {
-	numa_pol.mode = (int)NH_OPTION(NUMA);
-	numa_pol.strict = NH_OPTION(NUMA_BIND) == 1;
-	uint32_t subset = (uint32_t)NH_OPTION(NODES);
-	numa_pol.heap_mask = numa_topo.node_mask & (subset ? subset : ~0u);
+	int r = 0;
+	numa_pol.mode = mode;
+	numa_pol.strict = strict;
+	numa_pol.heap_mask = numa_topo.node_mask & (nodes ? nodes : ~0u);
 	if (!numa_pol.heap_mask) {
-		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
+		r = -1; /* the caller says so */
 		numa_pol.heap_mask = numa_topo.node_mask;
 	}
 	numa_pol.interleave_mask = numa_pol.heap_mask;
@@ -90,6 +90,7 @@ void numa_policy_init(void)
 	if (sched_getaffinity(0, sizeof set, &set) == 0)
 		numa_pol.allowed_cpus = CPU_COUNT(&set);
 	read_cgroup_limit();
+	return r;
 }
 
 void numa_policy_restrict(uint32_t heap_mask)

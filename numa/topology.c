@@ -3,10 +3,12 @@
  * See numa.h. Runs inside malloc's initialisation: no malloc, no stdio.
  */
 #define _GNU_SOURCE 1
-#include "numa.h"
 
-#include "../src/internal.h"
-#include "../src/fault.h"
+#include "arch.h"
+
+#include "os/os.h"
+
+#include "numa.h"
 
 #include <errno.h>
 #include <sched.h>

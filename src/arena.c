@@ -16,7 +16,18 @@
  *
  * Arena growth runs under the node's heap lock.
  */
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "mspan.h"
+#include "arena.h"
+
+#include "mheap.h"
+
+#include "scavenger.h"
 
 #include <errno.h>
 

@@ -13,13 +13,13 @@
  * in a C++ program (the only kind that calls these). The exception unwinds
  * through this file's frames, so it is compiled with -fexceptions.
  */
-#include "internal.h"
+
+#include "report.h"
 
 #include <errno.h>
 #include <stdlib.h>
 
 #ifndef NH_PREFIX /* a prefixed build leaves operator new alone */
-
 
 typedef void (*new_handler_t)(void);
 /* std::get_new_handler() and std::__throw_bad_alloc() from libstdc++. */

@@ -16,7 +16,14 @@
  * is protected by the lock of its owner (the heap lock for span structs,
  * the allm lock for thread states).
  */
-#include "internal.h"
+
+#include "lock.h"
+
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "fixalloc.h"
 
 #include <errno.h>
 #include <string.h>

@@ -24,11 +24,19 @@
  * and two per free (which also split huge pages), and a cheaper heap layout
  * lost; docs/reliability.md and perf/ give the measured overhead.
  */
-#include "internal.h"
+
+#include "os/os.h"
+
+#include "mspan.h"
+
+#include "mheap.h"
+
+#include "alloc.h"
+
+#include "sizeclass.h"
 
 #include <errno.h>
 #include <string.h>
-
 
 static inline uintptr_t canary_of(uintptr_t p) { return (nh_cookie * 0x9e3779b97f4a7c15ull) ^ p ^ 0x5a5a5a5a5a5a5a5aull; }
 

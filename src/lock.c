@@ -11,7 +11,10 @@
  * Debug builds keep, per thread, the locks it holds and check the order of
  * lockrank.h on each acquisition.
  */
-#include "internal.h"
+
+#include "lock.h"
+
+#include "os/os.h"
 
 #include <linux/futex.h>
 #include <sys/syscall.h>

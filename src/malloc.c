@@ -66,7 +66,23 @@
  * Not built yet, and where it will go: one heap per node with binding
  * policy (numa/, mheap.c).
  */
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "mspan.h"
+#include "arena.h"
+#include "stats.h"
+
+#include "mheap.h"
+#include "mcache.h"
+#include "proc.h"
+#include "alloc.h"
+#include "scavenger.h"
+#include "hardened.h"
+#include "sizeclass.h"
 
 #include <errno.h>
 #include <malloc.h>
@@ -76,7 +92,6 @@
 #include <unistd.h>
 
 #include "numaheap.h"
-
 
 uintptr_t nh_cookie;
 _Atomic int nh_initialized;
@@ -104,7 +119,8 @@ void nh_init_slow(void)
 	os_random(&nh_cookie, sizeof nh_cookie);
 	nh_hardened = NH_OPTION(HARDENED) != 0;
 	numa_init();
-	numa_policy_init();
+	if (numa_policy_init((int)NH_OPTION(NUMA), NH_OPTION(NUMA_BIND) == 1, (uint32_t)NH_OPTION(NODES)) < 0)
+		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
 	mcache_layout_init();
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)

@@ -27,7 +27,19 @@
  * Locking: per-thread P's need none (one owner). Per-CPU P's: the slab's
  * lock (rank PCACHE) for every function here; the fast paths take none.
  */
-#include "internal.h"
+
+#include "options.h"
+
+#include "numa.h"
+
+#include "mspan.h"
+#include "arena.h"
+
+#include "mheap.h"
+#include "mcache.h"
+#include "proc.h"
+
+#include "hardened.h"
 
 #include <string.h>
 

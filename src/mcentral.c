@@ -36,7 +36,14 @@
  * counters. They are not
  * held together. The heap lock is never held with either.
  */
-#include "internal.h"
+
+#include "mspan.h"
+#include "arena.h"
+
+#include "mheap.h"
+#include "mcache.h"
+
+#include "alloc.h"
 
 #include <string.h>
 

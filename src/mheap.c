@@ -17,7 +17,18 @@
  * Locking: h->lock (rank HEAP) protects everything here. Allocating a span
  * never holds a central lock (mcentral drops it first).
  */
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+
+#include "mspan.h"
+#include "arena.h"
+
+#include "mheap.h"
+#include "mcache.h"
+
+#include "scavenger.h"
+#include "hardened.h"
 
 #include <errno.h>
 #include <string.h>

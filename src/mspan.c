@@ -16,7 +16,10 @@
  * as long as their class's bitmap, see mheap.c).
  * Locking: the span's mcentral lock for every function here.
  */
-#include "internal.h"
+
+#include "mspan.h"
+
+#include "mcache.h"
 
 #include <string.h>
 

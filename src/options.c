@@ -7,11 +7,14 @@
  * never allocates, and answers bad input with a one-line warning that names
  * the variable and keeps the default. NUMAHEAP_STRICT=1 makes those fatal.
  */
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+#include "os/fault.h"
+#include "numa.h"
+#include "report.h"
 
 #include <string.h>
-
-#include "fault.h"
 
 extern char **environ;
 

@@ -37,7 +37,12 @@
  * frees below it lower it. Everything here runs under pa->lock (the node's
  * heap lock); the functions assume it is held.
  */
-#include "internal.h"
+
+#include "os/os.h"
+
+#include "report.h"
+#include "fixalloc.h"
+#include "pagealloc.h"
 
 #include <errno.h>
 #include <string.h>

@@ -46,7 +46,19 @@
  * (rank PCACHE) its slow paths.
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "fixalloc.h"
+
+#include "mcache.h"
+#include "proc.h"
+#include "alloc.h"
+#include "scavenger.h"
+#include "hardened.h"
 
 #include <errno.h>
 #include <pthread.h>

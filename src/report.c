@@ -7,7 +7,10 @@
  * %i %u %x %p %% with flags '-' and '0', a width (or *), and the l, ll, z length
  * modifiers.
  */
-#include "internal.h"
+
+#include "os/os.h"
+
+#include "report.h"
 
 #include <stdarg.h>
 #include <stdlib.h>

@@ -49,7 +49,7 @@
  * calloc of a span made only of them skips the memset; with MADV_FREE
  * (NUMAHEAP_RELEASE=free) they may not, and it does not skip.
  *
- * The releases of one pass go out in batches (os_uring.c): io_uring
+ * The releases of one pass go out in batches (os/uring.c): io_uring
  * madvise submissions, one system call per batch, or plain madvise when
  * io_uring is unavailable or NUMAHEAP_SCAVENGER=madvise.
  *
@@ -65,7 +65,19 @@
  * system call; scav_lock serialises synchronous scavenging (trim, limit).
  */
 #define _GNU_SOURCE 1
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+#include "os/fault.h"
+#include "numa.h"
+#include "report.h"
+
+#include "mheap.h"
+#include "mcache.h"
+#include "proc.h"
+
+#include "scavenger.h"
+#include "hardened.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -76,9 +88,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "fault.h"
-
 
 enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
 static _Atomic int bg_state;

@@ -10,7 +10,10 @@
  * write (a thread that started before numaheap initialised) gets one of two
  * valid classes.
  */
-#include "internal.h"
+
+#include "options.h"
+
+#include "report.h"
 
 uint8_t nh_size_to_class8[NH_SIZE_TO_CLASS8_LEN] NH_ALIGNED(64) = NH_SIZE_TO_CLASS8_INIT;
 

@@ -18,7 +18,20 @@
  * threads allocate can be off by the objects in flight. docs/stats.md
  * explains every field.
  */
-#include "internal.h"
+
+#include "options.h"
+#include "os/os.h"
+
+#include "numa.h"
+#include "report.h"
+
+#include "arena.h"
+
+#include "mheap.h"
+#include "mcache.h"
+#include "proc.h"
+#include "alloc.h"
+#include "scavenger.h"
 
 #include <fcntl.h>
 #include <malloc.h>

@@ -6,7 +6,7 @@
 //
 // Each case runs fault_probe (fault_probe.cc) in a child process with its own
 // environment and limits: the injected faults through the probe linked with
-// libnumaheap_fi.so (NUMAHEAP_FAULT=..., src/fault.h), the real ones through
+// libnumaheap_fi.so (NUMAHEAP_FAULT=..., src/os/fault.h), the real ones through
 // the probe linked with libnumaheap.so.
 #include <gtest/gtest.h>
 

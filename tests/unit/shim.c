@@ -6,7 +6,17 @@
 
 #include <string.h>
 
-#include "internal.h"
+#include "options.h"
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "fixalloc.h"
+#include "pagealloc.h"
+#include "mspan.h"
+#include "arena.h"
+
+#include "mcache.h"
 
 _Static_assert(sizeof(palloc_sum) == sizeof(uint64_t), "palloc_sum is 64 bits");
 

@@ -8,6 +8,10 @@
 
 #include "commands.h"
 #include "internal.h"
+#include "options.h"
+#include "report.h"
+#include "numa.h"
+#include "os/os.h"
 #include "numaheap.h"
 #include "optinfo.h"
 #include "tool.h"

@@ -10,6 +10,10 @@
 #include <stddef.h>
 
 #include "internal.h"
+#include "options.h"
+#include "report.h"
+#include "numa.h"
+#include "os/os.h"
 
 struct optinfo {
 	const char *name; /* without the NUMAHEAP_ prefix */

@@ -22,6 +22,12 @@
 #include "commands.h"
 #include "format.h"
 #include "internal.h"
+#include "options.h"
+#include "report.h"
+#include "numa.h"
+#include "os/os.h"
+#include "mcache.h"
+#include "proc.h"
 #include "numaheap.h"
 #include "optinfo.h"
 #include "table.h"
@@ -90,7 +96,8 @@ static void simulate(const struct setting *sets, int nsets, struct sim *out)
 	environ = env;
 	options_init();
 	numa_init();
-	numa_policy_init();
+	if (numa_policy_init((int)NH_OPTION(NUMA), NH_OPTION(NUMA_BIND) == 1, (uint32_t)NH_OPTION(NODES)) < 0)
+		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	out->cache_budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	out->opt = nh_opt;
 	out->topo = numa_topo;

@@ -17,10 +17,18 @@
 #ifndef NUMAHEAP_OS_H
 #define NUMAHEAP_OS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+/* Counts of the kernel calls numaheap made, by kind; relaxed atomics. */
+struct nh_kstats {
+	_Atomic uint64_t mmap, munmap, madvise, mbind, mprotect, futex_wait, futex_wake, io_uring_enter;
+};
+extern struct nh_kstats nh_kstats;
+#define NH_KSTAT_INC(field) atomic_fetch_add_explicit(&nh_kstats.field, 1, memory_order_relaxed)
 
 enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
 
@@ -47,7 +55,7 @@ int os_protect(void *p, size_t n, bool rw);
 int os_hugepage(void *p, size_t n, bool enable);
 
 /*
- * Batched release (os_uring.c): add runs, submit them with one system call
+ * Batched release (os/uring.c): add runs, submit them with one system call
  * (io_uring) or one madvise per run, read each run's result (0 or -errno).
  */
 #define OS_BATCH_MAX 64
@@ -73,7 +81,7 @@ unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs
 /*
  * Start a detached thread running fn(arg) with every signal blocked; 0 or an
  * errno. A program that was single-threaded stays so in glibc's eyes
- * (__libc_single_threaded): see os_linux.c.
+ * (__libc_single_threaded): see os/linux.c.
  */
 int os_thread_start(void *(*fn)(void *), void *arg);
 

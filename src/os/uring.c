@@ -1,5 +1,5 @@
 /*
- * os_uring.c — releasing memory in batches: io_uring, or madvise.
+ * os/uring.c — releasing memory in batches: io_uring, or madvise.
  *
  * The scavenger gives memory back with one system call per batch: each run
  * of pages becomes an IORING_OP_MADVISE submission on a private ring, and
@@ -10,15 +10,16 @@
  * statistics say so. Setting up the ring does not allocate (liburing maps
  * the rings itself). A batch belongs to one thread (the scavenger's).
  */
-#include "internal.h"
+
+#include "os/os.h"
+#include "os/fault.h"
+
 
 #include <errno.h>
 #include <liburing.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-#include "fault.h"
 
 int os_batch_init(struct os_batch *b, bool want_uring)
 {
@@ -28,7 +29,8 @@ int os_batch_init(struct os_batch *b, bool want_uring)
 		return b->backend;
 	if (nh_fault("io_uring"))
 		return b->backend;
-	b->ring = persistentalloc(sizeof(struct io_uring), 64, 0);
+	/* One page a ring, kept for good (a child after fork forgets it). */
+	b->ring = os_map((sizeof(struct io_uring) + os_page_size() - 1) & ~(os_page_size() - 1), 0);
 	if (!b->ring)
 		return b->backend;
 	if (io_uring_queue_init(OS_BATCH_MAX, b->ring, 0) != 0)

@@ -1,8 +1,7 @@
 /*
  * fault.c — the fault-injection switchboard of test builds; see fault.h.
  */
-#include "fault.h"
-
+#include "os/fault.h"
 #ifdef NH_FAULT_INJECTION
 #include <string.h>
 

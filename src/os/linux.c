@@ -1,7 +1,11 @@
 /*
- * os_linux.c — the OS contract of os.h on Linux. See os.h.
+ * os/linux.c — the OS contract of os/os.h on Linux. See os.h.
  */
-#include "internal.h"
+
+#include "arch.h"
+
+#include "os/os.h"
+#include "os/fault.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -13,8 +17,6 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
-
-#include "fault.h"
 
 #ifndef MAP_HUGE_SHIFT
 #define MAP_HUGE_SHIFT 26

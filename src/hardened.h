@@ -1,0 +1,20 @@
+/*
+ * hardened.h — hardened mode: canaries, guard pages, shuffled caches (hardened.c).
+ */
+#ifndef NUMAHEAP_HARDENED_H
+#define NUMAHEAP_HARDENED_H
+
+#include "internal.h"
+
+/* Hardened mode (hardened.c). */
+#define nh_hardened (nh_fast.hardened)
+
+uint64_t nh_random(void);
+void hardened_shuffle(uintptr_t *v, unsigned n);
+void *hardened_alloc(size_t n, size_t align, bool zero);
+void hardened_set_canary(uintptr_t p, unsigned cls);
+void hardened_free(uintptr_t p);
+size_t hardened_usable_size(uintptr_t p);
+void *hardened_realloc(uintptr_t p, size_t n);
+
+#endif /* NUMAHEAP_HARDENED_H */

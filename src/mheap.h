@@ -1,0 +1,78 @@
+/*
+ * mheap.h — the page heap of one node (mheap.c).
+ */
+#ifndef NUMAHEAP_MHEAP_H
+#define NUMAHEAP_MHEAP_H
+
+#include "fixalloc.h"
+#include "lock.h"
+#include "mcentral.h"
+#include "pagealloc.h"
+
+struct heap_arena;
+struct mspan;
+
+/* ------------------------------------------------------------------------
+ * mheap (mheap.c): the page heap of one node.
+ * ------------------------------------------------------------------------ */
+struct mheap {
+	struct mutex lock;
+	int node;
+	struct page_alloc pages;       /* under lock */
+	uintptr_t arena_hint;	       /* next address to try for an arena; lock */
+	struct heap_arena *arenas;     /* list of this node's arenas; lock */
+	/* mspan structs, by bitmap size: large objects (none), classes of up to
+	 * 256 objects (4 words), the 8 and 16 B classes (16 words); lock. */
+	struct fixalloc spanalloc[3];
+	/* Byte counts, under lock (read racily by stats). */
+	size_t mapped_bytes;
+	size_t inuse_bytes;	/* pages in in-use spans */
+	size_t large_inuse_bytes;	/* pages of large spans, cached ones included */
+	_Atomic uint64_t large_frees;	/* large objects freed by the program */
+	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
+	uint64_t grow_calls;
+	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
+	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
+	uintptr_t regrow_front;	/* end of the highest span taken from released pages this pre-faulting episode; lock */
+	_Atomic uint64_t remote_frees;	/* objects freed by other nodes' threads, sent home */
+	struct mcentral central[NH_NUM_CLASSES];
+	/*
+	 * Freed large spans of up to NH_LARGE_CACHE_PAGES pages, kept whole
+	 * (pages allocated, spans[] mapped, state SPAN_CACHED) so the next
+	 * large malloc of the same size takes one without the heap lock or a
+	 * pageAlloc search. At most NH_LARGE_CACHE_BYTES in all; the
+	 * background thread empties it when unused. Under lcache_lock.
+	 */
+	struct mutex lcache_lock;
+	struct mspan *lcache[NH_LARGE_CACHE_PAGES + 1][NH_LARGE_CACHE_DEPTH];
+	uint8_t lcache_n[NH_LARGE_CACHE_PAGES + 1];
+	size_t lcache_bytes;
+	uint64_t lcache_gen, lcache_idle_gen;
+	uint64_t lcache_hits;
+};
+
+extern struct mheap *nh_heaps[NH_MAX_NODES];
+NH_INLINE struct mheap *heap_of_node(int node) { return nh_heaps[node]; }
+
+/* Take a cached large span of exactly npages, or NULL. */
+struct mspan *mheap_large_cache_take(struct mheap *h, size_t npages);
+/* Keep a freed large span for reuse; false if the cache has no room. */
+bool mheap_large_cache_put(struct mheap *h, struct mspan *s);
+/* Give the cached spans back to the heap: all, or only if unused since the
+ * last call. Bytes given back. */
+size_t mheap_large_cache_drain(struct mheap *h, bool idle_only);
+/* What every heap keeps in front of its pages (mcentral's transfer caches
+ * and kept empty spans, the large-span cache) goes back: all of it, or only
+ * what sat unused since the last call. Objects moved out of transfer caches. */
+size_t mheap_drain_caches(bool idle_only);
+
+int mheap_init(int node);
+/* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM. */
+struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages);
+void mheap_free_span(struct mheap *h, struct mspan *s);
+/* Grow a large span in place to npages if the pages after it are free. */
+bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages);
+/* Shrink a large span in place, freeing its tail pages. */
+void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
+
+#endif /* NUMAHEAP_MHEAP_H */

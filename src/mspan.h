@@ -1,0 +1,83 @@
+/*
+ * mspan.h — a run of pages holding objects of one class, or one large object (mspan.c).
+ */
+#ifndef NUMAHEAP_MSPAN_H
+#define NUMAHEAP_MSPAN_H
+
+#include "internal.h"
+#include "report.h"
+
+/* ------------------------------------------------------------------------
+ * mspan (mspan.c): a run of pages, holding objects of one size class or one
+ * large object. Allocated from the heap's fixalloc under the heap lock.
+ * ------------------------------------------------------------------------ */
+enum span_state {
+	SPAN_DEAD = 0,	 /* not in use; its pages are free */
+	SPAN_INUSE = 1,	 /* holds objects; spans[] maps its pages to it */
+	SPAN_CACHED = 2, /* a freed large span kept whole for reuse (mheap.c) */
+};
+
+enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL };
+
+#define NH_MAX_SPAN_OBJECTS 1024 /* proven by mksizeclasses */
+#define NH_SPAN_BITMAP_WORDS (NH_MAX_SPAN_OBJECTS / 64)
+
+struct mspan {
+	/* mcentral list links; under the central lock. */
+	struct mspan *next;
+	struct mspan *prev;
+	/* Set at span creation under the heap lock; immutable while in use. */
+	uintptr_t base;
+	uint32_t npages;
+	uint32_t elemsize;  /* object size; npages * NH_PAGE_SIZE for large */
+	uint32_t divmul;    /* (off * divmul) >> 32 == off / elemsize */
+	uint16_t nelems;    /* objects in the span (1 for large) */
+	uint8_t sizeclass;  /* 0: one large object */
+	uint8_t node;
+	_Atomic uint8_t state; /* enum span_state; read without locks by free */
+	uint8_t list;	       /* enum span_list; under the central lock */
+	uint8_t needzero;      /* memory may hold old data (large spans) */
+	uint8_t guarded;       /* hardened large object between guard pages */
+	/* Object accounting; under the central lock (small spans). */
+	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
+	uint16_t freeindex; /* first bitmap word that may have a free object */
+	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
+	uint8_t pad1[3];
+	/* 1: object allocated. Declared for the largest span; a span struct
+	 * is allocated only as long as its class needs (mspan_struct_size). */
+	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];
+};
+
+/* Bytes of span struct a class needs: header plus its bitmap words. */
+NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
+{
+	return offsetof(struct mspan, alloc_bits) + (size_t)bitmap_words * 8;
+}
+
+/* A cache entry's low bit: the object came straight from its span's bitmap
+ * (never freed since), so it carries no free mark. */
+#define NH_ENTRY_FRESH ((uintptr_t)1)
+
+void mspan_init_small(struct mspan *s, unsigned sizeclass);
+/* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
+unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
+NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
+{
+	return (unsigned)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+}
+
+/* Return one object to the span's bitmap; aborts on a double free. Inline:
+ * every object a flush sends back to its span comes through here. */
+NH_INLINE void mspan_put(struct mspan *s, uintptr_t p)
+{
+	unsigned idx = mspan_obj_index(s, p);
+	uint64_t m = (uint64_t)1 << (idx % 64);
+	if (NH_UNLIKELY(!(s->alloc_bits[idx / 64] & m)))
+		nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
+	s->alloc_bits[idx / 64] &= ~m;
+	s->nalloc--;
+	if (idx / 64 < s->freeindex)
+		s->freeindex = (uint16_t)(idx / 64);
+}
+
+#endif /* NUMAHEAP_MSPAN_H */

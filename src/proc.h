@@ -1,0 +1,48 @@
+/*
+ * proc.h — P's and M's: per-CPU and per-thread allocator state (proc.c).
+ */
+#ifndef NUMAHEAP_PROC_H
+#define NUMAHEAP_PROC_H
+
+#include "internal.h"
+
+struct mcache;
+struct pctx;
+
+/* ------------------------------------------------------------------------
+ * P's and M's (proc.c).
+ *
+ * An M is a thread's allocator state (Go's M); a P is an allocation context
+ * owning an mcache (Go's P): one per CPU (rseq mode) or one per thread.
+ * The M keeps the thread's exact per-class allocation counts either way.
+ * ------------------------------------------------------------------------ */
+enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
+enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2 };
+
+struct m {
+	struct mcache *cache; /* the thread's per-thread P's cache */
+	struct m *next;	      /* allm list; under allm lock */
+	struct m *prev;
+	uint32_t id;
+};
+
+/* The P (cache context) of the calling thread now: its CPU's (lock taken)
+ * or its own. false: none (a thread being torn down, or out of memory). */
+bool proc_acquire_p(struct pctx *x);
+void proc_release_p(struct pctx *x);
+void proc_init(void);
+/* Node the calling thread runs on. */
+int proc_current_node(void);
+/* Sum the allocation counts of every cache, per-CPU and per-thread, into out[]. */
+void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
+/* Count objects held in the caches of node node (every cache if node < 0), by class. */
+void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
+/* Drain the caches of CPUs unused since the last call (background pass). */
+size_t proc_drain_idle(void);
+void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
+void proc_register_atfork(void);
+/* Mallocs served without a cache, by class (0: every large object). */
+extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];
+
+#endif /* NUMAHEAP_PROC_H */

@@ -54,6 +54,11 @@ struct mheap {
 extern struct mheap *nh_heaps[NH_MAX_NODES];
 NH_INLINE struct mheap *heap_of_node(int node) { return nh_heaps[node]; }
 
+/* Every heap that was set up, lowest node first: for_each_heap(h) { ... }. */
+#define for_each_heap(h)                                                  \
+	for (int for_each_heap_n_ = 0; for_each_heap_n_ < NH_MAX_NODES; for_each_heap_n_++) \
+		for (struct mheap *h = nh_heaps[for_each_heap_n_]; h; h = NULL)
+
 /* Take a cached large span of exactly npages, or NULL. */
 struct mspan *mheap_large_cache_take(struct mheap *h, size_t npages);
 /* Keep a freed large span for reuse; false if the cache has no room. */

@@ -178,6 +178,32 @@ def markdown(summary, wnames, anames, meta):
                 a, fmt_mib(e.get("rss_a_kib")), fmt_mib(e.get("rss_b_kib")), fmt_mib(e.get("rss_c_kib")),
                 fmt_mib(e.get("rss_d_kib")), fmt_mib(e.get("rss_trim_kib")),
                 "%.2f" % e["overhead_c"] if e.get("overhead_c") else "-"))
+    if "redis-mix" in wnames:
+        L.append("")
+        L.append("**redis-mix**: the server's CPU time per request in µs (user + system of redis-server over "
+                 "both rounds ÷ requests; lower is better), and requests per second of SET and GET at 64 B.")
+        L.append("")
+        L += allocator_table(summary, ["redis-mix"], anames, lambda s: "%.2f µs (SET %s, GET %s)" % (
+            s["extra"].get("cpu_us_per_req") or 0, fmt_rate(s["extra"].get("rps_set_64")),
+            fmt_rate(s["extra"].get("rps_get_64"))) if s["extra"].get("cpu_us_per_req") else "-")
+    if "redis-frag" in wnames:
+        L.append("")
+        L.append("**redis-frag**: RSS in MiB of redis-server full (1 GiB × scale of 8 B-8 KiB values), right "
+                 "after deleting 80% of the keys, 5 s and 10 s later with no call from the program, then after "
+                 "`MEMORY PURGE`; live = redis's own used_memory after the deletes.")
+        L.append("")
+        L.append("| allocator | full | deleted | +5 s | +10 s | MEMORY PURGE | live | +10 s ÷ live |")
+        L.append("|---|--:|--:|--:|--:|--:|--:|--:|")
+        for a in anames:
+            s = summary.get(("redis-frag", a))
+            if not s or not s["ok"]:
+                continue
+            e = s["extra"]
+            live, idle = e.get("live_kib"), e.get("rss_t10_kib")
+            L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                a, fmt_mib(e.get("rss_full_kib")), fmt_mib(e.get("rss_t0_kib")), fmt_mib(e.get("rss_t5_kib")),
+                fmt_mib(idle), fmt_mib(e.get("rss_purge_kib")), fmt_mib(live),
+                "%.2f" % (idle / live) if idle and live else "-"))
     fails = [(wn, a, summary[(wn, a)]) for wn in wnames for a in anames
              if (wn, a) in summary and summary[(wn, a)]["failures"]]
     if fails:
@@ -288,6 +314,18 @@ def plots(outdir, summary, wnames, anames):
                 series.append((a, [(s["extra"].get(k) or 0) / 1024.0 for k in keys]))
         p = lines_plot(outdir, "frag", "frag: RSS after each phase", "RSS (MiB)",
                        ["start", "A fill", "B free 90%", "C medium", "D free all", "threads gone + malloc_trim"], series)
+        if p:
+            made.append(p)
+    if "redis-frag" in wnames:
+        from .workloads import FRAG_SAMPLES
+        keys = ["rss_full_kib"] + ["rss_t%d_kib" % t for t in FRAG_SAMPLES] + ["rss_purge_kib"]
+        series = []
+        for a in anames:
+            s = summary.get(("redis-frag", a))
+            if s and s["ok"]:
+                series.append((a, [(s["extra"].get(k) or 0) / 1024.0 for k in keys]))
+        p = lines_plot(outdir, "redis-frag", "redis-frag: RSS of redis-server after deleting 80% of its keys",
+                       "RSS (MiB)", ["full"] + ["%d s" % t for t in FRAG_SAMPLES] + ["PURGE"], series)
         if p:
             made.append(p)
     return made

@@ -68,6 +68,83 @@ class Program(Workload):
         return None
 
 
+class RedisServer:
+    """redis-server under the allocator on a free loopback port, started and stopped around a with-block."""
+
+    def __init__(self, ctx, alloc, prefix=(), env_extra=None, args=()):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = str(s.getsockname()[1])
+        self.tmp = tempfile.mkdtemp(prefix="nhperf-redis-")
+        self.env = Workload.env(alloc, env_extra)
+        self.cli = ["redis-cli", "-h", "127.0.0.1", "-p", self.port]
+        self.plain = dict(os.environ)
+        self.plain.pop("LD_PRELOAD", None)
+        self.argv = list(prefix) + ["redis-server", "--port", self.port, "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--daemonize", "no", "--dir", self.tmp,
+                                    "--logfile", os.path.join(self.tmp, "log")] + list(args)
+        self.r = {"status": "ok", "stdout": "", "stderr": ""}
+        self.server = None
+
+    def __enter__(self):
+        t0 = time.monotonic()
+        self.server = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        while True:
+            if self.server.poll() is not None:
+                self.r["status"] = "exit %d (server)" % self.server.returncode
+                return self
+            if self.call("ping") == "PONG":
+                return self
+            if time.monotonic() - t0 > 20:
+                self.r["status"] = "timeout (server start)"
+                return self
+            time.sleep(0.05)
+
+    def call(self, *words, timeout=600):
+        """One redis-cli command (not under the allocator); its output, stripped."""
+        out = subprocess.run(self.cli + list(words), env=self.plain, capture_output=True, text=True,
+                             timeout=timeout)
+        return out.stdout.strip()
+
+    def benchmark(self, ctx, args):
+        return proc.run(["redis-benchmark", "-h", "127.0.0.1", "-p", self.port] + list(args), env=self.plain,
+                        timeout=ctx.timeout)
+
+    def status(self):
+        return proc.proc_status(self.server.pid)
+
+    def __exit__(self, *exc):
+        if self.server.poll() is None:
+            subprocess.run(self.cli + ["shutdown", "nosave"], env=self.plain, capture_output=True, timeout=30)
+        try:
+            self.server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.server.pid, 9)
+            self.server.wait()
+        self.r["stderr"] += self.server.stderr.read().decode(errors="replace")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.server.returncode not in (0, None) and self.r["status"] == "ok":
+            self.r["status"] = "exit %d (server)" % self.server.returncode
+        return False
+
+
+def parse_rps(stdout):
+    rps = {}
+    for line in stdout.splitlines():
+        m = re.match(r'^"([^"]+)","([0-9.]+)"', line)
+        if m:
+            rps[m.group(1).split()[0].lower()] = float(m.group(2))
+    return rps
+
+
+def redis_checked(srv):
+    """The server still answers and stores: a set and a get of a check key."""
+    ok = srv.call("set", "nhperf:check", "v42")
+    got = srv.call("get", "nhperf:check")
+    return ok == "OK" and got == "v42"
+
+
 class Redis(Program):
     needs = ("redis-server", "redis-benchmark", "redis-cli")
     install_hint = " (apt-get install redis-server redis-tools)"
@@ -80,63 +157,21 @@ class Redis(Program):
 
     def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
         n = max(2000, int(100000 * scale))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = str(s.getsockname()[1])
-        tmp = tempfile.mkdtemp(prefix="nhperf-redis-")
-        env = self.env(alloc, env_extra)
-        cli = ["redis-cli", "-h", "127.0.0.1", "-p", port]
-        plain = dict(os.environ)
-        plain.pop("LD_PRELOAD", None)
-        t0 = time.monotonic()
-        server = subprocess.Popen(list(prefix) + ["redis-server", "--port", port, "--bind", "127.0.0.1",
-                                                  "--save", "", "--appendonly", "no", "--daemonize", "no",
-                                                  "--dir", tmp, "--logfile", os.path.join(tmp, "log")],
-                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, start_new_session=True)
-        r = {"status": "ok", "stdout": "", "stderr": ""}
-        try:
-            while True:
-                if server.poll() is not None:
-                    r["status"] = "exit %d (server)" % server.returncode
-                    r["stderr"] = server.stderr.read().decode(errors="replace")
-                    return finish(r, {})
-                ping = subprocess.run(cli + ["ping"], env=plain, capture_output=True, text=True)
-                if ping.stdout.strip() == "PONG":
-                    break
-                if time.monotonic() - t0 > 20:
-                    r["status"] = "timeout (server start)"
-                    return finish(r, {})
-                time.sleep(0.05)
-            b = proc.run(["redis-benchmark", "-h", "127.0.0.1", "-p", port, "-n", str(n), "-c", "50", "-P", "16",
-                          "-d", "256", "-r", "200000", "-t", self.tests, "--csv"], env=plain, timeout=ctx.timeout)
+        with RedisServer(ctx, alloc, prefix, env_extra) as srv:
+            r = srv.r
+            if r["status"] != "ok":
+                return finish(r, {})
+            b = srv.benchmark(ctx, ["-n", str(n), "-c", "50", "-P", "16", "-d", "256", "-r", "200000",
+                                    "-t", self.tests, "--csv"])
             r.update({k: b[k] for k in ("wall", "stdout", "stderr")})
             if b["status"] != "ok":
                 r["status"] = b["status"] + " (benchmark)"
-            rps = {}
-            for line in b["stdout"].splitlines():
-                m = re.match(r'^"([^"]+)","([0-9.]+)"', line)
-                if m:
-                    rps[m.group(1).split()[0].lower()] = float(m.group(2))
-            ok = subprocess.run(cli + ["set", "nhperf:check", "v42"], env=plain, capture_output=True, text=True)
-            got = subprocess.run(cli + ["get", "nhperf:check"], env=plain, capture_output=True, text=True)
-            if r["status"] == "ok" and (ok.stdout.strip() != "OK" or got.stdout.strip() != "v42"):
+            rps = parse_rps(b["stdout"])
+            if r["status"] == "ok" and not redis_checked(srv):
                 r["status"] = "check-failed"
-            if server.poll() is not None and r["status"] == "ok":
-                r["status"] = "exit %s (server died)" % server.returncode
-            st = proc.proc_status(server.pid)
-            subprocess.run(cli + ["shutdown", "nosave"], env=plain, capture_output=True, timeout=30)
-        finally:
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, 9)
-                server.wait()
-            err = server.stderr.read().decode(errors="replace")
-            r["stderr"] += err
-            shutil.rmtree(tmp, ignore_errors=True)
-        if server.returncode not in (0, None) and r["status"] == "ok":
-            r["status"] = "exit %d (server)" % server.returncode
+            if srv.server.poll() is not None and r["status"] == "ok":
+                r["status"] = "exit %s (server died)" % srv.server.returncode
+            st = srv.status()
         total = n * len(self.tests.split(","))
         res = {"ops": total, "secs": r.get("wall") or 0}
         if res["secs"]:
@@ -147,6 +182,110 @@ class Redis(Program):
         r["maxrss_kib"] = st.get("VmHWM")
         r["minflt"] = st.get("minflt")
         r["majflt"] = st.get("majflt")
+        r["user"] = st.get("user")
+        r["sys"] = st.get("sys")
+        return r
+
+
+class RedisMix(Redis):
+    """Pipelined mix with the server's CPU per request: what a busy cache server spends in malloc."""
+
+    def __init__(self):
+        Program.__init__(self, "redis-mix", "redis-server under LD_PRELOAD, redis-benchmark -c 50 -P 16 "
+                         "-r 100000 over 12 commands (SET GET INCR LPUSH LPOP SADD HSET SPOP ZADD ZPOPMIN MSET "
+                         "LRANGE_100), once with 64 B and once with 1 KiB values, N = 100,000 * SCALE each; "
+                         "reports the server's CPU time per request (cpu_us_per_req)", binary=None)
+        self.tests = "set,get,incr,lpush,lpop,sadd,hset,spop,zadd,zpopmin,mset,lrange_100"
+
+    def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
+        n = max(2000, int(100000 * scale))
+        res, wall, out = {}, 0.0, ""
+        with RedisServer(ctx, alloc, prefix, env_extra) as srv:
+            r = srv.r
+            if r["status"] != "ok":
+                return finish(r, {})
+            st0 = srv.status()
+            for d in ("64", "1024"):
+                b = srv.benchmark(ctx, ["-n", str(n), "-c", "50", "-P", "16", "-d", d, "-r", "100000",
+                                        "-t", self.tests, "--csv"])
+                wall += b["wall"] or 0
+                out += b["stdout"]
+                r["stderr"] += b["stderr"]
+                if b["status"] != "ok" and r["status"] == "ok":
+                    r["status"] = b["status"] + " (benchmark)"
+                for k, v in parse_rps(b["stdout"]).items():
+                    res["rps_%s_%s" % (k, d)] = v
+            st1 = srv.status()
+            if r["status"] == "ok" and not redis_checked(srv):
+                r["status"] = "check-failed"
+        total = 2 * n * len(self.tests.split(","))
+        r["wall"], r["stdout"] = wall, out
+        res.update({"ops": total, "secs": wall, "ops_per_sec": total / wall if wall else None})
+        cpu = (st1.get("user", 0) + st1.get("sys", 0)) - (st0.get("user", 0) + st0.get("sys", 0))
+        if cpu > 0:
+            res["cpu_us_per_req"] = cpu * 1e6 / total
+            res["server_cpu_s"] = cpu
+        finish(r, res)
+        r["maxrss_kib"] = st1.get("VmHWM")
+        r["minflt"] = st1.get("minflt")
+        r["user"] = st1.get("user")
+        r["sys"] = st1.get("sys")
+        return r
+
+
+# The fill of RedisFrag: N string values of random sizes (8 B to 8 KiB), then
+# the deletion of about 80% of the keys at random, both server-side in Lua.
+FILL_LUA = ("math.randomseed(tonumber(ARGV[2])) for i = 1, tonumber(ARGV[1]) do "
+            "redis.call('SET', 'k:' .. i, string.rep('x', math.random(8, 8192))) end return 1")
+DELETE_LUA = ("math.randomseed(tonumber(ARGV[2])) local d = 0 for i = 1, tonumber(ARGV[1]) do "
+              "if math.random() < 0.8 then d = d + redis.call('DEL', 'k:' .. i) end end return d")
+FRAG_SAMPLES = [0, 1, 2, 3, 4, 5, 6, 8, 10]
+
+
+class RedisFrag(Redis):
+    """A server's heap after most of it was freed: does the RSS come back without a call?"""
+
+    def __init__(self):
+        Program.__init__(self, "redis-frag", "redis-server under LD_PRELOAD: fill 1 GiB * SCALE of string values "
+                         "of random sizes (8 B-8 KiB), delete 80% of the keys at random, then idle 10 s (RSS "
+                         "sampled), then MEMORY PURGE; rss_idle10_kib is the RSS 10 s after the deletes",
+                         binary=None)
+
+    def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
+        nkeys = max(5000, int(256 * 1024 * scale))  # ~4 KiB a value on average
+        res = {}
+        with RedisServer(ctx, alloc, prefix, env_extra, args=["--lua-time-limit", "0"]) as srv:
+            r = srv.r
+            if r["status"] != "ok":
+                return finish(r, {})
+            t0 = time.monotonic()
+            srv.call("eval", FILL_LUA, "0", str(nkeys), "7")
+            res["rss_full_kib"] = srv.status().get("VmRSS")
+            deleted = srv.call("eval", DELETE_LUA, "0", str(nkeys), "11")
+            t1 = time.monotonic()
+            for i, t in enumerate(FRAG_SAMPLES):
+                while time.monotonic() - t1 < t:
+                    time.sleep(0.05)
+                res["rss_t%d_kib" % t] = srv.status().get("VmRSS")
+            info = dict(line.split(":", 1) for line in srv.call("info", "memory").splitlines() if ":" in line)
+            res["live_kib"] = int(info.get("used_memory", "0")) // 1024
+            srv.call("memory", "purge")
+            time.sleep(1)
+            res["rss_purge_kib"] = srv.status().get("VmRSS")
+            if r["status"] == "ok" and not redis_checked(srv):
+                r["status"] = "check-failed"
+            try:
+                res["deleted"] = int(deleted)
+            except ValueError:
+                if r["status"] == "ok":
+                    r["status"] = "check-failed (delete: %s)" % deleted[:60]
+            st = srv.status()
+        r["wall"] = t1 - t0
+        res.update({"ops": nkeys, "secs": r["wall"], "ops_per_sec": nkeys / r["wall"] if r["wall"] else None})
+        res["rss_idle10_kib"] = res.get("rss_t10_kib")
+        finish(r, res)
+        r["maxrss_kib"] = st.get("VmHWM")
+        r["minflt"] = st.get("minflt")
         r["user"] = st.get("user")
         r["sys"] = st.get("sys")
         return r
@@ -214,6 +353,8 @@ def catalogue():
         Workload("tlb", "256 MiB of 32-256 B nodes linked in random order, T threads chase pointers "
                  "(TLB/cache misses set by the heap layout)"),
         Redis(),
+        RedisMix(),
+        RedisFrag(),
         Sqlite(),
         Python(),
     ]

@@ -1,0 +1,143 @@
+/*
+ * mixed.c — a server-shaped heap, mostly freed: what stays resident?
+ *
+ *   mixed [MIB] [runs|scattered] [IDLE_SECONDS]   defaults: 1024 MiB, runs, 3 s
+ *
+ * Allocates MIB MiB of blocks of mixed sizes, writing every byte: most of
+ * the blocks small (90% of them, 16-512 B), some of a few KiB (9%, 1-8 KiB),
+ * a few large (1%, 64 KiB-1 MiB); by bytes that is about 4%, 10% and 86%,
+ * log-uniform within each band. Then frees 90% of the
+ * blocks:
+ *   runs       the survivors are runs of 32 consecutive allocations, one
+ *              run in ten (a cache keeping whole batches of related rows)
+ *   scattered  every block survives alone, with probability 1/10 (the hard
+ *              case: one live block pins its page)
+ * then computes for IDLE_SECONDS without calling the allocator, then calls
+ * malloc_trim(0). Each phase is announced on stdout as
+ *   "mark <name> <CLOCK_MONOTONIC s> <live bytes>"
+ * (live bytes: the surviving blocks' requested sizes plus the bookkeeping
+ * array, which lives in the measured heap too); mixed.py samples VmRSS from
+ * outside and reads RSS / live at the marks.
+ */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
+static uint64_t rng(void)
+{
+	uint64_t x = rng_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return x * 0x2545f4914f6cdd1dULL;
+}
+static double unit(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
+static size_t loguniform(double lo, double hi) { return (size_t)exp(log(lo) + unit() * (log(hi) - log(lo))); }
+
+static double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+struct blk {
+	unsigned char *p;
+	size_t size;
+};
+static struct blk *v;
+static size_t n, cap, live;
+
+static void mark(const char *name)
+{
+	printf("mark %s %.6f %zu\n", name, now(), live + cap * sizeof *v);
+	fflush(stdout);
+}
+
+/* Blocks by kind: small 90%, medium 9%, large 1%. */
+static size_t next_size(void)
+{
+	double u = unit();
+	if (u < 0.90)
+		return loguniform(16, 512);
+	if (u < 0.99)
+		return loguniform(1024, 8192);
+	return loguniform(65536, 1 << 20);
+}
+
+static void fill(size_t target)
+{
+	while (live < target) {
+		size_t s = next_size();
+		unsigned char *p = malloc(s);
+		if (!p) {
+			fprintf(stderr, "mixed: malloc(%zu) failed\n", s);
+			exit(1);
+		}
+		memset(p, (int)(s & 0xff), s);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 1 << 16;
+			v = realloc(v, cap * sizeof *v);
+			if (!v) {
+				fprintf(stderr, "mixed: out of memory\n");
+				exit(1);
+			}
+		}
+		v[n++] = (struct blk){p, s};
+		live += s;
+	}
+}
+
+static void free_most(int runs)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		int survive = runs ? (i / 32) % 10 == 0 : unit() < 0.1;
+		if (survive) {
+			v[keep++] = v[i];
+		} else {
+			free(v[i].p);
+			live -= v[i].size;
+		}
+	}
+	n = keep;
+}
+
+static uint64_t compute(double seconds)
+{
+	double end = now() + seconds;
+	uint64_t h = 1469598103934665603ULL;
+	while (now() < end)
+		for (size_t i = 0; i < n && (i & 1023 || now() < end); i++)
+			h = (h ^ v[i].p[v[i].size - 1]) * 1099511628211ULL;
+	return h;
+}
+
+int main(int argc, char **argv)
+{
+	size_t target = (size_t)(argc > 1 ? atol(argv[1]) : 1024) << 20;
+	int runs = !(argc > 2 && !strcmp(argv[2], "scattered"));
+	double idle_s = argc > 3 ? atof(argv[3]) : 3.0;
+	mark("start");
+	fill(target);
+	mark("full");
+	free_most(runs);
+	mark("freed");
+	uint64_t h = compute(idle_s);
+	mark("idle");
+	malloc_trim(0);
+	usleep(200000);
+	mark("trimmed");
+	usleep(300000);
+	mark("end");
+	printf("done blocks=%zu live=%zu hash=%llu\n", n, live, (unsigned long long)(h & 0xff));
+	return 0;
+}

@@ -19,6 +19,8 @@
  *   LCACHE      one per node (mheap.c): the cache of freed large spans
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
+ *   PROF        the heap profile's buckets (prof.c); taken with no other
+ *               lock held, but fork's handler takes it last
  *
  * Paths never nest CENTRAL and HEAP today (mcentral drops its lock before
  * asking the heap for a span), but the order allows it.
@@ -35,6 +37,7 @@ enum lock_rank {
 	LOCK_RANK_LCACHE,
 	LOCK_RANK_HEAP,
 	LOCK_RANK_PERSISTENT,
+	LOCK_RANK_PROF,
 	LOCK_RANK_COUNT
 };
 

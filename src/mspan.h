@@ -43,6 +43,11 @@ struct mspan {
 	uint16_t freeindex; /* first bitmap word that may have a free object */
 	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
 	uint8_t pad1[3];
+	/* A large span holding one sampled block: its profile bucket (prof.c);
+	 * set by the allocating thread before the block is handed out, cleared
+	 * by the freeing thread. NULL otherwise. */
+	void *prof;
+	size_t prof_size; /* the sampled block's requested size */
 	/* 1: object allocated. Declared for the largest span; a span struct
 	 * is allocated only as long as its class needs (mspan_struct_size). */
 	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];

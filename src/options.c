@@ -175,7 +175,7 @@ _Static_assert(NH_NUM_OPTIONS > NH_OPTID_LIB && NH_NUM_OPTIONS > NH_OPTID_STATS_
 /* Where a path option's value lives (one buffer per OPT_PATH option). */
 static char *path_slot(int id)
 {
-	return id == NH_OPTID_LIB ? nh_opt.lib : nh_opt.stats_file;
+	return id == NH_OPTID_LIB ? nh_opt.lib : id == NH_OPTID_PROF_FILE ? nh_opt.prof_file : nh_opt.stats_file;
 }
 
 static void set_option(const char *name, size_t nlen, const char *value)

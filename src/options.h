@@ -24,6 +24,7 @@ struct nh_options {
 	bool set[NH_NUM_OPTIONS];  /* given in the environment */
 	char stats_file[NH_PATH_MAX]; /* NUMAHEAP_STATS_FILE */
 	char lib[NH_PATH_MAX];	      /* NUMAHEAP_LIB */
+	char prof_file[NH_PATH_MAX];  /* NUMAHEAP_PROF_FILE */
 };
 extern struct nh_options nh_opt;
 #define NH_OPTION(name) (nh_opt.v[NH_OPTID_##name])

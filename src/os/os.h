@@ -87,6 +87,7 @@ int os_thread_start(void *(*fn)(void *), void *arg);
 
 void os_yield(void);
 uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
+uint64_t os_realtime_ns(void); /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */
 void os_random(void *buf, size_t n);
 /* Read a small file (sysfs, procfs) into buf, NUL-terminated; bytes or -errno. */

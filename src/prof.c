@@ -1,0 +1,346 @@
+/*
+ * prof.c — the heap profile: sampled blocks, their stacks, their nodes.
+ *
+ * Go's memory profile (mprof.go), carried over to explicit free:
+ *
+ *   sampling  each thread counts down the bytes it allocates
+ *             (nh_prof_countdown); when it crosses zero, that block is
+ *             sampled and a new countdown is drawn from an exponential
+ *             distribution with a mean of NUMAHEAP_PROF_RATE bytes, so
+ *             every byte has the same chance of being sampled whatever the
+ *             sizes around it.
+ *   buckets   a sampled block's stack (its return addresses, found with
+ *             libgcc's unwinder) and node select a bucket, which counts its
+ *             allocations and frees, scaled by the inverse of the chance a
+ *             block of that size had of being sampled,
+ *             1 / (1 - exp(-size / rate)), as Go's pprof output does.
+ *   blocks    a sampled block lives alone on a large span (its page's size
+ *             class is 0), whose prof field points at its bucket: free
+ *             reaches it on the large-object path and calls prof_free. At
+ *             the default rate the extra page costs at most ~1.6% of the
+ *             heap.
+ *   output    pprof's profile.proto, gzipped (pprof.c), or gperftools' text
+ *             format, at exit, on the statistics signal, every
+ *             NUMAHEAP_PROF_INTERVAL, and from numaheap_prof_dump.
+ *
+ * Why libgcc's unwinder (_Unwind_Backtrace): programs built without frame
+ * pointers (Debian's are) cannot be walked by following %rbp; the DWARF
+ * unwinder reads .eh_frame, which every C and C++ binary has, finds it
+ * through _dl_find_object (glibc 2.35 on: no lock, no malloc), and keeps
+ * its state on the stack. It runs with no allocator lock held; should it
+ * call malloc after all (frames registered by a JIT through
+ * __register_frame_info are sorted on first use), that malloc is not
+ * sampled (prof_walking) and takes the ordinary path.
+ *
+ * Locking: prof_lock (rank PROF) protects the buckets; it is taken with no
+ * other allocator lock held. A dump copies the buckets out under the lock
+ * and encodes them after dropping it.
+ */
+#define _GNU_SOURCE 1
+#include "prof.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include "alloc.h"
+#include "lock.h"
+#include "mspan.h"
+#include "options.h"
+#include "os/os.h"
+#include "pprof.h"
+#include "report.h"
+
+bool nh_prof_on;
+__thread int64_t nh_prof_countdown __attribute__((tls_model("initial-exec")));
+static __thread bool prof_armed;   /* this thread has drawn its first countdown */
+static __thread bool prof_walking; /* inside the unwinder: mallocs there are not sampled */
+static __thread uint64_t prof_rng;
+
+static double prof_rate; /* mean bytes between samples */
+static struct mutex prof_lock;
+static uint64_t prof_start_ns, prof_last_dump_ns;
+
+/* ---- buckets ---------------------------------------------------------------------------- */
+
+#define PROF_BUCKETS (1u << 16) /* open addressing over stack hash and node */
+
+struct bucket {
+	uint64_t hash; /* 0: empty */
+	int node;
+	unsigned npc;
+	double alloc_objects, alloc_bytes, free_objects, free_bytes; /* scaled */
+	uintptr_t pcs[PPROF_MAX_DEPTH];
+};
+
+static struct bucket *buckets; /* PROF_BUCKETS of them, mapped at init */
+static size_t nbuckets;
+
+static uint64_t stack_hash(const uintptr_t *pcs, unsigned n, int node)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)(node + 1);
+	for (unsigned i = 0; i < n; i++)
+		h = (h ^ pcs[i]) * 0x100000001b3ULL;
+	return h | 1;
+}
+
+/* The bucket of this stack and node; NULL when the table is full. Lock held. */
+static struct bucket *bucket_of(const uintptr_t *pcs, unsigned n, int node)
+{
+	uint64_t h = stack_hash(pcs, n, node);
+	for (size_t i = h & (PROF_BUCKETS - 1), k = 0; k < PROF_BUCKETS; i = (i + 1) & (PROF_BUCKETS - 1), k++) {
+		struct bucket *b = &buckets[i];
+		if (b->hash == h && b->node == node && b->npc == n && !memcmp(b->pcs, pcs, n * sizeof *pcs))
+			return b;
+		if (b->hash == 0) {
+			if (nbuckets >= PROF_BUCKETS / 4 * 3)
+				return NULL;
+			b->hash = h;
+			b->node = node;
+			b->npc = n;
+			memcpy(b->pcs, pcs, n * sizeof *pcs);
+			nbuckets++;
+			return b;
+		}
+	}
+	return NULL;
+}
+
+/* ---- sampling intervals ---------------------------------------------------------------------- */
+
+static uint64_t rng_next(void)
+{
+	if (!prof_rng)
+		prof_rng = (nh_cookie ^ (uint64_t)(uintptr_t)&prof_rng) | 1;
+	prof_rng ^= prof_rng << 13;
+	prof_rng ^= prof_rng >> 7;
+	prof_rng ^= prof_rng << 17;
+	return prof_rng;
+}
+
+/* Bytes to the next sample: exponential with mean prof_rate. */
+static int64_t next_interval(void)
+{
+	double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
+	return (int64_t)(-log(u) * prof_rate) + 1;
+}
+
+/* The chance that a block of n bytes was sampled, inverted: its weight. */
+static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
+
+bool prof_should_sample(size_t n)
+{
+	if (prof_walking)
+		return false;
+	if (!prof_armed) {
+		/* A thread's first countdown: this block is inside it unless
+		 * the interval drawn is shorter than the block. */
+		prof_armed = true;
+		nh_prof_countdown = next_interval() - (int64_t)n;
+		if (nh_prof_countdown >= 0)
+			return false;
+	}
+	nh_prof_countdown = next_interval();
+	return true;
+}
+
+/* ---- stacks ------------------------------------------------------------------------------------ */
+
+struct walk {
+	uintptr_t pcs[PPROF_MAX_DEPTH + 8];
+	unsigned n;
+};
+
+static _Unwind_Reason_Code walk_frame(struct _Unwind_Context *ctx, void *arg)
+{
+	struct walk *w = arg;
+	uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+	if (!ip || w->n == sizeof w->pcs / sizeof w->pcs[0])
+		return _URC_END_OF_STACK;
+	w->pcs[w->n++] = ip;
+	return _URC_NO_REASON;
+}
+
+/*
+ * The stack above the allocator: from the frame that returns to ret (the
+ * return address of the API function the program called) outwards, as
+ * call-site addresses (return address - 1, inside the call instruction).
+ */
+static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
+{
+	struct walk w;
+	w.n = 0;
+	prof_walking = true;
+	_Unwind_Backtrace(walk_frame, &w);
+	prof_walking = false;
+	unsigned first = w.n > 2 ? 2 : 0;
+	for (unsigned i = 0; i < w.n; i++)
+		if (w.pcs[i] == ret) {
+			first = i;
+			break;
+		}
+	unsigned n = 0;
+	for (unsigned i = first; i < w.n && n < PPROF_MAX_DEPTH; i++)
+		out[n++] = w.pcs[i] - 1;
+	return n;
+}
+
+/* ---- the sampled allocation and its free ---------------------------------------------------------- */
+
+void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
+{
+	uintptr_t pcs[PPROF_MAX_DEPTH];
+	unsigned npc = walk_stack(ret, pcs);
+	struct mspan *s = nh_alloc_large_span(n ? n : 1, align);
+	if (!s)
+		return NULL;
+	void *p = (void *)s->base;
+	if (zero && s->needzero)
+		memset(p, 0, n);
+	double w = weight(n ? n : 1);
+	mutex_lock(&prof_lock);
+	struct bucket *b = bucket_of(pcs, npc, s->node);
+	if (b) {
+		b->alloc_objects += w;
+		b->alloc_bytes += w * (double)n;
+	}
+	mutex_unlock(&prof_lock);
+	s->prof = b;
+	s->prof_size = n;
+	return p;
+}
+
+void prof_free(struct mspan *s)
+{
+	struct bucket *b = s->prof;
+	size_t n = s->prof_size;
+	s->prof = NULL;
+	double w = weight(n ? n : 1);
+	mutex_lock(&prof_lock);
+	b->free_objects += w;
+	b->free_bytes += w * (double)n;
+	mutex_unlock(&prof_lock);
+}
+
+/* ---- initialisation ------------------------------------------------------------------------------- */
+
+bool prof_init(void)
+{
+	mutex_init(&prof_lock, LOCK_RANK_PROF);
+	if (!NH_OPTION(PROF))
+		return false;
+	prof_rate = (double)NH_OPTION(PROF_RATE);
+	if (!nh_opt.prof_file[0])
+		memcpy(nh_opt.prof_file, "numaheap.%p.pb.gz", sizeof "numaheap.%p.pb.gz");
+	buckets = os_map((size_t)PROF_BUCKETS * sizeof(struct bucket), 0);
+	if (!buckets) {
+		nh_warn("NUMAHEAP_PROF=1: cannot map the profile's tables; profiling off");
+		return false;
+	}
+	prof_start_ns = prof_last_dump_ns = os_nanotime();
+	nh_prof_on = true;
+	return true;
+}
+
+/* ---- dumps ------------------------------------------------------------------------------------------ */
+
+/* path with "%p" replaced by the process id, into out. */
+static void expand_path(const char *path, char *out, size_t cap)
+{
+	struct nh_buf b = {out, 0, cap - 1, -1, 0};
+	for (const char *s = path; *s; s++) {
+		if (s[0] == '%' && s[1] == 'p') {
+			buf_printf(&b, "%d", (int)getpid());
+			s++;
+		} else {
+			buf_putc(&b, *s);
+		}
+	}
+	out[NH_MIN(b.len, cap - 1)] = 0;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && !strcmp(s + a - b, suffix);
+}
+
+/* The buckets as samples, copied under the lock into mapped memory. */
+static struct pprof_sample *snapshot(size_t *n, size_t *bytes)
+{
+	mutex_lock(&prof_lock);
+	size_t cap = nbuckets ? nbuckets : 1;
+	*bytes = cap * (sizeof(struct pprof_sample) + PPROF_MAX_DEPTH * sizeof(uintptr_t));
+	struct pprof_sample *s = os_map((*bytes + 4095) & ~(size_t)4095, 0);
+	*n = 0;
+	if (s) {
+		uintptr_t *pcs = (uintptr_t *)(s + cap);
+		for (size_t i = 0; i < PROF_BUCKETS && *n < cap; i++) {
+			const struct bucket *b = &buckets[i];
+			if (!b->hash)
+				continue;
+			struct pprof_sample *o = &s[(*n)++];
+			memcpy(pcs, b->pcs, b->npc * sizeof *pcs);
+			o->pcs = pcs;
+			o->npc = b->npc;
+			o->node = b->node;
+			o->v[0] = (int64_t)(b->alloc_objects + 0.5);
+			o->v[1] = (int64_t)(b->alloc_bytes + 0.5);
+			o->v[2] = (int64_t)(b->alloc_objects - b->free_objects + 0.5);
+			o->v[3] = (int64_t)(b->alloc_bytes - b->free_bytes + 0.5);
+			pcs += PPROF_MAX_DEPTH;
+		}
+	}
+	mutex_unlock(&prof_lock);
+	return s;
+}
+
+int prof_dump(const char *path)
+{
+	if (!nh_prof_on) {
+		errno = EINVAL;
+		return -1;
+	}
+	char file[NH_PATH_MAX];
+	expand_path(path ? path : nh_opt.prof_file, file, sizeof file);
+	size_t n, bytes;
+	struct pprof_sample *s = snapshot(&n, &bytes);
+	if (!s) {
+		errno = ENOMEM;
+		return -1;
+	}
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int r = -1;
+	if (fd >= 0) {
+		uint64_t now = os_nanotime();
+		r = ends_with(file, ".heap") ? pprof_write_text(fd, s, n, (uint64_t)prof_rate)
+					     : pprof_write(fd, s, n, (uint64_t)prof_rate, os_realtime_ns(),
+							   now - prof_start_ns);
+		if (close(fd) != 0)
+			r = -1;
+	}
+	os_unmap(s, (bytes + 4095) & ~(size_t)4095);
+	return r;
+}
+
+bool prof_interval_due(uint64_t now_ns)
+{
+	uint64_t every = (uint64_t)NH_OPTION(PROF_INTERVAL);
+	if (!nh_prof_on || !every || now_ns - prof_last_dump_ns < every)
+		return false;
+	prof_last_dump_ns = now_ns;
+	return true;
+}
+
+void prof_fork_lock(bool lock)
+{
+	if (lock)
+		mutex_lock(&prof_lock);
+	else
+		mutex_unlock(&prof_lock);
+}
+
+void prof_fork_child(void) { mutex_reset(&prof_lock); }

@@ -34,6 +34,8 @@ static const char main_help[] =
 	"                                   limits, and the heap numaheap gives each CPU\n"
 	"  stats [--all] FILE               render JSON statistics dumps as tables\n"
 	"  env [--markdown | --current]     every NUMAHEAP_* variable, its default and range\n"
+	"  prof [options] -- PROGRAM [ARGS] run PROGRAM with heap profiling; print its top\n"
+	"                                   allocation sites, per NUMA node\n"
 	"  help [COMMAND]                   this text, or a command's\n"
 	"  --version                        the library's version\n"
 	"\n"
@@ -52,6 +54,7 @@ static const struct command commands[] = {
 	{"topology", cmd_topology, topology_help},
 	{"stats", cmd_stats, stats_help},
 	{"env", cmd_env, env_help},
+	{"prof", cmd_prof, prof_help},
 };
 
 int main(int argc, char **argv)

@@ -77,7 +77,7 @@ static char *usable_lib(const char *path)
 	return r;
 }
 
-static char *find_lib(const char *explicit_lib, bool verbose)
+char *find_numaheap_lib(const char *explicit_lib, bool verbose)
 {
 	char *r;
 	if (explicit_lib) {
@@ -195,7 +195,7 @@ int cmd_run(int argc, char **argv)
 	int i = parse_run_opts(argc, argv, &o);
 	if (!i)
 		return 0;
-	char *path = find_lib(o.lib, o.verbose);
+	char *path = find_numaheap_lib(o.lib, o.verbose);
 	set_environment(&o, path);
 	if (o.verbose) {
 		for (char **e = environ; *e; e++)

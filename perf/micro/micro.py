@@ -17,7 +17,12 @@ the ratio of numaheap to the best peer (< 1: numaheap is faster).
                    rounds): steadier than separate processes on a busy
                    machine; min, 25th percentile and median per size
   --instructions   instructions per malloc(64)+free pair under callgrind
-                   (deterministic), for every allocator
+                   (deterministic), for every allocator; with --sizes, per
+                   malloc(SIZE)+free for each of those sizes
+  --variant NAME=VAR=VALUE  also run numaheap with VAR=VALUE in its
+                   environment, as a column NAME (repeatable; e.g.
+                   --variant numaheap-align8=NUMAHEAP_MIN_ALIGN=8); timings
+                   and --instructions, not --inproc (one process, one env)
   --check          the same for numaheap only; fails if it exceeds the
                    committed perf/micro/fastpath.snapshot by more than 10%
   --update-snapshot  rewrite the snapshot from this build
@@ -42,6 +47,7 @@ from nhperf.standalone import (compile_bench, describe_lib, numaheap_lib, parser
 SNAPSHOT = os.path.join(HERE, "fastpath.snapshot")
 LIBDIR = "/usr/lib/x86_64-linux-gnu"  # where inproc takes glibc's libc.so.6 from
 CHECK_TOLERANCE = 0.10
+TIMING_SIZES = "16,32,64,128,256,512,1024"  # (a) without --sizes
 # Valgrind has no rseq (the system call fails with ENOSYS), so under callgrind
 # numaheap would fall back to per-thread caches anyway; say so explicitly, so
 # that the counted path does not change behind our back.
@@ -56,7 +62,24 @@ def allocators(args, lib):
     if args.per_thread_too or (args.allocators and "numaheap-pt" in args.allocators.split(",")):
         out.append(("numaheap-pt", lib, {"NUMAHEAP_PERCPU": "0"}))
     out += [(name, p, {}) for name, p in peer_libs("micro")]
-    return pick(out, args.allocators)
+    out = pick(out, args.allocators)
+    # --variant: numaheap again with other settings, right after numaheap
+    at = next((i + 1 for i, a in enumerate(out) if a[0] == "numaheap"), 0)
+    return out[:at] + [(name, lib, env) for name, env in variants(args)] + out[at:]
+
+
+def variants(args):
+    """[(name, {VAR: VALUE})] from --variant NAME=VAR=VALUE (repeatable; the
+    variables of one NAME accumulate)."""
+    out = {}
+    for v in args.variant:
+        parts = v.split("=", 2)
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            sys.exit("micro: --variant wants NAME=VAR=VALUE")
+        if parts[0] in ("numaheap", "numaheap-pt", "glibc", "jemalloc", "tcmalloc", "mimalloc"):
+            sys.exit(f"micro: --variant {parts[0]}: pick a name of its own")
+        out.setdefault(parts[0], {})[parts[1]] = parts[2]
+    return list(out.items())
 
 
 def compile_micro(args):
@@ -82,7 +105,7 @@ def inproc(args, lib):
     load0 = loadavg()
     names = [n for n, _ in libs]
     rows = {}
-    for size in [int(x) for x in args.sizes.split(",")]:
+    for size in [int(x) for x in (args.sizes or TIMING_SIZES).split(",")]:
         cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         r = subprocess.run(cmd + [exe, str(size), str(rounds), str(pairs)] + [p for _, p in libs],
                            env=env, capture_output=True, text=True)
@@ -120,7 +143,7 @@ def run_once(exe, preload, extra, argv):
 def tests(args):
     q = 10 if args.quick else 1
     t = []
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in (args.sizes or TIMING_SIZES).split(",")]
     for k in (1, 100, 10000):
         for s in sizes:
             t.append(("a", f"lifo k={k} size={s}", ["lifo", str(k), str(s), str(10_000_000 // q)]))
@@ -193,11 +216,11 @@ def timing(args, exe, allocs):
 
 # ---- instruction counts -----------------------------------------------------------
 
-def callgrind(exe, preload, extra, n, tmpdir):
+def callgrind(exe, preload, extra, n, tmpdir, size=64):
     outf = os.path.join(tmpdir, f"cg.{os.getpid()}.{random.randrange(1 << 30)}.out")
     env = preload_env(preload, extra)
     r = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={outf}",
-                        exe, "lifo", "1", "64", str(n)], env=env, capture_output=True, text=True)
+                        exe, "lifo", "1", str(size), str(n)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         raise RuntimeError(f"callgrind under {preload or 'glibc'} failed: {r.stderr[-2000:]}")
     a = subprocess.run(["callgrind_annotate", "--threshold=100", outf], capture_output=True, text=True,
@@ -216,11 +239,11 @@ def callgrind(exe, preload, extra, n, tmpdir):
     return total, loop
 
 
-def instructions(exe, preload, extra, tmpdir):
-    """(allocator instructions per pair, whole loop iteration) for malloc(64)+free."""
+def instructions(exe, preload, extra, tmpdir, size=64):
+    """(allocator instructions per pair, whole loop iteration) for malloc(size)+free."""
     n1, n2 = 100_000, 300_000
-    t1, m1 = callgrind(exe, preload, extra, n1, tmpdir)
-    t2, m2 = callgrind(exe, preload, extra, n2, tmpdir)
+    t1, m1 = callgrind(exe, preload, extra, n1, tmpdir, size)
+    t2, m2 = callgrind(exe, preload, extra, n2, tmpdir, size)
     per_iter = (t2 - t1) / (n2 - n1)
     loop = (m2 - m1) / (n2 - n1)
     return per_iter - loop, per_iter
@@ -252,11 +275,15 @@ def main():
     ap.add_argument("--reps", type=int, default=5, help="alternated repetitions (default 5)")
     ap.add_argument("--quick", action="store_true", help="a tenth of the work per run, 3 repetitions")
     ap.add_argument("--only", help="comma-separated groups among a,b,c")
-    ap.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="sizes for (a)")
+    ap.add_argument("--sizes", default=None,
+                    help="sizes for (a) (default %s); with --instructions, the sizes counted (default 64)"
+                    % TIMING_SIZES)
     ap.add_argument("--allocators",
                     help="comma-separated subset of numaheap,numaheap-pt,glibc,jemalloc,tcmalloc,mimalloc")
     ap.add_argument("--per-thread-too", action="store_true",
                     help="also time numaheap with NUMAHEAP_PERCPU=0 (column numaheap-pt)")
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=VAR=VALUE",
+                    help="also run numaheap with VAR=VALUE in its environment, as column NAME (repeatable)")
     ap.add_argument("--csv", help="also write every measurement to this CSV file")
     ap.add_argument("--inproc", action="store_true",
                     help="lifo k=1 pairs of every allocator alternated inside one process")
@@ -289,6 +316,8 @@ def main():
         return 0 if verdict == "ok" else 1
 
     if args.inproc:
+        if args.variant:
+            sys.exit("micro: --variant does not apply to --inproc (one process has one environment)")
         print(inproc(args, lib))
         return 0
 
@@ -296,28 +325,34 @@ def main():
     if args.instructions:
         if not shutil.which("valgrind"):
             sys.exit("micro: valgrind is needed for --instructions (apt-get install valgrind)")
+        sizes = [int(x) for x in (args.sizes or "64").split(",")]
+        ours = {"numaheap"} | {n for n, _ in variants(args)}
         rows = []
-        for name, pre, extra in allocs:
-            if name == "numaheap-pt":
-                continue  # the same as numaheap under valgrind
-            if name == "numaheap":
-                extra = NUMAHEAP_UNDER_VALGRIND
-            alloc, per_iter = instructions(exe, pre, extra, tmpdir)
-            rows.append((name, alloc, per_iter))
-            if not args.quiet:
-                log(f"micro: {name}: {alloc:.1f}")
-        peers = [r for r in rows if r[0] != "numaheap"]
-        best = min(peers, key=lambda r: r[1]) if peers else None
+        for size in sizes:
+            for name, pre, extra in allocs:
+                if name == "numaheap-pt":
+                    continue  # the same as numaheap under valgrind
+                if name in ours:
+                    extra = {**extra, **NUMAHEAP_UNDER_VALGRIND}
+                alloc, per_iter = instructions(exe, pre, extra, tmpdir, size)
+                rows.append((size, name, alloc, per_iter))
+                if not args.quiet:
+                    log(f"micro: {name} size {size}: {alloc:.1f}")
         print(f"numaheap: {describe_lib(lib)}\n")
-        print("Instructions per malloc(64)+free pair (valgrind --tool=callgrind, `micro lifo 1 64`; "
+        what = "malloc(%s)" % "/".join(str(x) for x in sizes)
+        print(f"Instructions per {what}+free pair (valgrind --tool=callgrind, `micro lifo 1 SIZE`; "
               "difference of two run lengths; the loop's own instructions subtracted). numaheap runs its "
               "per-thread caches here (NUMAHEAP_PERCPU=0): valgrind does not implement rseq, so the per-CPU "
               "fast path cannot be counted this way.\n")
-        print("| allocator | malloc+free | whole loop iteration | vs best peer |")
-        print("|---|---|---|---|")
-        for name, alloc, per_iter in rows:
-            ratio = f"{alloc / best[1]:.2f}" if best else "—"
-            print(f"| {name} | {alloc:.1f} | {per_iter:.1f} | {ratio} |")
+        print("| size | allocator | malloc+free | whole loop iteration | vs best peer |")
+        print("|---|---|---|---|---|")
+        for size in sizes:
+            peers = [r for r in rows if r[0] == size and r[1] not in ours]
+            best = min(peers, key=lambda r: r[2]) if peers else None
+            for sz, name, alloc, per_iter in rows:
+                if sz == size:
+                    ratio = f"{alloc / best[2]:.2f}" if best else "—"
+                    print(f"| {size} | {name} | {alloc:.1f} | {per_iter:.1f} | {ratio} |")
         return 0
 
     print(timing(args, exe, allocs))

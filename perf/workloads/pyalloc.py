@@ -15,6 +15,10 @@ import time
 
 
 def main():
+    if sys.flags.ignore_environment:
+        # -E or -I: PYTHONMALLOC would be ignored and pymalloc would serve
+        # every small object, so the allocator under test would see little
+        sys.exit("pyalloc.py: run without -E/-I, or PYTHONMALLOC=malloc is ignored")
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100000
     rnd = random.Random(12345)
     t0 = time.perf_counter()

@@ -45,10 +45,13 @@ def find_library(names):
 
 
 class Allocator:
-    def __init__(self, name, lib, description=""):
+    def __init__(self, name, lib, description="", extra_env=None):
         self.name = name
         self.lib = lib
         self.description = description or DESCRIPTIONS.get(name, name)
+        # variables set for this allocator's runs only (--alloc-env), e.g.
+        # NUMAHEAP_MIN_ALIGN=8 on a second copy of numaheap
+        self.extra_env = dict(extra_env or {})
 
     def env(self, base=None):
         env = dict(os.environ if base is None else base)
@@ -56,20 +59,34 @@ class Allocator:
             env["LD_PRELOAD"] = self.lib
         else:
             env.pop("LD_PRELOAD", None)
+        env.update(self.extra_env)
         return env
+
+    def env_text(self):
+        return " ".join("%s=%s" % kv for kv in sorted(self.extra_env.items()))
 
     def __repr__(self):
         return "Allocator(%s, %s)" % (self.name, self.lib)
 
 
-def resolve(names, numaheap_lib, extra=None):
+def resolve(names, numaheap_lib, extra=None, envs=None):
     """Return (allocators, missing) for the requested names.
 
-    extra: dict name -> path from --alloc-lib, which also adds new names."""
+    extra: dict name -> path from --alloc-lib, which also adds new names; a
+    path that is the name of a known allocator (no '/', e.g. "numaheap")
+    takes that allocator's library. envs: dict name -> {VAR: VALUE} from
+    --alloc-env, set in that allocator's runs only."""
     extra = extra or {}
+    envs = envs or {}
     found, missing = [], []
     for n in names:
-        if n in extra:
+        if n in extra and "/" not in extra[n] and (extra[n] == "numaheap" or extra[n] in PEERS):
+            base, bmiss = resolve([extra[n]], numaheap_lib)
+            if base:
+                found.append(Allocator(n, base[0].lib, "%s (the %s library)" % (n, extra[n])))
+            else:
+                missing.append((n, bmiss[0][1]))
+        elif n in extra:
             lib = extra[n]
             if os.path.exists(lib):
                 found.append(Allocator(n, lib, "%s (%s)" % (n, lib)))
@@ -88,4 +105,8 @@ def resolve(names, numaheap_lib, extra=None):
                 missing.append((n, "library %s not found (apt-get install the Debian package)" % PEERS[n][0]))
         else:
             missing.append((n, "unknown allocator (use --alloc-lib %s=/path/lib.so)" % n))
+    for a in found:
+        a.extra_env = dict(envs.get(a.name, {}))
+        if a.extra_env:
+            a.description += ", with " + a.env_text()
     return found, missing

@@ -101,6 +101,11 @@ def markdown(summary, wnames, anames, meta):
     L.append("Command: `%s` (scale %g, %d repetitions per allocator in alternation, threads = %s)." % (
         meta.get("command", "?"), meta.get("scale", 1), meta.get("reps", 0), meta.get("threads", "?")))
     L.append("")
+    if meta.get("allocator_env"):
+        L.append("Environment of some allocators' runs only: " + "; ".join(
+            "%s: %s" % (a, " ".join("%s=%s" % kv for kv in sorted(e.items())))
+            for a, e in meta["allocator_env"].items()) + ".")
+        L.append("")
     L.append("**Time**: median wall-clock seconds of the whole process (lower is better; the best in each row "
              "is in bold), then the median peak RSS in MiB in parentheses. The last two columns divide "
              "numaheap's median by the best peer's (below 1: numaheap is ahead). Spread: the largest "

@@ -323,9 +323,12 @@ class Python(Program):
     def run(self, ctx, alloc, threads, scale, prefix=(), env_extra=None):
         n = max(2000, int(100000 * scale))
         env = self.env(alloc, env_extra)
+        # not -I or -E: they ignore PYTHONMALLOC too (pymalloc would then serve
+        # the small objects); -s and a cleared PYTHON* environment instead
+        for k in [k for k in env if k.startswith("PYTHON")]:
+            del env[k]
         env["PYTHONMALLOC"] = "malloc"
-        env.pop("PYTHONDEVMODE", None)
-        r = proc.run(list(prefix) + ["python3", "-I", os.path.join(ctx.workload_dir, "pyalloc.py"), str(n)],
+        r = proc.run(list(prefix) + ["python3", "-s", os.path.join(ctx.workload_dir, "pyalloc.py"), str(n)],
                      env=env, timeout=ctx.timeout)
         return finish(r, proc.parse_result(r["stdout"]))
 

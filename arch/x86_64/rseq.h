@@ -55,25 +55,7 @@
 #error "arch/x86_64/rseq.h built for another architecture"
 #endif
 
-#include <stddef.h>
-#include <stdint.h>
-
-#define NH_RSEQ_SUPPORTED 1
-#define NH_RSEQ_SIG 0x53053053
-
-/* The kernel's struct rseq (ABI), 32-byte aligned. */
-struct nh_rseq_area {
-	uint32_t cpu_id_start;
-	uint32_t cpu_id;
-	uint64_t rseq_cs;
-	uint32_t flags;
-	uint32_t node_id;
-	uint32_t mm_cid;
-	uint32_t pad;
-} __attribute__((aligned(32)));
-
-/* Restarted sequences, all threads together. */
-extern uint64_t nh_rseq_aborts;
+#include "../rseq.h" /* the area, nh_rseq_aborts */
 
 #define NH_STR_(x) #x
 #define NH_STR(x) NH_STR_(x)

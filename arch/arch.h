@@ -14,9 +14,9 @@
  *
  * NH_ARCH_RSEQ_H names the architecture's restartable-sequence operations
  * on per-CPU mcache slabs (x86_64/rseq.h documents them); src/mcache.h
- * includes it once the slab layout is defined. arch/rseq.h, which it
- * includes, registers the rseq area and answers which CPU a thread runs
- * on; it includes nothing from src/.
+ * includes it. arch/rseq.h, which it includes, registers the rseq area,
+ * answers which CPU a thread runs on, and names the slab offsets the
+ * sequences use. Nothing in arch/ includes anything from src/.
  */
 #ifndef NUMAHEAP_ARCH_H
 #define NUMAHEAP_ARCH_H

@@ -1,6 +1,7 @@
 /*
  * arch/rseq.h — restartable-sequence areas and the CPU a thread runs on
- * (arch/rseq.c).
+ * (arch/rseq.c), and the slab layout the sequences of arch/<arch>/rseq.h
+ * assume.
  *
  * Who asks what:
  *   proc.c      nh_rseq_start() once at start-up (per-CPU P's or not),
@@ -10,7 +11,8 @@
  *   the tool    nh_rseq_glibc() and nh_rseq_probe() for `numaheap topology`.
  * This is the only place that asks the kernel or libc for the CPU number.
  *
- * Like all of arch/, it includes nothing from src/.
+ * Like all of arch/, it includes nothing from src/: src/ includes it, and
+ * proc.c asserts that the layout below is the one mcache.h declares.
  */
 #ifndef NUMAHEAP_ARCH_RSEQ_H
 #define NUMAHEAP_ARCH_RSEQ_H
@@ -21,7 +23,9 @@
 
 #include "arch.h" /* NH_RSEQ_SUPPORTED, NH_RSEQ_SIG */
 
-/* The kernel's struct rseq (ABI), 32-byte aligned. */
+/* The kernel's struct rseq (ABI), 32-byte aligned. The sequences read
+ * cpu_id (negative: not registered) and store a descriptor's address in
+ * rseq_cs, at these offsets. */
 struct nh_rseq_area {
 	uint32_t cpu_id_start;
 	uint32_t cpu_id;
@@ -31,6 +35,34 @@ struct nh_rseq_area {
 	uint32_t mm_cid;
 	uint32_t pad;
 } __attribute__((aligned(32)));
+
+#define NH_RSEQ_AREA_CPU_ID 4
+#define NH_RSEQ_AREA_CS 8
+_Static_assert(offsetof(struct nh_rseq_area, cpu_id) == NH_RSEQ_AREA_CPU_ID, "the sequences read cpu_id here");
+_Static_assert(offsetof(struct nh_rseq_area, rseq_cs) == NH_RSEQ_AREA_CS, "the sequences arm rseq_cs here");
+_Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as registered");
+
+/*
+ * The per-CPU slab as the sequences address it (src/mcache.h declares it;
+ * proc.c asserts each number against offsetof and sizeof there):
+ *   slab i          at base + (i << NH_RSEQ_SLAB_SHIFT)
+ *   class header    at slab + (cls << NH_RSEQ_CLASS_SHIFT), the headers first
+ *     +WORD         cur in the low NH_RSEQ_CUR_BITS bits, allocs above
+ *     +END +BEGIN +NODE   16-bit fields
+ *   slot j          at slab + j * NH_RSEQ_SLOT_BYTES (indices count from the
+ *                   slab's start, so they fit in cur's bits)
+ */
+#define NH_RSEQ_SLAB_SHIFT 18
+#define NH_RSEQ_CLASS_SHIFT 4
+#define NH_RSEQ_CLASS_WORD 0
+#define NH_RSEQ_CLASS_END 8
+#define NH_RSEQ_CLASS_BEGIN 10
+#define NH_RSEQ_CLASS_NODE 12
+#define NH_RSEQ_CUR_BITS 16
+#define NH_RSEQ_SLOT_BYTES 8
+/* A pop's commit adds this to the word: cur - 1 and allocs + 1 in one store. */
+#define NH_RSEQ_POP_ADD 0xffff
+_Static_assert(NH_RSEQ_POP_ADD == (1u << NH_RSEQ_CUR_BITS) - 1, "cur - 1 + (1 << CUR_BITS)");
 
 /* Restarted sequences, all threads together (the abort handlers add to it). */
 extern uint64_t nh_rseq_aborts;

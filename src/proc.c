@@ -17,7 +17,9 @@
  *
  * Per-CPU P's need nothing per thread: the fast paths find the rseq area
  * at a fixed offset from the thread pointer and the slab from the CPU
- * number, and the allocation counts live in the slabs' class headers.
+ * number, and the allocation counts live in the slabs' class headers. The
+ * sequences see the slab only through arch/rseq.h's offsets, which the
+ * _Static_asserts below tie to mcache.h.
  *
  * The node a thread allocates on (proc_current_node) is the heap node
  * numa/ gives the CPU that arch/ says the thread runs on; numaheap asks
@@ -94,6 +96,25 @@ static __thread int creating;
 static void m_exit(void *arg);
 
 /* ---- per-CPU P's ---------------------------------------------------------------- */
+
+/*
+ * The restartable sequences (arch/<arch>/rseq.h) address a slab with the
+ * numbers of arch/rseq.h, which cannot see mcache.h: here both are in view,
+ * so a change to either side that breaks the other fails the build.
+ */
+_Static_assert(NH_RSEQ_SLAB_SHIFT == NH_MCACHE_SHIFT, "slab i at pcpu_base + (i << NH_MCACHE_SHIFT)");
+_Static_assert(offsetof(struct mcache, cls) == 0, "the class headers open the slab");
+_Static_assert(sizeof(struct mcache_class) == 1u << NH_RSEQ_CLASS_SHIFT, "header of class k at k << CLASS_SHIFT");
+_Static_assert(offsetof(struct mcache_class, word) == NH_RSEQ_CLASS_WORD, "word: cur | allocs");
+_Static_assert(offsetof(struct mcache_class, end) == NH_RSEQ_CLASS_END, "end");
+_Static_assert(offsetof(struct mcache_class, begin) == NH_RSEQ_CLASS_BEGIN, "begin");
+_Static_assert(offsetof(struct mcache_class, node) == NH_RSEQ_CLASS_NODE, "node");
+_Static_assert(sizeof(((struct mcache_class *)0)->end) * 8 == NH_RSEQ_CUR_BITS &&
+		       sizeof(((struct mcache_class *)0)->begin) * 8 == NH_RSEQ_CUR_BITS &&
+		       sizeof(((struct mcache_class *)0)->node) * 8 == NH_RSEQ_CUR_BITS,
+	       "end, begin and node are compared with cur as 16-bit words");
+_Static_assert(sizeof(*mcache_slots(NULL)) == NH_RSEQ_SLOT_BYTES, "slots are words from the slab's start");
+_Static_assert(NH_MCACHE_BYTES / NH_RSEQ_SLOT_BYTES <= 1u << NH_RSEQ_CUR_BITS, "every slot index fits in cur");
 
 /* Per-CPU P's when rseq works and NUMAHEAP_PERCPU allows: the slabs are
  * reserved here and set up by each CPU's first slow path. */

@@ -9,10 +9,14 @@
  *   nh_prefetch_w(p)          prefetch a line for writing
  *   nh_cycles()               a cheap monotonic-ish cycle counter for pacing
  *   NH_CACHE_LINE             line size used for padding shared data
+ *   NH_RSEQ_SUPPORTED         1: the restartable sequences below exist
+ *   NH_RSEQ_SIG               the signature before every rseq abort handler
  *
  * NH_ARCH_RSEQ_H names the architecture's restartable-sequence operations
- * on per-CPU mcache slabs (x86_64/rseq.h documents them); internal.h
- * includes it once the slab layout is defined.
+ * on per-CPU mcache slabs (x86_64/rseq.h documents them); src/mcache.h
+ * includes it. arch/rseq.h, which it includes, registers the rseq area,
+ * answers which CPU a thread runs on, and names the slab offsets the
+ * sequences use. Nothing in arch/ includes anything from src/.
  */
 #ifndef NUMAHEAP_ARCH_H
 #define NUMAHEAP_ARCH_H

@@ -33,10 +33,6 @@ void numa_init(void);
 /* Parse a cpulist/nodelist ("0-3,8,10-11") into a bitmap of nbits bits. */
 int numa_parse_list(const char *s, uint64_t *bits, int nbits);
 
-/* Node of the CPU this thread runs on now (getcpu); 0 when unknown. */
-int numa_current_node(void);
-int numa_current_cpu(void);
-
 enum numa_bind_mode { NUMA_BIND_PREFERRED = 0, NUMA_BIND_STRICT = 1, NUMA_BIND_INTERLEAVE = 2 };
 
 /* Bind [p, p+n) to node (mbind). 0 or -errno. With one node, does nothing. */
@@ -63,7 +59,9 @@ extern struct numa_policy numa_pol;
 int numa_policy_init(int mode, bool strict, uint32_t nodes);
 /* Only these nodes have heaps after all (the others failed to set up). */
 void numa_policy_restrict(uint32_t heap_mask);
-/* The heap node for a CPU (nearest heap node to the CPU's node). */
+/* The heap node for a CPU (nearest heap node to the CPU's node); the first
+ * heap node for an unknown CPU (< 0). numa/ does not ask which CPU a thread
+ * runs on: arch/ does (nh_cpu_current), and proc_current_node joins the two. */
 int numa_heap_node_of_cpu(int cpu);
 /* Bind heap memory (arenas, metadata, caches) of heap_node per the policy. */
 int numa_bind_heap(void *p, size_t n, int heap_node);

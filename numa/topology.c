@@ -11,7 +11,6 @@
 #include "numa.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -166,22 +165,6 @@ void numa_init(void)
 	for (int c = 0; c < numa_topo.ncpus; c++)
 		if (numa_topo.cpu_node[c] < 0)
 			numa_topo.cpu_node[c] = (int16_t)(31 - __builtin_clz(numa_topo.node_mask & -numa_topo.node_mask));
-}
-
-int numa_current_cpu(void)
-{
-	unsigned cpu = 0;
-	if (syscall(SYS_getcpu, &cpu, NULL, NULL) != 0)
-		return 0;
-	return (int)cpu;
-}
-
-int numa_current_node(void)
-{
-	int cpu = sched_getcpu();
-	if (cpu < 0 || cpu >= NUMA_MAX_CPUS || numa_topo.cpu_node[cpu] < 0)
-		return 0;
-	return numa_topo.cpu_node[cpu];
 }
 
 int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask)

@@ -9,16 +9,27 @@
  * reserved at start-up and set up lazily by the first slow path that runs
  * on that CPU (so a process confined to a few CPUs touches a few slabs).
  * A thread uses the slab of the CPU it is on; a thread pinned to a CPU
- * always hits the same, node-local cache. The rseq area is glibc's when
- * glibc registered one (glibc >= 2.35: __rseq_offset, __rseq_size); else
- * numaheap registers its own per thread (GLIBC_TUNABLES=glibc.pthread.rseq=0).
- * Where neither works (old kernel, valgrind, seccomp, other architectures)
- * or NUMAHEAP_PERCPU=0, every M owns a P of its own ("per-thread" mode); a
+ * always hits the same, node-local cache. arch/rseq.c chooses and registers
+ * the rseq area (glibc's, or numaheap's own per thread); where neither
+ * works (old kernel, valgrind, seccomp, other architectures) or
+ * NUMAHEAP_PERCPU=0, every M owns a P of its own ("per-thread" mode); a
  * single thread can also fall back alone if its registration failed.
  *
  * Per-CPU P's need nothing per thread: the fast paths find the rseq area
  * at a fixed offset from the thread pointer and the slab from the CPU
- * number, and the allocation counts live in the slabs' class headers.
+ * number, and the allocation counts live in the slabs' class headers. The
+ * sequences see the slab only through arch/rseq.h's offsets, which the
+ * _Static_asserts below tie to mcache.h.
+ *
+ * The node a thread allocates on (proc_current_node) is the heap node
+ * numa/ gives the CPU that arch/ says the thread runs on; numaheap asks
+ * this in no other way.
+ *
+ * Invariants: nh_fast is written once, by proc_init, cpu_mode last (the
+ * fast paths read it without a lock). A per-CPU slab changes only on its
+ * CPU: its fast paths are sequences, its slow paths hold its lock and use
+ * sequences that check the CPU. A thread's tls_state only grows: 0 fresh,
+ * 1 with an M, 2 exited.
  *
  * Life of an M (per-thread P's only):
  *   - A new thread's nh_tls_cache is nh_empty_mcache, on which every pop
@@ -41,9 +52,10 @@
  * with no slow path since the previous pass, by moving itself onto each
  * such CPU and popping with the same restartable sequences as any thread.
  *
- * Locking: allm_lock (rank ALLM) protects the M list, the idle per-thread
- * caches, the M fixalloc and the dead totals; each per-CPU slab's lock
- * (rank PCACHE) its slow paths.
+ * Locking: allm_lock (rank ALLM) protects the M list, the idle and the
+ * made per-thread caches (idle_caches, all_caches) and the M fixalloc; each
+ * per-CPU slab's lock (rank PCACHE) its slow paths. Fork takes them all
+ * (fork_lock_all gives the order).
  */
 #define _GNU_SOURCE 1
 
@@ -51,6 +63,7 @@
 #include "os/os.h"
 
 #include "numa.h"
+#include "rseq.h"
 
 #include "fixalloc.h"
 
@@ -60,25 +73,14 @@
 #include "scavenger.h"
 #include "hardened.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 __thread struct mcache *nh_tls_cache __attribute__((tls_model("initial-exec"))) = &nh_empty_mcache;
 static __thread struct m *tls_m;  /* this thread's M (per-thread P's only) */
 static __thread int tls_state;	 /* 0 fresh, 1 has an M, 2 exited: no cache any more */
 struct nh_fast nh_fast = {.cpu_mode = CPU_MODE_PER_THREAD};
-uint64_t nh_rseq_aborts;
-
-enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN };
-static enum rseq_source rseq_source;
-static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = (uint32_t)-1};
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
-
 static struct mutex allm_lock;
 static struct m *allm;
 static struct fixalloc m_alloc;
@@ -93,51 +95,41 @@ static __thread int creating;
 
 static void m_exit(void *arg);
 
-/* ---- restartable sequences -------------------------------------------------- */
+/* ---- per-CPU P's ---------------------------------------------------------------- */
 
-static struct nh_rseq_area *rseq_area(void)
-{
-	return (struct nh_rseq_area *)((char *)__builtin_thread_pointer() + nh_fast.rseq_off);
-}
+/*
+ * The restartable sequences (arch/<arch>/rseq.h) address a slab with the
+ * numbers of arch/rseq.h, which cannot see mcache.h: here both are in view,
+ * so a change to either side that breaks the other fails the build.
+ */
+_Static_assert(NH_RSEQ_SLAB_SHIFT == NH_MCACHE_SHIFT, "slab i at pcpu_base + (i << NH_MCACHE_SHIFT)");
+_Static_assert(offsetof(struct mcache, cls) == 0, "the class headers open the slab");
+_Static_assert(sizeof(struct mcache_class) == 1u << NH_RSEQ_CLASS_SHIFT, "header of class k at k << CLASS_SHIFT");
+_Static_assert(offsetof(struct mcache_class, word) == NH_RSEQ_CLASS_WORD, "word: cur | allocs");
+_Static_assert(offsetof(struct mcache_class, end) == NH_RSEQ_CLASS_END, "end");
+_Static_assert(offsetof(struct mcache_class, begin) == NH_RSEQ_CLASS_BEGIN, "begin");
+_Static_assert(offsetof(struct mcache_class, node) == NH_RSEQ_CLASS_NODE, "node");
+_Static_assert(sizeof(((struct mcache_class *)0)->end) * 8 == NH_RSEQ_CUR_BITS &&
+		       sizeof(((struct mcache_class *)0)->begin) * 8 == NH_RSEQ_CUR_BITS &&
+		       sizeof(((struct mcache_class *)0)->node) * 8 == NH_RSEQ_CUR_BITS,
+	       "end, begin and node are compared with cur as 16-bit words");
+_Static_assert(sizeof(*mcache_slots(NULL)) == NH_RSEQ_SLOT_BYTES, "slots are words from the slab's start");
+_Static_assert(NH_MCACHE_BYTES / NH_RSEQ_SLOT_BYTES <= 1u << NH_RSEQ_CUR_BITS, "every slot index fits in cur");
 
-/* This thread's registered rseq area, registering our own if needed. */
-static struct nh_rseq_area *thread_rseq(void)
-{
-	if (!NH_RSEQ_SUPPORTED || rseq_source == RSEQ_NONE)
-		return NULL;
-	struct nh_rseq_area *rs = rseq_area();
-	if ((int32_t)rs->cpu_id >= 0)
-		return rs;
-	if (rseq_source == RSEQ_OWN && syscall(SYS_rseq, &own_rseq, sizeof own_rseq, 0, NH_RSEQ_SIG) == 0)
-		return rs;
-	return NULL;
-}
-
+/* Per-CPU P's when rseq works and NUMAHEAP_PERCPU allows: the slabs are
+ * reserved here and set up by each CPU's first slow path. */
 static void choose_cpu_mode(void)
 {
-	rseq_source = RSEQ_NONE;
-	if (!NH_RSEQ_SUPPORTED || !NH_OPTION(PERCPU))
-		return;
-	if (&__rseq_size && &__rseq_offset && __rseq_size > 0) {
-		rseq_source = RSEQ_GLIBC;
-		nh_fast.rseq_off = __rseq_offset;
-		if (!thread_rseq())
-			rseq_source = RSEQ_NONE;
-	}
-	if (rseq_source == RSEQ_NONE) {
-		rseq_source = RSEQ_OWN;
-		nh_fast.rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
-		if (!thread_rseq())
-			rseq_source = RSEQ_NONE;
-	}
-	if (rseq_source == RSEQ_NONE)
+	ptrdiff_t off;
+	if (!NH_OPTION(PERCPU) || !nh_rseq_start(&off))
 		return;
 	uint32_t count = (uint32_t)numa_topo.ncpus;
 	void *base = os_map((size_t)count << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
 	if (!base) {
-		rseq_source = RSEQ_NONE;
+		nh_rseq_stop();
 		return;
 	}
+	nh_fast.rseq_off = off;
 	nh_fast.pcpu_base = (uintptr_t)base;
 	nh_fast.pcpu_count = count;
 	nh_fast.cpu_mode = CPU_MODE_RSEQ; /* last: the fast paths switch here */
@@ -152,15 +144,7 @@ void proc_init(void)
 	nh_fast.plain = nh_hardened ? PLAIN_NO : nh_fast.cpu_mode == CPU_MODE_RSEQ ? PLAIN_RSEQ : PLAIN_PER_THREAD;
 }
 
-int proc_current_node(void)
-{
-	if (nh_fast.cpu_mode == CPU_MODE_RSEQ) {
-		int32_t cpu = (int32_t)rseq_area()->cpu_id;
-		if (cpu >= 0)
-			return numa_heap_node_of_cpu(cpu);
-	}
-	return numa_heap_node_of_cpu(sched_getcpu());
-}
+int proc_current_node(void) { return numa_heap_node_of_cpu(nh_cpu_current()); }
 
 /* ---- per-thread P's ------------------------------------------------------------- */
 
@@ -271,7 +255,7 @@ bool proc_acquire_p(struct pctx *x)
 {
 	if (nh_fast.cpu_mode == CPU_MODE_RSEQ && tls_state != 1) {
 		for (;;) {
-			struct nh_rseq_area *rs = thread_rseq();
+			struct nh_rseq_area *rs = nh_rseq_thread();
 			if (!rs)
 				break; /* registration failed: a per-thread P for this thread */
 			uint32_t cpu = rs->cpu_id;
@@ -303,7 +287,7 @@ void proc_release_p(struct pctx *x)
 
 size_t proc_drain_idle(void)
 {
-	if (nh_fast.cpu_mode != CPU_MODE_RSEQ || !thread_rseq())
+	if (nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
 		return 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)

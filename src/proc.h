@@ -14,7 +14,8 @@ struct pctx;
  *
  * An M is a thread's allocator state (Go's M); a P is an allocation context
  * owning an mcache (Go's P): one per CPU (rseq mode) or one per thread.
- * The M keeps the thread's exact per-class allocation counts either way.
+ * The allocation counts live in the caches' class headers either way. The
+ * rseq area and the CPU number are arch/'s (arch/rseq.h).
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
 enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2 };
@@ -31,7 +32,8 @@ struct m {
 bool proc_acquire_p(struct pctx *x);
 void proc_release_p(struct pctx *x);
 void proc_init(void);
-/* Node the calling thread runs on. */
+/* Heap node of the CPU the calling thread runs on: arch/'s CPU
+ * (nh_cpu_current), numa/'s heap node for it (numa_heap_node_of_cpu). */
 int proc_current_node(void);
 /* Sum the allocation counts of every cache, per-CPU and per-thread, into out[]. */
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);

@@ -9,6 +9,11 @@
 /* Neoverse and Apple cores use 64-byte lines; some prefetch in pairs. */
 #define NH_CACHE_LINE 64
 
+/* No restartable sequences yet (aarch64/rseq.h): per-thread P's. The
+ * signature is glibc's for AArch64 (a brk instruction). */
+#define NH_RSEQ_SUPPORTED 0
+#define NH_RSEQ_SIG 0xd428bc00
+
 static inline void nh_cpu_relax(void) { __asm__ __volatile__("yield" ::: "memory"); }
 
 static inline uint64_t nh_cycles(void)

@@ -1,9 +1,9 @@
 /*
  * arch/aarch64/rseq.h — restartable sequences on AArch64: not implemented
- * yet. NH_RSEQ_SUPPORTED 0 makes numaheap run per-thread P's there; the
- * operations below (see arch/x86_64/rseq.h for their contract) always miss
- * or fail, and are never reached in per-thread mode. They only keep the
- * shared code compiling.
+ * yet. NH_RSEQ_SUPPORTED 0 (aarch64/arch.h) makes numaheap run per-thread
+ * P's there (arch/rseq.c registers no area); the operations below (see
+ * arch/x86_64/rseq.h for their contract) always miss or fail, and are never
+ * reached in per-thread mode. They only keep the shared code compiling.
  */
 #ifndef NUMAHEAP_ARCH_AARCH64_RSEQ_H
 #define NUMAHEAP_ARCH_AARCH64_RSEQ_H
@@ -12,23 +12,7 @@
 #error "arch/aarch64/rseq.h built for another architecture"
 #endif
 
-#include <stddef.h>
-#include <stdint.h>
-
-#define NH_RSEQ_SUPPORTED 0
-#define NH_RSEQ_SIG 0xd428bc00
-
-struct nh_rseq_area {
-	uint32_t cpu_id_start;
-	uint32_t cpu_id;
-	uint64_t rseq_cs;
-	uint32_t flags;
-	uint32_t node_id;
-	uint32_t mm_cid;
-	uint32_t pad;
-} __attribute__((aligned(32)));
-
-extern uint64_t nh_rseq_aborts;
+#include "../rseq.h" /* the area, the slab layout, nh_rseq_aborts */
 
 #define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
 	do {                                                                                               \

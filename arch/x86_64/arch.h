@@ -8,6 +8,11 @@
 
 #define NH_CACHE_LINE 64
 
+/* Restartable sequences over per-CPU slabs: x86_64/rseq.h. The signature
+ * the kernel checks before an abort handler is glibc's value. */
+#define NH_RSEQ_SUPPORTED 1
+#define NH_RSEQ_SIG 0x53053053
+
 static inline void nh_cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline uint64_t nh_cycles(void) { return __builtin_ia32_rdtsc(); }

@@ -19,18 +19,21 @@
  * thread is registered: checked against the slab count, an unregistered
  * thread (or a CPU beyond the slabs) takes the slow path, never CPU 0's.
  *
- * A sequence finds the CPU's slab at base + (cpu << NH_MCACHE_SHIFT) and
+ * A sequence finds the CPU's slab at base + (cpu << NH_RSEQ_SLAB_SHIFT) and
  * works on one class header (struct mcache_class, 16 bytes, addressed with
- * cls16 = cls << 4):
+ * cls16 = cls << NH_RSEQ_CLASS_SHIFT); arch/rseq.h names every offset the
+ * assembly below uses, and proc.c asserts each against src/mcache.h:
  *
- *   +0  word   cur (bits 0-15) | allocs (bits 16-63)
- *   +8  end, +10 begin, +12 node    (16 bits each)
+ *   +NH_RSEQ_CLASS_WORD   (0)  word   cur (bits 0-15) | allocs (bits 16-63)
+ *   +NH_RSEQ_CLASS_END    (8)  end      16 bits each
+ *   +NH_RSEQ_CLASS_BEGIN (10)  begin
+ *   +NH_RSEQ_CLASS_NODE  (12)  node
  *
- * Slot indices count 8-byte words from the slab's start. A pop commits
- * word + 0xffff: cur - 1 and allocs + 1 in one store, so counting mallocs
- * is free. The abort handler, preceded by the 4-byte signature the kernel
- * checks (RSEQ_SIG, glibc's value, encoded as a harmless ud1 instruction as
- * librseq does), counts the abort in nh_rseq_aborts with an atomic add (the
+ * Slot indices count 8-byte words (NH_RSEQ_SLOT_BYTES) from the slab's
+ * start. A pop commits word + 0xffff (NH_RSEQ_POP_ADD): cur - 1 and
+ * allocs + 1 in one store, so counting mallocs is free. The abort handler,
+ * preceded by the 4-byte signature the kernel checks (NH_RSEQ_SIG, glibc's
+ * value, encoded as a harmless ud1 instruction as librseq does), counts the abort in nh_rseq_aborts with an atomic add (the
  * abort path is rare) and restarts the sequence from the top, re-arming
  * rseq_cs (the kernel cleared it).
  *
@@ -55,28 +58,19 @@
 #error "arch/x86_64/rseq.h built for another architecture"
 #endif
 
-#include <stddef.h>
-#include <stdint.h>
-
-#define NH_RSEQ_SUPPORTED 1
-#define NH_RSEQ_SIG 0x53053053
-
-/* The kernel's struct rseq (ABI), 32-byte aligned. */
-struct nh_rseq_area {
-	uint32_t cpu_id_start;
-	uint32_t cpu_id;
-	uint64_t rseq_cs;
-	uint32_t flags;
-	uint32_t node_id;
-	uint32_t mm_cid;
-	uint32_t pad;
-} __attribute__((aligned(32)));
-
-/* Restarted sequences, all threads together. */
-extern uint64_t nh_rseq_aborts;
+#include "../rseq.h" /* the area, the slab layout (NH_RSEQ_*), nh_rseq_aborts */
 
 #define NH_STR_(x) #x
 #define NH_STR(x) NH_STR_(x)
+
+/* arch/rseq.h's offsets as assembler text; proc.c pins them to the structs. */
+#define NH_AS_CPU_ID NH_STR(NH_RSEQ_AREA_CPU_ID)
+#define NH_AS_CS NH_STR(NH_RSEQ_AREA_CS)
+#define NH_AS_WORD NH_STR(NH_RSEQ_CLASS_WORD)
+#define NH_AS_END NH_STR(NH_RSEQ_CLASS_END)
+#define NH_AS_BEGIN NH_STR(NH_RSEQ_CLASS_BEGIN)
+#define NH_AS_NODE NH_STR(NH_RSEQ_CLASS_NODE)
+#define NH_AS_SLOT NH_STR(NH_RSEQ_SLOT_BYTES)
 
 /* Descriptor: version 0, flags 0, start, post-commit offset, abort. */
 #define NH_RSEQ_CS                                                                                         \
@@ -91,7 +85,7 @@ extern uint64_t nh_rseq_aborts;
 #define NH_RSEQ_ARM                                                                                        \
 	".Lnh_arm%=:\n\t"                                                                                  \
 	"leaq .Lnh_cs%=(%%rip), %[c]\n\t"                                                                  \
-	"movq %[c], %%fs:8(%[off])\n\t"                                                                    \
+	"movq %[c], %%fs:" NH_AS_CS "(%[off])\n\t"                                                     \
 	".Lnh_start%=:\n\t"
 
 /* Abort handler in its own section, preceded by the signature. */
@@ -107,18 +101,18 @@ extern uint64_t nh_rseq_aborts;
 
 /* %[c] = this CPU's slab, or jump to label when unregistered / no slab. */
 #define NH_RSEQ_SLAB(label)                                                                                \
-	"movl %%fs:4(%[off]), %k[c]\n\t"                                                                   \
+	"movl %%fs:" NH_AS_CPU_ID "(%[off]), %k[c]\n\t"                                                                   \
 	"cmpl %[count], %k[c]\n\t"                                                                         \
 	"jae %l[" label "]\n\t"                                                                            \
-	"shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"                                                      \
+	"shlq $" NH_STR(NH_RSEQ_SLAB_SHIFT) ", %[c]\n\t"                                                      \
 	"addq %[base], %[c]\n\t"
 
 /* Same, but only on expected_cpu. */
 #define NH_RSEQ_SLAB_ON(label)                                                                             \
-	"movl %%fs:4(%[off]), %k[c]\n\t"                                                                   \
+	"movl %%fs:" NH_AS_CPU_ID "(%[off]), %k[c]\n\t"                                                                   \
 	"cmpl %k[c], %[cpu]\n\t"                                                                           \
 	"jne %l[" label "]\n\t"                                                                            \
-	"shlq $" NH_STR(NH_MCACHE_SHIFT) ", %[c]\n\t"                                                      \
+	"shlq $" NH_STR(NH_RSEQ_SLAB_SHIFT) ", %[c]\n\t"                                                      \
 	"addq %[base], %[c]\n\t"
 
 /*
@@ -133,13 +127,13 @@ extern uint64_t nh_rseq_aborts;
 		uintptr_t c_, w_, h_;                                                                      \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
 					  "leaq (%[c],%[cls]), %[h]\n\t"                                   \
-					  "movq (%[h]), %[w]\n\t"                                          \
-					  "cmpw 10(%[h]), %w[w]\n\t"                                       \
+					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                                          \
+					  "cmpw " NH_AS_BEGIN "(%[h]), %w[w]\n\t"                                       \
 					  "je %l[" #miss "]\n\t"                                            \
 					  "movzwl %w[w], %k[e]\n\t"                                        \
-					  "movq -8(%[c],%[e],8), %[e]\n\t"                                 \
-					  "addq $0xffff, %[w]\n\t"                                         \
-					  "movq %[w], (%[h])\n\t" NH_RSEQ_ABORT                            \
+					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"                                 \
+					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                                         \
+					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT                            \
 					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&r"(e_), [h] "=&r"(h_)     \
 					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
 					    [cls] "r"(cls16_)                                              \
@@ -154,15 +148,15 @@ extern uint64_t nh_rseq_aborts;
 		uintptr_t c_, w_, h_, n_ = (node_);                                                            \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
 					  "leaq (%[c],%[cls]), %[h]\n\t"                                   \
-					  "cmpw %w[n], 12(%[h])\n\t"                                       \
+					  "cmpw %w[n], " NH_AS_NODE "(%[h])\n\t"                                       \
 					  "jne %l[" #miss "]\n\t"                                          \
-					  "movq (%[h]), %[w]\n\t"                                          \
-					  "cmpw 8(%[h]), %w[w]\n\t"                                        \
+					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                                          \
+					  "cmpw " NH_AS_END "(%[h]), %w[w]\n\t"                                        \
 					  "je %l[" #miss "]\n\t"                                            \
 					  "movzwl %w[w], %k[n]\n\t" /* the node is checked: reuse */     \
-					  "movq %[p], (%[c],%[n],8)\n\t"                                   \
+					  "movq %[p], (%[c],%[n]," NH_AS_SLOT ")\n\t"                                   \
 					  "addq $1, %[w]\n\t"                                              \
-					  "movq %[w], (%[h])\n\t" NH_RSEQ_ABORT                            \
+					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT                            \
 					  : [c] "=&r"(c_), [w] "=&r"(w_), [n] "+&r"(n_), [h] "=&r"(h_)     \
 					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
 					    [cls] "r"(cls16_), [p] "r"(p_)                                 \
@@ -176,9 +170,9 @@ static inline int nh_rseq_pop_batch(ptrdiff_t off, uintptr_t base, uint32_t expe
 {
 	uintptr_t c, w, k, i, t, cur;
 	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
-				  "movq (%[c],%[cls]), %[w]\n\t"
+				  "movq " NH_AS_WORD "(%[c],%[cls]), %[w]\n\t"
 				  "movzwl %w[w], %k[cur]\n\t"
-				  "movzwl 10(%[c],%[cls]), %k[k]\n\t"
+				  "movzwl " NH_AS_BEGIN "(%[c],%[cls]), %k[k]\n\t"
 				  "negq %[k]\n\t"
 				  "addq %[cur], %[k]\n\t" /* k = cur - begin */
 				  "cmpq %[n], %[k]\n\t"
@@ -187,14 +181,14 @@ static inline int nh_rseq_pop_batch(ptrdiff_t off, uintptr_t base, uint32_t expe
 				  ".Lnh_loop%=:\n\t"
 				  "cmpq %[k], %[i]\n\t"
 				  "je .Lnh_done%=\n\t"
-				  "movq -8(%[c],%[cur],8), %[t]\n\t"
+				  "movq -" NH_AS_SLOT "(%[c],%[cur]," NH_AS_SLOT "), %[t]\n\t"
 				  "movq %[t], (%[out],%[i],8)\n\t"
 				  "subq $1, %[cur]\n\t"
 				  "addq $1, %[i]\n\t"
 				  "jmp .Lnh_loop%=\n\t"
 				  ".Lnh_done%=:\n\t"
 				  "subq %[k], %[w]\n\t"
-				  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  "movq %[w], " NH_AS_WORD "(%[c],%[cls])\n\t" NH_RSEQ_ABORT
 				  : [c] "=&r"(c), [w] "=&r"(w), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t),
 				    [cur] "=&r"(cur)
 				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
@@ -212,9 +206,9 @@ static inline int nh_rseq_push_batch(ptrdiff_t off, uintptr_t base, uint32_t exp
 {
 	uintptr_t c, w, k, i, t, cur;
 	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
-				  "movq (%[c],%[cls]), %[w]\n\t"
+				  "movq " NH_AS_WORD "(%[c],%[cls]), %[w]\n\t"
 				  "movzwl %w[w], %k[cur]\n\t"
-				  "movzwl 8(%[c],%[cls]), %k[k]\n\t"
+				  "movzwl " NH_AS_END "(%[c],%[cls]), %k[k]\n\t"
 				  "subq %[cur], %[k]\n\t" /* k = end - cur */
 				  "cmpq %[n], %[k]\n\t"
 				  "cmovaq %[n], %[k]\n\t"
@@ -223,13 +217,13 @@ static inline int nh_rseq_push_batch(ptrdiff_t off, uintptr_t base, uint32_t exp
 				  "cmpq %[k], %[i]\n\t"
 				  "je .Lnh_done%=\n\t"
 				  "movq (%[in],%[i],8), %[t]\n\t"
-				  "movq %[t], (%[c],%[cur],8)\n\t"
+				  "movq %[t], (%[c],%[cur]," NH_AS_SLOT ")\n\t"
 				  "addq $1, %[cur]\n\t"
 				  "addq $1, %[i]\n\t"
 				  "jmp .Lnh_loop%=\n\t"
 				  ".Lnh_done%=:\n\t"
 				  "addq %[k], %[w]\n\t"
-				  "movq %[w], (%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  "movq %[w], " NH_AS_WORD "(%[c],%[cls])\n\t" NH_RSEQ_ABORT
 				  : [c] "=&r"(c), [w] "=&r"(w), [k] "=&r"(k), [i] "=&r"(i), [t] "=&r"(t),
 				    [cur] "=&r"(cur)
 				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
@@ -247,10 +241,10 @@ static inline int nh_rseq_set_end(ptrdiff_t off, uintptr_t base, uint32_t expect
 {
 	uintptr_t c, cur;
 	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
-				  "movzwl (%[c],%[cls]), %k[cur]\n\t"
+				  "movzwl " NH_AS_WORD "(%[c],%[cls]), %k[cur]\n\t"
 				  "cmpq %[end], %[cur]\n\t"
 				  "ja %l[above]\n\t"
-				  "movw %w[end], 8(%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  "movw %w[end], " NH_AS_END "(%[c],%[cls])\n\t" NH_RSEQ_ABORT
 				  : [c] "=&r"(c), [cur] "=&r"(cur)
 				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
 				    [end] "r"(end)
@@ -269,7 +263,7 @@ static inline int nh_rseq_store16(ptrdiff_t off, uint32_t expected_cpu, void *ds
 	uintptr_t c;
 	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM
 				  "movdqu (%[src]), %%xmm0\n\t"
-				  "movl %%fs:4(%[off]), %k[c]\n\t"
+				  "movl %%fs:" NH_AS_CPU_ID "(%[off]), %k[c]\n\t"
 				  "cmpl %k[c], %[cpu]\n\t"
 				  "jne %l[wrong]\n\t"
 				  "movdqa %%xmm0, (%[dst])\n\t" NH_RSEQ_ABORT

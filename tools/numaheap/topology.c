@@ -28,14 +28,13 @@
 #include "os/os.h"
 #include "mcache.h"
 #include "proc.h"
+#include "rseq.h"
 #include "numaheap.h"
 #include "optinfo.h"
 #include "table.h"
 #include "tool.h"
 
 extern char **environ;
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
 
 const char topology_help[] =
 	"usage: numaheap topology [--set NAME=VALUE]... [--cpus]\n"
@@ -129,27 +128,7 @@ struct rseq_probe {
 static void *rseq_probe_thread(void *arg)
 {
 	struct rseq_probe *p = arg;
-	p->glibc_registered = false;
-	if (&__rseq_size && &__rseq_offset && __rseq_size > 0) {
-		struct nh_rseq_area *rs = (struct nh_rseq_area *)((char *)__builtin_thread_pointer() + __rseq_offset);
-		if ((int32_t)rs->cpu_id >= 0) {
-			p->glibc_registered = true;
-			p->result = 0;
-			return NULL;
-		}
-	}
-#ifdef SYS_rseq
-	static __thread struct nh_rseq_area area = {.cpu_id = (uint32_t)-1};
-	if (syscall(SYS_rseq, &area, sizeof area, 0, NH_RSEQ_SIG) == 0) {
-		p->result = 0;
-		syscall(SYS_rseq, &area, sizeof area, 1 /* RSEQ_FLAG_UNREGISTER */, NH_RSEQ_SIG);
-	} else {
-		/* EBUSY: this thread has one already (numaheap's own). */
-		p->result = errno == EBUSY ? 0 : errno;
-	}
-#else
-	p->result = ENOSYS;
-#endif
+	p->result = nh_rseq_probe(&p->glibc_registered);
 	return NULL;
 }
 
@@ -420,10 +399,10 @@ static void show_policy(const struct sim *s, cpu_set_t *aff, bool have_aff, bool
 
 static void show_cpu_mode(const struct sim *s)
 {
-	bool glibc_has = &__rseq_size && &__rseq_offset;
-	unsigned size = glibc_has ? __rseq_size : 0;
-	if (glibc_has)
-		printf("  glibc rseq: __rseq_size %u, __rseq_offset %td%s\n", size, __rseq_offset,
+	ptrdiff_t off = 0;
+	unsigned size = 0;
+	if (nh_rseq_glibc(&off, &size))
+		printf("  glibc rseq: __rseq_size %u, __rseq_offset %td%s\n", size, off,
 		       size ? "" : " (registration off, e.g. GLIBC_TUNABLES=glibc.pthread.rseq=0)");
 	else
 		printf("  glibc rseq: this glibc does not register rseq areas (before 2.35)\n");

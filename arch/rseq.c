@@ -1,0 +1,134 @@
+/*
+ * arch/rseq.c — which restartable-sequence area each thread uses, and the
+ * CPU a thread runs on. See arch/rseq.h for the contract and
+ * arch/x86_64/rseq.h for the restart protocol; this file is the same on
+ * every architecture.
+ *
+ * The area is glibc's when glibc registered one for every thread (glibc >=
+ * 2.35 exports __rseq_offset and __rseq_size; __rseq_size is 0 when
+ * GLIBC_TUNABLES=glibc.pthread.rseq=0 turned registration off). Else
+ * numaheap registers its own, an initial-exec TLS variable (own_rseq), on
+ * each thread the first time the thread needs it (nh_rseq_thread). Either
+ * way every thread's area is at one offset from its thread pointer, which
+ * is what lets the sequences address it as %fs:off. The kernel forgets an
+ * area when its thread exits, and glibc re-initialises the TLS of a reused
+ * thread stack, so own_rseq needs no unregistration: a new thread finds it
+ * unregistered (cpu_id -1) and registers it again.
+ *
+ * Invariants: rseq_source and rseq_off are written once, at start-up
+ * (nh_rseq_start, nh_rseq_stop), before proc.c publishes per-CPU mode;
+ * every later reader sees them final. An area's cpu_id is written by the
+ * kernel only, and is negative until the area is registered. No locks.
+ *
+ * Runs inside malloc's initialisation and fast-path fallbacks: no malloc,
+ * no stdio; only raw system calls and sched_getcpu.
+ */
+#define _GNU_SOURCE 1
+
+#include "rseq.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef SYS_rseq
+#define SYS_rseq -1 /* headers older than rseq: the call fails with ENOSYS */
+#endif
+#define NH_RSEQ_FLAG_UNREGISTER 1
+
+uint64_t nh_rseq_aborts;
+
+enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN };
+static enum rseq_source rseq_source;
+static ptrdiff_t rseq_off; /* every thread's area: thread pointer + rseq_off */
+static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = (uint32_t)-1};
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
+
+/* The calling thread's area at offset off from its thread pointer. */
+static struct nh_rseq_area *area_at(ptrdiff_t off)
+{
+	return (struct nh_rseq_area *)((char *)__builtin_thread_pointer() + off);
+}
+
+static long rseq_register(struct nh_rseq_area *a, int flags)
+{
+	return syscall(SYS_rseq, a, sizeof *a, flags, NH_RSEQ_SIG);
+}
+
+struct nh_rseq_area *nh_rseq_thread(void)
+{
+	if (!NH_RSEQ_SUPPORTED || rseq_source == RSEQ_NONE)
+		return NULL;
+	struct nh_rseq_area *rs = area_at(rseq_off);
+	if ((int32_t)rs->cpu_id >= 0)
+		return rs;
+	if (rseq_source == RSEQ_OWN && rseq_register(&own_rseq, 0) == 0)
+		return rs;
+	return NULL;
+}
+
+bool nh_rseq_glibc(ptrdiff_t *off, unsigned *size)
+{
+	if (!&__rseq_size || !&__rseq_offset)
+		return false;
+	*off = __rseq_offset;
+	*size = __rseq_size;
+	return true;
+}
+
+bool nh_rseq_start(ptrdiff_t *off)
+{
+	ptrdiff_t goff;
+	unsigned gsize;
+	rseq_source = RSEQ_NONE;
+	if (!NH_RSEQ_SUPPORTED)
+		return false;
+	if (nh_rseq_glibc(&goff, &gsize) && gsize > 0) {
+		rseq_source = RSEQ_GLIBC;
+		rseq_off = goff;
+		if (!nh_rseq_thread())
+			rseq_source = RSEQ_NONE;
+	}
+	if (rseq_source == RSEQ_NONE) {
+		rseq_source = RSEQ_OWN;
+		rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
+		if (!nh_rseq_thread())
+			rseq_source = RSEQ_NONE;
+	}
+	*off = rseq_off;
+	return rseq_source != RSEQ_NONE;
+}
+
+void nh_rseq_stop(void) { rseq_source = RSEQ_NONE; }
+
+int nh_cpu_current(void)
+{
+	if (rseq_source != RSEQ_NONE) {
+		int32_t cpu = (int32_t)area_at(rseq_off)->cpu_id;
+		if (cpu >= 0)
+			return cpu;
+	}
+	return sched_getcpu();
+}
+
+int nh_rseq_probe(bool *glibc)
+{
+	ptrdiff_t goff;
+	unsigned gsize;
+	*glibc = false;
+	if (nh_rseq_glibc(&goff, &gsize) && gsize > 0) {
+		if ((int32_t)area_at(goff)->cpu_id >= 0) {
+			*glibc = true;
+			return 0;
+		}
+	}
+	/* numaheap's own area, registered and unregistered again (the kernel
+	 * sets cpu_id back to -1); EBUSY: it is registered already. */
+	if (rseq_register(&own_rseq, 0) == 0) {
+		rseq_register(&own_rseq, NH_RSEQ_FLAG_UNREGISTER);
+		return 0;
+	}
+	return errno == EBUSY ? 0 : errno;
+}

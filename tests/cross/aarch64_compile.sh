@@ -13,7 +13,7 @@ fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 fail=0
-for f in "$src"/src/*.c "$src"/numa/*.c; do
+for f in "$src"/src/*.c "$src"/src/os/*.c "$src"/numa/*.c "$src"/arch/*.c; do
 	if ! $cc -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror -fPIC -fvisibility=hidden \
 		-I"$src/src" -I"$src/arch" -I"$src/numa" -I"$src/include" -idirafter /usr/include \
 		-c "$f" -o "$out/$(basename "$f").o"; then

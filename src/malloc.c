@@ -215,37 +215,13 @@ static void slow_path_hooks(void)
 		scavenger_check_limit();
 }
 
-/* Pop an entry of class cls from the calling thread's P, or goto miss. */
-#define POP_FAST(cls, e, miss) POP_FAST_IN(PLAIN_NO, cls, e, miss)
-/* known: the mode as the caller has seen it in nh_fast.plain (PLAIN_RSEQ,
- * PLAIN_PER_THREAD), or PLAIN_NO to read cpu_mode here. */
-#define MODE_IS_RSEQ(known) ((known) == PLAIN_RSEQ || ((known) == PLAIN_NO && NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ)))
-#define POP_FAST_IN(known, cls, e, miss)                                                                   \
-	do {                                                                                               \
-		if (MODE_IS_RSEQ(known)) {                                                                  \
-			/* Per-CPU P: the CPU's stack, in a restartable sequence. */                       \
-			NH_RSEQ_POP(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,               \
-				    (uintptr_t)(cls) << 4, e, miss);                                       \
-		} else {                                                                                   \
-			struct mcache *c_ = nh_tls_cache;                                                  \
-			struct mcache_class *k_ = &c_->cls[cls];                                           \
-			uint64_t w_ = k_->word;                                                            \
-			if (NH_UNLIKELY((uint16_t)w_ == k_->begin))                                        \
-				goto miss;                                                                 \
-			e = mcache_slots(c_)[(uint16_t)w_ - 1];                                            \
-			k_->word = w_ + 0xffff; /* cur - 1, allocs + 1 */                                  \
-			nh_prefetch_w((void *)mcache_slots(c_)[(uint16_t)w_ - 2]); /* the next pop's */    \
-		}                                                                                          \
-	} while (0)
-
-/* Pop an object of class cls; known as for POP_FAST_IN. */
+/* Pop an object of class cls; known as for mcache_pop_fast. */
 NH_INLINE void *alloc_small_in(unsigned cls, int known)
 {
 	uintptr_t e;
-	POP_FAST_IN(known, cls, e, miss);
+	if (NH_UNLIKELY(!mcache_pop_fast(cls, &e, known)))
+		return alloc_small_slow(cls);
 	return entry_to_object(e);
-miss:
-	return alloc_small_slow(cls);
 }
 
 NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_in(cls, PLAIN_NO); }
@@ -276,9 +252,8 @@ NH_NOINLINE static void *alloc_small_slow(unsigned cls)
 		uintptr_t e;
 		/* The stack may have been refilled since the fast path missed
 		 * (another thread on this CPU), or the P may be ours now. */
-		POP_FAST(cls, e, empty);
-		return entry_to_object(e);
-	empty:;
+		if (mcache_pop_fast(cls, &e, PLAIN_NO))
+			return entry_to_object(e);
 		struct pctx x;
 		if (!proc_acquire_p(&x))
 			break;
@@ -376,26 +351,6 @@ static void free_large(struct mspan *s, uintptr_t p)
 		mheap_free_span(h, s);
 }
 
-/* Push p (node node) on the calling thread's P, or goto miss. */
-#define PUSH_FAST(cls, p, nd, miss) PUSH_FAST_IN(PLAIN_NO, cls, p, nd, miss)
-#define PUSH_FAST_IN(known, cls, p, nd, miss)                                                              \
-	do {                                                                                               \
-		if (MODE_IS_RSEQ(known)) {                                                                  \
-			/* Per-CPU P: a restartable sequence, which also checks that the                   \
-			 * CPU's slab holds objects of this node. */                                       \
-			NH_RSEQ_PUSH(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count,              \
-				     (uintptr_t)(cls) << 4, p, nd, miss);                                  \
-		} else {                                                                                   \
-			struct mcache *c_ = nh_tls_cache;                                                  \
-			struct mcache_class *k_ = &c_->cls[cls];                                           \
-			uint64_t w_ = k_->word;                                                            \
-			if (NH_UNLIKELY((uint16_t)w_ == k_->end || k_->node != (nd)))                      \
-				goto miss;                                                                 \
-			mcache_slots(c_)[(uint16_t)w_] = (p);                                              \
-			k_->word = w_ + 1;                                                                 \
-		}                                                                                          \
-	} while (0)
-
 /*
  * The object is valid and freed (cookie set); put it somewhere. The span is
  * looked up here, not passed in, so that free's fast path keeps no lookup
@@ -418,11 +373,8 @@ NH_NOINLINE static void free_small_slow(unsigned cls, uintptr_t p)
 			return;
 		}
 		int r = 1;
-		PUSH_FAST(cls, p, s->node, full);
-		goto done;
-	full:
-		r = mcache_overflow(&x, cls, p);
-	done:
+		if (!mcache_push_fast(cls, p, s->node, PLAIN_NO))
+			r = mcache_overflow(&x, cls, p);
 		proc_release_p(&x);
 		if (r > 0)
 			return;
@@ -506,11 +458,8 @@ NH_INLINE void free_object_in(uintptr_t p, bool hardened, int known)
 		return;
 	}
 	*mark_word(p) = free_mark(p);
-	unsigned node = (unsigned)node_of_addr(p);
-	PUSH_FAST_IN(known, cls, p, node, slow);
-	return;
-slow:
-	free_small_slow(cls, p);
+	if (NH_UNLIKELY(!mcache_push_fast(cls, p, (unsigned)node_of_addr(p), known)))
+		free_small_slow(cls, p);
 }
 
 NH_INLINE void free_object_as(uintptr_t p, bool hardened) { free_object_in(p, hardened, PLAIN_NO); }

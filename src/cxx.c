@@ -3,8 +3,9 @@
  *
  * A C++ program that loads numaheap (linked or preloaded) gets these
  * definitions instead of libstdc++'s, so every C++ allocation goes through
- * the same heap. The symbols are the Itanium C++ ABI's mangled names; being
- * C, they need no C++ runtime from numaheap.
+ * the same heap: they call api.c's nh_malloc, nh_posix_memalign and nh_free
+ * directly. The symbols are the Itanium C++ ABI's mangled names; being C,
+ * they need no C++ runtime from numaheap.
  *
  * Failure semantics are the standard's: a throwing new that cannot allocate
  * calls the installed std::new_handler and retries, and with no handler
@@ -15,9 +16,9 @@
  */
 
 #include "report.h"
+#include "api.h"
 
 #include <errno.h>
-#include <stdlib.h>
 
 #ifndef NH_PREFIX /* a prefixed build leaves operator new alone */
 
@@ -25,10 +26,6 @@ typedef void (*new_handler_t)(void);
 /* std::get_new_handler() and std::__throw_bad_alloc() from libstdc++. */
 extern new_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak));
 extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn));
-
-void *malloc(size_t);
-void free(void *);
-int posix_memalign(void **, size_t, size_t);
 
 /* Returns NULL only for nothrow; otherwise allocates, or throws, or aborts. */
 NH_NOINLINE static void *new_failed(size_t n, size_t align, bool nothrow)
@@ -45,8 +42,8 @@ NH_NOINLINE static void *new_failed(size_t n, size_t align, bool nothrow)
 		h(); /* may free memory, throw, or abort */
 		void *p = NULL;
 		if (align <= 16)
-			p = malloc(n);
-		else if (posix_memalign(&p, align, n) != 0)
+			p = nh_malloc(n);
+		else if (nh_posix_memalign(&p, align, n) != 0)
 			p = NULL;
 		if (p)
 			return p;
@@ -55,7 +52,7 @@ NH_NOINLINE static void *new_failed(size_t n, size_t align, bool nothrow)
 
 static inline void *new_impl(size_t n, bool nothrow)
 {
-	void *p = malloc(n);
+	void *p = nh_malloc(n);
 	if (NH_LIKELY(p != NULL))
 		return p;
 	return new_failed(n, 0, nothrow);
@@ -66,7 +63,7 @@ static inline void *new_aligned(size_t n, size_t align, bool nothrow)
 	void *p = NULL;
 	if (align < sizeof(void *))
 		align = sizeof(void *);
-	if (NH_LIKELY(posix_memalign(&p, align, n) == 0))
+	if (NH_LIKELY(nh_posix_memalign(&p, align, n) == 0))
 		return p;
 	return new_failed(n, align, nothrow);
 }
@@ -92,27 +89,27 @@ NH_API void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t n, size_t a, const void *
 }
 
 /* operator delete: plain, array, sized, aligned, nothrow. */
-NH_API void _ZdlPv(void *p) { free(p); }
-NH_API void _ZdaPv(void *p) { free(p); }
-NH_API void _ZdlPvm(void *p, size_t n) { (void)n; free(p); }
-NH_API void _ZdaPvm(void *p, size_t n) { (void)n; free(p); }
-NH_API void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; free(p); }
-NH_API void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; free(p); }
-NH_API void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; free(p); }
-NH_API void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; free(p); }
-NH_API void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; free(p); }
-NH_API void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; free(p); }
+NH_API void _ZdlPv(void *p) { nh_free(p); }
+NH_API void _ZdaPv(void *p) { nh_free(p); }
+NH_API void _ZdlPvm(void *p, size_t n) { (void)n; nh_free(p); }
+NH_API void _ZdaPvm(void *p, size_t n) { (void)n; nh_free(p); }
+NH_API void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; nh_free(p); }
+NH_API void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt; nh_free(p); }
+NH_API void _ZdlPvSt11align_val_t(void *p, size_t a) { (void)a; nh_free(p); }
+NH_API void _ZdaPvSt11align_val_t(void *p, size_t a) { (void)a; nh_free(p); }
+NH_API void _ZdlPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; nh_free(p); }
+NH_API void _ZdaPvmSt11align_val_t(void *p, size_t n, size_t a) { (void)n; (void)a; nh_free(p); }
 NH_API void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt)
 {
 	(void)a;
 	(void)nt;
-	free(p);
+	nh_free(p);
 }
 NH_API void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t a, const void *nt)
 {
 	(void)a;
 	(void)nt;
-	free(p);
+	nh_free(p);
 }
 
 #endif /* NH_PREFIX */

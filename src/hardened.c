@@ -23,6 +23,15 @@
  * The price: 8 bytes per small object, two mprotect calls per large malloc
  * and two per free (which also split huge pages), and a cheaper heap layout
  * lost; docs/reliability.md and perf/ give the measured overhead.
+ *
+ * Layering: api.c sends every call here while hardened mode is on
+ * (nh_hardened, set at start-up, never changed); this file calls the core's
+ * entry points (alloc.h) as api.c does, and the core's allocation and free
+ * paths never call back. The exceptions are randomness: mheap.c takes a
+ * span's random offset from nh_random, mcache.c shuffles a refilled batch
+ * with hardened_shuffle.
+ *
+ * Locking: none of its own; nh_random's state is one atomic counter.
  */
 
 #include "os/os.h"
@@ -59,7 +68,7 @@ void hardened_shuffle(uintptr_t *v, unsigned n)
 	}
 }
 
-void hardened_set_canary(uintptr_t p, unsigned cls)
+static void set_canary(uintptr_t p, unsigned cls)
 {
 	*(uintptr_t *)(p + nh_class_to_size[cls] - 8) = canary_of(p);
 }
@@ -82,7 +91,7 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 			uintptr_t p = (uintptr_t)nh_alloc_class(cls);
 			if (!p)
 				return NULL;
-			hardened_set_canary(p, cls);
+			set_canary(p, cls);
 			if (zero)
 				memset((void *)p, 0, n);
 			return (void *)p;
@@ -90,8 +99,7 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 	}
 	if (align > NH_PAGE_SIZE) {
 		/* No guards for over-aligned large objects (see above). */
-		void *p = nh_alloc_large(n, align, zero);
-		return p;
+		return alloc_large(n, align, zero);
 	}
 	size_t npages = (n + NH_PAGE_SIZE - 1) >> NH_PAGE_SHIFT;
 	if (npages == 0)
@@ -100,7 +108,8 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 		errno = ENOMEM;
 		return NULL;
 	}
-	struct mspan *s = nh_alloc_large_span((npages + 2) << NH_PAGE_SHIFT, 0);
+	/* Exact: the guards go at the span's first and last page. */
+	struct mspan *s = alloc_large_span((npages + 2) << NH_PAGE_SHIFT, 0, true);
 	if (!s)
 		return NULL;
 	if (os_protect((void *)s->base, NH_PAGE_SIZE, false) != 0 ||
@@ -114,6 +123,22 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 	uintptr_t p = s->base + NH_PAGE_SIZE;
 	if (zero && s->needzero)
 		memset((void *)p, 0, n);
+	return (void *)p;
+}
+
+/* numaheap_malloc_onnode: room for the canary, as hardened_alloc; a large
+ * object gets no guards (as an over-aligned one). */
+void *hardened_alloc_onnode(size_t n, int node)
+{
+	struct mheap *h = heap_for_node(node);
+	if (!h)
+		return NULL;
+	if (n > NH_MAX_SMALL_SIZE - 8)
+		return alloc_large_on(h, n);
+	unsigned cls = nh_size_to_class(n + 8);
+	uintptr_t p = (uintptr_t)alloc_from_central(h, cls);
+	if (p)
+		set_canary(p, cls);
 	return (void *)p;
 }
 

@@ -1,10 +1,12 @@
 /*
- * mcache.h — a P's cache of free objects (mcache.c).
+ * mcache.h — a P's cache of free objects (mcache.c), and its fast paths:
+ * one pop, one push, inline (the end of this file).
  */
 #ifndef NUMAHEAP_MCACHE_H
 #define NUMAHEAP_MCACHE_H
 
 #include "lock.h"
+#include "proc.h"
 
 /* ------------------------------------------------------------------------
  * mcache (mcache.c): a P's cache of free objects, one stack per size class.
@@ -136,5 +138,65 @@ unsigned mcache_max(unsigned cls);
 extern struct mcache nh_empty_mcache;
 /* The calling thread's per-thread cache (per-thread mode), or nh_empty_mcache. */
 extern __thread struct mcache *nh_tls_cache __attribute__((tls_model("initial-exec")));
+
+/* ------------------------------------------------------------------------
+ * The fast paths: one pop or one push on the calling thread's P, no lock.
+ *
+ * A per-CPU P is reached through a restartable sequence on the CPU's slab
+ * (arch/<arch>/rseq.h), a per-thread P through nh_tls_cache. known is the
+ * mode the caller has already seen in nh_fast.plain (PLAIN_RSEQ,
+ * PLAIN_PER_THREAD), or PLAIN_NO to read cpu_mode here; it is a constant
+ * at every call, so each inlined copy keeps only the code of its mode.
+ * A miss (empty, full, not set up, no slab for this CPU) returns false:
+ * the caller's slow path takes the P's lock and tries again.
+ * ------------------------------------------------------------------------ */
+NH_INLINE bool mcache_mode_is_rseq(int known)
+{
+	return known == PLAIN_RSEQ || (known == PLAIN_NO && NH_LIKELY(nh_fast.cpu_mode == CPU_MODE_RSEQ));
+}
+
+/* Pop an entry of class cls into *e; false if the stack is empty. */
+NH_INLINE bool mcache_pop_fast(unsigned cls, uintptr_t *e, int known)
+{
+	if (mcache_mode_is_rseq(known)) {
+		uintptr_t v;
+		NH_RSEQ_POP(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count, (uintptr_t)cls << 4, v, miss);
+		*e = v;
+		return true;
+	}
+	struct mcache *c = nh_tls_cache;
+	struct mcache_class *k = &c->cls[cls];
+	uint64_t w = k->word;
+	if (NH_UNLIKELY((uint16_t)w == k->begin))
+		return false;
+	*e = mcache_slots(c)[(uint16_t)w - 1];
+	k->word = w + 0xffff; /* cur - 1, allocs + 1 */
+	nh_prefetch_w((void *)mcache_slots(c)[(uint16_t)w - 2]); /* the next pop's */
+	return true;
+miss:
+	return false;
+}
+
+/* Push p, an object of node node, on class cls; false if the stack is full
+ * or the P holds another node's objects. */
+NH_INLINE bool mcache_push_fast(unsigned cls, uintptr_t p, unsigned node, int known)
+{
+	if (mcache_mode_is_rseq(known)) {
+		/* The sequence also checks the slab's node. */
+		NH_RSEQ_PUSH(nh_fast.rseq_off, nh_fast.pcpu_base, nh_fast.pcpu_count, (uintptr_t)cls << 4, p, node,
+			     miss);
+		return true;
+	}
+	struct mcache *c = nh_tls_cache;
+	struct mcache_class *k = &c->cls[cls];
+	uint64_t w = k->word;
+	if (NH_UNLIKELY((uint16_t)w == k->end || k->node != node))
+		return false;
+	mcache_slots(c)[(uint16_t)w] = p;
+	k->word = w + 1;
+	return true;
+miss:
+	return false;
+}
 
 #endif /* NUMAHEAP_MCACHE_H */

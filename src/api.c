@@ -1,0 +1,354 @@
+/*
+ * api.c — the C allocation API (malloc, free, calloc, realloc, the aligned
+ * forms, malloc_usable_size, C23's free_sized...) and numaheap.h's own.
+ *
+ * See malloc.c for the overview. This is the top layer: each function
+ * checks its arguments, sends the call to hardened.c when hardened mode is
+ * on, and otherwise to the core: the fast paths (fastpath.h), small
+ * objects (malloc.c) and large ones (large.c). The core never calls back
+ * up, into this file or hardened.c.
+ *
+ * The functions are written under their own names, nh_malloc, nh_free...,
+ * and exported under the C names by NH_EXPORT (api.h); mallinfo2,
+ * malloc_stats and malloc_info are stats.c's, the C++ operators cxx.c's.
+ *
+ * malloc and free test one byte, nh_fast.plain, before their fast paths:
+ * it is PLAIN_RSEQ only when the P's are per-CPU and hardened mode is off.
+ * Everything else (per-thread P's, hardened mode, before initialisation,
+ * sizes beyond 1 KiB) goes through malloc_other and free_other.
+ *
+ * No locks of its own; errno as glibc leaves it (docs/migration.md).
+ */
+
+#include "os/os.h"
+
+#include "numa.h"
+
+#include "mspan.h"
+#include "arena.h"
+#include "stats.h"
+#include "mheap.h"
+#include "mcache.h"
+#include "proc.h"
+#include "alloc.h"
+#include "fastpath.h"
+#include "scavenger.h"
+#include "hardened.h"
+#include "sizeclass.h"
+#include "api.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "numaheap.h"
+
+/* ---- malloc and free ---------------------------------------------------- */
+
+/* malloc beyond the 8-byte-step classes: hardened, medium or large. */
+NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
+{
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, 0, false);
+	if (n <= NH_MAX_SMALL_SIZE)
+		return alloc_small(nh_size_to_class(n));
+	return alloc_large(n, 0, false);
+}
+
+/* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
+#define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
+
+/* malloc with per-thread caches, in hardened mode, before initialisation,
+ * or beyond 1 KiB. */
+NH_NOINLINE static void *malloc_other(size_t n)
+{
+	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX)) {
+		if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD))
+			return alloc_small_fast(CLASS8(n), PLAIN_PER_THREAD);
+		if (!nh_hardened)
+			return alloc_small(CLASS8(n));
+	}
+	return malloc_beyond_8_step(n);
+}
+
+void *nh_malloc(size_t n)
+{
+	/*
+	 * Sizes up to 1 KiB on a per-CPU P, hardened mode off: one compare,
+	 * one flag (it says both), one table load to the class. The flag
+	 * costs the per-thread mode a call (malloc_other); the per-CPU mode
+	 * is the one that runs wherever the kernel has rseq.
+	 */
+	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
+		return alloc_small_fast(CLASS8(n), PLAIN_RSEQ);
+	return malloc_other(n);
+}
+NH_EXPORT(malloc, nh_malloc);
+
+/* free with per-thread caches, in hardened mode, or before initialisation. */
+NH_NOINLINE static void free_other(uintptr_t p)
+{
+	if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD)) {
+		free_object_fast(p, false, PLAIN_PER_THREAD);
+		return;
+	}
+	if (NH_UNLIKELY(!p))
+		return;
+	if (NH_UNLIKELY(nh_hardened)) {
+		hardened_free(p);
+		return;
+	}
+	free_object_fast(p, false, PLAIN_NO);
+}
+
+void nh_free(void *ptr)
+{
+	/* NULL has no arena: the fast path's lookup sends it to
+	 * free_report_bad, which returns. */
+	if (NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
+		free_object_fast((uintptr_t)ptr, false, PLAIN_RSEQ);
+	else
+		free_other((uintptr_t)ptr);
+}
+NH_EXPORT(free, nh_free);
+
+void nh_free_sized(void *ptr, size_t size)
+{
+	(void)size;
+	nh_free(ptr);
+}
+NH_EXPORT(free_sized, nh_free_sized);
+
+void nh_free_aligned_sized(void *ptr, size_t align, size_t size)
+{
+	(void)align;
+	(void)size;
+	nh_free(ptr);
+}
+NH_EXPORT(free_aligned_sized, nh_free_aligned_sized);
+
+void *nh_calloc(size_t nmemb, size_t size)
+{
+	size_t n;
+	if (NH_UNLIKELY(__builtin_mul_overflow(nmemb, size, &n))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, 0, true);
+	if (n <= NH_MAX_SMALL_SIZE) {
+		void *p = alloc_small(nh_size_to_class(n));
+		if (p)
+			memset(p, 0, n);
+		return p;
+	}
+	return alloc_large(n, 0, true);
+}
+NH_EXPORT(calloc, nh_calloc);
+
+/* ---- realloc -------------------------------------------------------------- */
+
+static size_t usable_size(struct mspan *s)
+{
+	return s->sizeclass ? s->elemsize : (size_t)s->npages << NH_PAGE_SHIFT;
+}
+
+static void *realloc_move(void *ptr, size_t old, size_t n)
+{
+	void *q = nh_malloc(n);
+	if (!q)
+		return NULL;
+	memcpy(q, ptr, NH_MIN(old, n));
+	nh_free(ptr);
+	return q;
+}
+
+void *nh_realloc(void *ptr, size_t n)
+{
+	if (!ptr)
+		return nh_malloc(n);
+	if (n == 0) {
+		nh_free(ptr); /* glibc's behaviour, which programs rely on */
+		return NULL;
+	}
+	uintptr_t p = (uintptr_t)ptr;
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_realloc(p, n);
+	struct mspan *s = checked_span("realloc", p);
+	size_t old = usable_size(s);
+	if (s->sizeclass) {
+		if (NH_UNLIKELY(has_free_mark(p)))
+			free_double("realloc", p);
+		if (n <= NH_MAX_SMALL_SIZE && nh_size_to_class(n) == s->sizeclass)
+			return ptr;
+	} else if (large_resize(s, n)) {
+		return ptr;
+	}
+	return realloc_move(ptr, old, n);
+}
+NH_EXPORT(realloc, nh_realloc);
+
+void *nh_reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t n;
+	if (__builtin_mul_overflow(nmemb, size, &n)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return nh_realloc(ptr, n);
+}
+NH_EXPORT(reallocarray, nh_reallocarray);
+
+/* ---- aligned memory ------------------------------------------------------ */
+
+/* Memory aligned to align (a power of two). */
+static void *alloc_aligned(size_t align, size_t n)
+{
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc(n, align, false);
+	if (align <= 16) {
+		if (align > 8 && n < 16)
+			n = 16; /* the 8-byte class (NUMAHEAP_MIN_ALIGN=8) is only 8-aligned */
+		return nh_malloc(n);
+	}
+	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) {
+		/* Spans are page-aligned, so a class whose size is a multiple of
+		 * align has every object aligned. */
+		for (unsigned cls = nh_size_to_class(n); cls < NH_NUM_CLASSES; cls++)
+			if (nh_class_to_size[cls] % align == 0)
+				return alloc_small(cls);
+	}
+	if (align > ((size_t)1 << (NH_NODE_SHIFT - 1))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return alloc_large(n ? n : 1, align, false);
+}
+
+static bool is_pow2(size_t x) { return x && !(x & (x - 1)); }
+
+int nh_posix_memalign(void **memptr, size_t align, size_t n)
+{
+	if (!is_pow2(align) || align % sizeof(void *) != 0)
+		return EINVAL;
+	void *p = alloc_aligned(align, n);
+	if (!p)
+		return ENOMEM; /* errno stays ENOMEM too, as glibc leaves it */
+	*memptr = p;
+	return 0;
+}
+NH_EXPORT(posix_memalign, nh_posix_memalign);
+
+void *nh_aligned_alloc(size_t align, size_t n)
+{
+	if (!is_pow2(align)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return alloc_aligned(align, n);
+}
+NH_EXPORT(aligned_alloc, nh_aligned_alloc);
+
+void *nh_memalign(size_t align, size_t n)
+{
+	if (align > SIZE_MAX / 2 + 1) {
+		errno = EINVAL;
+		return NULL;
+	}
+	/* glibc rounds an alignment that is not a power of two up. */
+	if (!is_pow2(align))
+		align = align < 2 ? 1 : (size_t)1 << (64 - __builtin_clzll(align - 1));
+	return alloc_aligned(align, n);
+}
+NH_EXPORT(memalign, nh_memalign);
+
+void *nh_valloc(size_t n) { return alloc_aligned(os_page_size(), n); }
+NH_EXPORT(valloc, nh_valloc);
+
+void *nh_pvalloc(size_t n)
+{
+	size_t ps = os_page_size();
+	if (n > SIZE_MAX - ps) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	n = n ? (n + ps - 1) & ~(ps - 1) : ps;
+	return alloc_aligned(ps, n);
+}
+NH_EXPORT(pvalloc, nh_pvalloc);
+
+/* ---- the rest of glibc's API --------------------------------------------- */
+
+size_t nh_malloc_usable_size(void *ptr)
+{
+	if (!ptr)
+		return 0;
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_usable_size((uintptr_t)ptr);
+	return usable_size(checked_span("malloc_usable_size", (uintptr_t)ptr));
+}
+NH_EXPORT(malloc_usable_size, nh_malloc_usable_size);
+
+int nh_malloc_trim(size_t pad)
+{
+	(void)pad;
+	return numaheap_release() > 0;
+}
+NH_EXPORT(malloc_trim, nh_malloc_trim);
+
+int nh_mallopt(int param, int value)
+{
+	(void)param;
+	(void)value;
+	return 1; /* accepted; numaheap is tuned with NUMAHEAP_* variables */
+}
+NH_EXPORT(mallopt, nh_mallopt);
+
+/* ---- numaheap.h --------------------------------------------------------- */
+
+NH_API const char *numaheap_version(void) { return NUMAHEAP_VERSION_STRING; }
+
+NH_API size_t numaheap_release(void)
+{
+	nh_ensure_init();
+	/* This thread's (or CPU's) cached objects first, so spans can empty. */
+	struct pctx x;
+	if (proc_acquire_p(&x)) {
+		mcache_drain(&x);
+		proc_release_p(&x);
+	}
+	mheap_drain_caches(false);
+	return scavenge_now(true);
+}
+
+NH_API void *numaheap_malloc_onnode(size_t n, int node)
+{
+	nh_ensure_init();
+	if (NH_UNLIKELY(nh_hardened))
+		return hardened_alloc_onnode(n, node);
+	struct mheap *h = heap_for_node(node);
+	if (!h)
+		return NULL;
+	if (n <= NH_MAX_SMALL_SIZE)
+		return alloc_from_central(h, nh_size_to_class(n));
+	return alloc_large_on(h, n);
+}
+
+NH_API int numaheap_node_of(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (!span_of(p))
+		return -1;
+	return node_of_addr(p);
+}
+
+NH_API size_t numaheap_stats_json(char *buf, size_t cap)
+{
+	nh_ensure_init();
+	return stats_json(buf, cap);
+}
+
+NH_API void numaheap_stats_print(int fd, int json)
+{
+	nh_ensure_init();
+	stats_print(fd, json != 0);
+}

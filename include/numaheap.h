@@ -52,6 +52,15 @@ size_t numaheap_stats_json(char *buf, size_t cap);
 /* Print the statistics to a file descriptor: text (json == 0) or JSON. */
 void numaheap_stats_print(int fd, int json);
 
+/*
+ * Write the heap profile (NUMAHEAP_PROF=1) to path: pprof's format, gzipped
+ * (`go tool pprof -top PROGRAM FILE`), or gperftools' text format if path
+ * ends in ".heap". "%p" in path becomes the process id; NULL means
+ * NUMAHEAP_PROF_FILE. Returns 0, or -1 with errno set (EINVAL when
+ * profiling is off). See docs/profiling.md.
+ */
+int numaheap_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

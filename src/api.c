@@ -36,6 +36,7 @@
 #include "hardened.h"
 #include "sizeclass.h"
 #include "api.h"
+#include "prof.h"
 
 #include <errno.h>
 #include <string.h>
@@ -57,16 +58,31 @@ NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
 /* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
 #define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
 
+/* malloc with heap profiling on: this block may be the sample (prof.h).
+ * Out of line, so that malloc_other's per-thread path keeps no frame. */
+NH_NOINLINE static void *malloc_profiled(size_t n, uintptr_t ret)
+{
+	if (prof_tick(n))
+		return prof_alloc(n, 0, false, ret);
+	if (n <= NH_SMALL_SIZE_MAX)
+		return alloc_small(CLASS8(n));
+	return malloc_beyond_8_step(n);
+}
+
 /* malloc with per-thread caches, in hardened mode, before initialisation,
- * or beyond 1 KiB. */
+ * with heap profiling, or beyond 1 KiB. */
 NH_NOINLINE static void *malloc_other(size_t n)
 {
 	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX)) {
 		if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD))
 			return alloc_small_fast(CLASS8(n), PLAIN_PER_THREAD);
-		if (!nh_hardened)
-			return alloc_small(CLASS8(n));
 	}
+	/* nh_prof_on, not plain == PLAIN_PROF: GCC would keep plain in a
+	 * register for that test, one instruction more on the path above. */
+	if (NH_UNLIKELY(nh_prof_on))
+		return malloc_profiled(n, (uintptr_t)__builtin_return_address(0));
+	if (n <= NH_SMALL_SIZE_MAX && !nh_hardened)
+		return alloc_small(CLASS8(n));
 	return malloc_beyond_8_step(n);
 }
 
@@ -135,6 +151,8 @@ void *nh_calloc(size_t nmemb, size_t size)
 	}
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, true);
+	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
+		return prof_alloc(n, 0, true, (uintptr_t)__builtin_return_address(0));
 	if (n <= NH_MAX_SMALL_SIZE) {
 		void *p = alloc_small(nh_size_to_class(n));
 		if (p)
@@ -205,6 +223,8 @@ static void *alloc_aligned(size_t align, size_t n)
 {
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, align, false);
+	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 && prof_tick(n))
+		return prof_alloc(n, align, false, (uintptr_t)__builtin_return_address(0));
 	if (align <= 16) {
 		if (align > 8 && n < 16)
 			n = 16; /* the 8-byte class (NUMAHEAP_MIN_ALIGN=8) is only 8-aligned */
@@ -331,6 +351,12 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 	if (n <= NH_MAX_SMALL_SIZE)
 		return alloc_from_central(h, nh_size_to_class(n));
 	return alloc_large_on(h, n);
+}
+
+NH_API int numaheap_prof_dump(const char *path)
+{
+	nh_ensure_init();
+	return prof_dump(path);
 }
 
 NH_API int numaheap_node_of(const void *ptr)

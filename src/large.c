@@ -25,6 +25,7 @@
 #include "proc.h"
 #include "alloc.h"
 #include "fastpath.h"
+#include "prof.h"
 
 #include <errno.h>
 #include <string.h>
@@ -87,6 +88,8 @@ static void free_large(struct mspan *s, uintptr_t p)
 		free_interior("free", p); /* a guarded span's base is its guard page */
 	if (NH_UNLIKELY(atomic_load_explicit(&s->state, memory_order_acquire) != SPAN_INUSE))
 		free_double("free", p); /* kept in the large-span cache: freed already */
+	if (NH_UNLIKELY(s->prof))
+		prof_free(s); /* a sampled block (prof.c) */
 	struct mheap *h = heap_of_node(s->node);
 	atomic_fetch_add_explicit(&h->large_frees, 1, memory_order_relaxed);
 	if (!mheap_large_cache_put(h, s))

@@ -95,6 +95,7 @@
 #include "mheap.h"
 #include "mcache.h"
 #include "proc.h"
+#include "prof.h"
 #include "alloc.h"
 #include "fastpath.h"
 #include "scavenger.h"
@@ -147,6 +148,8 @@ void nh_init_slow(void)
 		numa_policy_restrict(ok);
 	nh_heaps_ok = ok != 0;
 	proc_init();
+	if (prof_init())
+		nh_fast.plain = PLAIN_PROF;
 	scavenger_init();
 	stats_init();
 	nh_in_init = 0;
@@ -162,7 +165,12 @@ __attribute__((constructor)) static void nh_constructor(void)
 	scavenger_install_signal();
 }
 
-__attribute__((destructor)) static void nh_destructor(void) { stats_at_exit(); }
+__attribute__((destructor)) static void nh_destructor(void)
+{
+	stats_at_exit();
+	if (nh_prof_on && prof_dump(NULL) != 0)
+		nh_warn("cannot write the heap profile to %s", nh_opt.prof_file);
+}
 
 /* ---- bad frees ---------------------------------------------------------- */
 

@@ -18,7 +18,9 @@ struct pctx;
  * rseq area and the CPU number are arch/'s (arch/rseq.h).
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
-enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2 };
+/* nh_fast.plain: PLAIN_PROF sends every malloc to the general path, where
+ * heap profiling counts it (prof.h). */
+enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2, PLAIN_PROF = 3 };
 
 struct m {
 	struct mcache *cache; /* the thread's per-thread P's cache */

@@ -39,7 +39,11 @@
 #define _GNU_SOURCE 1
 #include "prof.h"
 
+#include <dlfcn.h>
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
+#include <sys/auxv.h>
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
@@ -47,6 +51,8 @@
 #include <unwind.h>
 
 #include "alloc.h"
+#include "hardened.h"
+#include "mcache.h"
 #include "lock.h"
 #include "mspan.h"
 #include "options.h"
@@ -61,6 +67,9 @@ static __thread bool prof_walking; /* inside the unwinder: mallocs there are not
 static __thread uint64_t prof_rng;
 
 static double prof_rate; /* mean bytes between samples */
+/* numaheap's own code, when it is a library of its own: leading frames in
+ * it are the allocator's, not the program's. Empty when linked statically. */
+static uintptr_t own_lo, own_hi;
 static struct mutex prof_lock;
 static uint64_t prof_start_ns, prof_last_dump_ns;
 
@@ -176,12 +185,17 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 	prof_walking = true;
 	_Unwind_Backtrace(walk_frame, &w);
 	prof_walking = false;
-	unsigned first = w.n > 2 ? 2 : 0;
+	unsigned first = w.n;
 	for (unsigned i = 0; i < w.n; i++)
 		if (w.pcs[i] == ret) {
 			first = i;
 			break;
 		}
+	if (first == w.n)
+		first = w.n > 2 ? 2 : 0;
+	/* realloc's and operator new's own call into malloc: still ours. */
+	while (first + 1 < w.n && w.pcs[first] >= own_lo && w.pcs[first] < own_hi)
+		first++;
 	unsigned n = 0;
 	for (unsigned i = first; i < w.n && n < PPROF_MAX_DEPTH; i++)
 		out[n++] = w.pcs[i] - 1;
@@ -194,7 +208,7 @@ void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
 {
 	uintptr_t pcs[PPROF_MAX_DEPTH];
 	unsigned npc = walk_stack(ret, pcs);
-	struct mspan *s = nh_alloc_large_span(n ? n : 1, align);
+	struct mspan *s = alloc_large_span(n ? n : 1, align, false);
 	if (!s)
 		return NULL;
 	void *p = (void *)s->base;
@@ -227,11 +241,34 @@ void prof_free(struct mspan *s)
 
 /* ---- initialisation ------------------------------------------------------------------------------- */
 
+/* The executable segment of the object holding this code, unless that
+ * object is the program itself (numaheap linked statically). */
+static void own_text_range(void)
+{
+	Dl_info info;
+	if (!dladdr((void *)own_text_range, &info) || !info.dli_fbase)
+		return;
+	const char *exe = (const char *)getauxval(AT_EXECFN);
+	if (exe && info.dli_fname && !strcmp(exe, info.dli_fname))
+		return;
+	const ElfW(Ehdr) *eh = info.dli_fbase;
+	const ElfW(Phdr) *ph = (const void *)((const char *)eh + eh->e_phoff);
+	for (unsigned i = 0; i < eh->e_phnum; i++)
+		if (ph[i].p_type == PT_LOAD && (ph[i].p_flags & PF_X)) {
+			own_lo = (uintptr_t)eh + ph[i].p_vaddr;
+			own_hi = own_lo + ph[i].p_memsz;
+		}
+}
+
 bool prof_init(void)
 {
 	mutex_init(&prof_lock, LOCK_RANK_PROF);
 	if (!NH_OPTION(PROF))
 		return false;
+	if (nh_hardened) {
+		nh_warn("NUMAHEAP_PROF=1: not available in hardened mode; profiling off");
+		return false;
+	}
 	prof_rate = (double)NH_OPTION(PROF_RATE);
 	if (!nh_opt.prof_file[0])
 		memcpy(nh_opt.prof_file, "numaheap.%p.pb.gz", sizeof "numaheap.%p.pb.gz");
@@ -240,6 +277,7 @@ bool prof_init(void)
 		nh_warn("NUMAHEAP_PROF=1: cannot map the profile's tables; profiling off");
 		return false;
 	}
+	own_text_range();
 	prof_start_ns = prof_last_dump_ns = os_nanotime();
 	nh_prof_on = true;
 	return true;

@@ -295,10 +295,13 @@ static void encode(struct pbuf *b, const struct pprof_sample *s, size_t n, uint6
 		   uint64_t duration_ns, struct loctab *lt, struct maps *mp, struct strtab *st)
 {
 	struct pbuf m = {0}, packed = {0};
+	/* Every string is indexed before the table is written: pprof rejects a
+	 * profile whose messages name an index past its table. */
 	str_index(st, "");
 	for (unsigned k = 0; k < 4; k++)
 		put_value_type(b, &m, 1, st, kValueNames[k][0], kValueNames[k][1]);
 	int64_t node_key = str_index(st, "numa_node");
+	int64_t space = str_index(st, "space"), bytes = str_index(st, "bytes");
 	for (size_t i = 0; i < n; i++)
 		put_sample(b, &m, &packed, &s[i], lt, node_key);
 	put_mappings(b, &m, mp, st);
@@ -307,10 +310,10 @@ static void encode(struct pbuf *b, const struct pprof_sample *s, size_t n, uint6
 		put_bytes(b, 6, st->s[i], strlen(st->s[i]));
 	put_int(b, 9, time_ns);
 	put_int(b, 10, duration_ns);
-	put_value_type(b, &m, 11, st, "space", "bytes");
+	put_int(&m, 1, (uint64_t)space);
+	put_int(&m, 2, (uint64_t)bytes);
+	put_msg(b, 11, &m);
 	put_int(b, 12, period);
-	/* Strings added since the table was written: none can be (value
-	 * types and mappings were indexed above), so the table is whole. */
 	put_int(b, 14, (uint64_t)str_index(st, "inuse_space"));
 	if (m.failed || packed.failed)
 		b->failed = true;

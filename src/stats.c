@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "alloc.h"
 #include "scavenger.h"
+#include "stats.h"
 
 #include <fcntl.h>
 #include <malloc.h>

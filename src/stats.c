@@ -174,11 +174,8 @@ static void add_central(struct class_stats *cs, struct mcentral *c)
 static void snapshot(struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		struct mheap *h = nh_heaps[n];
-		if (!h)
-			continue;
-		struct node_stats *ns = &s->node[n];
+	for_each_heap(h) {
+		struct node_stats *ns = &s->node[h->node];
 		ns->present = true;
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
 			add_central(&s->cls[k], &h->central[k]);
@@ -193,7 +190,7 @@ static void snapshot(struct snapshot *s)
 		ns->prefaulted = h->prefault_bytes;
 		ns->grows = h->grow_calls;
 		mutex_unlock(&h->lock);
-		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
+		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[h->node], memory_order_relaxed);
 		ns->scav_released = h->scav_released_bytes;
 		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
 		s->large_frees += ns->large_frees;
@@ -552,10 +549,10 @@ NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 	snapshot(&s);
 	struct totals t = totals_of(&s);
 	fprintf(fp, "<malloc version=\"numaheap-%s\">\n", NUMAHEAP_VERSION_STRING);
-	for (int n = 0; n < NH_MAX_NODES; n++) {
+	for_each_heap(h) {
+		int n = h->node;
 		const struct node_stats *ns = &s.node[n];
-		struct mheap *h = nh_heaps[n];
-		if (!ns->present || !h)
+		if (!ns->present)
 			continue;
 		/* This heap's objects: out of its mcentrals, less those in its
 		 * node's caches and transfer caches (a cache holds its node's

@@ -2,7 +2,7 @@
  * lock.c — numaheap's mutex: a futex word that spins before it sleeps.
  *
  * State 0 is free, 1 held, 2 held with (possible) sleepers. The fast path in
- * internal.h is one compare-and-swap to take and one exchange to release.
+ * lock.h is one compare-and-swap to take and one exchange to release.
  * A contended acquirer spins for a short while (allocator critical sections
  * are a few hundred nanoseconds), then marks the word 2 and sleeps in
  * FUTEX_WAIT; the releaser wakes one sleeper only when the word was 2. So an

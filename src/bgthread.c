@@ -36,6 +36,14 @@
  * bg_wake, which it sleeps on. The statistics signal's handler does the
  * same (an atomic store, an add and a futex wake: async-signal-safe).
  *
+ * Invariants: at most one thread runs: bg_state goes from OFF to STARTING
+ * by one compare-and-swap, then to RUNNING or FAILED, and back to OFF only
+ * in a child after fork. pf_state leaves PF_IDLE only while pf_on; it goes
+ * back when an episode ends, when a release of everything cancels it, when
+ * scavenger_poll finds no running thread to run it, and in a fork child.
+ * bg_wake only grows, so a wake between the thread's read of it and its
+ * sleep makes the sleep return at once.
+ *
  * Locking: the thread takes allocator locks only inside the jobs it calls
  * (stats, cache drains, scavenger passes), and none while it sleeps.
  * Pre-faulting holds scav_lock (scavenger.c) through each look of an

@@ -78,10 +78,99 @@ static void one_node(void)
 		numa_topo.cpu_node[c] = c < numa_topo.ncpus ? 0 : -1;
 }
 
+/* "/sys/devices/system/node/node<n>/<file>" into path (64 bytes), n < 100. */
+static void node_path(char *path, int n, const char *file)
+{
+	int len = 0;
+	const char *pre = "/sys/devices/system/node/node";
+	while (pre[len])
+		path[len] = pre[len], len++;
+	if (n >= 10)
+		path[len++] = (char)('0' + n / 10);
+	path[len++] = (char)('0' + n % 10);
+	path[len++] = '/';
+	for (int i = 0; file[i]; i++)
+		path[len++] = file[i];
+	path[len] = 0;
+}
+
+/* Node n's row of the distance table: "10 21 21 10". */
+static void read_distances(int n, char *buf, size_t cap)
+{
+	char path[64];
+	node_path(path, n, "distance");
+	if (os_read_file(path, buf, cap) <= 0)
+		return;
+	const char *s = buf;
+	for (int m = 0; m < NUMA_MAX_NODES && *s; m++) {
+		int v;
+		while (*s == ' ')
+			s++;
+		if (!(s = parse_uint(s, &v)))
+			break;
+		numa_topo.distance[n][m] = (uint8_t)(v > 255 ? 255 : v);
+	}
+}
+
+/*
+ * The CPUs of node n (which need not have memory), and its distances if it
+ * has memory. Returns the highest CPU id it has, or maxcpu if higher.
+ */
+static int read_node(int n, char *buf, size_t cap, int maxcpu)
+{
+	char path[64];
+	uint64_t cpus[NUMA_MAX_CPUS / 64];
+	node_path(path, n, "cpulist");
+	if (os_read_file(path, buf, cap) < 0)
+		return maxcpu;
+	if (numa_parse_list(buf, cpus, NUMA_MAX_CPUS) < 0)
+		return maxcpu;
+	/* A CPU of a memoryless node belongs to the nearest node with memory:
+	 * approximated by node 0 if absent; distances refine below. */
+	int home = n < NUMA_MAX_NODES && (numa_topo.node_mask & (1u << n)) ? n : -2 - n;
+	for (int c = 0; c < NUMA_MAX_CPUS; c++)
+		if (cpus[c / 64] & (1ull << (c % 64))) {
+			numa_topo.cpu_node[c] = (int16_t)(home >= 0 ? home : 0);
+			if (c > maxcpu)
+				maxcpu = c;
+		}
+	if (n < NUMA_MAX_NODES && home >= 0)
+		read_distances(n, buf, cap);
+	return maxcpu;
+}
+
+/*
+ * How many CPU ids there may be: past the highest one a node has, the
+ * hot-pluggable ones (their ids are below the possible count) and what
+ * sysconf says is configured. CPUs no node claimed go to the lowest node
+ * with memory.
+ */
+static void count_cpus(int maxcpu, char *buf, size_t cap)
+{
+	uint64_t cpus[NUMA_MAX_CPUS / 64];
+	long conf = sysconf(_SC_NPROCESSORS_CONF);
+	numa_topo.ncpus = maxcpu + 1;
+	if (os_read_file("/sys/devices/system/cpu/possible", buf, cap) > 0 &&
+	    numa_parse_list(buf, cpus, NUMA_MAX_CPUS) > 0)
+		for (int c = NUMA_MAX_CPUS - 1; c >= 0; c--)
+			if (cpus[c / 64] & (1ull << (c % 64))) {
+				if (c + 1 > numa_topo.ncpus)
+					numa_topo.ncpus = c + 1;
+				break;
+			}
+	if (conf > numa_topo.ncpus && conf <= NUMA_MAX_CPUS)
+		numa_topo.ncpus = (int)conf;
+	if (numa_topo.ncpus <= 0)
+		numa_topo.ncpus = 1;
+	for (int c = 0; c < numa_topo.ncpus; c++)
+		if (numa_topo.cpu_node[c] < 0)
+			numa_topo.cpu_node[c] = (int16_t)(31 - __builtin_clz(numa_topo.node_mask & -numa_topo.node_mask));
+}
+
 void numa_init(void)
 {
 	char buf[4096];
-	uint64_t nodes[1], cpus[NUMA_MAX_CPUS / 64];
+	uint64_t nodes[1];
 
 	for (int c = 0; c < NUMA_MAX_CPUS; c++)
 		numa_topo.cpu_node[c] = -1;
@@ -98,73 +187,11 @@ void numa_init(void)
 	numa_topo.nnodes = (int)nh_popcount64(numa_topo.node_mask);
 	numa_topo.max_node = 31 - __builtin_clz(numa_topo.node_mask);
 
+	/* Nodes without memory still own CPUs; read every online node. */
 	int maxcpu = -1;
-	for (int n = 0; n < 64 && n < NUMA_MAX_NODES * 4; n++) {
-		char path[64];
-		/* Nodes without memory still own CPUs; read every online node. */
-		int len = 0;
-		const char *pre = "/sys/devices/system/node/node";
-		while (pre[len])
-			path[len] = pre[len], len++;
-		if (n >= 10)
-			path[len++] = (char)('0' + n / 10);
-		path[len++] = (char)('0' + n % 10);
-		const char *post = "/cpulist";
-		for (int i = 0; post[i]; i++)
-			path[len++] = post[i];
-		path[len] = 0;
-		if (os_read_file(path, buf, sizeof buf) < 0)
-			continue;
-		if (numa_parse_list(buf, cpus, NUMA_MAX_CPUS) < 0)
-			continue;
-		/* A CPU of a memoryless node belongs to the nearest node with memory:
-		 * approximated by node 0 if absent; distances refine below. */
-		int home = n < NUMA_MAX_NODES && (numa_topo.node_mask & (1u << n)) ? n : -2 - n;
-		for (int c = 0; c < NUMA_MAX_CPUS; c++)
-			if (cpus[c / 64] & (1ull << (c % 64))) {
-				numa_topo.cpu_node[c] = (int16_t)(home >= 0 ? home : 0);
-				if (c > maxcpu)
-					maxcpu = c;
-			}
-		if (n < NUMA_MAX_NODES && home >= 0) {
-			/* distance: "10 21 21 10" */
-			path[len - 8] = 0;
-			const char *d = "/distance";
-			int l2 = len - 8;
-			for (int i = 0; d[i]; i++)
-				path[l2++] = d[i];
-			path[l2] = 0;
-			if (os_read_file(path, buf, sizeof buf) > 0) {
-				const char *s = buf;
-				for (int m = 0; m < NUMA_MAX_NODES && *s; m++) {
-					int v;
-					while (*s == ' ')
-						s++;
-					if (!(s = parse_uint(s, &v)))
-						break;
-					numa_topo.distance[n][m] = (uint8_t)(v > 255 ? 255 : v);
-				}
-			}
-		}
-	}
-	long conf = sysconf(_SC_NPROCESSORS_CONF);
-	numa_topo.ncpus = maxcpu + 1;
-	/* Hot-pluggable CPUs count: their ids are below the possible count. */
-	if (os_read_file("/sys/devices/system/cpu/possible", buf, sizeof buf) > 0 &&
-	    numa_parse_list(buf, cpus, NUMA_MAX_CPUS) > 0)
-		for (int c = NUMA_MAX_CPUS - 1; c >= 0; c--)
-			if (cpus[c / 64] & (1ull << (c % 64))) {
-				if (c + 1 > numa_topo.ncpus)
-					numa_topo.ncpus = c + 1;
-				break;
-			}
-	if (conf > numa_topo.ncpus && conf <= NUMA_MAX_CPUS)
-		numa_topo.ncpus = (int)conf;
-	if (numa_topo.ncpus <= 0)
-		numa_topo.ncpus = 1;
-	for (int c = 0; c < numa_topo.ncpus; c++)
-		if (numa_topo.cpu_node[c] < 0)
-			numa_topo.cpu_node[c] = (int16_t)(31 - __builtin_clz(numa_topo.node_mask & -numa_topo.node_mask));
+	for (int n = 0; n < 64 && n < NUMA_MAX_NODES * 4; n++)
+		maxcpu = read_node(n, buf, sizeof buf, maxcpu);
+	count_cpus(maxcpu, buf, sizeof buf);
 }
 
 int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask)

@@ -56,21 +56,19 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 }
 
 /*
- * Map at least `bytes` of new arenas for heap h (a multiple of the arena
- * size), register them and hand their pages to h's pageAlloc. Returns 0 or
- * -ENOMEM. Heap lock held.
+ * Map bytes (a multiple of the arena size) at the first free place from
+ * *addr up, inside h's slice: hugetlbfs pages if NUMAHEAP_HUGETLB asks and
+ * the kernel has them, else plain. Moves *addr to where the mapping
+ * landed; NULL if the slice has no room or the kernel refuses (the hint
+ * then stays where it refused).
  */
-int arena_grow(struct mheap *h, size_t bytes)
+static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_t slice_end)
 {
-	uintptr_t slice = NH_HEAP_BASE + ((uintptr_t)h->node << NH_NODE_SHIFT);
-	uintptr_t slice_end = slice + ((uintptr_t)1 << NH_NODE_SHIFT);
-	bytes = (bytes + NH_ARENA_BYTES - 1) & ~(NH_ARENA_BYTES - 1);
-	uintptr_t addr = h->arena_hint ? h->arena_hint : slice;
-	void *p = NULL;
-	while (addr + bytes <= slice_end && addr + bytes > addr) {
-		p = NULL;
+	uintptr_t a = *addr;
+	while (a + bytes <= slice_end && a + bytes > a) {
+		void *p = NULL;
 		if (NH_OPTION(HUGETLB) && !hugetlb_failed) {
-			p = os_map_hugetlb_at(addr, bytes);
+			p = os_map_hugetlb_at(a, bytes);
 			if (!p && errno != EEXIST && errno != EBUSY) {
 				hugetlb_failed = true;
 				nh_warn("NUMAHEAP_HUGETLB=1 but no hugetlbfs pages could be mapped (reserve them in "
@@ -78,21 +76,27 @@ int arena_grow(struct mheap *h, size_t bytes)
 			}
 		}
 		if (!p)
-			p = os_map_at(addr, bytes);
-		if (p)
-			break;
+			p = os_map_at(a, bytes);
+		if (p) {
+			*addr = a;
+			return p;
+		}
 		if (errno != EEXIST && errno != EBUSY) {
-			h->arena_hint = addr;
-			return -ENOMEM;
+			h->arena_hint = a;
+			return NULL;
 		}
 		/* Something else lives here: move past it, one arena at a time. */
-		addr += NH_ARENA_BYTES;
+		a += NH_ARENA_BYTES;
 	}
-	if (!p)
-		return -ENOMEM;
+	return NULL;
+}
 
-	/* THP, node binding: advice only, a failure costs speed, not memory
-	 * (strict binding fails later, at first touch, as the kernel decides). */
+/*
+ * THP, node binding: advice only, a failure costs speed, not memory
+ * (strict binding fails later, at first touch, as the kernel decides).
+ */
+static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes, uintptr_t slice)
+{
 	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed)) {
 		/*
 		 * The first NH_SMALL_HEAP_BYTES of a node's heap stay on base
@@ -111,14 +115,23 @@ int arena_grow(struct mheap *h, size_t bytes)
 		bind_warned = true;
 		nh_warn("cannot bind heap memory to node %d (mbind failed); the kernel's policy applies", h->node);
 	}
+}
 
+/*
+ * Give each arena of [addr, addr + *bytes) its metadata (on h's node) and
+ * publish it in the arena map. If metadata runs out, the arenas not
+ * published go back to the OS and *bytes shrinks to those that were.
+ * Returns them as a list, last first.
+ */
+static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t *bytes)
+{
 	struct heap_arena *list = NULL;
-	for (uintptr_t a = addr; a < addr + bytes; a += NH_ARENA_BYTES) {
+	for (uintptr_t a = addr; a < addr + *bytes; a += NH_ARENA_BYTES) {
 		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
 		if (!ha) {
 			/* Arenas already published stay; the rest goes back. */
-			os_unmap((void *)a, addr + bytes - a);
-			bytes = a - addr;
+			os_unmap((void *)a, addr + *bytes - a);
+			*bytes = a - addr;
 			break;
 		}
 		ha->base = a;
@@ -128,6 +141,25 @@ int arena_grow(struct mheap *h, size_t bytes)
 		list = ha;
 		atomic_store_explicit(&nh_arena_map[a >> NH_ARENA_SHIFT], ha, memory_order_release);
 	}
+	return list;
+}
+
+/*
+ * Map at least `bytes` of new arenas for heap h (a multiple of the arena
+ * size), register them and hand their pages to h's pageAlloc. Returns 0 or
+ * -ENOMEM. Heap lock held.
+ */
+int arena_grow(struct mheap *h, size_t bytes)
+{
+	uintptr_t slice = NH_HEAP_BASE + ((uintptr_t)h->node << NH_NODE_SHIFT);
+	uintptr_t slice_end = slice + ((uintptr_t)1 << NH_NODE_SHIFT);
+	bytes = (bytes + NH_ARENA_BYTES - 1) & ~(NH_ARENA_BYTES - 1);
+	uintptr_t addr = h->arena_hint ? h->arena_hint : slice;
+	void *p = map_arenas(h, &addr, bytes, slice_end);
+	if (!p)
+		return -ENOMEM;
+	advise_arenas(h, p, addr, bytes, slice);
+	struct heap_arena *list = publish_arenas(h, addr, &bytes);
 	if (bytes == 0)
 		return -ENOMEM;
 	if (page_alloc_grow(&h->pages, addr, bytes) != 0)

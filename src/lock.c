@@ -2,7 +2,7 @@
  * lock.c — numaheap's mutex: a futex word that spins before it sleeps.
  *
  * State 0 is free, 1 held, 2 held with (possible) sleepers. The fast path in
- * internal.h is one compare-and-swap to take and one exchange to release.
+ * lock.h is one compare-and-swap to take and one exchange to release.
  * A contended acquirer spins for a short while (allocator critical sections
  * are a few hundred nanoseconds), then marks the word 2 and sleeps in
  * FUTEX_WAIT; the releaser wakes one sleeper only when the word was 2. So an
@@ -15,10 +15,7 @@
 #include "lock.h"
 
 #include "os/os.h"
-
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
+#include "report.h" /* nh_fatal, in debug builds */
 
 enum { SPIN_ITERS = 200, SPIN_YIELD_ITERS = 4 };
 
@@ -50,14 +47,14 @@ void mutex_lock_slow(struct mutex *m)
 	}
 	while (atomic_exchange_explicit(&m->state, 2, memory_order_acquire) != 0) {
 		NH_KSTAT_INC(futex_wait);
-		syscall(SYS_futex, &m->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+		os_futex_wait(&m->state, 2, OS_FUTEX_FOREVER);
 	}
 }
 
 void mutex_unlock_slow(struct mutex *m)
 {
 	NH_KSTAT_INC(futex_wake);
-	syscall(SYS_futex, &m->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	os_futex_wake(&m->state, 1);
 }
 
 #ifdef NH_DEBUG

@@ -277,10 +277,7 @@ size_t mcentral_drain(struct mheap *h, bool idle_only)
 
 void mcentral_fork_lock(bool lock)
 {
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		struct mheap *h = nh_heaps[n];
-		if (!h)
-			continue;
+	for_each_heap(h) {
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 			if (lock) {
 				mutex_lock(&h->central[c].tc_lock);
@@ -295,10 +292,9 @@ void mcentral_fork_lock(bool lock)
 
 void mcentral_fork_child(void)
 {
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n])
-			for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
-				mutex_reset(&nh_heaps[n]->central[c].tc_lock);
-				mutex_reset(&nh_heaps[n]->central[c].lock);
-			}
+	for_each_heap(h)
+		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+			mutex_reset(&h->central[c].tc_lock);
+			mutex_reset(&h->central[c].lock);
+		}
 }

@@ -280,20 +280,16 @@ size_t mheap_large_cache_drain(struct mheap *h, bool idle_only)
 size_t mheap_drain_caches(bool idle_only)
 {
 	size_t moved = 0;
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n]) {
-			moved += mcentral_drain(nh_heaps[n], idle_only);
-			mheap_large_cache_drain(nh_heaps[n], idle_only);
-		}
+	for_each_heap(h) {
+		moved += mcentral_drain(h, idle_only);
+		mheap_large_cache_drain(h, idle_only);
+	}
 	return moved;
 }
 
 void mheap_fork_lock(bool lock)
 {
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		struct mheap *h = nh_heaps[n];
-		if (!h)
-			continue;
+	for_each_heap(h) {
 		if (lock) {
 			mutex_lock(&h->lcache_lock);
 			mutex_lock(&h->lock);
@@ -306,9 +302,8 @@ void mheap_fork_lock(bool lock)
 
 void mheap_fork_child(void)
 {
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n]) {
-			mutex_reset(&nh_heaps[n]->lock);
-			mutex_reset(&nh_heaps[n]->lcache_lock);
-		}
+	for_each_heap(h) {
+		mutex_reset(&h->lock);
+		mutex_reset(&h->lcache_lock);
+	}
 }

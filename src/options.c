@@ -87,85 +87,114 @@ static bool scale(int64_t *v, int64_t mul)
 	return true;
 }
 
+/* 1/yes/on/true or 0/no/off/false, in any case. */
+static bool parse_bool(const char *s, int64_t *out)
+{
+	if (word_is(s, "1") || word_is(s, "yes") || word_is(s, "on") || word_is(s, "true"))
+		*out = 1;
+	else if (word_is(s, "0") || word_is(s, "no") || word_is(s, "off") || word_is(s, "false"))
+		*out = 0;
+	else
+		return false;
+	return true;
+}
+
+/* Bytes: a number with an optional k/m/g/t (KiB...), "i" and "b" after it. */
+static bool parse_size(const char *s, int64_t *out)
+{
+	const char *rest;
+	if (!parse_number(s, out, &rest))
+		return false;
+	int64_t mul = 1;
+	switch (*rest) {
+	case 'k': case 'K': mul = 1ll << 10; rest++; break;
+	case 'm': case 'M': mul = 1ll << 20; rest++; break;
+	case 'g': case 'G': mul = 1ll << 30; rest++; break;
+	case 't': case 'T': mul = 1ll << 40; rest++; break;
+	default: break;
+	}
+	if (mul > 1 && *rest == 'i')
+		rest++;
+	if (*rest == 'b' || *rest == 'B')
+		rest++;
+	return !*rest && scale(out, mul);
+}
+
+/* A time, in nanoseconds: a number of ms (no unit, or "ms"), s, us or ns. */
+static bool parse_time(const char *s, int64_t *out)
+{
+	const char *rest;
+	if (!parse_number(s, out, &rest))
+		return false;
+	int64_t mul;
+	if (!*rest || word_is(rest, "ms"))
+		mul = 1000000;
+	else if (word_is(rest, "s"))
+		mul = 1000000000;
+	else if (word_is(rest, "us"))
+		mul = 1000;
+	else if (word_is(rest, "ns"))
+		mul = 1;
+	else
+		return false;
+	return scale(out, mul);
+}
+
+/* An enum: its number in [lo, hi], or one of the '|'-separated choices. */
+static bool parse_enum(const struct opt_desc *d, const char *s, int64_t *out)
+{
+	const char *rest;
+	if (parse_number(s, out, &rest) && !*rest)
+		return *out >= d->lo && *out <= d->hi;
+	int idx = 0;
+	const char *c = d->choices;
+	while (*c) {
+		size_t n = 0;
+		while (c[n] && c[n] != '|')
+			n++;
+		if (strlen(s) == n && streq_n(s, c, n)) {
+			*out = idx;
+			return true;
+		}
+		c += n + (c[n] == '|');
+		idx++;
+	}
+	return false;
+}
+
+/* A node list ("0-1,3") as a bitmap, which may not exceed hi; empty is 0. */
+static bool parse_list(const struct opt_desc *d, const char *s, int64_t *out)
+{
+	uint64_t bits[1];
+	if (!*s) {
+		*out = 0;
+		return true;
+	}
+	int n = numa_parse_list(s, bits, 64);
+	if (n <= 0 || (int64_t)bits[0] > d->hi)
+		return false;
+	*out = (int64_t)bits[0];
+	return true;
+}
+
 static bool parse_value(const struct opt_desc *d, const char *s, int64_t *out)
 {
 	const char *rest;
 	switch (d->type) {
 	case OPT_BOOL:
-		if (word_is(s, "1") || word_is(s, "yes") || word_is(s, "on") || word_is(s, "true"))
-			*out = 1;
-		else if (word_is(s, "0") || word_is(s, "no") || word_is(s, "off") || word_is(s, "false"))
-			*out = 0;
-		else
-			return false;
-		return true;
+		return parse_bool(s, out);
 	case OPT_INT:
 		return parse_number(s, out, &rest) && !*rest;
-	case OPT_SIZE: {
-		if (!parse_number(s, out, &rest))
-			return false;
-		int64_t mul = 1;
-		switch (*rest) {
-		case 'k': case 'K': mul = 1ll << 10; rest++; break;
-		case 'm': case 'M': mul = 1ll << 20; rest++; break;
-		case 'g': case 'G': mul = 1ll << 30; rest++; break;
-		case 't': case 'T': mul = 1ll << 40; rest++; break;
-		default: break;
-		}
-		if (mul > 1 && *rest == 'i')
-			rest++;
-		if (*rest == 'b' || *rest == 'B')
-			rest++;
-		return !*rest && scale(out, mul);
-	}
-	case OPT_TIME: {
-		if (!parse_number(s, out, &rest))
-			return false;
-		int64_t mul;
-		if (!*rest || word_is(rest, "ms"))
-			mul = 1000000;
-		else if (word_is(rest, "s"))
-			mul = 1000000000;
-		else if (word_is(rest, "us"))
-			mul = 1000;
-		else if (word_is(rest, "ns"))
-			mul = 1;
-		else
-			return false;
-		return scale(out, mul);
-	}
-	case OPT_ENUM: {
-		if (parse_number(s, out, &rest) && !*rest)
-			return *out >= d->lo && *out <= d->hi;
-		int idx = 0;
-		const char *c = d->choices;
-		while (*c) {
-			size_t n = 0;
-			while (c[n] && c[n] != '|')
-				n++;
-			if (strlen(s) == n && streq_n(s, c, n)) {
-				*out = idx;
-				return true;
-			}
-			c += n + (c[n] == '|');
-			idx++;
-		}
-		return false;
-	}
+	case OPT_SIZE:
+		return parse_size(s, out);
+	case OPT_TIME:
+		return parse_time(s, out);
+	case OPT_ENUM:
+		return parse_enum(d, s, out);
 	case OPT_PATH:
 		return true;
-	case OPT_LIST: {
-		uint64_t bits[1];
-		if (!*s) {
-			*out = 0;
-			return true;
-		}
-		int n = numa_parse_list(s, bits, 64);
-		if (n <= 0 || (int64_t)bits[0] > d->hi)
-			return false;
-		*out = (int64_t)bits[0];
-		return true;
-	}
+	case OPT_LIST:
+		return parse_list(d, s, out);
 	}
 	return false;
 }

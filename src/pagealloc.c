@@ -36,6 +36,12 @@
  * search_addr is a lower bound on the lowest free page: searches start there,
  * frees below it lower it. Everything here runs under pa->lock (the node's
  * heap lock); the functions assume it is held.
+ *
+ * This file is the tree, growth, first-fit allocation and freeing, and the
+ * chunks' summaries (Go's mpagealloc.go and the summarising half of
+ * mpallocbits.go). The searches of the scavenged bitmaps — which free runs
+ * the scavenger releases, which released pages pre-faulting takes back —
+ * are pagescav.c's; the bitmap helpers both use are pallocbits.h's.
  */
 
 #include "os/os.h"
@@ -43,6 +49,7 @@
 #include "report.h"
 #include "fixalloc.h"
 #include "pagealloc.h"
+#include "pallocbits.h"
 
 #include <errno.h>
 #include <string.h>
@@ -93,13 +100,6 @@ static inline uintptr_t level_addr(const struct page_alloc *pa, unsigned l, size
 {
 	return pa->base + ((uintptr_t)i << (NH_PAGE_SHIFT + level_log_pages(l)));
 }
-
-static inline size_t chunk_index(const struct page_alloc *pa, uintptr_t addr)
-{
-	return (addr - pa->base) >> NH_CHUNK_SHIFT;
-}
-
-static inline unsigned chunk_page(uintptr_t addr) { return (unsigned)((addr >> NH_PAGE_SHIFT) & (NH_CHUNK_PAGES - 1)); }
 
 int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock)
 {
@@ -213,41 +213,6 @@ static int chunk_find(const struct palloc_chunk *c, unsigned n, unsigned from)
 	return -1;
 }
 
-static void bits_set(uint64_t *bits, unsigned i, unsigned n)
-{
-	while (n) {
-		unsigned off = i % 64, k = NH_MIN(64 - off, n);
-		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << off;
-		bits[i / 64] |= m;
-		i += k;
-		n -= k;
-	}
-}
-
-static void bits_clear(uint64_t *bits, unsigned i, unsigned n)
-{
-	while (n) {
-		unsigned off = i % 64, k = NH_MIN(64 - off, n);
-		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << off;
-		bits[i / 64] &= ~m;
-		i += k;
-		n -= k;
-	}
-}
-
-static unsigned bits_count(const uint64_t *bits, unsigned i, unsigned n)
-{
-	unsigned c = 0;
-	while (n) {
-		unsigned off = i % 64, k = NH_MIN(64 - off, n);
-		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << off;
-		c += nh_popcount64(bits[i / 64] & m);
-		i += k;
-		n -= k;
-	}
-	return c;
-}
-
 /* ---- summaries -------------------------------------------------------- */
 
 static palloc_sum merge(const palloc_sum *sums, unsigned n, unsigned log_child_pages)
@@ -331,11 +296,8 @@ int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 	return 0;
 }
 
-/*
- * Mark [addr, addr+npages) allocated in the bitmaps; the pages are free.
- * Returns how many of them were scavenged (and are no longer).
- */
-static size_t alloc_range(struct page_alloc *pa, uintptr_t addr, size_t npages)
+/* See pallocbits.h. */
+size_t page_alloc_alloc_range(struct page_alloc *pa, uintptr_t addr, size_t npages)
 {
 	size_t scav = 0;
 	uintptr_t a = addr;
@@ -454,7 +416,7 @@ uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pa
 	 * of the run found is free. */
 	uintptr_t ab = (uintptr_t)align_pages << NH_PAGE_SHIFT;
 	uintptr_t at = (addr + ab - 1) & ~(ab - 1);
-	size_t s = alloc_range(pa, at, npages);
+	size_t s = page_alloc_alloc_range(pa, at, npages);
 	if (scav)
 		*scav = s;
 	/* Still a lower bound: either nothing was free below addr, or lowest is. */
@@ -483,7 +445,7 @@ bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, s
 {
 	if (npages == 0 || !range_free(pa, addr, npages))
 		return false;
-	size_t s = alloc_range(pa, addr, npages);
+	size_t s = page_alloc_alloc_range(pa, addr, npages);
 	if (scav)
 		*scav = s;
 	if (pa->search_addr == addr)
@@ -524,203 +486,6 @@ void page_alloc_free(struct page_alloc *pa, uintptr_t addr, size_t npages)
 void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages)
 {
 	free_range(pa, addr, npages, true);
-}
-
-void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages)
-{
-	uintptr_t a = addr;
-	size_t left = npages;
-	while (left) {
-		struct palloc_chunk *c = pa->chunks[chunk_index(pa, a)];
-		unsigned i = chunk_page(a), k = (unsigned)NH_MIN((size_t)(NH_CHUNK_PAGES - i), left);
-		for (unsigned p = i; p < i + k; p++) {
-			uint64_t m = (uint64_t)1 << (p % 64);
-			if (!(c->alloc[p / 64] & m) && !(c->scav[p / 64] & m)) {
-				c->scav[p / 64] |= m;
-				pa->pages_scav++;
-			}
-		}
-		a += (uintptr_t)k << NH_PAGE_SHIFT;
-		left -= k;
-	}
-}
-
-/* Allocated pages in the huge page holding chunk page p. */
-static unsigned huge_used(const struct palloc_chunk *c, unsigned p)
-{
-	unsigned first = p & ~(unsigned)(NH_PAGES_PER_HUGE - 1);
-	return bits_count(c->alloc, first, NH_PAGES_PER_HUGE);
-}
-
-/*
- * Scan down from q->limit for the highest run of free, unscavenged pages
- * that passes the query's filters, take at most max_pages of it (its top
- * part, aligned), allocate it so nobody else can, and return it. q->limit
- * moves to the run's start so the next call continues below. Highest first,
- * because the allocator packs low: the top of the heap stays free longest.
- */
-uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages)
-{
-	size_t align = q->align_pages ? q->align_pages : 1;
-	size_t min = NH_MAX(q->min_pages, align);
-	uintptr_t top = NH_MIN(q->limit, pa->grown_end);
-	while (top > pa->base) {
-		size_t ci = chunk_index(pa, top - 1);
-		struct palloc_chunk *c = pa->chunks[ci];
-		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
-		/* The chunk's longest free run bounds what it can give: a
-		 * fragmented heap is skipped a chunk at a time when only whole
-		 * huge pages are wanted (runs never cross a chunk here). */
-		if (!c || palloc_sum_max(pa->summary[NH_SUMMARY_LEVELS - 1][ci]) < min) {
-			top = cbase;
-			continue;
-		}
-		bool any = false;
-		for (int w = 0; w < NH_CHUNK_WORDS && !any; w++)
-			any = (~c->alloc[w] & ~c->scav[w]) != 0;
-		if (!any) {
-			top = cbase;
-			continue;
-		}
-		if (q->idle_before && c->free_tick >= q->idle_before) {
-			if (!q->next_idle || c->free_tick < q->next_idle)
-				q->next_idle = c->free_tick;
-			top = cbase;
-			continue;
-		}
-		int p = (int)((top - cbase) >> NH_PAGE_SHIFT) - 1;
-		while (p >= 0) {
-			uint64_t m = (uint64_t)1 << (p % 64);
-			if ((c->alloc[p / 64] & m) || (c->scav[p / 64] & m)) {
-				p--;
-				continue;
-			}
-			int hi = p;
-			while (p >= 0) {
-				uint64_t mm = (uint64_t)1 << (p % 64);
-				if ((c->alloc[p / 64] & mm) || (c->scav[p / 64] & mm))
-					break;
-				p--;
-			}
-			uintptr_t rs = cbase + ((uintptr_t)(p + 1) << NH_PAGE_SHIFT);
-			uintptr_t re = cbase + ((uintptr_t)(hi + 1) << NH_PAGE_SHIFT);
-			if (q->max_used) {
-				/* Only within the huge page holding the run's top, and
-				 * only if that one is sparse; a dense one is skipped
-				 * whole (one count per huge page, not per run). */
-				int first = hi & ~(NH_PAGES_PER_HUGE - 1);
-				uintptr_t hp = cbase + ((uintptr_t)first << NH_PAGE_SHIFT);
-				if (hp != q->sparse_hp) {
-					/* Judged once, at its highest run, before any
-					 * of it is taken (the scan only moves down). */
-					if (huge_used(c, (unsigned)hi) > q->max_used) {
-						p = first - 1;
-						continue;
-					}
-					q->sparse_hp = hp;
-				}
-				if (p + 1 < first) {
-					rs = cbase + ((uintptr_t)first << NH_PAGE_SHIFT);
-					p = first - 1;
-				}
-			}
-			uintptr_t ab = (uintptr_t)align << NH_PAGE_SHIFT;
-			uintptr_t as = (rs + ab - 1) & ~(ab - 1), ae = re & ~(ab - 1);
-			if (ae > as && ((ae - as) >> NH_PAGE_SHIFT) >= min) {
-				size_t n = (ae - as) >> NH_PAGE_SHIFT;
-				if (n > q->max_pages)
-					n = NH_MAX(q->max_pages & ~(align - 1), align);
-				uintptr_t start = ae - (n << NH_PAGE_SHIFT);
-				alloc_range(pa, start, n);
-				q->limit = start;
-				*npages = n;
-				return start;
-			}
-		}
-		top = cbase;
-	}
-	q->limit = pa->base;
-	return 0;
-}
-
-uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
-				      size_t max_pages, size_t align_pages, size_t *npages)
-{
-	struct scav_query q = {.limit = *limit, .min_pages = min_pages, .max_pages = max_pages,
-			       .align_pages = align_pages};
-	uintptr_t a = page_alloc_take_idle(pa, &q, npages);
-	*limit = q.limit;
-	return a;
-}
-
-/*
- * For pre-faulting (scavenger.c): walk up from search_addr, where the next
- * spans come from (first fit packs low), through the free pages. Free
- * resident ones count towards the window as they are; released ones get
- * their scavenged bits cleared and go into out[] as runs, in address
- * order, for the caller to fault in. Stops when window pages are free and
- * resident (or about to be), or out[] is full, or take pages have been
- * taken and the next page starts a huge page: the caller faults in a
- * little at a time, nearest first, and looks again, so that it moves
- * ahead of a program that overtook it instead of faulting in behind it.
- * The chunks touched get a fresh free tick, so the scavenger leaves what
- * was faulted in alone for its delay. Returns the number of runs.
- */
-unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
-				   struct page_run *out, unsigned max_runs)
-{
-	size_t have = 0, taken = 0;
-	unsigned nruns = 0;
-	uintptr_t a = pa->search_addr;
-	while (a < pa->grown_end && have < window) {
-		size_t ci = chunk_index(pa, a);
-		struct palloc_chunk *c = pa->chunks[ci];
-		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
-		unsigned first = a > cbase ? chunk_page(a) : 0;
-		a = cbase + NH_CHUNK_BYTES;
-		if (!c || palloc_sum_max(pa->summary[NH_SUMMARY_LEVELS - 1][ci]) == 0)
-			continue;
-		bool touched = false;
-		for (unsigned p = first; p < NH_CHUNK_PAGES && have < window; p++) {
-			unsigned w = p / 64;
-			uint64_t m = (uint64_t)1 << (p % 64);
-			if (p % 64 == 0 && !(c->scav[w] & ~c->alloc[w])) {
-				/* Nothing released in these 64 pages: count the free ones. */
-				have += (size_t)nh_popcount64(~c->alloc[w]);
-				p += 63;
-				continue;
-			}
-			if (c->alloc[w] & m)
-				continue;
-			if (c->scav[w] & m) {
-				uintptr_t pg = cbase + ((uintptr_t)p << NH_PAGE_SHIFT);
-				if (pg < from) {
-					have++; /* the program's, soon */
-					continue;
-				}
-				if (taken >= take && pg % NH_HUGE_BYTES == 0) {
-					have = window; /* enough for this call */
-					break;
-				}
-				if (nruns && out[nruns - 1].base + out[nruns - 1].bytes == pg) {
-					out[nruns - 1].bytes += NH_PAGE_SIZE;
-				} else if (nruns < max_runs) {
-					out[nruns++] = (struct page_run){pg, NH_PAGE_SIZE};
-				} else {
-					have = window; /* out[] is full */
-					break;
-				}
-				c->scav[w] &= ~m;
-				pa->pages_scav--;
-				taken++;
-				touched = true;
-			}
-			have++;
-		}
-		if (touched && pa->clock)
-			c->free_tick = pa->clock();
-	}
-	return nruns;
 }
 
 int page_alloc_check(struct page_alloc *pa)

@@ -1,5 +1,6 @@
 /*
- * pagealloc.h — pageAlloc, the free-page radix tree of one node (pagealloc.c).
+ * pagealloc.h — pageAlloc, the free-page radix tree of one node (pagealloc.c),
+ * and the scavenger's searches of its scavenged bitmaps (pagescav.c).
  */
 #ifndef NUMAHEAP_PAGEALLOC_H
 #define NUMAHEAP_PAGEALLOC_H
@@ -66,6 +67,13 @@ uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pa
 void page_alloc_free(struct page_alloc *pa, uintptr_t addr, size_t npages);
 /* Allocate exactly [addr, addr+npages) if all of it is free; else false. */
 bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, size_t *scav);
+/* Free [addr, addr+npages), whose memory went back to the OS: scavenged. */
+void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+/* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
+int page_alloc_check(struct page_alloc *pa);
+
+/* ---- the scavenged bitmaps' searches (pagescav.c) ---------------------- */
+
 /* Free pages not yet scavenged, in [addr, addr+npages), become scavenged. */
 void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
 /*
@@ -76,7 +84,6 @@ void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npa
  */
 uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, size_t min_pages,
 				      size_t max_pages, size_t align_pages, size_t *npages);
-void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
 
 /* What the scavenger looks for (page_alloc_take_idle). */
 struct scav_query {
@@ -98,11 +105,9 @@ struct page_run {
 	uintptr_t base;
 	size_t bytes;
 };
-/* The lowest released pages, un-scavenged for pre-faulting: see pagealloc.c. */
+/* The lowest released pages, un-scavenged for pre-faulting: see pagescav.c. */
 unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
 				   struct page_run *out, unsigned max_runs);
-/* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
-int page_alloc_check(struct page_alloc *pa);
 
 /* Set while a thread frees memory that was idle already (the background
  * thread draining idle caches): the chunks' free ticks are left alone, so

@@ -76,93 +76,130 @@ static size_t fmt_uint(char *out, unsigned long long v, unsigned base)
 	return n;
 }
 
+/* A conversion's flags, width and length modifier. */
+struct fmt_spec {
+	bool left;  /* '-' */
+	char pad;   /* '0' or ' ' */
+	int width;
+	int lng;    /* 0 (none), 1 (l), 2 (ll, z) */
+};
+
+/* Read the flags, width and length of the conversion at f (just past its
+ * '%'); returns the conversion character's address. */
+static const char *parse_spec(const char *f, struct fmt_spec *sp, va_list *ap)
+{
+	sp->left = false;
+	sp->pad = ' ';
+	for (;; f++) {
+		if (*f == '-')
+			sp->left = true;
+		else if (*f == '0')
+			sp->pad = '0';
+		else
+			break;
+	}
+	sp->width = 0;
+	if (*f == '*') {
+		sp->width = va_arg(*ap, int);
+		f++;
+	}
+	while (*f >= '0' && *f <= '9')
+		sp->width = sp->width * 10 + (*f++ - '0');
+	sp->lng = 0;
+	while (*f == 'l' || *f == 'z') {
+		sp->lng = *f == 'z' ? 2 : sp->lng + 1;
+		f++;
+	}
+	return f;
+}
+
+/* %d, %i */
+static void put_signed(struct nh_buf *b, const struct fmt_spec *sp, va_list *ap)
+{
+	char num[32];
+	long long v = sp->lng >= 2 ? va_arg(*ap, long long) : sp->lng == 1 ? va_arg(*ap, long) : va_arg(*ap, int);
+	size_t n = 0;
+	unsigned long long u = (unsigned long long)v;
+	if (v < 0) {
+		num[n++] = '-';
+		u = 0 - u;
+	}
+	n += fmt_uint(num + n, u, 10);
+	put_padded(b, num, n, sp->width, sp->left, sp->pad);
+}
+
+/* %u, %x */
+static void put_unsigned(struct nh_buf *b, const struct fmt_spec *sp, unsigned base, va_list *ap)
+{
+	char num[32];
+	unsigned long long v = sp->lng >= 2 ? va_arg(*ap, unsigned long long)
+			       : sp->lng == 1 ? va_arg(*ap, unsigned long)
+					      : va_arg(*ap, unsigned);
+	size_t n = fmt_uint(num, v, base);
+	put_padded(b, num, n, sp->width, sp->left, sp->pad);
+}
+
+/* One conversion; false for a character that is none (printed as is). */
+static bool put_conversion(struct nh_buf *b, const struct fmt_spec *sp, char conv, va_list *ap)
+{
+	char num[32];
+	switch (conv) {
+	case 's': {
+		const char *s = va_arg(*ap, const char *);
+		if (!s)
+			s = "(null)";
+		size_t len = 0;
+		while (s[len])
+			len++;
+		put_padded(b, s, len, sp->width, sp->left, ' ');
+		return true;
+	}
+	case 'c':
+		num[0] = (char)va_arg(*ap, int);
+		put_padded(b, num, 1, sp->width, sp->left, ' ');
+		return true;
+	case 'd':
+	case 'i':
+		put_signed(b, sp, ap);
+		return true;
+	case 'u':
+	case 'x':
+		put_unsigned(b, sp, conv == 'x' ? 16 : 10, ap);
+		return true;
+	case 'p': {
+		num[0] = '0';
+		num[1] = 'x';
+		size_t n = 2 + fmt_uint(num + 2, (uintptr_t)va_arg(*ap, void *), 16);
+		put_padded(b, num, n, sp->width, sp->left, ' ');
+		return true;
+	}
+	case '%':
+		buf_putc(b, '%');
+		return true;
+	}
+	return false;
+}
+
 static void buf_vprintf(struct nh_buf *b, const char *fmt, va_list ap)
 {
+	va_list aq;
+	va_copy(aq, ap); /* helpers take it by address, which a va_list parameter cannot give */
 	for (const char *f = fmt; *f; f++) {
 		if (*f != '%') {
 			buf_putc(b, *f);
 			continue;
 		}
-		f++;
-		bool left = false;
-		char pad = ' ';
-		for (;; f++) {
-			if (*f == '-')
-				left = true;
-			else if (*f == '0')
-				pad = '0';
-			else
-				break;
-		}
-		int width = 0;
-		if (*f == '*') {
-			width = va_arg(ap, int);
-			f++;
-		}
-		while (*f >= '0' && *f <= '9')
-			width = width * 10 + (*f++ - '0');
-		int lng = 0;
-		while (*f == 'l' || *f == 'z') {
-			lng = *f == 'z' ? 2 : lng + 1;
-			f++;
-		}
-		char num[32];
-		size_t n;
-		switch (*f) {
-		case 's': {
-			const char *s = va_arg(ap, const char *);
-			if (!s)
-				s = "(null)";
-			size_t len = 0;
-			while (s[len])
-				len++;
-			put_padded(b, s, len, width, left, ' ');
-			break;
-		}
-		case 'c':
-			num[0] = (char)va_arg(ap, int);
-			put_padded(b, num, 1, width, left, ' ');
-			break;
-		case 'd':
-		case 'i': {
-			long long v = lng >= 2 ? va_arg(ap, long long) : lng == 1 ? va_arg(ap, long) : va_arg(ap, int);
-			n = 0;
-			unsigned long long u = (unsigned long long)v;
-			if (v < 0) {
-				num[n++] = '-';
-				u = 0 - u;
-			}
-			n += fmt_uint(num + n, u, 10);
-			put_padded(b, num, n, width, left, pad);
-			break;
-		}
-		case 'u':
-		case 'x': {
-			unsigned long long v = lng >= 2 ? va_arg(ap, unsigned long long)
-				       : lng == 1 ? va_arg(ap, unsigned long)
-						  : va_arg(ap, unsigned);
-			n = fmt_uint(num, v, *f == 'x' ? 16 : 10);
-			put_padded(b, num, n, width, left, pad);
-			break;
-		}
-		case 'p': {
-			num[0] = '0';
-			num[1] = 'x';
-			n = 2 + fmt_uint(num + 2, (uintptr_t)va_arg(ap, void *), 16);
-			put_padded(b, num, n, width, left, ' ');
-			break;
-		}
-		case '%':
-			buf_putc(b, '%');
-			break;
-		default:
-			buf_putc(b, '%');
-			if (*f)
-				buf_putc(b, *f);
-			else
-				f--;
-		}
+		struct fmt_spec sp;
+		f = parse_spec(f + 1, &sp, &aq);
+		if (put_conversion(b, &sp, *f, &aq))
+			continue;
+		buf_putc(b, '%');
+		if (*f)
+			buf_putc(b, *f);
+		else
+			f--;
 	}
+	va_end(aq);
 }
 
 void buf_printf(struct nh_buf *b, const char *fmt, ...)

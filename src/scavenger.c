@@ -1,10 +1,12 @@
 /*
- * scavenger.c — giving free memory back to the OS, in the background.
+ * scavenger.c — which free memory goes back to the OS, when, and how much.
  *
- * See malloc.c for the overview; this is Go's mgcscavenge.go, carried over
- * to a C heap. Freed pages stay with the heap (a malloc that follows a free
- * reuses them without entering the kernel); the scavenger decides which of
- * them go back to the OS, and when:
+ * See malloc.c for the overview; this is the policy half of Go's
+ * mgcscavenge.go, carried over to a C heap (the searches of the pageAlloc
+ * it runs are pagescav.c's; the thread that runs it, its pacing and its
+ * other jobs are bgthread.c's). Freed pages stay with the heap (a malloc
+ * that follows a free reuses them without entering the kernel); the
+ * scavenger decides which of them go back to the OS, and when:
  *
  *   goal     free memory a node keeps resident: NUMAHEAP_SCAVENGE_RETAIN
  *            percent of its in-use pages. Beyond it the excess is released.
@@ -24,23 +26,14 @@
  *            when the program grows into it again (perf/rss measured 1.3x
  *            the CPU of the allocating phases when the background passes
  *            broke them all; docs/performance.md).
- *   pacing   on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
- *            work is counted in wall time, which includes the kernel's
- *            io_uring workers), as a token bucket: credit accrues at that
- *            rate up to a burst of 250 ms, each pass spends what it took,
- *            and a thread in debt sleeps until it is paid back. So a
- *            program that frees a gigabyte after a quiet spell gets it
- *            released within the delay and a pass or two, while steady
- *            churn costs no more than the budget. When there is nothing
- *            to do it sleeps until the first busy chunk turns idle, or a
- *            second.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
  *            itself, ignoring idleness, and may break huge pages.
- *   regrowth when the program grows back into released memory, the same
- *            thread faults it in ahead of the program (NUMAHEAP_PREFAULT,
- *            "pre-faulting" below), so the kernel zeroes it on an idle CPU
- *            rather than on the program's.
+ *   regrowth when the program grows back into released memory, the
+ *            background thread faults it in ahead of the program
+ *            (NUMAHEAP_PREFAULT, "pre-faulting" below), so the kernel
+ *            zeroes it on an idle CPU rather than on the program's. This
+ *            file says what to fault in; bgthread.c runs the episodes.
  *
  * Correct by construction, as in Go: a run being released is first
  * allocated in the pageAlloc (page_alloc_take_idle), so no span can be
@@ -51,87 +44,37 @@
  *
  * The releases of one pass go out in batches (os/uring.c): io_uring
  * madvise submissions, one system call per batch, or plain madvise when
- * io_uring is unavailable or NUMAHEAP_SCAVENGER=madvise.
- *
- * The same background thread drains the caches of CPUs that no thread has
- * used for a while (proc_drain_idle) and writes the periodic or signalled
- * statistics dumps (NUMAHEAP_STATS_INTERVAL, NUMAHEAP_STATS_SIGNAL). It
- * sleeps on a futex word, which the statistics signal's handler bumps and
- * wakes (both async-signal-safe). It starts on the first heap growth,
- * restarts lazily in a child after fork, runs with every signal blocked,
- * and never starts when both of its jobs are off.
+ * io_uring is unavailable or NUMAHEAP_SCAVENGER=madvise. The background
+ * passes use the thread's batch (its ring); synchronous scavenging uses
+ * sync_batch, always plain madvise.
  *
  * Locking: the heap lock around taking and returning runs, never across a
- * system call; scav_lock serialises synchronous scavenging (trim, limit).
+ * system call. scav_lock (rank LOCK_RANK_SCAV, below the heap locks)
+ * serialises synchronous scavenging (trim, limit) and pre-faulting, which
+ * holds it while it looks and faults in; the background passes do not take
+ * it (what they release is allocated in the pageAlloc meanwhile, so a
+ * synchronous scavenge cannot take it too). nh_scav's counters are written
+ * by the background thread, or under scav_lock, and read racily by stats.
  */
-#define _GNU_SOURCE 1
 
 #include "options.h"
 #include "os/os.h"
-#include "os/fault.h"
 #include "numa.h"
-#include "report.h"
 
 #include "mheap.h"
 #include "mcache.h"
-#include "proc.h"
 
 #include "scavenger.h"
 #include "hardened.h"
 
 #include <errno.h>
-#include <pthread.h>
-#include <signal.h>
-#include <string.h>
-#include <linux/futex.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
-static _Atomic int bg_state;
-static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
-/* The thread sleeps on this word; a statistics signal wakes it early. */
-static _Atomic uint32_t bg_wake;
-static _Atomic int dump_requested;
-
-/*
- * The background thread's sleep: ns at most, less if woken since it read
- * bg_wake as seen. The main loop reads it before it looks for work, so a
- * wake that comes while a pass runs (a pre-faulting request, a statistics
- * signal) ends the sleep at once instead of waiting it out: read here, it
- * would already count that wake, and the thread would sleep a second, or
- * the seconds a CPU budget in debt asks for.
- */
-static void sleep_ns(uint64_t ns, uint32_t seen)
-{
-	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
-	if (atomic_load(&dump_requested))
-		return;
-	syscall(SYS_futex, &bg_wake, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
-}
-
-/* Wake it. Async-signal-safe: an atomic add and a futex wake. */
-static void bg_wake_up(void)
-{
-	atomic_fetch_add(&bg_wake, 1);
-	syscall(SYS_futex, &bg_wake, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-static struct os_batch bg_batch;
-static struct os_batch sync_batch;
+static struct os_batch sync_batch; /* under scav_lock */
 static struct mutex scav_lock;
 
 struct nh_scav_stats nh_scav;
 
 static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY); }
-
-/* Pre-faulting: idle, asked for by an allocating thread, running, or
- * running and asked for again (the episode must not end on that ask). */
-enum { PF_IDLE = 0, PF_WANTED = 1, PF_RUNNING = 2, PF_AGAIN = 3 };
-static _Atomic int pf_state;
-static bool pf_on;
 
 void scavenger_init(void)
 {
@@ -139,10 +82,14 @@ void scavenger_init(void)
 	nh_scav.backend = NH_OPTION(SCAVENGER) == SCAV_OFF ? "off" : "pending";
 	/* Without binding on a multi-node machine, the pages would land on
 	 * the background thread's node rather than the program's. */
-	pf_on = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(PREFAULT) && !nh_hardened &&
-		!(NH_OPTION(NUMA) == NUMA_OFF && numa_topo.nnodes > 1);
-	nh_scav.prefault = pf_on ? "on" : "off";
+	bool prefault = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(PREFAULT) && !nh_hardened &&
+			!(NH_OPTION(NUMA) == NUMA_OFF && numa_topo.nnodes > 1);
+	nh_scav.prefault = prefault ? "on" : "off";
+	bg_init(prefault);
 }
+
+void scavenger_lock(void) { mutex_lock(&scav_lock); }
+void scavenger_unlock(void) { mutex_unlock(&scav_lock); }
 
 /* ---- one node --------------------------------------------------------------------- */
 
@@ -241,6 +188,27 @@ static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_b
 	return released;
 }
 
+/* ---- the background thread's passes ------------------------------------------------- */
+
+size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due)
+{
+	uint64_t next = 0;
+	size_t released = 0;
+	nh_scav.backend = b->backend == OS_BACKEND_URING ? "io_uring" : "madvise";
+	for_each_heap(h) {
+		uint64_t ni = 0;
+		released += scavenge_node(h, false, now, b, &ni);
+		if (ni && (!next || ni < next))
+			next = ni;
+	}
+	nh_scav.bg_released_bytes += released;
+	nh_scav.submissions = b->submissions;
+	nh_scav.bg_syscalls = b->syscalls;
+	nh_scav.passes++;
+	*due = next ? next + delay_ns() : 0;
+	return released;
+}
+
 /* ---- synchronous scavenging: malloc_trim, the memory limit -------------------------- */
 
 size_t scavenge_now(bool all)
@@ -252,12 +220,11 @@ size_t scavenge_now(bool all)
 	 * scav_lock while it faults in, so it is between two looks now): it
 	 * would fault straight back in what the program asked to give back. */
 	if (all)
-		atomic_store(&pf_state, PF_IDLE);
+		bg_prefault_cancel();
 	if (sync_batch.backend != OS_BACKEND_MADVISE)
 		sync_batch.backend = OS_BACKEND_MADVISE;
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n])
-			released += scavenge_node(nh_heaps[n], all, now, &sync_batch, NULL);
+	for_each_heap(h)
+		released += scavenge_node(h, all, now, &sync_batch, NULL);
 	nh_scav.sync_released_bytes += released;
 	nh_scav.syscalls += sync_batch.syscalls;
 	sync_batch.syscalls = 0;
@@ -265,15 +232,13 @@ size_t scavenge_now(bool all)
 	return released;
 }
 
+/* Memory of every heap that is mapped and not released: what the limit limits. */
 static size_t resident_bytes(void)
 {
 	size_t r = 0;
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		struct mheap *h = nh_heaps[n];
-		if (h) {
-			size_t rel = h->pages.pages_scav << NH_PAGE_SHIFT;
-			r += h->mapped_bytes > rel ? h->mapped_bytes - rel : 0;
-		}
+	for_each_heap(h) {
+		size_t rel = h->pages.pages_scav << NH_PAGE_SHIFT;
+		r += h->mapped_bytes > rel ? h->mapped_bytes - rel : 0;
 	}
 	return r;
 }
@@ -290,7 +255,7 @@ void scavenger_check_limit(void)
 	scavenge_now(true);
 }
 
-/* ---- pre-faulting: growing back into released memory ------------------------------------- */
+/* ---- pre-faulting: what to fault in when the program grows back ---------------------- */
 
 /*
  * When the program grows back into memory the scavenger released (a phase
@@ -305,30 +270,17 @@ void scavenger_check_limit(void)
  * gains nothing and loses little: at most the window is faulted in for
  * nothing, and the scavenger releases it again after its delay).
  *
- * An allocating thread that takes released pages calls
- * scavenger_regrowing(); its next slow path wakes the thread
- * (scavenger_poll), which keeps a window of free resident pages above
- * search_addr, looking every 250 us, until it has had nothing to fault in
- * for 20 ms, a huge page at a time, never below the second huge page past
- * the regrowth front (mheap.c, count_reused: where the program's spans
- * from released pages end). The pages' scavenged bits are
- * cleared under the heap lock before they are faulted in, so the
- * scavenger does not release them meanwhile; a span carved from them
- * before the fault is harmless (MADV_POPULATE_WRITE leaves what a page
- * holds alone), and calloc zeroes them, as any unscavenged page.
- * scav_lock is held throughout, so no synchronous scavenge releases them
- * either.
+ * Each look (prefault_pass, in an episode of bgthread.c) keeps a window of
+ * free resident pages above search_addr, a huge page at a time, never
+ * below the second huge page past the regrowth front (mheap.c,
+ * count_reused: where the program's spans from released pages end). The
+ * pages' scavenged bits are cleared under the heap lock before they are
+ * faulted in, so the scavenger does not release them meanwhile; a span
+ * carved from them before the fault is harmless (MADV_POPULATE_WRITE
+ * leaves what a page holds alone), and calloc zeroes them, as any
+ * unscavenged page. scav_lock is held throughout, so no synchronous
+ * scavenge releases them either.
  */
-void scavenger_regrowing(void)
-{
-	if (!pf_on)
-		return;
-	int s = atomic_load_explicit(&pf_state, memory_order_relaxed);
-	if (s == PF_IDLE)
-		atomic_store_explicit(&pf_state, PF_WANTED, memory_order_relaxed);
-	else if (s == PF_RUNNING) /* an episode about to end would miss this */
-		atomic_compare_exchange_strong(&pf_state, &s, PF_AGAIN);
-}
 
 #define PF_RUNS 32
 /* Pages faulted in per look at the window: a huge page. */
@@ -382,262 +334,32 @@ static ssize_t prefault_node(struct mheap *h)
 	return (ssize_t)done;
 }
 
-/* The next episode's program starts from anywhere. */
-static void prefault_forget_fronts(void)
+int prefault_pass(uint64_t *last_work)
 {
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		if (nh_heaps[n]) {
-			mutex_lock(&nh_heaps[n]->lock);
-			nh_heaps[n]->regrow_front = 0;
-			mutex_unlock(&nh_heaps[n]->lock);
-		}
-}
-
-/* Keep the windows full while the program eats into them; back once
- * nothing had to be faulted in for 20 ms (the heap stopped growing) and no
- * thread took released pages meanwhile, or when a release of everything
- * (malloc_trim, numaheap_release, the memory limit) set the state back to
- * idle. */
-static void prefault_episode(void)
-{
-	mutex_lock(&scav_lock);
-	if (atomic_load(&pf_state) == PF_IDLE) {
-		mutex_unlock(&scav_lock); /* ended by a release before it began */
-		return;
+	for_each_heap(h) {
+		ssize_t r = prefault_node(h);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			*last_work = os_nanotime();
 	}
-	uint64_t start = os_nanotime(), last_work = start;
-	nh_scav.prefault_episodes++;
-	atomic_store(&pf_state, PF_RUNNING);
-	for (;;) {
-		if (atomic_load(&pf_state) == PF_IDLE) {
-			prefault_forget_fronts(); /* ended by a release */
-			break;
-		}
-		for (int n = 0; n < NH_MAX_NODES && pf_on; n++) {
-			if (!nh_heaps[n])
-				continue;
-			ssize_t r = prefault_node(nh_heaps[n]);
-			if (r < 0) {
-				pf_on = false;
-				nh_scav.prefault = "unsupported";
-			} else if (r > 0) {
-				last_work = os_nanotime();
-			}
-		}
-		if (!pf_on) {
-			atomic_store(&pf_state, PF_IDLE);
-			break;
-		}
-		if (atomic_load(&dump_requested))
-			break; /* still running: the thread comes back after the dump */
-		if (os_nanotime() - last_work > 20000000u) {
-			prefault_forget_fronts();
-			int s = PF_RUNNING;
-			if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
-				break;
-			/* Asked again since the last pass: one more. */
-			atomic_store(&pf_state, PF_RUNNING);
-		}
-		mutex_unlock(&scav_lock);
-		sleep_ns(250000, atomic_load(&bg_wake));
-		mutex_lock(&scav_lock);
-	}
-	mutex_unlock(&scav_lock);
-	nh_scav.prefault_ns += os_nanotime() - start;
+	return 0;
 }
 
-/* ---- the background thread ------------------------------------------------------------ */
-
-/* Async-signal-safe: a store and a futex wake. */
-static void stats_signal_handler(int sig)
+void prefault_forget_fronts(void)
 {
-	(void)sig;
-	int saved = errno;
-	atomic_store(&dump_requested, 1);
-	bg_wake_up();
-	errno = saved;
-}
-
-static bool bg_jobs_wanted(void);
-
-void scavenger_install_signal(void)
-{
-	static const int sigs[] = {0, SIGUSR1, SIGUSR2, SIGURG};
-	int which = (int)NH_OPTION(STATS_SIGNAL);
-	if (which <= 0 || which > 3)
-		return;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = stats_signal_handler;
-	sa.sa_flags = SA_RESTART;
-	sigemptyset(&sa.sa_mask);
-	if (sigaction(sigs[which], &sa, NULL) != 0)
-		nh_warn("cannot install the NUMAHEAP_STATS_SIGNAL handler");
-	/* The dump runs on the background thread: start it now. */
-	atomic_store(&bg_wanted, 1);
-	scavenger_poll();
-}
-
-/* Work the pacing lets a pass do at once after a quiet spell (see the top). */
-#define SCAV_BURST_NS ((int64_t)250000000)
-
-static void *bg_main(void *arg)
-{
-	(void)arg;
-	prctl(PR_SET_NAME, "numaheap-bg", 0, 0, 0);
-	bool scav_on = NH_OPTION(SCAVENGER) != SCAV_OFF;
-	if (scav_on) {
-		int be = os_batch_init(&bg_batch, NH_OPTION(SCAVENGER) == SCAV_IO_URING);
-		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
-			nh_scav.uring_failed = 1;
+	for_each_heap(h) {
+		mutex_lock(&h->lock);
+		h->regrow_front = 0;
+		mutex_unlock(&h->lock);
 	}
-	uint64_t last_drain = os_nanotime(), last_dump = last_drain, last_pass = last_drain;
-	uint64_t interval = (uint64_t)NH_OPTION(STATS_INTERVAL);
-	uint64_t pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
-	int64_t credit = SCAV_BURST_NS; /* the token bucket, in ns of work */
-	for (;;) {
-		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
-		uint64_t now = os_nanotime();
-		if (pct)
-			credit = NH_MIN(credit + (int64_t)((now - last_pass) * pct / 100), SCAV_BURST_NS);
-		last_pass = now;
-		if (atomic_exchange(&dump_requested, 0) || (interval && now - last_dump >= interval)) {
-			stats_dump(true);
-			last_dump = now;
-		}
-		if (atomic_load(&pf_state) != PF_IDLE) {
-			prefault_episode();
-			now = os_nanotime();
-		}
-		/*
-		 * Caches nobody used since the last look go back to their
-		 * spans: transfer caches at every pass (nothing is hot in an
-		 * untouched one), CPU caches every NUMAHEAP_CACHE_IDLE. What
-		 * they free was idle already, so it does not wait another delay:
-		 * this pass's scavenging, after them, may release it.
-		 */
-		uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
-		if (idle) {
-			nh_free_keeps_idle = true;
-			nh_scav.cache_drained_objects += mheap_drain_caches(true);
-			if (now - last_drain >= idle) {
-				nh_scav.cache_drained_objects += proc_drain_idle();
-				last_drain = now;
-			}
-			nh_free_keeps_idle = false;
-		}
-		uint64_t next = 0;
-		size_t released = 0;
-		if (scav_on) {
-			nh_scav.backend = bg_batch.backend == OS_BACKEND_URING ? "io_uring" : "madvise";
-			for (int n = 0; n < NH_MAX_NODES; n++) {
-				if (!nh_heaps[n])
-					continue;
-				uint64_t ni = 0;
-				released += scavenge_node(nh_heaps[n], false, now, &bg_batch, &ni);
-				if (ni && (!next || ni < next))
-					next = ni;
-			}
-			nh_scav.bg_released_bytes += released;
-			nh_scav.submissions = bg_batch.submissions;
-			nh_scav.bg_syscalls = bg_batch.syscalls;
-			nh_scav.passes++;
-		}
-		/*
-		 * The work is measured in wall time: io_uring runs madvise in
-		 * the kernel's io-wq workers, whose CPU time this thread's
-		 * clock would not see (and the thread clock is a system call,
-		 * the monotonic one is not).
-		 */
-		uint64_t work = os_nanotime() - now;
-		nh_scav.cpu_ns += work;
-		/* Sleep: until a busy chunk turns idle, else a second; longer
-		 * if the passes have overspent the CPU budget. */
-		uint64_t wait = 1000000000u;
-		if (next) {
-			uint64_t due = next + delay_ns();
-			wait = due > now ? due - now : 0;
-			wait = NH_MAX(wait, 50000000u); /* 50 ms granularity */
-			wait = NH_MIN(wait, 1000000000u);
-		}
-		if (released && released >= NH_HUGE_BYTES)
-			wait = NH_MIN(wait, 100000000u); /* more may be ready soon */
-		if (interval) {
-			uint64_t due = last_dump + interval;
-			wait = NH_MIN(wait, due > now ? due - now : 0);
-		}
-		/* In debt: sleep until the budget has paid it back. */
-		uint64_t budget_wait = 0;
-		if (pct) {
-			credit -= (int64_t)work;
-			if (credit < 0)
-				budget_wait = (uint64_t)-credit * 100 / pct;
-		}
-		sleep_ns(NH_MAX(wait, budget_wait), seen);
-	}
-	return NULL;
 }
 
-static pid_t bg_pid;
-
-static void bg_start(void)
-{
-	int z = BG_OFF;
-	if (!atomic_compare_exchange_strong(&bg_state, &z, BG_STARTING))
-		return;
-	if (nh_fault("thread")) {
-		nh_warn("cannot start the background thread (injected); scavenging only on malloc_trim");
-		atomic_store(&bg_state, BG_FAILED);
-		return;
-	}
-	int r = os_thread_start(bg_main, NULL);
-	if (r != 0) {
-		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);
-		atomic_store(&bg_state, BG_FAILED);
-		return;
-	}
-	bg_pid = getpid();
-	nh_scav.running = 1;
-	atomic_store(&bg_state, BG_RUNNING);
-}
-
-void scavenger_heap_grew(void) { atomic_store_explicit(&bg_wanted, 1, memory_order_relaxed); }
-
-/* Called with no allocator lock held: pthread_create allocates. */
-
-void scavenger_poll(void)
-{
-	if (NH_UNLIKELY(atomic_load_explicit(&pf_state, memory_order_relaxed) == PF_WANTED)) {
-		int w = PF_WANTED;
-		if (atomic_load_explicit(&bg_state, memory_order_acquire) != BG_RUNNING)
-			atomic_store(&pf_state, PF_IDLE);
-		else if (atomic_compare_exchange_strong(&pf_state, &w, PF_RUNNING))
-			bg_wake_up();
-	}
-	if (NH_LIKELY(atomic_load_explicit(&bg_state, memory_order_relaxed) != BG_OFF) ||
-	    !atomic_load_explicit(&bg_wanted, memory_order_relaxed))
-		return;
-	if (!bg_jobs_wanted())
-		return;
-	bg_start();
-}
-
-/* Does the background thread have any job? */
-static bool bg_jobs_wanted(void)
-{
-	return NH_OPTION(SCAVENGER) != SCAV_OFF || NH_OPTION(CACHE_IDLE) ||
-	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL);
-}
+/* ---- fork ------------------------------------------------------------------------------ */
 
 void scavenger_fork_child(void)
 {
-	/* The thread did not come along; its ring belongs to the parent. */
-	if (atomic_load(&bg_state) == BG_RUNNING || atomic_load(&bg_state) == BG_STARTING) {
-		os_batch_forget(&bg_batch);
-		atomic_store(&bg_state, BG_OFF);
-		atomic_store(&pf_state, PF_IDLE);
-		nh_scav.running = 0;
-	}
+	bg_fork_child();
 	mutex_reset(&scav_lock);
 }
 

@@ -1,16 +1,18 @@
 /*
- * scavenger.h — returning memory to the OS, and the background thread (scavenger.c).
+ * scavenger.h — returning memory to the OS (scavenger.c), and the
+ * background thread that does it among its other jobs (bgthread.c).
  */
 #ifndef NUMAHEAP_SCAVENGER_H
 #define NUMAHEAP_SCAVENGER_H
 
 #include "internal.h"
 
-/* ------------------------------------------------------------------------
- * The scavenger and the background thread (scavenger.c).
- * ------------------------------------------------------------------------ */
+struct os_batch;
+
+/* NUMAHEAP_SCAVENGER */
 enum { SCAV_IO_URING = 0, SCAV_MADVISE = 1, SCAV_OFF = 2 };
 
+/* Written by the background thread or under scav_lock; read racily by stats.c. */
 struct nh_scav_stats {
 	const char *backend;	/* "io_uring", "madvise", "off", or "pending" */
 	int running;		/* the background thread runs */
@@ -28,23 +30,49 @@ struct nh_scav_stats {
 	uint64_t prefault_episodes;	/* times the heap grew back into released memory */
 	uint64_t prefault_ns;	/* time spent doing it (wall) */
 };
-extern struct nh_scav_stats nh_scav;
+extern struct nh_scav_stats nh_scav; /* scavenger.c */
 
+/* ------------------------------------------------------------------------
+ * For the rest of the allocator.
+ * ------------------------------------------------------------------------ */
+
+/* scavenger.c: the release policy. */
 void scavenger_init(void);
+void scavenger_check_limit(void);
+/* Release free memory now, in this thread: all of it, or down to the goal. */
+size_t scavenge_now(bool all);
+void scavenger_fork_lock(bool lock);
+void scavenger_fork_child(void);
+
+/* bgthread.c: the background thread. */
 void scavenger_heap_grew(void);
 /* A span took released pages (heap lock may be held): wake the pre-faulting. */
 void scavenger_regrowing(void);
 /* Start the background thread if it is wanted and not running (slow paths). */
 void scavenger_poll(void);
-void scavenger_check_limit(void);
-/* Release free memory now, in this thread: all of it, or down to the goal. */
-size_t scavenge_now(bool all);
-void scavenger_fork_lock(bool lock);
 void scavenger_install_signal(void);
-/* Write the statistics where NUMAHEAP_STATS_FILE says (appending if
- * periodic), in NUMAHEAP_STATS's format (text unless json). */
-void stats_dump(bool periodic);
-void stats_init(void);
-void scavenger_fork_child(void);
+
+/* ------------------------------------------------------------------------
+ * Between scavenger.c and bgthread.c.
+ * ------------------------------------------------------------------------ */
+
+/* scavenger.c, for the thread. One background pass over every node
+ * through b: bytes released; *due gets the time at which the next busy
+ * chunk turns idle (0: none). */
+size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due);
+/* scav_lock, which a pre-faulting episode holds through each look. */
+void scavenger_lock(void);
+void scavenger_unlock(void);
+/* One look of pre-faulting at every node's window, scav_lock held: 0, or
+ * -1 if the kernel cannot pre-fault. *last_work gets the time of the last
+ * node that faulted something in. */
+int prefault_pass(uint64_t *last_work);
+/* The next episode's program starts from anywhere. */
+void prefault_forget_fronts(void);
+
+/* bgthread.c, for the policy. */
+void bg_init(bool prefault);
+void bg_prefault_cancel(void);
+void bg_fork_child(void);
 
 #endif /* NUMAHEAP_SCAVENGER_H */

@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "alloc.h"
 #include "scavenger.h"
+#include "stats.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -60,35 +61,12 @@ struct snapshot {
 	uint64_t prefaulted; /* sum of the nodes' */
 };
 
-/* Call fn on each line of a /proc file, read without allocating. */
-static void for_each_line(const char *path, void (*fn)(char *line, struct snapshot *s, int *state),
-			  struct snapshot *s)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	char buf[8192];
-	size_t have = 0;
-	int state = -1;
-	for (;;) {
-		ssize_t r = read(fd, buf + have, sizeof buf - 1 - have);
-		if (r <= 0)
-			break;
-		have += (size_t)r;
-		buf[have] = 0;
-		char *line = buf, *nl;
-		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
-			*nl = 0;
-			fn(line, s, &state);
-			line = nl + 1;
-		}
-		have -= (size_t)(line - buf);
-		memmove(buf, line, have);
-		if (have == sizeof buf - 1)
-			have = 0; /* an absurdly long line: drop it */
-	}
-	close(fd);
-}
+/* What a line of a /proc file adds to: the snapshot, and in smaps the heap
+ * whose slice the current mapping is in (-1: none). */
+struct proc_reader {
+	struct snapshot *s;
+	int node;
+};
 
 /* A line's leading hex number; *end gets what follows it. */
 static uintptr_t leading_hex(const char *c, const char **end)
@@ -110,26 +88,26 @@ static uint64_t decimal(const char *c)
 	return v;
 }
 
-/* smaps: a mapping's header line, then its fields; *node is the heap whose
- * slice the current mapping is in, or -1. */
-static void smaps_line(char *line, struct snapshot *s, int *node)
+/* smaps: a mapping's header line, then its fields. */
+static void smaps_line(char *line, void *arg)
 {
+	struct proc_reader *r = arg;
 	const char *c;
 	uintptr_t start = leading_hex(line, &c);
 	if (c != line && *c == '-') {
-		*node = start - NH_HEAP_BASE < NH_HEAP_RANGE ? node_of_addr(start) : -1;
-	} else if (*node >= 0 && !strncmp(line, "AnonHugePages:", 14)) {
+		r->node = start - NH_HEAP_BASE < NH_HEAP_RANGE ? node_of_addr(start) : -1;
+	} else if (r->node >= 0 && !strncmp(line, "AnonHugePages:", 14)) {
 		c = line + 14;
 		while (*c == ' ')
 			c++;
-		s->node[*node].huge += decimal(c) * 1024;
+		r->s->node[r->node].huge += decimal(c) * 1024;
 	}
 }
 
 /* numa_maps: per mapping, "N<node>=<pages>" and the size of those pages. */
-static void numa_maps_line(char *line, struct snapshot *s, int *unused)
+static void numa_maps_line(char *line, void *arg)
 {
-	(void)unused;
+	struct snapshot *s = ((struct proc_reader *)arg)->s;
 	const char *c;
 	uintptr_t start = leading_hex(line, &c);
 	if (start - NH_HEAP_BASE >= NH_HEAP_RANGE)
@@ -155,8 +133,11 @@ static void numa_maps_line(char *line, struct snapshot *s, int *unused)
 /* Huge-page coverage and NUMA placement of the heap, as the kernel says. */
 static void read_kernel_view(struct snapshot *s)
 {
-	for_each_line("/proc/self/smaps", smaps_line, s);
-	for_each_line("/proc/self/numa_maps", numa_maps_line, s);
+	char buf[8192];
+	struct proc_reader r = {s, -1};
+	os_read_lines("/proc/self/smaps", buf, sizeof buf, smaps_line, &r);
+	r.node = -1;
+	os_read_lines("/proc/self/numa_maps", buf, sizeof buf, numa_maps_line, &r);
 }
 
 /* Add an mcentral's spans, objects out and transfer-cache objects to cs. */
@@ -173,11 +154,8 @@ static void add_central(struct class_stats *cs, struct mcentral *c)
 static void snapshot(struct snapshot *s)
 {
 	memset(s, 0, sizeof *s);
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		struct mheap *h = nh_heaps[n];
-		if (!h)
-			continue;
-		struct node_stats *ns = &s->node[n];
+	for_each_heap(h) {
+		struct node_stats *ns = &s->node[h->node];
 		ns->present = true;
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
 			add_central(&s->cls[k], &h->central[k]);
@@ -192,7 +170,7 @@ static void snapshot(struct snapshot *s)
 		ns->prefaulted = h->prefault_bytes;
 		ns->grows = h->grow_calls;
 		mutex_unlock(&h->lock);
-		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[n], memory_order_relaxed);
+		ns->metadata = atomic_load_explicit(&nh_metadata_bytes[h->node], memory_order_relaxed);
 		ns->scav_released = h->scav_released_bytes;
 		ns->remote_frees = atomic_load_explicit(&h->remote_frees, memory_order_relaxed);
 		s->large_frees += ns->large_frees;
@@ -246,10 +224,9 @@ static struct totals totals_of(const struct snapshot *s)
 
 static const char *cpu_mode_name(void) { return nh_fast.cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
 
-static void emit_json(struct nh_buf *b, const struct snapshot *s)
+/* JSON: "nodes":[...], one object per heap. */
+static void emit_json_nodes(struct nh_buf *b, const struct snapshot *s)
 {
-	buf_printf(b, "{\"version\":\"%s\",\"cpu_mode\":\"%s\",\"page_size\":%d,", NUMAHEAP_VERSION_STRING,
-		   cpu_mode_name(), NH_PAGE_SIZE);
 	buf_puts(b, "\"nodes\":[");
 	bool first = true;
 	for (int n = 0; n < NH_MAX_NODES; n++) {
@@ -276,7 +253,13 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		buf_puts(b, "}}");
 		first = false;
 	}
-	buf_puts(b, "],\"classes\":[");
+	buf_puts(b, "],");
+}
+
+/* JSON: "classes":[...] and "large":{...}. */
+static void emit_json_classes(struct nh_buf *b, const struct snapshot *s)
+{
+	buf_puts(b, "\"classes\":[");
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		const struct class_stats *c = &s->cls[k];
 		buf_printf(b,
@@ -289,11 +272,15 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"cache_hits\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
 		   (unsigned long long)s->large_inuse, (unsigned long long)s->large_cache_hits);
+}
+
+/* JSON: "caches":{...}, with per CPU what each slab served from itself
+ * (hits) and how often it missed (refills), and what it holds now. */
+static void emit_json_caches(struct nh_buf *b, const struct snapshot *s)
+{
 	buf_printf(b, "\"caches\":{\"count\":%llu,\"refills\":%llu,\"flushes\":%llu,\"rseq_aborts\":%llu,\"cpus\":[",
 		   (unsigned long long)s->caches, (unsigned long long)s->refills, (unsigned long long)s->flushes,
 		   (unsigned long long)s->aborts);
-	/* Per CPU: what each slab served from itself (hits) and how often it
-	 * missed (refills), and what it holds now. */
 	bool firstc = true;
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
@@ -315,10 +302,11 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		firstc = false;
 	}
 	buf_puts(b, "]},");
-	struct totals t = totals_of(s);
-	buf_printf(b, "\"totals\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"mapped_bytes\":%llu},",
-		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,
-		   (unsigned long long)t.mapped);
+}
+
+/* JSON: "scavenger":{...} and "kernel_calls":{...}. */
+static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
+{
 	buf_printf(b,
 		   "\"scavenger\":{\"backend\":\"%s\",\"running\":%s,\"passes\":%llu,\"released_bytes\":%llu,"
 		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
@@ -333,11 +321,27 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns);
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
-		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}}",
+		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
 		   (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.futex_wait,
 		   (unsigned long long)nh_kstats.futex_wake, (unsigned long long)nh_kstats.io_uring_enter);
+}
+
+/* The whole snapshot as one JSON object (docs/stats.md). */
+static void emit_json(struct nh_buf *b, const struct snapshot *s)
+{
+	buf_printf(b, "{\"version\":\"%s\",\"cpu_mode\":\"%s\",\"page_size\":%d,", NUMAHEAP_VERSION_STRING,
+		   cpu_mode_name(), NH_PAGE_SIZE);
+	emit_json_nodes(b, s);
+	emit_json_classes(b, s);
+	emit_json_caches(b, s);
+	struct totals t = totals_of(s);
+	buf_printf(b, "\"totals\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"mapped_bytes\":%llu},",
+		   (unsigned long long)t.allocs, (unsigned long long)t.frees, (unsigned long long)t.inuse,
+		   (unsigned long long)t.mapped);
+	emit_json_kernel(b, s);
+	buf_puts(b, "}");
 }
 
 /* "12.3 MiB" */
@@ -551,10 +555,10 @@ NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 	snapshot(&s);
 	struct totals t = totals_of(&s);
 	fprintf(fp, "<malloc version=\"numaheap-%s\">\n", NUMAHEAP_VERSION_STRING);
-	for (int n = 0; n < NH_MAX_NODES; n++) {
+	for_each_heap(h) {
+		int n = h->node;
 		const struct node_stats *ns = &s.node[n];
-		struct mheap *h = nh_heaps[n];
-		if (!ns->present || !h)
+		if (!ns->present)
 			continue;
 		/* This heap's objects: out of its mcentrals, less those in its
 		 * node's caches and transfer caches (a cache holds its node's

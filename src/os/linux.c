@@ -13,8 +13,12 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <string.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -192,6 +196,58 @@ int os_thread_start(void *(*fn)(void *), void *arg)
 			*own = 1;
 	}
 	return r;
+}
+
+int os_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t timeout_ns)
+{
+	struct timespec ts = {(time_t)(timeout_ns / 1000000000u), (long)(timeout_ns % 1000000000u)};
+	long r = syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, val, timeout_ns == OS_FUTEX_FOREVER ? NULL : &ts,
+			 NULL, 0);
+	return r == 0 ? 0 : -errno;
+}
+
+void os_futex_wake(_Atomic uint32_t *word, int n)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+void os_set_thread_name(const char *name) { prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int os_signal_install(int sig, void (*handler)(int))
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
+}
+
+int os_read_lines(const char *path, char *buf, size_t cap, void (*fn)(char *line, void *arg), void *arg)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t have = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + have, cap - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = memchr(line, '\n', have - (size_t)(line - buf)))) {
+			*nl = 0;
+			fn(line, arg);
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == cap - 1)
+			have = 0; /* an absurdly long line: drop what was read of it */
+	}
+	close(fd);
+	return 0;
 }
 
 void os_yield(void) { sched_yield(); }

@@ -85,6 +85,32 @@ unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs
  */
 int os_thread_start(void *(*fn)(void *), void *arg);
 
+/*
+ * Futex on a 32-bit word shared by the process's threads (FUTEX_*_PRIVATE).
+ * os_futex_wait sleeps while *word == val, for at most timeout_ns
+ * (OS_FUTEX_FOREVER: no limit; 0 returns at once); 0, or -errno (EAGAIN
+ * when *word != val, ETIMEDOUT, EINTR), and may return early for no reason.
+ * os_futex_wake wakes up to n sleepers of word. Both are async-signal-safe.
+ * Neither counts itself in nh_kstats: the mutex (lock.c) counts its own
+ * sleeps and wakes; the background thread's are not the program's.
+ */
+#define OS_FUTEX_FOREVER UINT64_MAX
+int os_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t timeout_ns);
+void os_futex_wake(_Atomic uint32_t *word, int n);
+
+/* Name the calling thread (at most 15 characters; ps and top show it). */
+void os_set_thread_name(const char *name);
+/* Run handler on signal sig (SA_RESTART, nothing blocked meanwhile); 0 or -errno. */
+int os_signal_install(int sig, void (*handler)(int));
+
+/*
+ * Call fn(line, arg) on each line of a file (procfs), its '\n' replaced by
+ * a NUL, reading it through buf (cap bytes): nothing is allocated. A line
+ * that does not fit in buf loses its beginning. Stops at the end of the
+ * file or at a read error; 0, or -errno if the file cannot be opened.
+ */
+int os_read_lines(const char *path, char *buf, size_t cap, void (*fn)(char *line, void *arg), void *arg);
+
 void os_yield(void);
 uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
 uint64_t os_realtime_ns(void); /* CLOCK_REALTIME, nanoseconds since the epoch */

@@ -1,0 +1,385 @@
+/*
+ * bgthread.c — the background thread: when it runs, for which jobs, and
+ * how much of the machine it may take.
+ *
+ * See malloc.c for the overview. numaheap has one background thread per
+ * process (Go has the background scavenger goroutine, and sysmon). It runs
+ * rounds; each round does, in this order:
+ *
+ *   dumps     the periodic or signalled statistics (NUMAHEAP_STATS_INTERVAL,
+ *             NUMAHEAP_STATS_SIGNAL), written by stats_dump.
+ *   regrowth  a pre-faulting episode, if a thread asked for one (below).
+ *   caches    the caches nobody used since the last look go back to their
+ *             spans: transfer caches at every round, CPU caches every
+ *             NUMAHEAP_CACHE_IDLE (proc_drain_idle).
+ *   scavenge  a scavenger pass (scavenger.c decides what to release).
+ *   sleep     until the next job is due, or a thread wakes it.
+ *
+ * Pacing: on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
+ * work is counted in wall time, which includes the kernel's io_uring
+ * workers), as a token bucket: credit accrues at that rate up to a burst of
+ * 250 ms, each round spends what it took, and a thread in debt sleeps until
+ * it is paid back. So a program that frees a gigabyte after a quiet spell
+ * gets it released within the scavenger's delay and a round or two, while
+ * steady churn costs no more than the budget. When there is nothing to do
+ * it sleeps until the first busy chunk turns idle, or a second.
+ *
+ * Life: the thread starts on the first heap growth (scavenger_heap_grew,
+ * then scavenger_poll from a slow path with no allocator lock held:
+ * pthread_create allocates), or at start-up when a statistics signal is
+ * wanted; it never starts when all of its jobs are off. It runs with every
+ * signal blocked (os_thread_start) and restarts lazily in a child after
+ * fork, where it did not come along.
+ *
+ * Requests and wakes: other threads ask through atomics (bg_wanted,
+ * dump_requested, pf_state) and wake the thread through the futex word
+ * bg_wake, which it sleeps on. The statistics signal's handler does the
+ * same (an atomic store, an add and a futex wake: async-signal-safe).
+ *
+ * Invariants: at most one thread runs: bg_state goes from OFF to STARTING
+ * by one compare-and-swap, then to RUNNING or FAILED, and back to OFF only
+ * in a child after fork. pf_state leaves PF_IDLE only while pf_on; it goes
+ * back when an episode ends, when a release of everything cancels it, when
+ * scavenger_poll finds no running thread to run it, and in a fork child.
+ * bg_wake only grows, so a wake between the thread's read of it and its
+ * sleep makes the sleep return at once.
+ *
+ * Locking: the thread takes allocator locks only inside the jobs it calls
+ * (stats, cache drains, scavenger passes), and none while it sleeps.
+ * Pre-faulting holds scav_lock (scavenger.c) through each look of an
+ * episode and drops it between looks, so a release of everything can end
+ * the episode there. The thread's pacing state is its own (on its stack);
+ * bg_batch is the thread's, touched by others only in a child after fork.
+ */
+#include "options.h"
+#include "os/os.h"
+#include "os/fault.h"
+#include "report.h"
+
+#include "mheap.h"
+#include "proc.h"
+#include "stats.h"
+
+#include "scavenger.h"
+
+#include <errno.h>
+#include <signal.h>
+
+enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
+static _Atomic int bg_state;
+static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
+/* The thread sleeps on this word; a statistics signal wakes it early. */
+static _Atomic uint32_t bg_wake;
+static _Atomic int dump_requested;
+
+/* The thread's release batch (its io_uring ring, if it has one). */
+static struct os_batch bg_batch;
+
+/* Pre-faulting: idle, asked for by an allocating thread, running, or
+ * running and asked for again (the episode must not end on that ask). */
+enum { PF_IDLE = 0, PF_WANTED = 1, PF_RUNNING = 2, PF_AGAIN = 3 };
+static _Atomic int pf_state;
+static bool pf_on; /* set at start-up; cleared by the thread if the kernel cannot */
+
+void bg_init(bool prefault) { pf_on = prefault; }
+
+/*
+ * The background thread's sleep: ns at most, less if woken since it read
+ * bg_wake as seen. The main loop reads it before it looks for work, so a
+ * wake that comes while a round runs (a pre-faulting request, a statistics
+ * signal) ends the sleep at once instead of waiting it out: read here, it
+ * would already count that wake, and the thread would sleep a second, or
+ * the seconds a CPU budget in debt asks for.
+ */
+static void sleep_ns(uint64_t ns, uint32_t seen)
+{
+	if (atomic_load(&dump_requested))
+		return;
+	os_futex_wait(&bg_wake, seen, ns);
+}
+
+/* Wake it. Async-signal-safe: an atomic add and a futex wake. */
+static void bg_wake_up(void)
+{
+	atomic_fetch_add(&bg_wake, 1);
+	os_futex_wake(&bg_wake, 1);
+}
+
+/* ---- pre-faulting episodes -------------------------------------------------------------- */
+
+/*
+ * An allocating thread that takes released pages calls
+ * scavenger_regrowing() (heap lock held); its next slow path wakes the
+ * thread (scavenger_poll), which runs an episode: it looks at the windows
+ * of free resident pages (prefault_pass, scavenger.c: what to fault in)
+ * every 250 us, until it has had nothing to fault in for 20 ms.
+ */
+#define PF_LOOK_NS 250000u
+#define PF_QUIET_NS 20000000u
+
+void scavenger_regrowing(void)
+{
+	if (!pf_on)
+		return;
+	int s = atomic_load_explicit(&pf_state, memory_order_relaxed);
+	if (s == PF_IDLE)
+		atomic_store_explicit(&pf_state, PF_WANTED, memory_order_relaxed);
+	else if (s == PF_RUNNING) /* an episode about to end would miss this */
+		atomic_compare_exchange_strong(&pf_state, &s, PF_AGAIN);
+}
+
+/* A release of everything ends the episode (scav_lock held). */
+void bg_prefault_cancel(void) { atomic_store(&pf_state, PF_IDLE); }
+
+/*
+ * One look of an episode, scav_lock held: false when the episode ends.
+ * It ends once nothing had to be faulted in for PF_QUIET_NS (the heap
+ * stopped growing) and no thread took released pages meanwhile, or when a
+ * release of everything (malloc_trim, numaheap_release, the memory limit)
+ * set the state back to idle, or when the kernel cannot pre-fault.
+ */
+static bool prefault_look(uint64_t *last_work)
+{
+	if (atomic_load(&pf_state) == PF_IDLE) {
+		prefault_forget_fronts(); /* ended by a release */
+		return false;
+	}
+	if (prefault_pass(last_work) < 0) {
+		pf_on = false;
+		nh_scav.prefault = "unsupported";
+		atomic_store(&pf_state, PF_IDLE);
+		return false;
+	}
+	if (atomic_load(&dump_requested))
+		return false; /* still running: the thread comes back after the dump */
+	if (os_nanotime() - *last_work > PF_QUIET_NS) {
+		prefault_forget_fronts();
+		int s = PF_RUNNING;
+		if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
+			return false;
+		/* Asked again since the last look: one more. */
+		atomic_store(&pf_state, PF_RUNNING);
+	}
+	return true;
+}
+
+/* Keep the windows full while the program eats into them. */
+static void prefault_episode(void)
+{
+	scavenger_lock();
+	if (atomic_load(&pf_state) == PF_IDLE) {
+		scavenger_unlock(); /* ended by a release before it began */
+		return;
+	}
+	uint64_t start = os_nanotime(), last_work = start;
+	nh_scav.prefault_episodes++;
+	atomic_store(&pf_state, PF_RUNNING);
+	while (prefault_look(&last_work)) {
+		scavenger_unlock();
+		sleep_ns(PF_LOOK_NS, atomic_load(&bg_wake));
+		scavenger_lock();
+	}
+	scavenger_unlock();
+	nh_scav.prefault_ns += os_nanotime() - start;
+}
+
+/* ---- the statistics signal ---------------------------------------------------------------- */
+
+/* Async-signal-safe: a store and a futex wake. */
+static void stats_signal_handler(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	atomic_store(&dump_requested, 1);
+	bg_wake_up();
+	errno = saved;
+}
+
+void scavenger_install_signal(void)
+{
+	static const int sigs[] = {0, SIGUSR1, SIGUSR2, SIGURG};
+	int which = (int)NH_OPTION(STATS_SIGNAL);
+	if (which <= 0 || which > 3)
+		return;
+	if (os_signal_install(sigs[which], stats_signal_handler) != 0)
+		nh_warn("cannot install the NUMAHEAP_STATS_SIGNAL handler");
+	/* The dump runs on the background thread: start it now. */
+	atomic_store(&bg_wanted, 1);
+	scavenger_poll();
+}
+
+/* ---- the thread's rounds ------------------------------------------------------------------- */
+
+/* Work the pacing lets a round do at once after a quiet spell (see the top). */
+#define SCAV_BURST_NS ((int64_t)250000000)
+
+/* The thread's own state: its jobs' clocks and its CPU budget. */
+struct bg_pacing {
+	bool scav_on;	   /* NUMAHEAP_SCAVENGER is not off */
+	uint64_t interval; /* NUMAHEAP_STATS_INTERVAL (ns); 0: no periodic dumps */
+	uint64_t pct;	   /* NUMAHEAP_SCAVENGE_CPU: the budget, percent of the time */
+	int64_t credit;	   /* the token bucket, in ns of work */
+	uint64_t last_round, last_dump, last_drain;
+};
+
+static void bg_setup(struct bg_pacing *p)
+{
+	os_set_thread_name("numaheap-bg");
+	p->scav_on = NH_OPTION(SCAVENGER) != SCAV_OFF;
+	if (p->scav_on) {
+		int be = os_batch_init(&bg_batch, NH_OPTION(SCAVENGER) == SCAV_IO_URING);
+		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
+			nh_scav.uring_failed = 1;
+	}
+	p->last_drain = p->last_dump = p->last_round = os_nanotime();
+	p->interval = (uint64_t)NH_OPTION(STATS_INTERVAL);
+	p->pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
+	p->credit = SCAV_BURST_NS;
+}
+
+/*
+ * Caches nobody used since the last look go back to their spans:
+ * transfer caches at every round (nothing is hot in an untouched one), CPU
+ * caches every NUMAHEAP_CACHE_IDLE. What they free was idle already, so it
+ * does not wait another delay: this round's scavenging, after them, may
+ * release it.
+ */
+static void drain_idle_caches(struct bg_pacing *p, uint64_t now)
+{
+	uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
+	if (!idle)
+		return;
+	nh_free_keeps_idle = true;
+	nh_scav.cache_drained_objects += mheap_drain_caches(true);
+	if (now - p->last_drain >= idle) {
+		nh_scav.cache_drained_objects += proc_drain_idle();
+		p->last_drain = now;
+	}
+	nh_free_keeps_idle = false;
+}
+
+/*
+ * How long to sleep after a round that started at now and worked for
+ * work ns, releasing released bytes; due is when the next busy chunk turns
+ * idle (0: none). Until then, else a second; sooner if a dump is due;
+ * longer if the rounds have overspent the CPU budget, which pays for this
+ * one's work here.
+ */
+static uint64_t bg_sleep_time(struct bg_pacing *p, uint64_t now, uint64_t due, size_t released, uint64_t work)
+{
+	uint64_t wait = 1000000000u;
+	if (due) {
+		wait = due > now ? due - now : 0;
+		wait = NH_MAX(wait, 50000000u); /* 50 ms granularity */
+		wait = NH_MIN(wait, 1000000000u);
+	}
+	if (released && released >= NH_HUGE_BYTES)
+		wait = NH_MIN(wait, 100000000u); /* more may be ready soon */
+	if (p->interval) {
+		uint64_t dump = p->last_dump + p->interval;
+		wait = NH_MIN(wait, dump > now ? dump - now : 0);
+	}
+	/* In debt: sleep until the budget has paid it back. */
+	uint64_t budget_wait = 0;
+	if (p->pct) {
+		p->credit -= (int64_t)work;
+		if (p->credit < 0)
+			budget_wait = (uint64_t)-p->credit * 100 / p->pct;
+	}
+	return NH_MAX(wait, budget_wait);
+}
+
+static void *bg_main(void *arg)
+{
+	(void)arg;
+	struct bg_pacing p;
+	bg_setup(&p);
+	for (;;) {
+		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
+		uint64_t now = os_nanotime();
+		if (p.pct)
+			p.credit = NH_MIN(p.credit + (int64_t)((now - p.last_round) * p.pct / 100), SCAV_BURST_NS);
+		p.last_round = now;
+		if (atomic_exchange(&dump_requested, 0) || (p.interval && now - p.last_dump >= p.interval)) {
+			stats_dump(true);
+			p.last_dump = now;
+		}
+		if (atomic_load(&pf_state) != PF_IDLE) {
+			prefault_episode();
+			now = os_nanotime();
+		}
+		drain_idle_caches(&p, now);
+		uint64_t due = 0;
+		size_t released = p.scav_on ? scavenge_background(now, &bg_batch, &due) : 0;
+		/*
+		 * The work is measured in wall time: io_uring runs madvise in
+		 * the kernel's io-wq workers, whose CPU time this thread's
+		 * clock would not see (and the thread clock is a system call,
+		 * the monotonic one is not).
+		 */
+		uint64_t work = os_nanotime() - now;
+		nh_scav.cpu_ns += work;
+		sleep_ns(bg_sleep_time(&p, now, due, released, work), seen);
+	}
+	return NULL;
+}
+
+/* ---- starting, and fork ---------------------------------------------------------------------- */
+
+static void bg_start(void)
+{
+	int z = BG_OFF;
+	if (!atomic_compare_exchange_strong(&bg_state, &z, BG_STARTING))
+		return;
+	if (nh_fault("thread")) {
+		nh_warn("cannot start the background thread (injected); scavenging only on malloc_trim");
+		atomic_store(&bg_state, BG_FAILED);
+		return;
+	}
+	int r = os_thread_start(bg_main, NULL);
+	if (r != 0) {
+		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);
+		atomic_store(&bg_state, BG_FAILED);
+		return;
+	}
+	nh_scav.running = 1;
+	atomic_store(&bg_state, BG_RUNNING);
+}
+
+/* Does the background thread have any job? */
+static bool bg_jobs_wanted(void)
+{
+	return NH_OPTION(SCAVENGER) != SCAV_OFF || NH_OPTION(CACHE_IDLE) ||
+	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL);
+}
+
+void scavenger_heap_grew(void) { atomic_store_explicit(&bg_wanted, 1, memory_order_relaxed); }
+
+/* Called with no allocator lock held: pthread_create allocates. */
+void scavenger_poll(void)
+{
+	if (NH_UNLIKELY(atomic_load_explicit(&pf_state, memory_order_relaxed) == PF_WANTED)) {
+		int w = PF_WANTED;
+		if (atomic_load_explicit(&bg_state, memory_order_acquire) != BG_RUNNING)
+			atomic_store(&pf_state, PF_IDLE);
+		else if (atomic_compare_exchange_strong(&pf_state, &w, PF_RUNNING))
+			bg_wake_up();
+	}
+	if (NH_LIKELY(atomic_load_explicit(&bg_state, memory_order_relaxed) != BG_OFF) ||
+	    !atomic_load_explicit(&bg_wanted, memory_order_relaxed))
+		return;
+	if (!bg_jobs_wanted())
+		return;
+	bg_start();
+}
+
+void bg_fork_child(void)
+{
+	/* The thread did not come along; its ring belongs to the parent. */
+	if (atomic_load(&bg_state) == BG_RUNNING || atomic_load(&bg_state) == BG_STARTING) {
+		os_batch_forget(&bg_batch);
+		atomic_store(&bg_state, BG_OFF);
+		atomic_store(&pf_state, PF_IDLE);
+		nh_scav.running = 0;
+	}
+}

@@ -283,6 +283,8 @@ int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 			nh_fatal("pageAlloc: chunk %zu grown twice", first + i);
 		memset(cs[i].alloc, 0, sizeof cs[i].alloc);
 		memset(cs[i].scav, 0xff, sizeof cs[i].scav); /* new memory is not backed */
+		cs[i].free_tick = cs[i].alloc_tick = 0;
+		cs[i].broken = 0;
 		pa->chunks[first + i] = &cs[i];
 	}
 	size_t npages = bytes >> NH_PAGE_SHIFT;
@@ -318,6 +320,18 @@ size_t page_alloc_alloc_range(struct page_alloc *pa, uintptr_t addr, size_t npag
 	pa->pages_alloc += npages;
 	pa->pages_scav -= scav;
 	return scav;
+}
+
+/* A span took [addr, addr + npages): its chunks were just used (the
+ * scavenger's subrelease leaves such chunks alone, scavenger.c). */
+static void stamp_alloc(struct page_alloc *pa, uintptr_t addr, size_t npages)
+{
+	if (!pa->clock)
+		return;
+	uint64_t now = pa->clock();
+	size_t last = chunk_index(pa, addr + (npages << NH_PAGE_SHIFT) - 1);
+	for (size_t ci = chunk_index(pa, addr); ci <= last; ci++)
+		pa->chunks[ci]->alloc_tick = now;
 }
 
 /*
@@ -417,6 +431,7 @@ uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pa
 	uintptr_t ab = (uintptr_t)align_pages << NH_PAGE_SHIFT;
 	uintptr_t at = (addr + ab - 1) & ~(ab - 1);
 	size_t s = page_alloc_alloc_range(pa, at, npages);
+	stamp_alloc(pa, at, npages);
 	if (scav)
 		*scav = s;
 	/* Still a lower bound: either nothing was free below addr, or lowest is. */
@@ -446,6 +461,7 @@ bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, s
 	if (npages == 0 || !range_free(pa, addr, npages))
 		return false;
 	size_t s = page_alloc_alloc_range(pa, addr, npages);
+	stamp_alloc(pa, addr, npages);
 	if (scav)
 		*scav = s;
 	if (pa->search_addr == addr)
@@ -492,7 +508,7 @@ int page_alloc_check(struct page_alloc *pa)
 {
 	unsigned leaf = NH_SUMMARY_LEVELS - 1;
 	size_t lo = chunk_index(pa, pa->base), hi = pa->grown_end > pa->base ? chunk_index(pa, pa->grown_end - 1) : 0;
-	size_t nalloc = 0, nscav = 0;
+	size_t nalloc = 0, nscav = 0, nbroken = 0;
 	for (size_t ci = lo; pa->grown_end > pa->base && ci <= hi; ci++) {
 		struct palloc_chunk *c = pa->chunks[ci];
 		palloc_sum want = c ? chunk_summarize(c) : 0;
@@ -501,6 +517,7 @@ int page_alloc_check(struct page_alloc *pa)
 		if (c) {
 			nalloc += bits_count(c->alloc, 0, NH_CHUNK_PAGES);
 			nscav += bits_count(c->scav, 0, NH_CHUNK_PAGES);
+			nbroken += (size_t)nh_popcount64(c->broken);
 			for (int w = 0; w < NH_CHUNK_WORDS; w++)
 				if (c->alloc[w] & c->scav[w])
 					return 100; /* allocated pages are never scavenged */
@@ -520,6 +537,8 @@ int page_alloc_check(struct page_alloc *pa)
 		return 101;
 	if (nscav != pa->pages_scav)
 		return 102;
+	if (nbroken != pa->broken)
+		return 104;
 	/* search_addr: no free page below it. */
 	if (pa->search_addr > pa->base && pa->grown_end > pa->base) {
 		uintptr_t a = pa->base;

@@ -34,10 +34,19 @@ struct mutex;
 
 typedef uint64_t palloc_sum;
 
+/* Huge pages per chunk: bit h of palloc_chunk.broken is huge page h. */
+#define NH_CHUNK_HUGE (NH_CHUNK_PAGES / NH_PAGES_PER_HUGE)
+
 struct palloc_chunk {
 	uint64_t alloc[NH_CHUNK_WORDS]; /* 1: page allocated */
 	uint64_t scav[NH_CHUNK_WORDS];	/* 1: page free and returned to the OS */
 	uint64_t free_tick;		/* clock() when pages were last freed here */
+	uint64_t alloc_tick;		/* clock() when a span last took pages here */
+	/* Bit h: huge page h of the chunk was released in part (the kernel
+	 * split it into base pages); cleared when made whole again
+	 * (page_alloc_collapse_begin). Counted in page_alloc.broken. */
+	uint32_t broken;
+	uint32_t pad;
 };
 
 struct page_alloc {
@@ -56,6 +65,7 @@ struct page_alloc {
 	size_t pages_grown;
 	size_t pages_alloc;
 	size_t pages_scav; /* free and scavenged */
+	size_t broken;	   /* huge pages with their bit set in chunk->broken */
 };
 
 int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock);
@@ -92,11 +102,12 @@ struct scav_query {
 	size_t max_pages;	/* take at most this much of a run (its top part) */
 	size_t align_pages;	/* runs are trimmed to this alignment (power of two) */
 	uint64_t idle_before;	/* skip chunks freed into at or after this tick; 0: none */
+	bool allocs_too;	/* ... or allocated from (a span took pages there) */
 	unsigned max_used;	/* only from huge pages with at most this many allocated
 				 * pages, never across one's edge; 0: no such filter */
 	uintptr_t sparse_hp;	/* internal: the huge page last found sparse (its
 				 * runs taken so far count as allocated) */
-	uint64_t next_idle;	/* out: lowest free_tick of a chunk skipped as busy */
+	uint64_t next_idle;	/* out: lowest tick of a chunk skipped as busy */
 };
 /* Like page_alloc_take_unscavenged, with the query's filters. */
 uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages);
@@ -108,6 +119,29 @@ struct page_run {
 /* The lowest released pages, un-scavenged for pre-faulting: see pagescav.c. */
 unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
 				   struct page_run *out, unsigned max_runs);
+
+/* [addr, addr + bytes) is about to go back to the OS: the huge pages it
+ * covers in part are broken (the kernel splits them). Those not broken
+ * before go into out[] (at most max); returns how many. */
+unsigned page_alloc_note_broken(struct page_alloc *pa, uintptr_t addr, size_t bytes, uintptr_t *out, unsigned max);
+/*
+ * The next huge page, below *cursor (which moves down past it) and not
+ * below floor, that the scavenger broke, that holds at most max_scav
+ * released free pages (*nscav gets how many) and at least min_used
+ * allocated ones: the program grew back into (nearly) all of it. 0 when
+ * there is none. Nothing changes: page_alloc_collapse_begin does, once
+ * the caller has decided.
+ */
+uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+				   unsigned min_used, unsigned *nscav);
+/* Huge page hp is about to be collapsed: no longer broken, its free
+ * released pages count as resident (the kernel fills them in), and its
+ * chunk counts as used until hold_until (so that nothing splits it again
+ * meanwhile: scav_query.allocs_too, page_alloc_chunk_idle). */
+void page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until);
+/* Has the chunk holding addr been neither freed into nor allocated from
+ * at or after idle_before? *tick gets its last use. A racy read: no lock. */
+bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_before, uint64_t *tick);
 
 /* Set while a thread frees memory that was idle already (the background
  * thread draining idle caches): the chunks' free ticks are left alone, so

@@ -13,8 +13,17 @@
  * each run it takes, so no span can be carved from it while the kernel
  * releases it; the caller frees it back scavenged
  * (page_alloc_free_scavenged) or, if the release failed, plain. Chunks
- * carry the tick of their last free (free_tick), so recently freed memory
- * can be left alone for a while.
+ * carry the tick of their last free (free_tick) and of the last span
+ * carved from them (alloc_tick), so recently used memory can be left alone
+ * for a while: freed into, for whole huge pages; freed into or allocated
+ * from, for the free pages of huge pages still in use (the subrelease).
+ *
+ * A run released inside a huge page (not the whole of it) splits that
+ * huge page in the kernel: its other pages stay on base pages, and when
+ * the program grows back into the released ones they come back one base
+ * page per fault. Such huge pages are marked broken in their chunk; once
+ * none of their pages is released any more, page_alloc_next_collapse hands
+ * them to the scavenger to be made huge again (MADV_COLLAPSE).
  *
  * Locking: every function runs under pa->lock (the node's heap lock), and
  * the callers drop it around the system calls.
@@ -75,13 +84,16 @@ static bool chunk_has_candidates(struct page_alloc *pa, struct scav_query *q, si
 		any = (~c->alloc[w] & ~c->scav[w]) != 0;
 	if (!any)
 		return false;
-	if (q->idle_before && c->free_tick >= q->idle_before) {
-		if (!q->next_idle || c->free_tick < q->next_idle)
-			q->next_idle = c->free_tick;
+	uint64_t tick = q->allocs_too ? NH_MAX(c->free_tick, c->alloc_tick) : c->free_tick;
+	if (q->idle_before && tick >= q->idle_before) {
+		if (!q->next_idle || tick < q->next_idle)
+			q->next_idle = tick;
 		return false;
 	}
 	return true;
 }
+
+
 
 /*
  * q->max_used: a run is taken only within the huge page holding its top
@@ -121,7 +133,7 @@ static bool sparse_huge_page(struct scav_query *q, const struct palloc_chunk *c,
 static uintptr_t take_in_chunk(struct page_alloc *pa, struct scav_query *q, size_t ci, uintptr_t top, size_t align,
 			       size_t min, size_t *npages)
 {
-	const struct palloc_chunk *c = pa->chunks[ci];
+	struct palloc_chunk *c = pa->chunks[ci];
 	uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
 	int p = (int)((top - cbase) >> NH_PAGE_SHIFT) - 1;
 	while (p >= 0) {
@@ -185,6 +197,80 @@ uintptr_t page_alloc_take_unscavenged(struct page_alloc *pa, uintptr_t *limit, s
 	uintptr_t a = page_alloc_take_idle(pa, &q, npages);
 	*limit = q.limit;
 	return a;
+}
+
+/* ---- huge pages to make whole again ------------------------------------- */
+
+unsigned page_alloc_note_broken(struct page_alloc *pa, uintptr_t addr, size_t bytes, uintptr_t *out, unsigned max)
+{
+	unsigned nout = 0;
+	uintptr_t end = addr + bytes;
+	for (uintptr_t hp = addr & ~(NH_HUGE_BYTES - 1); hp < end; hp += NH_HUGE_BYTES) {
+		if (addr <= hp && end >= hp + NH_HUGE_BYTES)
+			continue; /* all of it goes: no longer a huge page, not split either */
+		struct palloc_chunk *c = pa->chunks[chunk_index(pa, hp)];
+		uint32_t bit = (uint32_t)1 << (chunk_page(hp) / NH_PAGES_PER_HUGE);
+		if (c->broken & bit)
+			continue;
+		c->broken |= bit;
+		pa->broken++;
+		if (nout < max)
+			out[nout++] = hp;
+	}
+	return nout;
+}
+
+uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+				   unsigned min_used, unsigned *nscav)
+{
+	if (!pa->broken)
+		return 0;
+	uintptr_t top = NH_MIN(*cursor, pa->grown_end);
+	floor = NH_MAX(floor, pa->base);
+	while (top > floor) {
+		size_t ci = chunk_index(pa, top - 1);
+		struct palloc_chunk *c = pa->chunks[ci];
+		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
+		top = cbase;
+		for (int h = NH_CHUNK_HUGE - 1; c && c->broken && h >= 0; h--) {
+			uintptr_t hp = cbase + ((uintptr_t)h << NH_HUGE_SHIFT);
+			if (hp >= *cursor || hp < floor || !(c->broken >> h & 1))
+				continue;
+			unsigned first = (unsigned)h * NH_PAGES_PER_HUGE;
+			unsigned ns = bits_count(c->scav, first, NH_PAGES_PER_HUGE);
+			if (ns > max_scav || bits_count(c->alloc, first, NH_PAGES_PER_HUGE) < min_used)
+				continue; /* not grown back into (yet) */
+			*cursor = hp;
+			*nscav = ns;
+			return hp;
+		}
+	}
+	*cursor = floor;
+	return 0;
+}
+
+void page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until)
+{
+	struct palloc_chunk *c = pa->chunks[chunk_index(pa, hp)];
+	unsigned h = chunk_page(hp) / NH_PAGES_PER_HUGE, first = h * NH_PAGES_PER_HUGE;
+	/* The free pages still released: the collapse fills them in. */
+	pa->pages_scav -= bits_count(c->scav, first, NH_PAGES_PER_HUGE);
+	bits_clear(c->scav, first, NH_PAGES_PER_HUGE);
+	if (c->broken >> h & 1) {
+		c->broken &= ~((uint32_t)1 << h);
+		pa->broken--;
+	}
+	/* Counts as used until then: not split again meanwhile. */
+	if (c->alloc_tick < hold_until)
+		c->alloc_tick = hold_until;
+}
+
+bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_before, uint64_t *tick)
+{
+	const struct palloc_chunk *c = pa->chunks[chunk_index(pa, addr)];
+	uint64_t t = NH_MAX(c->free_tick, c->alloc_tick); /* racy: a hint (tsan.supp) */
+	*tick = t;
+	return t < idle_before;
 }
 
 /* ---- what pre-faulting takes back ----------------------------------------- */

@@ -720,6 +720,162 @@ TEST(PageAllocScavenged, SparsePassSkipsDenseHugePages)
 	EXPECT_EQ(nht_pa_check(pa), 0);
 }
 
+// ---- the subrelease and the collapse (pagescav.c) -----------------------------
+
+TEST(PageAllocSubrelease, AllocationsCountAsUseWhenAsked)
+{
+	// Two chunks, fully allocated at t=10. Then a free in each (t=100 in
+	// chunk 0, t=200 in chunk 1), and at t=300 a span taken from chunk 0.
+	// Whole huge pages and sparse ones wait only for frees; the subrelease
+	// (allocs_too) also leaves the chunk a span was just carved from.
+	PA pa;
+	nht_pa_use_fake_clock(pa);
+	nht_set_fake_now(10);
+	ASSERT_EQ(nht_pa_grow(pa, kBase, 2 * kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 1024, nullptr));
+	nht_set_fake_now(100);
+	nht_pa_free(pa, PageAddr(0, 10), 10);
+	nht_set_fake_now(200);
+	nht_pa_free(pa, PageAddr(1, 10), 10);
+	nht_set_fake_now(300);
+	EXPECT_EQ(nht_pa_alloc(pa, 5, 1, nullptr), PageAddr(0, 10));
+
+	uint64_t tick = 0;
+	EXPECT_FALSE(nht_pa_chunk_idle(pa, PageAddr(0, 0), 250, &tick));
+	EXPECT_EQ(tick, 300u);
+	EXPECT_TRUE(nht_pa_chunk_idle(pa, PageAddr(1, 0), 250, &tick));
+	EXPECT_EQ(tick, 200u);
+
+	size_t n = 0;
+	uint64_t next = 0;
+	nht_scav_q frees_only = {1, 1, 250, false, 0};
+	uintptr_t limit = nht_pa_grown_end(pa);
+	EXPECT_EQ(nht_pa_take_query(pa, &frees_only, &limit, &next, &n), PageAddr(1, 10));
+	EXPECT_EQ(n, 10u);
+	EXPECT_EQ(nht_pa_take_query(pa, &frees_only, &limit, &next, &n), PageAddr(0, 15));
+	EXPECT_EQ(n, 5u);
+	EXPECT_EQ(next, 0u) << "no chunk was skipped";
+	nht_pa_free_scavenged(pa, PageAddr(1, 10), 10);
+	nht_pa_free(pa, PageAddr(0, 15), 5);
+
+	// Chunk 1's run is released now; chunk 0's is freed back at t=300.
+	// Asked at idle_before 350, allocs counting: chunk 1 has nothing left
+	// to release, chunk 0 was last used at 300 < 350: its run is taken.
+	nht_scav_q sub = {1, 1, 350, true, 0};
+	limit = nht_pa_grown_end(pa);
+	next = 0;
+	EXPECT_EQ(nht_pa_take_query(pa, &sub, &limit, &next, &n), PageAddr(0, 15));
+	nht_pa_free(pa, PageAddr(0, 15), 5);
+	// At idle_before 250 chunk 0 is busy (span at 300): skipped, and the
+	// query says when it turns idle.
+	sub.idle_before = 250;
+	limit = nht_pa_grown_end(pa);
+	next = 0;
+	EXPECT_EQ(nht_pa_take_query(pa, &sub, &limit, &next, &n), 0u);
+	EXPECT_EQ(next, 300u);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
+TEST(PageAllocSubrelease, RoundsTakeSparserHugePagesFirst)
+{
+	// Huge page 0 of chunk 0 keeps 200 pages allocated, huge page 1 keeps
+	// 50; both have free runs. A round at 64 takes only huge page 1's; the
+	// round at 255 takes huge page 0's too.
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	nht_pa_free(pa, PageAddr(0, 200), 56);
+	nht_pa_free(pa, PageAddr(0, 306), 206);
+	size_t n = 0;
+	uint64_t next = 0;
+	nht_scav_q r64 = {1, 1, 0, false, 64};
+	uintptr_t limit = nht_pa_grown_end(pa);
+	EXPECT_EQ(nht_pa_take_query(pa, &r64, &limit, &next, &n), PageAddr(0, 306));
+	EXPECT_EQ(n, 206u);
+	EXPECT_EQ(nht_pa_take_query(pa, &r64, &limit, &next, &n), 0u) << "huge page 0 is too dense for this round";
+	nht_scav_q r255 = {1, 1, 0, false, 255};
+	limit = nht_pa_grown_end(pa);
+	EXPECT_EQ(nht_pa_take_query(pa, &r255, &limit, &next, &n), PageAddr(0, 200));
+	EXPECT_EQ(n, 56u);
+	nht_pa_free(pa, PageAddr(0, 306), 206);
+	nht_pa_free(pa, PageAddr(0, 200), 56);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
+TEST(PageAllocSubrelease, PartialReleasesBreakHugePages)
+{
+	PA pa;
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	uintptr_t out[4];
+	// Inside huge page 0: newly broken.
+	ASSERT_EQ(nht_pa_note_broken(pa, PageAddr(0, 10), 10 * kPageSize, out, 4), 1u);
+	EXPECT_EQ(out[0], PageAddr(0, 0));
+	EXPECT_EQ(nht_pa_broken(pa), 1u);
+	// Again: broken already, not reported.
+	EXPECT_EQ(nht_pa_note_broken(pa, PageAddr(0, 30), kPageSize, out, 4), 0u);
+	// All of huge page 1: released whole, not split.
+	EXPECT_EQ(nht_pa_note_broken(pa, PageAddr(0, 256), 256 * kPageSize, out, 4), 0u);
+	EXPECT_EQ(nht_pa_broken(pa), 1u);
+	// A run across the edge splits huge page 1 (huge page 0 was already).
+	ASSERT_EQ(nht_pa_note_broken(pa, PageAddr(0, 250), 12 * kPageSize, out, 4), 1u);
+	EXPECT_EQ(out[0], PageAddr(0, 256));
+	EXPECT_EQ(nht_pa_broken(pa), 2u);
+	// A piece of an OS page inside a span (4 KiB): still splits.
+	PA pb;
+	ASSERT_EQ(nht_pa_grow(pb, kBase, kChunkBytes), 0);
+	EXPECT_EQ(nht_pa_note_broken(pb, PageAddr(0, 3) + 4096, 4096, out, 4), 1u);
+	EXPECT_EQ(nht_pa_check(pa), 0);
+	EXPECT_EQ(nht_pa_check(pb), 0);
+}
+
+TEST(PageAllocSubrelease, CollapseTakesHugePagesGrownBackInto)
+{
+	// Both huge pages of a chunk broken. Huge page 0 still has 100 pages
+	// released (the program did not grow back into it); huge page 1 has 4
+	// (it did, nearly all).
+	PA pa;
+	nht_pa_use_fake_clock(pa);
+	nht_set_fake_now(10);
+	ASSERT_EQ(nht_pa_grow(pa, kBase, kChunkBytes), 0);
+	ASSERT_TRUE(nht_pa_alloc_at(pa, kBase, 512, nullptr));
+	uintptr_t out[4];
+	ASSERT_EQ(nht_pa_note_broken(pa, PageAddr(0, 0), 100 * kPageSize, out, 4), 1u);
+	ASSERT_EQ(nht_pa_note_broken(pa, PageAddr(0, 300), 4 * kPageSize, out, 4), 1u);
+	nht_pa_free_scavenged(pa, PageAddr(0, 0), 100);
+	nht_pa_free_scavenged(pa, PageAddr(0, 300), 4);
+	ASSERT_EQ(nht_pa_pages_scav(pa), 104u);
+
+	uintptr_t cursor = UINTPTR_MAX;
+	unsigned nscav = 0;
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, kBase, 8, 128, &nscav), PageAddr(0, 256));
+	EXPECT_EQ(nscav, 4u);
+	EXPECT_EQ(nht_pa_broken(pa), 2u) << "looking changes nothing";
+	// Below it: huge page 0 has too much released still.
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, kBase, 8, 128, &nscav), 0u);
+	// Nor with more released pages allowed, if 200 must be allocated: 156.
+	cursor = PageAddr(0, 256);
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, kBase, 100, 200, &nscav), 0u);
+
+	nht_set_fake_now(1000);
+	nht_pa_collapse_begin(pa, PageAddr(0, 256), 5000);
+	EXPECT_EQ(nht_pa_broken(pa), 1u);
+	EXPECT_EQ(nht_pa_pages_scav(pa), 100u) << "its released pages are filled in by the collapse";
+	EXPECT_FALSE(PageScavenged(pa, PageAddr(0, 301)));
+	uint64_t tick = 0;
+	EXPECT_FALSE(nht_pa_chunk_idle(pa, PageAddr(0, 0), 4000, &tick)) << "held as used until 5000";
+	EXPECT_EQ(tick, 5000u);
+	// Nothing left to collapse but huge page 0, which still does not qualify.
+	cursor = UINTPTR_MAX;
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, kBase, 8, 128, &nscav), 0u);
+	// With a floor above it, it is not even looked at.
+	cursor = UINTPTR_MAX;
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, PageAddr(0, 256), 256, 0, &nscav), 0u);
+	cursor = UINTPTR_MAX;
+	EXPECT_EQ(nht_pa_next_collapse(pa, &cursor, kBase, 256, 0, &nscav), PageAddr(0, 0));
+	EXPECT_EQ(nht_pa_check(pa), 0);
+}
+
 TEST(PageAllocScavenged, UnscavengeLowFillsTheWindowFromTheBottom)
 {
 	// Two chunks, fresh (all scavenged), then: [0,10) allocated, [10,20)

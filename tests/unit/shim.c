@@ -154,6 +154,49 @@ bool nht_pa_chunk_bits(const struct nht_pa *t, size_t ci, uint64_t *alloc, uint6
 
 uint64_t nht_pa_summary(const struct nht_pa *t, unsigned l, size_t i) { return t->pa.summary[l][i]; }
 
+/* The scavenger's subrelease and collapse searches, on a fake clock. */
+static uint64_t fake_now;
+static uint64_t fake_clock(void) { return fake_now; }
+void nht_pa_use_fake_clock(struct nht_pa *t) { t->pa.clock = fake_clock; }
+void nht_set_fake_now(uint64_t now) { fake_now = now; }
+
+uintptr_t nht_pa_take_query(struct nht_pa *t, const struct nht_scav_q *in, uintptr_t *limit, uint64_t *next_idle,
+			    size_t *npages)
+{
+	struct scav_query q = {.limit = *limit, .min_pages = in->min_pages, .max_pages = (size_t)-1,
+			       .align_pages = in->align_pages, .idle_before = in->idle_before,
+			       .allocs_too = in->allocs_too, .max_used = in->max_used};
+	uintptr_t a = LOCKED(t, page_alloc_take_idle(&t->pa, &q, npages));
+	*limit = q.limit;
+	*next_idle = q.next_idle;
+	return a;
+}
+
+unsigned nht_pa_note_broken(struct nht_pa *t, uintptr_t addr, size_t bytes, uintptr_t *out, unsigned max)
+{
+	return LOCKED(t, page_alloc_note_broken(&t->pa, addr, bytes, out, max));
+}
+
+uintptr_t nht_pa_next_collapse(struct nht_pa *t, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+			       unsigned min_used, unsigned *nscav)
+{
+	return LOCKED(t, page_alloc_next_collapse(&t->pa, cursor, floor, max_scav, min_used, nscav));
+}
+
+void nht_pa_collapse_begin(struct nht_pa *t, uintptr_t hp, uint64_t hold_until)
+{
+	mutex_lock(&t->lock);
+	page_alloc_collapse_begin(&t->pa, hp, hold_until);
+	mutex_unlock(&t->lock);
+}
+
+size_t nht_pa_broken(const struct nht_pa *t) { return t->pa.broken; }
+
+bool nht_pa_chunk_idle(struct nht_pa *t, uintptr_t addr, uint64_t idle_before, uint64_t *tick)
+{
+	return page_alloc_chunk_idle(&t->pa, addr, idle_before, tick);
+}
+
 /* ---- mspan --------------------------------------------------------------- */
 size_t nht_mspan_sizeof(void) { return sizeof(struct mspan); }
 size_t nht_mspan_alignof(void) { return _Alignof(struct mspan); }

@@ -75,6 +75,27 @@ bool nht_pa_chunk_bits(const struct nht_pa *t, size_t ci, uint64_t *alloc, uint6
 /* The summary at level l, index i. */
 uint64_t nht_pa_summary(const struct nht_pa *t, unsigned l, size_t i);
 
+/* The scavenger's subrelease and collapse searches (pagescav.c). The
+ * pageAlloc's clock becomes a fake one the test sets. */
+void nht_pa_use_fake_clock(struct nht_pa *t);
+void nht_set_fake_now(uint64_t now);
+struct nht_scav_q {
+	size_t min_pages, align_pages;
+	uint64_t idle_before;
+	bool allocs_too;
+	unsigned max_used;
+};
+/* page_alloc_take_idle with a query built from *in; *limit and *next_idle
+ * come back as the query left them. */
+uintptr_t nht_pa_take_query(struct nht_pa *t, const struct nht_scav_q *in, uintptr_t *limit, uint64_t *next_idle,
+			    size_t *npages);
+unsigned nht_pa_note_broken(struct nht_pa *t, uintptr_t addr, size_t bytes, uintptr_t *out, unsigned max);
+uintptr_t nht_pa_next_collapse(struct nht_pa *t, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+			       unsigned min_used, unsigned *nscav);
+void nht_pa_collapse_begin(struct nht_pa *t, uintptr_t hp, uint64_t hold_until);
+size_t nht_pa_broken(const struct nht_pa *t);
+bool nht_pa_chunk_idle(struct nht_pa *t, uintptr_t addr, uint64_t idle_before, uint64_t *tick);
+
 /* ---- mspan --------------------------------------------------------------- */
 size_t nht_mspan_sizeof(void);
 size_t nht_mspan_alignof(void);

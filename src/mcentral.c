@@ -37,6 +37,8 @@
  * held together. The heap lock is never held with either.
  */
 
+#include "os/os.h"
+
 #include "mspan.h"
 #include "arena.h"
 
@@ -120,6 +122,8 @@ static void list_remove(struct span_list_head *l, struct mspan *s)
 	l->count--;
 }
 
+static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *objs, unsigned k);
+
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n)
 {
 	unsigned got = transfer_take(c, out, n);
@@ -144,6 +148,8 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 			c->nempty--;
 		}
 		unsigned k = mspan_take(s, out + got, n - got);
+		if (NH_UNLIKELY(s->released))
+			span_reclaim(c, s, out + got, k);
 		got += k;
 		c->objects_out += k;
 		if (s->nalloc == s->nelems) {
@@ -158,13 +164,18 @@ unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, un
 
 static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n, bool keep);
 
+static unsigned unit_shift; /* log2 of mcentral_unit_bytes(); set by its first call */
+
 /* An empty span leaves the class's partial list for the heap (which the
- * caller gives it to once c->lock is dropped). */
+ * caller gives it to once c->lock is dropped; its released bits go with
+ * it, for mheap_free_span). */
 static void unlink_empty(struct mcentral *c, struct mspan *s)
 {
 	list_remove(&c->partial, s);
 	s->list = SPAN_LIST_NONE;
 	c->nspans--;
+	if (s->released)
+		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 }
 
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
@@ -182,6 +193,7 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 	struct mspan *s = NULL;
 	uintptr_t lo = 0, hi = 0; /* the last span's range: batches often share spans */
 	mutex_lock(&c->lock);
+	c->puts++;
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		/* A freed object keeps its mark until it is handed out: gone,
@@ -273,6 +285,290 @@ size_t mcentral_drain(struct mheap *h, bool idle_only)
 		c->idle_gen = c->gen;
 	}
 	return moved;
+}
+
+/* ---- the in-span release ------------------------------------------------------ */
+
+/*
+ * A span of a multi-object class whose objects are mostly free still holds
+ * all of its pages: its live objects pin the span, and the pageAlloc sees
+ * it as in use. Its OS pages that only free slots cover (or none) can go
+ * back to the OS all the same, as glibc gives back the inside of a large
+ * free chunk: nothing reads a free slot (a free object's mark lives in it
+ * only while a cache holds the object, and a cached object is allocated in
+ * the bitmap), and refill hands a slot out fresh, so the program's first
+ * write faults in a zero page. The span remembers which OS pages went
+ * (mspan.released): refill clears the bits of the pages the objects it
+ * takes cover (span_reclaim; the program is about to write them), and when
+ * the span goes back to the heap its wholly released pages become
+ * scavenged pages of the pageAlloc (mheap_free_span). calloc clears small
+ * objects whatever their pages held, so it does not care.
+ *
+ * Released while the span stays in use: its slots in the piece are marked
+ * allocated under the central lock (mcentral_take_free_pages), the lock is
+ * dropped for the system call, and they are cleared again under it
+ * (mcentral_put_free_pages), as the page scavenger allocates a run in the
+ * pageAlloc while it releases it. Pieces are maximal runs of such OS pages
+ * in a span, so two pieces of one span never share a slot (a slot covering
+ * parts of two runs would cover all of the page between them, which would
+ * then be in the run too).
+ *
+ * Invariant (under the lock): a bit of s->released is set only while
+ * every slot overlapping that OS page is free in the bitmap, or held by
+ * a piece being put back.
+ */
+
+/* The first object of a small span. */
+static inline uintptr_t span_first_obj(const struct mspan *s) { return s->base; }
+
+size_t mcentral_unit_bytes(void)
+{
+	if (NH_UNLIKELY(!unit_shift)) {
+		size_t ps = os_page_size();
+		/* A span's OS pages must fit the 32 bits of s->released. */
+		if (ps < 4096 || (ps & (ps - 1)))
+			return 0;
+		unit_shift = (unsigned)nh_ctz64(ps);
+	}
+	return (size_t)1 << unit_shift;
+}
+
+/* Set, clear or test bits [lo, hi) of a span's bitmap. */
+static void obj_bits(uint64_t *bits, unsigned lo, unsigned hi, bool set)
+{
+	while (lo < hi) {
+		unsigned off = lo % 64, k = NH_MIN(64 - off, hi - lo);
+		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << off;
+		if (set)
+			bits[lo / 64] |= m;
+		else
+			bits[lo / 64] &= ~m;
+		lo += k;
+	}
+}
+
+static bool obj_bits_any(const uint64_t *bits, unsigned lo, unsigned hi)
+{
+	while (lo < hi) {
+		unsigned off = lo % 64, k = NH_MIN(64 - off, hi - lo);
+		uint64_t m = (k == 64 ? ~(uint64_t)0 : (((uint64_t)1 << k) - 1)) << off;
+		if (bits[lo / 64] & m)
+			return true;
+		lo += k;
+	}
+	return false;
+}
+
+/* The slots [*lo, *hi) that overlap OS page j of span s. */
+static void unit_objects(const struct mspan *s, unsigned j, unsigned *lo, unsigned *hi)
+{
+	uintptr_t off0 = span_first_obj(s) - s->base;
+	uintptr_t us = (uintptr_t)j << unit_shift, ue = us + ((uintptr_t)1 << unit_shift);
+	uintptr_t l = us > off0 ? (us - off0) / s->elemsize : 0;
+	uintptr_t h = ue > off0 ? (ue - off0 + s->elemsize - 1) / s->elemsize : 0;
+	*lo = (unsigned)NH_MIN(l, (uintptr_t)s->nelems);
+	*hi = (unsigned)NH_MIN(h, (uintptr_t)s->nelems);
+}
+
+/* Racy hints (no lock; tests/hardening/tsan.supp names them). */
+bool mcentral_release_pending(const struct mcentral *c) { return c->puts != c->scanned_puts; }
+uint64_t mcentral_rescan_at(const struct mcentral *c) { return c->rescan_at; }
+size_t mcentral_released_bytes(const struct mcentral *c) { return c->released_bytes; }
+uint64_t mcentral_reclaimed_bytes(const struct mcentral *c) { return c->reclaimed_bytes; }
+
+/* A peek at a span's released OS pages, and its class, before taking the
+ * class's lock; rechecked under it (reclaim_walk). */
+static uint32_t span_peek_released(const struct mspan *s, unsigned *k)
+{
+	*k = s->sizeclass;
+	return s->released;
+}
+
+/* Objects just taken from s by a refill: the OS pages they cover are the
+ * program's again (it writes them, and they fault in). */
+static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *objs, unsigned k)
+{
+	for (unsigned i = 0; i < k && s->released; i++) {
+		uintptr_t off = (objs[i] & ~NH_ENTRY_FRESH) - s->base;
+		unsigned j0 = (unsigned)(off >> unit_shift);
+		unsigned j1 = (unsigned)((off + s->elemsize - 1) >> unit_shift);
+		uint32_t m = (uint32_t)((((uint64_t)2 << j1) - 1) & ~(((uint64_t)1 << j0) - 1));
+		uint32_t hit = s->released & m;
+		if (hit) {
+			size_t b = (size_t)nh_popcount64(hit) << unit_shift;
+			s->released &= ~hit;
+			c->released_bytes -= b;
+			c->reclaimed_bytes += b;
+		}
+	}
+}
+
+/* Is OS page j of s releasable: not released yet, and no slot over it allocated? */
+static bool unit_free(const struct mspan *s, unsigned j)
+{
+	if (s->released >> j & 1)
+		return false;
+	unsigned lo, hi;
+	unit_objects(s, j, &lo, &hi);
+	return !obj_bits_any(s->alloc_bits, lo, hi);
+}
+
+/* The pieces of span s, up to max, their slots taken. Central lock held. */
+static unsigned span_take_pieces(struct mspan *s, struct span_piece *out, unsigned max)
+{
+	unsigned nunits = (unsigned)(((size_t)s->npages << NH_PAGE_SHIFT) >> unit_shift);
+	unsigned got = 0, j = 0;
+	while (j < nunits && got < max) {
+		if (!unit_free(s, j)) {
+			j++;
+			continue;
+		}
+		unsigned j0 = j;
+		while (j < nunits && unit_free(s, j))
+			j++;
+		unsigned lo, hi, lo2, hi2;
+		unit_objects(s, j0, &lo, &hi);
+		unit_objects(s, j - 1, &lo2, &hi2);
+		if (hi2 <= lo)
+			continue; /* no slot there at all (cannot happen: waste < OS page) */
+		obj_bits(s->alloc_bits, lo, hi2, true);
+		s->nalloc = (uint16_t)(s->nalloc + (hi2 - lo));
+		uint32_t units = (uint32_t)((((uint64_t)1 << (j - j0)) - 1) << j0);
+		out[got++] = (struct span_piece){s, units, (uint16_t)lo, (uint16_t)hi2};
+	}
+	return got;
+}
+
+unsigned mcentral_take_free_pages(struct mcentral *c, struct mheap *h, uint64_t idle_before, uint64_t *busy,
+				  struct span_piece *out, unsigned max)
+{
+	if (!mcentral_unit_bytes())
+		return 0;
+	/* Nothing went back to the spans since the last full scan, and no
+	 * chunk it skipped as busy has turned idle. */
+	if (!mcentral_release_pending(c) && idle_before && idle_before <= mcentral_rescan_at(c))
+		return 0;
+	unsigned n = 0;
+	bool skipped = false;
+	mutex_lock(&c->lock);
+	for (struct mspan *s = c->partial.first; s && n < max; s = s->next) {
+		if (s->kept || s->nalloc == s->nelems)
+			continue;
+		uint64_t t;
+		if (idle_before && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
+			skipped = true;
+			if (!*busy || t < *busy)
+				*busy = t;
+			continue;
+		}
+		n += span_take_pieces(s, out + n, max - n);
+	}
+	if (n < max) {
+		c->scanned_puts = c->puts;
+		c->rescan_at = skipped ? *busy : UINT64_MAX;
+	}
+	mutex_unlock(&c->lock);
+	return n;
+}
+
+void span_piece_range(const struct span_piece *p, uintptr_t *addr, size_t *len)
+{
+	unsigned j0 = (unsigned)nh_ctz64(p->units);
+	*addr = p->s->base + ((uintptr_t)j0 << unit_shift);
+	*len = (size_t)nh_popcount64(p->units) << unit_shift;
+}
+
+void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct span_piece *p, unsigned n,
+			     const int *res)
+{
+	struct mspan *empty[64];
+	unsigned nempty = 0;
+	mutex_lock(&c->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct mspan *s = p[i].s;
+		if (res[i] == 0) {
+			s->released |= p[i].units;
+			c->released_bytes += (size_t)nh_popcount64(p[i].units) << unit_shift;
+		}
+		obj_bits(s->alloc_bits, p[i].own_lo, p[i].own_hi, false);
+		s->nalloc = (uint16_t)(s->nalloc - (p[i].own_hi - p[i].own_lo));
+		if (p[i].own_lo / 64 < s->freeindex)
+			s->freeindex = (uint16_t)(p[i].own_lo / 64);
+		if (s->list == SPAN_LIST_FULL) {
+			list_remove(&c->full, s);
+			s->list = SPAN_LIST_PARTIAL;
+			list_push(&c->partial, s);
+		}
+		if (s->nalloc == 0 && !s->kept && c->partial.count > 1) {
+			unlink_empty(c, s);
+			empty[nempty++] = s;
+			if (nempty == 64) {
+				mutex_unlock(&c->lock);
+				for (unsigned j = 0; j < nempty; j++)
+					mheap_free_span(h, empty[j]);
+				nempty = 0;
+				mutex_lock(&c->lock);
+			}
+		}
+	}
+	mutex_unlock(&c->lock);
+	for (unsigned j = 0; j < nempty; j++)
+		mheap_free_span(h, empty[j]);
+}
+
+/* The released OS pages of span s inside [lo, hi), as bits of s->released. */
+static uint32_t released_in(const struct mspan *s, uintptr_t lo, uintptr_t hi)
+{
+	uint32_t m = 0;
+	for (uint32_t bits = s->released; bits; bits &= bits - 1) {
+		unsigned j = (unsigned)nh_ctz64(bits);
+		uintptr_t a = s->base + ((uintptr_t)j << unit_shift);
+		if (a >= lo && a < hi)
+			m |= (uint32_t)1 << j;
+	}
+	return m;
+}
+
+/* Count (clear: false) or take back (clear: true) the released OS pages of
+ * the small spans over [lo, hi). Each span is looked at under its class's
+ * lock; one that left its class meanwhile is skipped. */
+static size_t reclaim_walk(struct mheap *h, uintptr_t lo, uintptr_t hi, bool clear)
+{
+	size_t bytes = 0;
+	for (uintptr_t a = lo; a < hi;) {
+		struct mspan *s = span_of(a);
+		if (!s) {
+			a += NH_PAGE_SIZE;
+			continue;
+		}
+		uintptr_t end = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT); /* a hint */
+		unsigned k;
+		if (span_peek_released(s, &k) && k) {
+			struct mcentral *c = &h->central[k];
+			mutex_lock(&c->lock);
+			if (s->sizeclass == k && s->list != SPAN_LIST_NONE && s->base < hi && end > lo) {
+				uint32_t m = released_in(s, lo, hi);
+				size_t b = (size_t)nh_popcount64(m) << unit_shift;
+				bytes += b;
+				if (clear && m) {
+					s->released &= ~m;
+					c->released_bytes -= b;
+				}
+			}
+			mutex_unlock(&c->lock);
+		}
+		a = end > a ? end : a + NH_PAGE_SIZE;
+	}
+	return bytes;
+}
+
+size_t mcentral_reclaim_range(struct mheap *h, uintptr_t lo, uintptr_t hi, size_t max_bytes)
+{
+	if (!unit_shift)
+		return 0; /* nothing was ever released inside a span */
+	if (reclaim_walk(h, lo, hi, false) > max_bytes)
+		return SIZE_MAX;
+	return reclaim_walk(h, lo, hi, true);
 }
 
 void mcentral_fork_lock(bool lock)

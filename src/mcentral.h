@@ -55,6 +55,16 @@ struct mcentral {
 	uint32_t empty_max;	  /* how many may be kept: NH_CENTRAL_KEEP_BYTES worth */
 	uint64_t gen;		  /* bumped by refills: idle detection for the kept spans */
 	uint64_t idle_gen;
+	/* The in-span release (mcentral_take_free_pages). Under lock. */
+	uint64_t puts;		  /* bumped when objects go back to the spans' bitmaps */
+	uint64_t scanned_puts;	  /* puts when a scan last found nothing more to release */
+	uint64_t rescan_at;	  /* ... but left spans in busy chunks, which turn idle then */
+	size_t released_bytes;	  /* OS pages released inside this class's spans now */
+	uint64_t reclaimed_bytes; /* in total: of those, taken back by refills */
+	/* The background thread's alone (no lock): the class's mallocs (all
+	 * caches) when it last saw them change, and when. */
+	uint64_t sub_allocs;
+	uint64_t sub_since;
 } NH_ALIGNED(NH_CACHE_LINE);
 
 void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
@@ -67,5 +77,47 @@ void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs
  * last call (idle). Objects moved. */
 size_t mcentral_drain(struct mheap *h, bool idle_only);
 size_t mcentral_transfer_objects(struct mcentral *c);
+
+/*
+ * The in-span release: a span's OS pages that only free slots cover go
+ * back to the OS while the span stays in use. A piece is a run of such
+ * pages in one span; its slots are marked allocated while the kernel
+ * releases it, so no refill hands them out meanwhile.
+ */
+struct span_piece {
+	struct mspan *s;
+	uint32_t units;		/* the OS pages (bits of s->released) */
+	uint16_t own_lo, own_hi; /* the slots marked allocated for it: [own_lo, own_hi) */
+};
+/* The OS pages that in-span releases work in: 0 if they cannot (OS pages
+ * larger than a span's). */
+size_t mcentral_unit_bytes(void);
+/* Up to max pieces of c's spans into out[] (their slots taken); how many.
+ * Only from spans in chunks of h's pageAlloc unused since idle_before (0:
+ * any); *busy gets the earliest last use of a chunk skipped as busy (left
+ * alone if none). */
+unsigned mcentral_take_free_pages(struct mcentral *c, struct mheap *h, uint64_t idle_before, uint64_t *busy,
+				  struct span_piece *out, unsigned max);
+/* (The time a skipped chunk turns idle is *busy + delay: the caller sets
+ * c->rescan_at to it, and the class is not scanned again before then
+ * unless objects go back to its spans.) */
+/* Give the pieces' slots back; res[i] == 0: piece i was released. Spans
+ * that end up empty go back to the heap. */
+void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct span_piece *p, unsigned n,
+			     const int *res);
+/* Racy reads for the scavenger's hints and sums: objects went back to
+ * the spans since the last full scan; when a skipped busy chunk turns
+ * idle; OS pages released now; of those, taken back in total. */
+bool mcentral_release_pending(const struct mcentral *c);
+uint64_t mcentral_rescan_at(const struct mcentral *c);
+size_t mcentral_released_bytes(const struct mcentral *c);
+uint64_t mcentral_reclaimed_bytes(const struct mcentral *c);
+/* The address and length of a piece. */
+void span_piece_range(const struct span_piece *p, uintptr_t *addr, size_t *len);
+/* The spans of heap h over [lo, hi) (a huge page about to be collapsed):
+ * if at most max_bytes of their OS pages there are released, those count
+ * as the program's again (the collapse fills them in) and their bytes are
+ * returned; else nothing changes and SIZE_MAX is returned. */
+size_t mcentral_reclaim_range(struct mheap *h, uintptr_t lo, uintptr_t hi, size_t max_bytes);
 
 #endif /* NUMAHEAP_MCENTRAL_H */

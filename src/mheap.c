@@ -144,6 +144,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	s->base = base;
 	s->npages = (uint32_t)npages;
 	s->node = (uint8_t)h->node;
+	s->released = 0;
 	size_t fresh;
 	s->needzero = alloc_needs_zero(base, npages, scav, &fresh);
 	if (sizeclass) {
@@ -163,12 +164,45 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	return s;
 }
 
+/*
+ * The pages of a freed span whose OS pages all went back to the OS while
+ * it was in use (mcentral.c, the in-span release) are released pages of
+ * the pageAlloc now: marked scavenged, so the scavenger leaves them, and a
+ * span made of them is known to be zero. Heap lock held; pages free.
+ */
+static void mark_released_pages(struct mheap *h, struct mspan *s)
+{
+	unsigned ushift = (unsigned)nh_ctz64(mcentral_unit_bytes());
+	uintptr_t run = 0;
+	size_t nrun = 0;
+	for (unsigned k = 0; k <= s->npages; k++) {
+		bool gone = false;
+		if (k < s->npages) {
+			unsigned j0 = (unsigned)(((uintptr_t)k << NH_PAGE_SHIFT) >> ushift);
+			unsigned j1 = (unsigned)((((uintptr_t)k + 1) << NH_PAGE_SHIFT) - 1) >> ushift;
+			uint32_t m = (uint32_t)((((uint64_t)2 << j1) - 1) & ~(((uint64_t)1 << j0) - 1));
+			gone = (s->released & m) == m;
+		}
+		if (gone) {
+			if (!nrun)
+				run = s->base + ((uintptr_t)k << NH_PAGE_SHIFT);
+			nrun++;
+		} else if (nrun) {
+			page_alloc_mark_scavenged(&h->pages, run, nrun);
+			nrun = 0;
+		}
+	}
+	s->released = 0;
+}
+
 void mheap_free_span(struct mheap *h, struct mspan *s)
 {
 	mutex_lock(&h->lock);
 	size_t bytes = (size_t)s->npages << NH_PAGE_SHIFT;
 	arena_set_spans(s->base, s->npages, NULL);
 	page_alloc_free(&h->pages, s->base, s->npages);
+	if (NH_UNLIKELY(s->released))
+		mark_released_pages(h, s);
 	h->inuse_bytes -= bytes;
 	if (s->sizeclass == 0) {
 		h->large_inuse_bytes -= bytes;

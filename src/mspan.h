@@ -48,6 +48,11 @@ struct mspan {
 	 * by the freeing thread. NULL otherwise. */
 	void *prof;
 	size_t prof_size; /* the sampled block's requested size */
+	/* Small spans: bit j set when the span's j-th OS page (base +
+	 * j * os_page_size()) went back to the OS while only free slots
+	 * covered it (mcentral.c, the in-span release). Under the central
+	 * lock; 0 when the span comes from the heap. */
+	uint32_t released;
 	/* 1: object allocated. Declared for the largest span; a span struct
 	 * is allocated only as long as its class needs (mspan_struct_size). */
 	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];

@@ -10,15 +10,19 @@
  *             NUMAHEAP_STATS_SIGNAL), written by stats_dump.
  *   regrowth  a pre-faulting episode, if a thread asked for one (below).
  *   caches    the caches nobody used since the last look go back to their
- *             spans: transfer caches at every round, CPU caches every
- *             NUMAHEAP_CACHE_IDLE (proc_drain_idle).
- *   scavenge  a scavenger pass (scavenger.c decides what to release).
- *   sleep     until the next job is due, or a thread wakes it.
+ *             spans: transfer caches at every round, the cache of a CPU
+ *             once no slow path has used it for NUMAHEAP_CACHE_IDLE
+ *             (proc_drain_idle).
+ *   scavenge  a scavenger pass (scavenger.c decides what to release);
+ *             its slower steps (subrelease, in-span release, making huge
+ *             pages whole again) get the CPU budget's credit left.
+ *   sleep     until the next job is due (a chunk, class or CPU cache
+ *             turning idle), or a thread wakes it.
  *
  * Pacing: on average the thread works 1% of the time (NUMAHEAP_SCAVENGE_CPU;
  * work is counted in wall time, which includes the kernel's io_uring
  * workers), as a token bucket: credit accrues at that rate up to a burst of
- * 250 ms, each round spends what it took, and a thread in debt sleeps until
+ * 1 s, each round spends what it took, and a thread in debt sleeps until
  * it is paid back. So a program that frees a gigabyte after a quiet spell
  * gets it released within the scavenger's delay and a round or two, while
  * steady churn costs no more than the budget. When there is nothing to do
@@ -211,7 +215,12 @@ void scavenger_install_signal(void)
 /* ---- the thread's rounds ------------------------------------------------------------------- */
 
 /* Work the pacing lets a round do at once after a quiet spell (see the top). */
-#define SCAV_BURST_NS ((int64_t)250000000)
+/* 1 s: releasing a fragmented heap costs the kernel about 1 ms of CPU per
+ * MiB here (splitting huge pages, many small runs), and making its huge
+ * pages whole again when it grows back about 0.4 ms per huge page; a
+ * quarter of a second, as before the subrelease, left a freed gigabyte
+ * half released and the regrown heap on base pages for minutes. */
+#define SCAV_BURST_NS ((int64_t)1000000000)
 
 /* The thread's own state: its jobs' clocks and its CPU budget. */
 struct bg_pacing {
@@ -219,7 +228,7 @@ struct bg_pacing {
 	uint64_t interval; /* NUMAHEAP_STATS_INTERVAL (ns); 0: no periodic dumps */
 	uint64_t pct;	   /* NUMAHEAP_SCAVENGE_CPU: the budget, percent of the time */
 	int64_t credit;	   /* the token bucket, in ns of work */
-	uint64_t last_round, last_dump, last_drain;
+	uint64_t last_round, last_dump;
 };
 
 static void bg_setup(struct bg_pacing *p)
@@ -231,7 +240,7 @@ static void bg_setup(struct bg_pacing *p)
 		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
 			nh_scav.uring_failed = 1;
 	}
-	p->last_drain = p->last_dump = p->last_round = os_nanotime();
+	p->last_dump = p->last_round = os_nanotime();
 	p->interval = (uint64_t)NH_OPTION(STATS_INTERVAL);
 	p->pct = (uint64_t)NH_OPTION(SCAVENGE_CPU);
 	p->credit = SCAV_BURST_NS;
@@ -240,22 +249,20 @@ static void bg_setup(struct bg_pacing *p)
 /*
  * Caches nobody used since the last look go back to their spans:
  * transfer caches at every round (nothing is hot in an untouched one), CPU
- * caches every NUMAHEAP_CACHE_IDLE. What they free was idle already, so it
- * does not wait another delay: this round's scavenging, after them, may
- * release it.
+ * caches idle for NUMAHEAP_CACHE_IDLE. What they free was idle already, so
+ * it does not wait another delay: this round's scavenging, after them, may
+ * release it. Returns when the next CPU cache turns idle (0: none).
  */
-static void drain_idle_caches(struct bg_pacing *p, uint64_t now)
+static uint64_t drain_idle_caches(uint64_t now)
 {
-	uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE);
+	uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE), due = 0;
 	if (!idle)
-		return;
+		return 0;
 	nh_free_keeps_idle = true;
 	nh_scav.cache_drained_objects += mheap_drain_caches(true);
-	if (now - p->last_drain >= idle) {
-		nh_scav.cache_drained_objects += proc_drain_idle();
-		p->last_drain = now;
-	}
+	nh_scav.cache_drained_objects += proc_drain_idle(now, idle, &due);
 	nh_free_keeps_idle = false;
+	return due;
 }
 
 /*
@@ -308,9 +315,13 @@ static void *bg_main(void *arg)
 			prefault_episode();
 			now = os_nanotime();
 		}
-		drain_idle_caches(&p, now);
+		uint64_t cache_due = drain_idle_caches(now);
 		uint64_t due = 0;
-		size_t released = p.scav_on ? scavenge_background(now, &bg_batch, &due) : 0;
+		/* What the pass may spend on its paced steps: the credit left. */
+		uint64_t budget = !p.pct ? UINT64_MAX / 4 : p.credit > 0 ? (uint64_t)p.credit : 0;
+		size_t released = p.scav_on ? scavenge_background(now, &bg_batch, &due, budget) : 0;
+		if (cache_due && (!due || cache_due < due))
+			due = cache_due;
 		/*
 		 * The work is measured in wall time: io_uring runs madvise in
 		 * the kernel's io-wq workers, whose CPU time this thread's

@@ -41,8 +41,10 @@ int proc_current_node(void);
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
 /* Count objects held in the caches of node node (every cache if node < 0), by class. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
-/* Drain the caches of CPUs unused since the last call (background pass). */
-size_t proc_drain_idle(void);
+/* Drain the caches of CPUs no slow path has used for idle_ns (a background
+ * pass at time now); *due gets when the next cache holding objects turns
+ * idle (unchanged if none). Objects drained. */
+size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due);
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
 void proc_register_atfork(void);
 /* Mallocs served without a cache, by class (0: every large object). */

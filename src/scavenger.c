@@ -19,13 +19,27 @@
  *            packs low, so the top stays free longest). Then, if the node
  *            is still above its goal, the free runs of sparse huge pages
  *            (at most 1/8 of their pages allocated: what a freed region
- *            leaves behind, a span or two per size class). Dense huge
- *            pages are broken only when everything is asked for
- *            (malloc_trim, numaheap_release, the memory limit): a broken
- *            huge page costs TLB misses while it lives, and 4 KiB faults
- *            when the program grows into it again (perf/rss measured 1.3x
- *            the CPU of the allocating phases when the background passes
- *            broke them all; docs/performance.md).
+ *            leaves behind, a span or two per size class).
+ *   subrelease  denser huge pages are broken later: after
+ *            NUMAHEAP_SUBRELEASE_DELAY with neither a free nor a span taken
+ *            in their chunk, the free runs of huge pages still in use,
+ *            sparsest first, down to the goal (Temeraire's subrelease). A
+ *            broken huge page costs TLB misses while it lives, and base-page
+ *            faults when the program grows into it again (perf/rss measured
+ *            1.3x the CPU of the allocating phases when every background
+ *            pass broke them all; docs/performance.md), hence the longer
+ *            delay, and the collapse below.
+ *   in spans the OS pages that only free slots cover, inside spans still in
+ *            use, of size classes nobody has allocated for the same delay
+ *            (mcentral.c has the mechanism): what a server keeps after it
+ *            deleted most of its data at random, where nearly every span
+ *            keeps an object or two.
+ *   collapse after the program grew back into broken huge pages, they are
+ *            made huge again (MADV_COLLAPSE), so a heap in steady use keeps
+ *            its huge pages. Broken huge pages are marked MADV_NOHUGEPAGE
+ *            meanwhile, or khugepaged would fill them in again.
+ *            malloc_trim, numaheap_release and the memory limit break any
+ *            huge page, and release inside every span, at once.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
  *            heap's resident memory exceeds the limit scavenges at once,
  *            itself, ignoring idleness, and may break huge pages.
@@ -63,6 +77,7 @@
 
 #include "mheap.h"
 #include "mcache.h"
+#include "proc.h"
 
 #include "scavenger.h"
 #include "hardened.h"
@@ -75,6 +90,9 @@ static struct mutex scav_lock;
 struct nh_scav_stats nh_scav;
 
 static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY); }
+static uint64_t sub_delay_ns(void) { return (uint64_t)NH_OPTION(SUBRELEASE_DELAY); }
+/* Collapse split huge pages when the heap is on transparent huge pages. */
+static bool collapse_wanted;
 
 void scavenger_init(void)
 {
@@ -85,6 +103,8 @@ void scavenger_init(void)
 	bool prefault = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(PREFAULT) && !nh_hardened &&
 			!(NH_OPTION(NUMA) == NUMA_OFF && numa_topo.nnodes > 1);
 	nh_scav.prefault = prefault ? "on" : "off";
+	collapse_wanted = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(THP) && !NH_OPTION(HUGETLB);
+	nh_scav.collapse = collapse_wanted ? "on" : "off";
 	bg_init(prefault);
 }
 
@@ -92,6 +112,40 @@ void scavenger_lock(void) { mutex_lock(&scav_lock); }
 void scavenger_unlock(void) { mutex_unlock(&scav_lock); }
 
 /* ---- one node --------------------------------------------------------------------- */
+
+/* One pass over the nodes: what it may do, and what it found pending. */
+struct scav_pass {
+	bool all;	   /* trim, release, the memory limit: everything, now */
+	uint64_t now;
+	uint64_t deadline; /* the subrelease, in-span and collapse steps stop here (the CPU budget) */
+	struct os_batch *b;
+	uint64_t due;	   /* out: when memory left alone as busy turns idle (0: none) */
+	bool cut;	   /* out: the deadline stopped a step with work left */
+	const uint64_t *allocs; /* mallocs so far by class, all caches (background only) */
+};
+
+static void pass_due(struct scav_pass *ps, uint64_t t)
+{
+	if (t && (!ps->due || t < ps->due))
+		ps->due = t;
+}
+
+static bool pass_late(struct scav_pass *ps)
+{
+	if (ps->all || os_nanotime() < ps->deadline)
+		return false;
+	ps->cut = true;
+	return true;
+}
+
+/* OS pages released inside the spans of h, now (a racy sum). */
+static size_t span_released_bytes(struct mheap *h)
+{
+	size_t r = 0;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		r += mcentral_released_bytes(&h->central[k]);
+	return r;
+}
 
 /* Free resident bytes of h beyond its goal; heap lock held. */
 static size_t excess_bytes(struct mheap *h)
@@ -103,10 +157,50 @@ static size_t excess_bytes(struct mheap *h)
 }
 
 /*
- * Release up to want bytes of h matching q, through batch b. Returns bytes
- * released. The heap lock is taken per batch and dropped for the system call.
+ * Khugepaged and split huge pages. A run released inside a huge page
+ * splits it; with the default max_ptes_none (511), khugepaged would later
+ * collapse it again, faulting in everything that was released (it did in
+ * redis-frag: RSS back up by 12 MiB within seconds; scanning a few MiB
+ * every ten seconds, it would refill the whole heap in minutes). So a huge
+ * page the scavenger splits is also marked MADV_NOHUGEPAGE, which
+ * khugepaged respects, and marked back MADV_HUGEPAGE when it is made whole
+ * again (collapse_node). Go went the other way (1.21.1 stopped changing
+ * the flags: its heap grew too many VMAs, and the calls contended on the
+ * address space's lock); here a flag changes only for a huge page the
+ * background thread splits on purpose, and at most NOHUGE_MAX huge pages
+ * are so marked at once (each may cost two VMAs of the 65530 the kernel
+ * allows by default); past that, khugepaged may have them back.
  */
-static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, struct os_batch *b)
+#define NOHUGE_MAX 8192
+static _Atomic size_t nohuge_count; /* huge pages marked MADV_NOHUGEPAGE now */
+
+/* The runs of batch b are about to be released: note the huge pages they
+ * split, and keep khugepaged away from the newly split ones. */
+static void break_huge_pages(struct mheap *h, struct os_batch *b)
+{
+	uintptr_t hps[2 * OS_BATCH_MAX];
+	unsigned n = 0;
+	mutex_lock(&h->lock);
+	for (unsigned i = 0; i < b->n && n + 2 <= 2 * OS_BATCH_MAX; i++)
+		n += page_alloc_note_broken(&h->pages, (uintptr_t)b->op[i].p, b->op[i].len, hps + n, 2);
+	mutex_unlock(&h->lock);
+	if (!collapse_wanted)
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		if (atomic_load_explicit(&nohuge_count, memory_order_relaxed) >= NOHUGE_MAX)
+			break;
+		if (os_hugepage((void *)hps[i], NH_HUGE_BYTES, false) == 0)
+			atomic_fetch_add_explicit(&nohuge_count, 1, memory_order_relaxed);
+	}
+}
+
+/*
+ * Release up to want bytes of h matching q, through batch b. Returns bytes
+ * released. The heap lock is taken per batch and dropped for the system
+ * call. A pass with a deadline (ps) stops after the batch that passes it.
+ */
+static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, struct os_batch *b,
+			   struct scav_pass *ps)
 {
 	size_t released = 0;
 	enum os_release_mode mode = (enum os_release_mode)NH_OPTION(RELEASE);
@@ -128,6 +222,7 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
 		mutex_unlock(&h->lock);
 		if (b->n == 0)
 			break;
+		break_huge_pages(h, b);
 		os_batch_submit(b, mode);
 		mutex_lock(&h->lock);
 		for (unsigned i = 0; i < b->n; i++) {
@@ -141,31 +236,62 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
 			}
 		}
 		mutex_unlock(&h->lock);
-		if (q->limit <= h->pages.base)
+		if (q->limit <= h->pages.base || (ps && pass_late(ps)))
 			break;
 	}
 	return released;
 }
 
 /*
- * Scavenge node h towards its goal (or everything free, if all). Returns
- * the bytes released; *next_idle gets the tick at which a busy chunk turns
- * idle (0 if none).
+ * The subrelease (tcmalloc's Temeraire subreleases, Go's scavenger breaks
+ * huge pages below 96% use): the free runs of huge pages the program
+ * still uses, once their chunks have seen neither a free nor a span taken
+ * for NUMAHEAP_SUBRELEASE_DELAY, sparsest huge pages first (rounds of
+ * growing occupancy), until the node is at its goal. A heap that grows
+ * and shrinks takes and frees spans in its chunks all the time, so it is
+ * not split; one in steady use within its spans (caches serving the same
+ * classes, no span taken or freed) is split only where it keeps more free
+ * pages than its goal, unused for the delay. Memory a program stopped using comes back, at
+ * the price of base pages where it picks up again (faulted in a page at a
+ * time; made huge again by the collapse step once it is all in use).
  */
-static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_batch *b, uint64_t *next_idle)
+static size_t subrelease(struct mheap *h, uintptr_t top, size_t want, struct scav_pass *ps)
+{
+	static const unsigned rounds[] = {NH_PAGES_PER_HUGE / 4, NH_PAGES_PER_HUGE / 2, NH_PAGES_PER_HUGE * 3 / 4,
+					  NH_PAGES_PER_HUGE - 1};
+	uint64_t delay = sub_delay_ns();
+	size_t released = 0;
+	for (unsigned r = 0; r < sizeof rounds / sizeof rounds[0] && released < want; r++) {
+		struct scav_query q = {.limit = top, .min_pages = 1, .align_pages = 1, .max_used = rounds[r],
+				       .idle_before = ps->now > delay ? ps->now - delay : 1, .allocs_too = true};
+		released += release_runs(h, &q, want - released, ps->b, ps);
+		if (r == 0)
+			pass_due(ps, q.next_idle ? q.next_idle + delay : 0);
+		if (ps->cut)
+			break;
+	}
+	nh_scav.subreleased_bytes += released;
+	return released;
+}
+
+/*
+ * Scavenge node h towards its goal (or everything free, if ps->all).
+ * Returns the bytes released; ps->due notes when a busy chunk turns idle.
+ */
+static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 {
 	mutex_lock(&h->lock);
-	size_t want = all ? (size_t)-1 : excess_bytes(h);
+	size_t want = ps->all ? (size_t)-1 : excess_bytes(h);
 	uintptr_t top = h->pages.grown_end;
 	mutex_unlock(&h->lock);
 	if (want == 0)
 		return 0;
-	uint64_t idle_before = all || now < delay_ns() ? 0 : now - delay_ns();
+	uint64_t idle_before = ps->all || ps->now < delay_ns() ? 0 : ps->now - delay_ns();
 	/* Pass 1: whole huge pages. */
 	struct scav_query q = {.limit = top, .min_pages = NH_PAGES_PER_HUGE, .align_pages = NH_PAGES_PER_HUGE,
 			       .idle_before = idle_before};
-	size_t released = release_runs(h, &q, want, b);
-	uint64_t busy = q.next_idle;
+	size_t released = release_runs(h, &q, want, ps->b, NULL);
+	pass_due(ps, q.next_idle ? q.next_idle + delay_ns() : 0);
 	if (released < want) {
 		/*
 		 * Pass 2: smaller runs, breaking huge pages. When asked for
@@ -173,39 +299,223 @@ static size_t scavenge_node(struct mheap *h, bool all, uint64_t now, struct os_b
 		 * page; in the background, still above the goal, only from
 		 * sparse ones (at most 1/8 allocated): a span or two left
 		 * behind in an otherwise free huge page when a whole region of
-		 * the heap was freed. Dense huge pages stay whole (Go's rule):
-		 * the program is using them, and breaking them costs TLB misses
-		 * and 4 KiB faults when it grows into them again.
+		 * the heap was freed. Denser huge pages wait for the subrelease.
 		 */
 		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = idle_before,
-					.max_used = all ? 0 : NH_PAGES_PER_HUGE / 8};
-		released += release_runs(h, &q2, want - released, b);
-		if (q2.next_idle && (!busy || q2.next_idle < busy))
-			busy = q2.next_idle;
+					.max_used = ps->all ? 0 : NH_PAGES_PER_HUGE / 8};
+		released += release_runs(h, &q2, want - released, ps->b, NULL);
+		pass_due(ps, q2.next_idle ? q2.next_idle + delay_ns() : 0);
 	}
-	if (next_idle)
-		*next_idle = busy;
+	/* Pass 3, in the background: the subrelease. */
+	if (released < want && !ps->all && sub_delay_ns())
+		released += subrelease(h, top, want - released, ps);
 	return released;
+}
+
+/* The pieces of class c, a batch at a time, until none is left or the pass is late. */
+static size_t release_class_pieces(struct mheap *h, struct mcentral *c, struct scav_pass *ps)
+{
+	struct span_piece pc[OS_BATCH_MAX];
+	int res[OS_BATCH_MAX];
+	struct os_batch *b = ps->b;
+	enum os_release_mode mode = (enum os_release_mode)NH_OPTION(RELEASE);
+	uint64_t delay = sub_delay_ns(), busy = 0;
+	uint64_t idle_before = ps->all ? 0 : ps->now > delay ? ps->now - delay : 1;
+	size_t released = 0;
+	for (;;) {
+		unsigned n = mcentral_take_free_pages(c, h, idle_before, &busy, pc, OS_BATCH_MAX);
+		if (busy)
+			pass_due(ps, busy + delay);
+		if (!n)
+			break;
+		for (unsigned i = 0; i < n; i++) {
+			uintptr_t a;
+			span_piece_range(&pc[i], &a, &b->op[i].len);
+			b->op[i].p = (void *)a;
+		}
+		b->n = n;
+		break_huge_pages(h, b);
+		os_batch_submit(b, mode);
+		for (unsigned i = 0; i < n; i++) {
+			res[i] = b->op[i].res;
+			if (res[i] == 0)
+				released += b->op[i].len;
+		}
+		mcentral_put_free_pages(c, h, pc, n, res);
+		if (n < OS_BATCH_MAX || pass_late(ps))
+			break;
+	}
+	if (released) {
+		mutex_lock(&h->lock);
+		h->scav_released_bytes += released;
+		mutex_unlock(&h->lock);
+	}
+	return released;
+}
+
+/*
+ * The in-span release of node h (mcentral.c has the mechanism): the OS
+ * pages that only free slots cover, in the spans of classes nobody has
+ * allocated from (any cache, any CPU) for NUMAHEAP_SUBRELEASE_DELAY, in
+ * chunks that have been idle as long (every class and chunk, when
+ * everything is asked for). Idleness is the rule here, not the node's
+ * goal: the free slots of a class nobody allocates stay free, and a heap
+ * in steady use, whose caches serve the same classes all the time, is
+ * left alone (a refill count would not do: a cache that frees as much as
+ * it allocates does not refill). Returns the bytes released.
+ */
+static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
+{
+	size_t released = 0;
+	uint64_t delay = sub_delay_ns();
+	for (unsigned k = 1; k < NH_NUM_CLASSES && !ps->cut; k++) {
+		struct mcentral *c = &h->central[k];
+		if (!ps->all) {
+			if (ps->allocs[k] != c->sub_allocs || !c->sub_since) {
+				c->sub_allocs = ps->allocs[k];
+				c->sub_since = ps->now;
+			}
+			if (ps->now - c->sub_since < delay) {
+				if (mcentral_release_pending(c))
+					pass_due(ps, c->sub_since + delay);
+				continue;
+			}
+		}
+		released += release_class_pieces(h, c, ps);
+	}
+	nh_scav.span_released_bytes += released;
+	return released;
+}
+
+/*
+ * Huge pages come back. A huge page the scavenger split stays on base
+ * pages after the program has grown back into it, each of its pages a TLB
+ * entry (and marked MADV_NOHUGEPAGE, so khugepaged leaves it too). After
+ * the program took released memory back (pages of the pageAlloc, or OS
+ * pages inside spans), for COLLAPSE_WINDOW_NS, the background thread makes
+ * such huge pages whole again: those at least half allocated, with at most
+ * COLLAPSE_MAX_RELEASED pages still released (in the pageAlloc and inside
+ * their spans together; they are filled in and count as resident again).
+ * It marks the range MADV_HUGEPAGE and asks for MADV_COLLAPSE (the kernel
+ * copies the 2 MiB into a huge page: 0.3-1 ms here); without MADV_COLLAPSE
+ * (before Linux 6.1) the flag alone lets khugepaged collapse it, later.
+ * Not in a round in which the program grew back by a huge page or more:
+ * the copy holds the address space's lock, and the program's own faults
+ * would wait for it (perf/rss measured that when pre-faulting collapsed).
+ * A huge page made whole counts as used for COLLAPSE_HOLD subrelease
+ * delays (page_alloc_collapse_begin), so that the subrelease does not
+ * split it again at once: one back and forth per hold at most. Paced by
+ * the CPU budget; scav_lock is held around each, so that a synchronous
+ * scavenge does not release pages of a huge page being collapsed (the
+ * kernel would fill them in again).
+ */
+static bool collapse_by_khugepaged; /* the background thread's: no MADV_COLLAPSE */
+/* A split huge page is made whole once at most this many of its pages are
+ * still released (they are faulted in by the collapse): 64 KiB. */
+#define COLLAPSE_MAX_RELEASED (NH_PAGES_PER_HUGE / 32)
+/* Collapses follow a regrowth for this long (after it, the heap is either
+ * whole again or idle, and an idle heap's split huge pages are what the
+ * scavenger released on purpose). */
+#define COLLAPSE_WINDOW_NS ((uint64_t)30000000000)
+/* A huge page made whole is not split again for this many subrelease delays. */
+#define COLLAPSE_HOLD 10
+
+/* Bytes of released memory node h has taken back so far: pages of the
+ * pageAlloc and OS pages inside spans (racy sums). */
+static uint64_t regrown_bytes(struct mheap *h)
+{
+	uint64_t r = h->released_reused_bytes;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		r += mcentral_reclaimed_bytes(&h->central[k]);
+	return r;
+}
+
+/* Make the broken huge pages of h that the program grew back into whole. */
+static void collapse_node(struct mheap *h, struct scav_pass *ps)
+{
+	uint64_t r = regrown_bytes(h);
+	bool growing = r - h->collapse_seen_regrown >= NH_HUGE_BYTES;
+	if (r != h->collapse_seen_regrown) {
+		h->collapse_seen_regrown = r;
+		h->regrown_at = ps->now;
+	}
+	if (growing || !h->regrown_at || ps->now - h->regrown_at > COLLAPSE_WINDOW_NS)
+		return;
+	mutex_lock(&h->lock);
+	bool any = h->pages.broken != 0;
+	mutex_unlock(&h->lock);
+	if (!any)
+		return;
+	/* The first NH_SMALL_HEAP_BYTES of the slice stay on base pages (arena.c). */
+	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
+	uint64_t hold = ps->now + COLLAPSE_HOLD * sub_delay_ns();
+	while (!pass_late(ps)) {
+		unsigned nscav = 0;
+		mutex_lock(&scav_lock);
+		mutex_lock(&h->lock);
+		uintptr_t hp = page_alloc_next_collapse(&h->pages, &cursor, floor, COLLAPSE_MAX_RELEASED,
+							NH_PAGES_PER_HUGE / 2, &nscav);
+		mutex_unlock(&h->lock);
+		if (!hp) {
+			mutex_unlock(&scav_lock);
+			break;
+		}
+		/* Released OS pages inside its spans count too. */
+		size_t left = (size_t)(COLLAPSE_MAX_RELEASED - nscav) << NH_PAGE_SHIFT;
+		if (mcentral_reclaim_range(h, hp, hp + NH_HUGE_BYTES, left) == SIZE_MAX) {
+			mutex_unlock(&scav_lock);
+			continue;
+		}
+		mutex_lock(&h->lock);
+		page_alloc_collapse_begin(&h->pages, hp, hold);
+		mutex_unlock(&h->lock);
+		/* Huge pages allowed again (harmless if it never lost them). */
+		if (os_hugepage((void *)hp, NH_HUGE_BYTES, true) == 0 &&
+		    atomic_load_explicit(&nohuge_count, memory_order_relaxed))
+			atomic_fetch_sub_explicit(&nohuge_count, 1, memory_order_relaxed);
+		int r2 = collapse_by_khugepaged ? 0 : os_collapse((void *)hp, NH_HUGE_BYTES);
+		mutex_unlock(&scav_lock);
+		if (r2 == -EINVAL) {
+			/* No MADV_COLLAPSE (before 6.1): the range is allowed
+			 * huge pages again, and khugepaged will collapse it. */
+			collapse_by_khugepaged = true;
+			nh_scav.collapse = "khugepaged";
+		}
+		if (r2 == 0 || r2 == -EINVAL)
+			nh_scav.collapses++;
+		else
+			nh_scav.collapse_failures++;
+	}
 }
 
 /* ---- the background thread's passes ------------------------------------------------- */
 
-size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due)
+size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns)
 {
-	uint64_t next = 0;
+	uint64_t allocs[NH_NUM_CLASSES];
+	struct scav_pass ps = {.now = now, .deadline = now + budget_ns, .b = b, .allocs = allocs};
 	size_t released = 0;
+	if (sub_delay_ns()) {
+		proc_sum_allocs(allocs);
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			allocs[k] += atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
+	}
 	nh_scav.backend = b->backend == OS_BACKEND_URING ? "io_uring" : "madvise";
 	for_each_heap(h) {
-		uint64_t ni = 0;
-		released += scavenge_node(h, false, now, b, &ni);
-		if (ni && (!next || ni < next))
-			next = ni;
+		released += scavenge_node(h, &ps);
+		if (sub_delay_ns() && !ps.cut)
+			released += release_in_spans(h, &ps);
+		if (collapse_wanted && !ps.cut)
+			collapse_node(h, &ps);
 	}
 	nh_scav.bg_released_bytes += released;
 	nh_scav.submissions = b->submissions;
 	nh_scav.bg_syscalls = b->syscalls;
 	nh_scav.passes++;
-	*due = next ? next + delay_ns() : 0;
+	if (ps.cut)
+		nh_scav.budget_cuts++;
+	/* Cut short by the budget: back as soon as it allows. */
+	*due = ps.cut ? now : ps.due;
 	return released;
 }
 
@@ -223,8 +533,12 @@ size_t scavenge_now(bool all)
 		bg_prefault_cancel();
 	if (sync_batch.backend != OS_BACKEND_MADVISE)
 		sync_batch.backend = OS_BACKEND_MADVISE;
-	for_each_heap(h)
-		released += scavenge_node(h, all, now, &sync_batch, NULL);
+	struct scav_pass ps = {.all = all, .now = now, .deadline = UINT64_MAX, .b = &sync_batch};
+	for_each_heap(h) {
+		released += scavenge_node(h, &ps);
+		if (all)
+			released += release_in_spans(h, &ps);
+	}
 	nh_scav.sync_released_bytes += released;
 	nh_scav.syscalls += sync_batch.syscalls;
 	sync_batch.syscalls = 0;
@@ -237,7 +551,7 @@ static size_t resident_bytes(void)
 {
 	size_t r = 0;
 	for_each_heap(h) {
-		size_t rel = h->pages.pages_scav << NH_PAGE_SHIFT;
+		size_t rel = (h->pages.pages_scav << NH_PAGE_SHIFT) + span_released_bytes(h);
 		r += h->mapped_bytes > rel ? h->mapped_bytes - rel : 0;
 	}
 	return r;

@@ -29,6 +29,12 @@ struct nh_scav_stats {
 	const char *prefault;	/* "on", "off" or "unsupported" (kernel before 5.14) */
 	uint64_t prefault_episodes;	/* times the heap grew back into released memory */
 	uint64_t prefault_ns;	/* time spent doing it (wall) */
+	uint64_t subreleased_bytes;	/* released from huge pages still in use (the subrelease) */
+	uint64_t span_released_bytes;	/* released inside spans still in use (the in-span release) */
+	uint64_t budget_cuts;	/* background passes the CPU budget stopped with work left */
+	const char *collapse;	/* "on", "off" or "unsupported" (kernel before 6.1) */
+	uint64_t collapses;	/* split huge pages made whole again (MADV_COLLAPSE) */
+	uint64_t collapse_failures;	/* collapses the kernel refused (no huge page to be had) */
 };
 extern struct nh_scav_stats nh_scav; /* scavenger.c */
 
@@ -58,8 +64,10 @@ void scavenger_install_signal(void);
 
 /* scavenger.c, for the thread. One background pass over every node
  * through b: bytes released; *due gets the time at which the next busy
- * chunk turns idle (0: none). */
-size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due);
+ * chunk or class turns idle (0: none; now: the pass was cut short). Its
+ * subrelease, in-span release and collapse steps stop once budget_ns
+ * have gone by. */
+size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns);
 /* scav_lock, which a pre-faulting episode holds through each look. */
 void scavenger_lock(void);
 void scavenger_unlock(void);

@@ -51,6 +51,7 @@ struct node_stats {
 	uint64_t placed[NH_MAX_NODES]; /* resident bytes of this heap on each node (numa_maps) */
 	uint64_t remote_frees;
 	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_frees, reused, grows, scav_released, prefaulted;
+	uint64_t span_released, broken;
 };
 
 struct snapshot {
@@ -157,9 +158,12 @@ static void snapshot(struct snapshot *s)
 	for_each_heap(h) {
 		struct node_stats *ns = &s->node[h->node];
 		ns->present = true;
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 			add_central(&s->cls[k], &h->central[k]);
+			ns->span_released += h->central[k].released_bytes; /* racy */
+		}
 		mutex_lock(&h->lock);
+		ns->broken = h->pages.broken;
 		ns->mapped = h->mapped_bytes;
 		ns->inuse = h->inuse_bytes;
 		ns->released = (uint64_t)h->pages.pages_scav << NH_PAGE_SHIFT;
@@ -237,13 +241,15 @@ static void emit_json_nodes(struct nh_buf *b, const struct snapshot *s)
 			   "%s{\"node\":%d,\"mapped_bytes\":%llu,\"in_use_bytes\":%llu,\"huge_page_bytes\":%llu,"
 			   "\"released_bytes\":%llu,\"released_reused_bytes\":%llu,\"prefaulted_bytes\":%llu,"
 			   "\"metadata_bytes\":%llu,\"large_in_use_bytes\":%llu,\"arena_grows\":%llu,\"scavenged_bytes\":%llu,"
-			   "\"remote_frees\":%llu,\"resident_on_node\":{",
+			   "\"remote_frees\":%llu,\"span_released_bytes\":%llu,\"broken_huge_pages\":%llu,"
+			   "\"resident_on_node\":{",
 			   first ? "" : ",", n, (unsigned long long)ns->mapped, (unsigned long long)ns->inuse,
 			   (unsigned long long)ns->huge, (unsigned long long)ns->released,
 			   (unsigned long long)ns->reused, (unsigned long long)ns->prefaulted,
 			   (unsigned long long)ns->metadata,
 			   (unsigned long long)ns->large_inuse, (unsigned long long)ns->grows,
-			   (unsigned long long)ns->scav_released, (unsigned long long)ns->remote_frees);
+			   (unsigned long long)ns->scav_released, (unsigned long long)ns->remote_frees,
+			   (unsigned long long)ns->span_released, (unsigned long long)ns->broken);
 		bool f2 = true;
 		for (int m = 0; m < NH_MAX_NODES; m++)
 			if (ns->placed[m] || (numa_topo.node_mask >> m & 1)) {
@@ -311,14 +317,19 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"scavenger\":{\"backend\":\"%s\",\"running\":%s,\"passes\":%llu,\"released_bytes\":%llu,"
 		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
 		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
-		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu},",
+		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"subreleased_bytes\":%llu,"
+		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
+		   "\"collapse_failures\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
 		   (unsigned long long)nh_scav.submissions,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls), (unsigned long long)nh_scav.cpu_ns,
 		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects,
 		   nh_scav.prefault, (unsigned long long)nh_scav.prefault_episodes,
-		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns);
+		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns,
+		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
+		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
+		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.collapse_failures);
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
 		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",
@@ -418,6 +429,18 @@ static void emit_text(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, " in %llu passes, %llu system calls, %llu ms working\n", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
 		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
+	if (nh_scav.subreleased_bytes || nh_scav.span_released_bytes || nh_scav.collapses) {
+		uint64_t now_in_spans = 0;
+		for (int n = 0; n < NH_MAX_NODES; n++)
+			now_in_spans += s->node[n].span_released;
+		buf_puts(b, "subrelease: ");
+		put_bytes(b, nh_scav.subreleased_bytes, 0);
+		buf_puts(b, " from huge pages in use, ");
+		put_bytes(b, nh_scav.span_released_bytes, 0);
+		buf_puts(b, " inside spans in use (");
+		put_bytes(b, now_in_spans, 0);
+		buf_printf(b, " now); %llu huge pages made whole again\n", (unsigned long long)nh_scav.collapses);
+	}
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
 		put_bytes(b, s->prefaulted, 0);

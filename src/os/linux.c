@@ -146,6 +146,16 @@ int os_hugepage(void *p, size_t n, bool enable)
 	return madvise(p, n, enable ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
 }
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25 /* Linux 6.1 */
+#endif
+
+int os_collapse(void *p, size_t n)
+{
+	NH_KSTAT_INC(madvise);
+	return madvise(p, n, MADV_COLLAPSE) == 0 ? 0 : -errno;
+}
+
 /*
  * glibc (2.36 on) decides at every fork whether the process is
  * multi-threaded from __libc_single_threaded, which its pthread_create

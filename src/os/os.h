@@ -53,6 +53,10 @@ int os_populate(void *p, size_t n);
 int os_protect(void *p, size_t n, bool rw);
 /* Ask for (or refuse) transparent huge pages on [p, p+n). */
 int os_hugepage(void *p, size_t n, bool enable);
+/* Make [p, p+n) (whole huge pages) transparent huge pages now, copying
+ * what its base pages hold (MADV_COLLAPSE; -EINVAL before Linux 6.1 or
+ * where huge pages are refused, -EAGAIN or -ENOMEM when none could be had). */
+int os_collapse(void *p, size_t n);
 
 /*
  * Batched release (os/uring.c): add runs, submit them with one system call

@@ -281,7 +281,9 @@ TEST(Scavenger, AllocationRacingTheScavengerLosesNothing)
 		ts.emplace_back([&, t] {
 			Rng r(100 + t);
 			std::vector<Block> live(256, Block{nullptr, 0});
-			for (int it = 0; it < 60000; it++) {
+			// At least 20 releases race with the threads (each one now
+			// also goes through every span, a system call per piece).
+			for (int it = 0; it < 60000 || releases.load() < 20; it++) {
 				Block &b = live[r.below(live.size())];
 				if (b.p) {
 					unsigned char tag = (unsigned char)(((uintptr_t)b.p >> 4) | 1);

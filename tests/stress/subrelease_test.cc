@@ -1,0 +1,213 @@
+// The subrelease and the in-span release (src/scavenger.c, src/mcentral.c):
+// a fragmented heap that the program stops using gives its memory back in
+// the background, within NUMAHEAP_SUBRELEASE_DELAY and a few rounds, with
+// no call from the program; live objects keep their contents, and the
+// memory that comes back into use reads as the program wrote it (malloc)
+// or as zero (calloc); a heap in steady use is not split. Each test runs
+// in its own process (CMakeLists.txt), so one's leftovers do not count in
+// another's statistics.
+#include <gtest/gtest.h>
+
+#include <malloc.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "numaheap.h"
+#include "stress_util.h"
+
+namespace {
+
+size_t rss_bytes()
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	if (!f)
+		return 0;
+	char line[256];
+	size_t kb = 0, lazy = 0;
+	while (fgets(line, sizeof line, f)) {
+		if (!strncmp(line, "Rss:", 4))
+			kb = strtoull(line + 4, nullptr, 10);
+		else if (!strncmp(line, "LazyFree:", 9))
+			lazy = strtoull(line + 9, nullptr, 10);
+	}
+	fclose(f);
+	return (kb - (lazy < kb ? lazy : kb)) * 1024;
+}
+
+std::string stats()
+{
+	std::string s(1 << 20, '\0');
+	size_t n = numaheap_stats_json(&s[0], s.size());
+	s.resize(n < s.size() ? n : s.size() - 1);
+	return s;
+}
+
+long long json_number(const std::string &json, const char *obj, const char *key)
+{
+	size_t o = json.find(std::string("\"") + obj + "\":");
+	if (o == std::string::npos)
+		return -1;
+	size_t k = json.find(std::string("\"") + key + "\":", o);
+	return k == std::string::npos ? -1 : atoll(json.c_str() + k + strlen(key) + 3);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0)
+{
+	return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Block {
+	unsigned char *p;
+	size_t n;
+};
+
+unsigned char tag(size_t i) { return (unsigned char)((i * 131) & 0xff) | 1; }
+
+void check(const std::vector<Block> &v, const char *when)
+{
+	for (size_t i = 0; i < v.size(); i++)
+		for (size_t j = 0; j < v[i].n; j += 61)
+			ASSERT_EQ(v[i].p[j], tag(i)) << "a live object changed " << when;
+}
+
+// A heap of blocks of lo..hi bytes, every byte written.
+std::vector<Block> fill(size_t bytes, size_t lo, size_t hi, Rng &r)
+{
+	std::vector<Block> v;
+	size_t total = 0;
+	while (total < bytes) {
+		size_t n = r.range(lo, hi);
+		auto *p = (unsigned char *)malloc(n);
+		if (!p)
+			break;
+		memset(p, tag(v.size()), n);
+		v.push_back({p, n});
+		total += n;
+	}
+	return v;
+}
+
+// Free all but one block in keep_one_in, at random; the survivors keep their
+// tags (reindexed), and their bytes are returned.
+size_t free_most(std::vector<Block> &v, unsigned keep_one_in, Rng &r)
+{
+	std::vector<Block> keep;
+	size_t live = 0;
+	for (size_t i = 0; i < v.size(); i++) {
+		if (r.below(keep_one_in) == 0) {
+			for (size_t j = 0; j < v[i].n; j++)
+				v[i].p[j] = tag(keep.size());
+			keep.push_back(v[i]);
+			live += v[i].n;
+		} else {
+			free(v[i].p);
+		}
+	}
+	v.swap(keep);
+	return live;
+}
+
+TEST(Subrelease, FragmentedHeapComesBackWithoutCalls)
+{
+	Rng r(21);
+	size_t base = rss_bytes();
+	// Redis-like: blocks of 8 B to 8 KiB, four in five freed at random,
+	// so nearly every huge page and many spans keep some.
+	std::vector<Block> v = fill(192u << 20, 8, 8192, r);
+	size_t peak = rss_bytes();
+	size_t live = free_most(v, 5, r);
+	check(v, "after the frees");
+	// No allocator call from here until RSS has come down: after
+	// NUMAHEAP_SUBRELEASE_DELAY (2 s) the free pages of the huge pages
+	// still in use and the free OS pages inside spans go back. The whole
+	// huge pages alone would leave nearly all of the peak.
+	size_t target = base + live * 5 / 2 + (16u << 20);
+	auto t0 = std::chrono::steady_clock::now();
+	size_t rss = rss_bytes();
+	while (rss > target && seconds_since(t0) < 15.0) {
+		usleep(100000);
+		rss = rss_bytes();
+	}
+	printf("peak %zu MiB, live %zu MiB, rss %zu MiB after %.2f s (baseline %zu MiB)\n", peak >> 20, live >> 20,
+	       rss >> 20, seconds_since(t0), base >> 20);
+	EXPECT_LE(rss, target) << "RSS did not come within 2.5x the live heap (+16 MiB) in 15 s";
+	EXPECT_GE(seconds_since(t0), 1.0) << "released before the delay: a busy heap would be split";
+	std::string s = stats();
+	long long sub = json_number(s, "scavenger", "subreleased_bytes");
+	long long span = json_number(s, "scavenger", "span_released_bytes");
+	printf("subreleased %lld MiB, inside spans %lld MiB, broken huge pages %lld\n", sub >> 20, span >> 20,
+	       json_number(s, "nodes", "broken_huge_pages"));
+	EXPECT_GT(sub, 0);
+	EXPECT_GT(span, 0);
+	EXPECT_GT(json_number(s, "nodes", "span_released_bytes"), 0);
+	check(v, "after the release");
+
+	// Growing back: the same sizes again, into released pages and
+	// released OS pages of spans. malloc'd blocks hold what is written,
+	// calloc'd ones read zero.
+	size_t old = v.size();
+	std::vector<Block> w = fill(96u << 20, 8, 8192, r);
+	for (size_t i = 0; i < w.size(); i++)
+		for (size_t j = 0; j < w[i].n; j += 61)
+			ASSERT_EQ(w[i].p[j], tag(i));
+	for (int i = 0; i < 20000; i++) {
+		size_t n = r.range(8, 8192);
+		auto *p = (unsigned char *)calloc(1, n);
+		ASSERT_NE(p, nullptr);
+		for (size_t j = 0; j < n; j++)
+			ASSERT_EQ(p[j], 0) << "calloc(" << n << ") after the in-span release";
+		free(p);
+	}
+	check(v, "after growing back");
+	ASSERT_EQ(v.size(), old);
+	for (auto &b : w)
+		free(b.p);
+	// Everything released now, then checked once more.
+	numaheap_release();
+	check(v, "after numaheap_release");
+	for (auto &b : v)
+		free(b.p);
+}
+
+TEST(Subrelease, SteadyHeapIsNotSplit)
+{
+	Rng r(5);
+	// A heap of small objects in steady use: a random one freed and a
+	// new one allocated, over and over, for longer than the delay (and
+	// the delay after the growth).
+	std::vector<Block> v = fill(96u << 20, 16, 1024, r);
+	std::string s0 = stats();
+	auto t0 = std::chrono::steady_clock::now();
+	size_t rounds = 0;
+	while (seconds_since(t0) < 5.0) {
+		for (int k = 0; k < 4096; k++) {
+			size_t i = r.below(v.size()), n = r.range(16, 1024);
+			free(v[i].p);
+			auto *p = (unsigned char *)malloc(n);
+			ASSERT_NE(p, nullptr);
+			memset(p, tag(i), n);
+			v[i] = {p, n};
+		}
+		rounds++;
+	}
+	std::string s1 = stats();
+	long long sub = json_number(s1, "scavenger", "subreleased_bytes") - json_number(s0, "scavenger", "subreleased_bytes");
+	long long span =
+		json_number(s1, "scavenger", "span_released_bytes") - json_number(s0, "scavenger", "span_released_bytes");
+	printf("%zu rounds of churn; subreleased %lld KiB, inside spans %lld KiB, broken huge pages %lld\n", rounds,
+	       sub >> 10, span >> 10, json_number(s1, "nodes", "broken_huge_pages"));
+	EXPECT_EQ(sub, 0) << "the subrelease split a heap in steady use";
+	EXPECT_EQ(span, 0) << "the in-span release took pages of classes in steady use";
+	check(v, "after the churn");
+	for (auto &b : v)
+		free(b.p);
+}
+
+} // namespace

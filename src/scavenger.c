@@ -402,9 +402,12 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
  * Not in a round in which the program grew back by a huge page or more:
  * the copy holds the address space's lock, and the program's own faults
  * would wait for it (perf/rss measured that when pre-faulting collapsed).
- * A huge page made whole counts as used for COLLAPSE_HOLD subrelease
- * delays (page_alloc_collapse_begin), so that the subrelease does not
- * split it again at once: one back and forth per hold at most. Paced by
+ * A collapse counts as a use of its chunk (page_alloc_collapse_begin), so
+ * that neither the subrelease nor the in-span release splits the huge
+ * page again before a delay has passed: at most one back and forth per
+ * delay, and only while the window is open. (A longer hold kept a
+ * program that grew back and then freed most of it again, perf/rss's
+ * second phase, from getting its memory back in its 3 s idle.) Paced by
  * the CPU budget; scav_lock is held around each, so that a synchronous
  * scavenge does not release pages of a huge page being collapsed (the
  * kernel would fill them in again).
@@ -417,8 +420,6 @@ static bool collapse_by_khugepaged; /* the background thread's: no MADV_COLLAPSE
  * whole again or idle, and an idle heap's split huge pages are what the
  * scavenger released on purpose). */
 #define COLLAPSE_WINDOW_NS ((uint64_t)30000000000)
-/* A huge page made whole is not split again for this many subrelease delays. */
-#define COLLAPSE_HOLD 10
 
 /* Bytes of released memory node h has taken back so far: pages of the
  * pageAlloc and OS pages inside spans (racy sums). */
@@ -448,7 +449,7 @@ static void collapse_node(struct mheap *h, struct scav_pass *ps)
 		return;
 	/* The first NH_SMALL_HEAP_BYTES of the slice stay on base pages (arena.c). */
 	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
-	uint64_t hold = ps->now + COLLAPSE_HOLD * sub_delay_ns();
+	uint64_t hold = ps->now;
 	while (!pass_late(ps)) {
 		unsigned nscav = 0;
 		mutex_lock(&scav_lock);

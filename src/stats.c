@@ -43,7 +43,7 @@
 #include "numaheap.h"
 
 struct class_stats {
-	uint64_t spans, empty, out, cached, allocs, transfer;
+	uint64_t spans, empty, out, cached, allocs, transfer, released;
 };
 
 struct node_stats {
@@ -148,6 +148,7 @@ static void add_central(struct class_stats *cs, struct mcentral *c)
 	cs->spans += c->nspans;
 	cs->empty += c->nempty;
 	cs->out += c->objects_out;
+	cs->released += c->released_bytes;
 	mutex_unlock(&c->lock);
 	cs->transfer += mcentral_transfer_objects(c);
 }
@@ -159,8 +160,9 @@ static void snapshot(struct snapshot *s)
 		struct node_stats *ns = &s->node[h->node];
 		ns->present = true;
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+			uint64_t before = s->cls[k].released;
 			add_central(&s->cls[k], &h->central[k]);
-			ns->span_released += h->central[k].released_bytes; /* racy */
+			ns->span_released += s->cls[k].released - before;
 		}
 		mutex_lock(&h->lock);
 		ns->broken = h->pages.broken;
@@ -270,10 +272,10 @@ static void emit_json_classes(struct nh_buf *b, const struct snapshot *s)
 		const struct class_stats *c = &s->cls[k];
 		buf_printf(b,
 			   "%s{\"class\":%u,\"size\":%u,\"spans\":%llu,\"empty_spans\":%llu,\"objects_in_use\":%llu,"
-			   "\"objects_cached\":%llu,\"allocs\":%llu,\"frees\":%llu}",
+			   "\"objects_cached\":%llu,\"allocs\":%llu,\"frees\":%llu,\"span_released_bytes\":%llu}",
 			   k == 1 ? "" : ",", k, nh_class_to_size[k], (unsigned long long)c->spans,
 			   (unsigned long long)c->empty, (unsigned long long)in_use_objects(c), (unsigned long long)c->cached,
-			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
+			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c), (unsigned long long)c->released);
 	}
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"cache_hits\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,

@@ -445,8 +445,10 @@ unsigned mcentral_take_free_pages(struct mcentral *c, struct mheap *h, uint64_t 
 	if (!mcentral_unit_bytes())
 		return 0;
 	/* Nothing went back to the spans since the last full scan, and no
-	 * chunk it skipped as busy has turned idle. */
-	if (!mcentral_release_pending(c) && idle_before && idle_before <= mcentral_rescan_at(c))
+	 * chunk it skipped as busy has turned idle (idle_before 0, every
+	 * chunk: none was skipped). The memory limit's scavenges come here
+	 * on every slow path over the limit. */
+	if (!mcentral_release_pending(c) && (idle_before ? idle_before : UINT64_MAX) <= mcentral_rescan_at(c))
 		return 0;
 	unsigned n = 0;
 	bool skipped = false;

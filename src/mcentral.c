@@ -324,9 +324,11 @@ static inline uintptr_t span_first_obj(const struct mspan *s) { return s->base; 
 size_t mcentral_unit_bytes(void)
 {
 	if (NH_UNLIKELY(!unit_shift)) {
-		size_t ps = os_page_size();
+		size_t ps = os_page_size(), most = 0;
+		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+			most = NH_MAX(most, (size_t)nh_class_to_npages[k] << NH_PAGE_SHIFT);
 		/* A span's OS pages must fit the 32 bits of s->released. */
-		if (ps < 4096 || (ps & (ps - 1)))
+		if (ps < 4096 || (ps & (ps - 1)) || most / ps > 32)
 			return 0;
 		unit_shift = (unsigned)nh_ctz64(ps);
 	}

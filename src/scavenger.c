@@ -341,7 +341,12 @@ static size_t release_class_pieces(struct mheap *h, struct mcentral *c, struct s
 			if (res[i] == 0)
 				released += b->op[i].len;
 		}
+		/* Spans that empty go back to the heap as idle memory: their
+		 * chunk's free tick stays, no second delay. */
+		bool keeps = nh_free_keeps_idle;
+		nh_free_keeps_idle = true;
 		mcentral_put_free_pages(c, h, pc, n, res);
+		nh_free_keeps_idle = keeps;
 		if (n < OS_BATCH_MAX || pass_late(ps))
 			break;
 	}

@@ -388,7 +388,9 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 		}
 		released += release_class_pieces(h, c, ps);
 	}
-	nh_scav.span_released_bytes += released;
+	/* The background thread and a synchronous scavenge (under scav_lock,
+	 * which the thread does not take) may both be here. */
+	__atomic_fetch_add(&nh_scav.span_released_bytes, released, __ATOMIC_RELAXED);
 	return released;
 }
 

@@ -27,6 +27,7 @@ struct mheap {
 	/* Byte counts, under lock (read racily by stats). */
 	size_t mapped_bytes;
 	size_t inuse_bytes;	/* pages in in-use spans */
+	size_t peak_inuse_bytes;	/* the highest inuse_bytes has been */
 	size_t large_inuse_bytes;	/* pages of large spans, cached ones included */
 	_Atomic uint64_t large_frees;	/* large objects freed by the program */
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */

@@ -1,8 +1,9 @@
 /*
  * mcache.c — a P's cache of free objects: the slow paths.
  *
- * See malloc.c for the overview and internal.h for the slab layout. The fast
- * paths (pop on malloc, push on free) live in malloc.c; this file refills an
+ * See malloc.c for the overview and mcache.h for the slab layout. The fast
+ * paths (pop on malloc, push on free) are mcache.h's inline functions, used
+ * by fastpath.h; this file refills an
  * empty class from mcentral, flushes a full one back, sizes the stacks, and
  * sends objects of other nodes home. It is written once for both kinds of
  * P through struct pctx: plain code for a per-thread P, restartable

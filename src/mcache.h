@@ -15,13 +15,13 @@
  * slots. Stack positions are 16-bit indices of 8-byte words from the slab's
  * start, so a class's stack is words [begin, begin + max) and holds
  * cur - begin objects; end (begin <= end <= begin + max) is its current
- * capacity. A class header is 8 bytes and changes by single stores, so an
+ * capacity. A class header is 16 bytes, its word changes by single stores, so an
  * all-zero header (cur == begin == end) means "not set up": every pop and
  * push misses on it and goes to the slow path, which sets it up.
  *
  * One layout serves both kinds of P:
  *   per-thread  the slab belongs to one thread (struct m.cache); plain code
- *   per-CPU     slab i of the region at nh_pcpu_base belongs to CPU i; the
+ *   per-CPU     slab i of the region at nh_fast.pcpu_base belongs to CPU i; the
  *               fast paths are restartable sequences (arch/<arch>/rseq.h)
  *               that find the slab from the CPU number, and the slow paths
  *               hold the slab's lock and change it only through sequences
@@ -114,21 +114,31 @@ extern struct nh_fast nh_fast;
 
 NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
 
+/* At initialisation (no lock). */
 void mcache_layout_init(void);
+/* A new cache: its owner's, or allm_lock held (per-thread), or the slab's
+ * lock held (per-CPU). */
 void mcache_init(struct mcache *c, int node, uint32_t id);
-/* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. Lock held. */
+/* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. The slab's
+ * lock (x->c->lock) held. */
 int mcache_init_pcpu(struct pctx *x, int node);
-/* Refill class cls, lock held (per-CPU): 1 refilled (pop again), 0 ENOMEM,
- * 2 could not fill the stack (left the CPU): *direct is one entry to serve. */
+/* Refill class cls, the slab's lock held (per-CPU): 1 refilled (pop again),
+ * 0 ENOMEM, 2 could not fill the stack (left the CPU): *direct is one entry
+ * to serve. Takes the class's central locks (mcentral_refill). */
 int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
 void mcache_spread_lines(uintptr_t *v, unsigned n);
-/* Overflow path of a push, lock held: 1 done, -1 left the CPU. */
+/* Overflow path of a push, the slab's lock held: 1 done, -1 left the CPU.
+ * Takes the class's central locks (mcentral_release). */
 int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
-/* Free an object owned by another node through the remote buffer. */
+/* Free an object owned by another node through the remote buffer; the
+ * cache's owner (per-CPU: its slab's lock held). Takes central locks when
+ * the buffer is flushed. */
 void mcache_free_remote(struct mcache *c, uintptr_t p);
-void mcache_flush_remote(struct mcache *c);
-/* Give every cached object back to mcentral; -1 if the thread left the CPU. */
+void mcache_flush_remote(struct mcache *c); /* as mcache_free_remote */
+/* Give every cached object back to mcentral; -1 if the thread left the CPU.
+ * The slab's lock held (per-CPU); takes central locks. */
 int mcache_drain(struct pctx *x);
+/* Racy reads for statistics: no lock. */
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
 uint64_t mcache_allocs(const struct mcache *c, unsigned cls);
 unsigned mcache_batch(unsigned cls);

@@ -185,7 +185,7 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		/* A freed object keeps its mark until it is handed out: gone,
-		 * its other entry was handed out first (malloc.c,
+		 * its other entry was handed out first (fastpath.h,
 		 * entry_to_object), or it was written after free. */
 		if (!(objs[i] & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p)))
 			nh_report_bad_pointer("free", (void *)p,

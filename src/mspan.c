@@ -7,7 +7,7 @@
  * bitmap a word at a time and peels free objects off with count-trailing-
  * zeros, Go's allocCache trick applied to a whole batch at once; freeindex
  * remembers the first word that may still have a free bit. Objects come
- * back one by one (mspan_put, inline in internal.h for mcentral's release
+ * back one by one (mspan_put, inline in mspan.h for mcentral's release
  * loop), which also catches a double free that slipped past the cache: its
  * bit is already clear.
  *

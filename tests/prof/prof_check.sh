@@ -22,6 +22,7 @@ trap 'rm -rf "$tmp"' EXIT
 command -v go >/dev/null || { echo "prof_check: go (Debian golang-go) is not installed: tools/install-deps.sh installs it"; exit 1; }
 export GOCACHE="$tmp/gocache" HOME="$tmp" GOFLAGS= GOTOOLCHAIN=local
 
+export NUMAHEAP_PROF_FILE="$tmp/exit.%p.pb.gz" # the dump at exit, beside the explicit one
 LD_PRELOAD=$lib NUMAHEAP_PROF=1 NUMAHEAP_PROF_RATE=16K "$prog" "$tmp/prof.pb.gz" >"$tmp/truth"
 LD_PRELOAD=$lib NUMAHEAP_PROF=1 NUMAHEAP_PROF_RATE=16K "$prog" "$tmp/prof.heap" >/dev/null
 [ -s "$tmp/prof.pb.gz" ] && [ -s "$tmp/prof.heap" ] || { echo "prof_check: no profile written"; exit 1; }

@@ -6,8 +6,11 @@
 # Packages are installed without their Recommends, so everything a test
 # needs is named here, Recommends included: libc6-dev-arm64-cross (the C
 # library headers of the aarch64 cross compiler; only recommended by
-# gcc-aarch64-linux-gnu) and xz-utils (numa-vm unpacks the xz-compressed
-# kernel once instead of having QEMU emulate its decompression at every boot).
+# gcc-aarch64-linux-gnu), llvm-14 (llvm-symbolizer, which TSan needs to
+# match tests/hardening/tsan.supp's function names; only recommended by
+# clang-14, through llvm-14-dev) and xz-utils (numa-vm unpacks the
+# xz-compressed kernel once instead of having QEMU emulate its decompression
+# at every boot).
 #
 # Another apt or dpkg at work (unattended-upgrades on a machine that has just
 # booted, another engineer's apt-get) holds their locks: apt-get waits for
@@ -17,7 +20,7 @@
 set -eu
 
 pkgs="build-essential cmake pkg-config libnuma-dev libhwloc-dev liburing-dev libgtest-dev
-      python3 git sqlite3 g++ clang libclang-rt-14-dev numactl hwloc valgrind
+      python3 git sqlite3 g++ clang libclang-rt-14-dev llvm-14 numactl hwloc valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 for a in "$@"; do
 	case "$a" in

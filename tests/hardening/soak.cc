@@ -312,13 +312,23 @@ int soak_mixed(double secs, int nthreads)
 // and the highest peak can fall in the last third.) What a leak tied to
 // threads leaves behind (caches or M's of exited threads not reused, objects
 // stranded in them, thread stacks) is what is still resident when no thread
-// of the storm is alive and the program holds no object. So about every
-// secs / 30 the storm stops after a batch: the detached threads are waited
-// for until they are gone (their kernel threads too), the objects handed over
-// are freed, numaheap_release() returns the free pages, and RSS is read there
-// (a floor). The floors must stay flat: the highest of the last third within
-// 25% + 32 MiB of the highest of the middle third (rss_flat's rule; the first
-// third is warm-up).
+// of the storm is alive and the program holds no object. So at quiescent
+// points the storm stops after a batch: the detached threads are waited for
+// until they are gone (their kernel threads too), the objects handed over are
+// freed, numaheap_release() returns the free pages, and RSS is read there.
+// The points are after every `every`-th batch and at the end; `every` starts
+// at 1 and doubles (dropping every other point) whenever 64 points are kept,
+// so a run has 32-64 points, or one per batch, however fast the machine is.
+// Over the batches (a leak grows with the threads created, not with time),
+// the highest point of the last third must stay within 32 MiB of the highest
+// of the middle third (the first third is warm-up). No slack relative to the
+// heap as rss_flat's 25%: the points hold no object, and what the allocator
+// keeps resident there (per-CPU caches, the prefault ahead of the next batch,
+// glibc's cached stacks) put them between 13 and 33 MiB in all runs, loaded or
+// not. A leak of L bytes per thread fails the check once a third of the run
+// creates more than 32 MiB / L threads: the storm runs at least kMinBatches
+// batches (3600 threads: ~28 KiB per thread), taking longer than --seconds
+// (up to 3 times) on a slow machine.
 
 bool task_alive(pid_t tid)
 {
@@ -364,9 +374,31 @@ int soak_threads(double secs)
 				std::this_thread::sleep_for(std::chrono::milliseconds(1));
 		return detached_live.load() == 0 && std::none_of(tids.begin(), tids.end(), task_alive);
 	};
-	const double interval = secs / 30;
-	double next_floor = interval;
-	while (seconds_since(t0) < secs && errors.load() == 0) {
+	uint64_t every = 1;
+	// A quiescent point after batch b (no thread of the storm left).
+	auto quiescent_point = [&](uint64_t b) {
+		if (!wait_detached())
+			return false;
+		free_handed();
+		numaheap_release();
+		struct mallinfo2 mi = mallinfo2();
+		max_in_use = std::max(max_in_use, mi.uordblks);
+		floors.samples.push_back({(double)b, rss_bytes()});
+		if (floors.samples.size() == 64) {
+			every *= 2;
+			auto &v = floors.samples;
+			v.erase(std::remove_if(v.begin(), v.end(), [&](const std::pair<double, size_t> &p) {
+				        return (uint64_t)p.first % every != 0;
+			        }),
+			        v.end());
+		}
+		return true;
+	};
+	// A leak grows with the threads created: a slow machine runs longer
+	// (up to 3 secs) to reach kMinBatches, so that the check keeps its power.
+	const uint64_t kMinBatches = 150;
+	while ((seconds_since(t0) < secs || (batch < kMinBatches && seconds_since(t0) < 3 * secs)) &&
+	       errors.load() == 0) {
 		batch++;
 		std::vector<std::thread> ts;
 		for (int i = 0; i < 24; i++) {
@@ -405,42 +437,35 @@ int soak_threads(double secs)
 		for (auto &t : ts)
 			t.join();
 		free_handed();
-		double now = seconds_since(t0);
-		if (now >= next_floor && now < secs) {
-			if (!wait_detached()) {
-				never_finished++;
-				break;
-			}
-			free_handed();
-			numaheap_release();
-			struct mallinfo2 mi = mallinfo2();
-			max_in_use = std::max(max_in_use, mi.uordblks);
-			floors.samples.push_back({seconds_since(t0), rss_bytes()});
-			next_floor = seconds_since(t0) + interval;
+		if (batch % every == 0 && !quiescent_point(batch)) {
+			never_finished++;
+			break;
 		}
 	}
-	// Detached threads finish on their own.
-	if (!wait_detached())
+	// The end is a quiescent point too (detached threads finish on their own).
+	if (!never_finished && batch % every != 0 && !quiescent_point(batch))
 		never_finished++;
 	double total = seconds_since(t0);
 	stop.store(true);
 	sampler.join();
 	free_handed();
-	size_t mid = 0, last = 0;
-	bool flat = rss_flat(floors, total, &mid, &last);
+	size_t mid = floors.max_between(batch / 3.0, 2.0 * batch / 3);
+	size_t last = floors.max_between(2.0 * batch / 3, batch + 1.0);
+	bool flat = last <= mid + (32 << 20);
 	size_t nmid = 0, nlast = 0;
 	for (auto &f : floors.samples) {
-		if (f.first >= 2 * total / 3)
+		if (f.first >= 2.0 * batch / 3)
 			nlast++;
-		else if (f.first >= total / 3)
+		else if (f.first >= batch / 3.0)
 			nmid++;
 	}
 	bool enough = nmid >= 3 && nlast >= 3;
 	printf("soak threads: %.0f s, %ld threads created in %llu batches, %ld errors; RSS peak %s while batches ran; "
-	       "at %zu quiescent points (no thread of the storm alive, no object held, numaheap_release): "
-	       "numaheap in use at most %s, RSS middle-third peak %s, last-third peak %s (%s)\n",
+	       "at %zu quiescent points (no thread of the storm alive, no object held, numaheap_release; every %llu "
+	       "batches): numaheap in use at most %s, RSS middle-third peak %s, last-third peak %s (%s)\n",
 	       total, created.load(), (unsigned long long)batch, errors.load(),
-	       mib(sampler.max_between(0, total + 1)).c_str(), floors.samples.size(), mib(max_in_use).c_str(),
+	       mib(sampler.max_between(0, total + 1)).c_str(), floors.samples.size(), (unsigned long long)every,
+	       mib(max_in_use).c_str(),
 	       mib(mid).c_str(), mib(last).c_str(), !enough ? "too few points" : flat ? "flat" : "GROWING");
 	if (!enough)
 		fprintf(stderr, "soak: %zu quiescent points in the middle third and %zu in the last; 3 of each are needed\n",

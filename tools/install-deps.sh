@@ -10,7 +10,8 @@
 # match tests/hardening/tsan.supp's function names; only recommended by
 # clang-14, through llvm-14-dev) and xz-utils (numa-vm unpacks the
 # xz-compressed kernel once instead of having QEMU emulate its decompression
-# at every boot).
+# at every boot). golang-go (go tool pprof) and libgoogle-perftools4
+# (gperftools' heap profiler) read and check the heap profiles (tests/prof).
 #
 # Another apt or dpkg at work (unattended-upgrades on a machine that has just
 # booted, another engineer's apt-get) holds their locks: apt-get waits for
@@ -21,7 +22,7 @@ set -eu
 
 pkgs="build-essential cmake pkg-config libnuma-dev libhwloc-dev liburing-dev libgtest-dev
       python3 git sqlite3 g++ clang libclang-rt-14-dev llvm-14 numactl hwloc valgrind
-      gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+      gcc-aarch64-linux-gnu libc6-dev-arm64-cross golang-go libgoogle-perftools4"
 for a in "$@"; do
 	case "$a" in
 	--perf) pkgs="$pkgs libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0 hyperfine gnuplot-nox redis-server redis-tools linux-perf" ;;

@@ -45,7 +45,10 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 			uint32_t info = 0;
 			if (s && s->sizeclass) {
 				uintptr_t page = a + ((uintptr_t)j << NH_PAGE_SHIFT);
-				info = s->sizeclass | (uint32_t)((page - s->base) % s->elemsize) << 16;
+				/* (page - first object) mod size; the first
+				 * page starts tail bytes before it. */
+				uintptr_t from = page - s->base + s->elemsize - s->tail;
+				info = s->sizeclass | (uint32_t)(from % s->elemsize) << 16;
 			}
 			atomic_store_explicit(&ha->pageinfo[i + j], info, memory_order_relaxed);
 			atomic_store_explicit(&ha->spans[i + j], s, memory_order_release);

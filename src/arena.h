@@ -24,8 +24,11 @@ struct heap_arena {
 	/*
 	 * pageinfo[i], what free needs about page i without touching its span:
 	 * the size class (bits 0-7; 0 for a large object or a free page) and
-	 * the phase (bits 16-31): (page start - span base) % object size, so
-	 * a pointer is an object's start iff ((p % page) + phase) % size == 0.
+	 * the phase (bits 16-31): (page start - first object) mod object size
+	 * (the first object is tail bytes into the span: mspan.h), so a
+	 * pointer is an object's start iff ((p % page) + phase) % size == 0;
+	 * an address in the tail waste gives an offset of size - tail and up,
+	 * below size: never a multiple.
 	 * Same writers and readers as spans[]. First in the struct: free's
 	 * load needs no offset added to its index.
 	 */

@@ -144,8 +144,9 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 	if (NH_UNLIKELY(!s))
 		free_bad(api, p);
 	if (NH_LIKELY(s->sizeclass)) {
-		uintptr_t off = p - s->base;
-		if (NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
+		uintptr_t off = p - mspan_first(s); /* wraps below the first: too big */
+		if (NH_UNLIKELY(off >= (uintptr_t)s->nelems * s->elemsize ||
+				((off * s->divmul) >> 32) * s->elemsize != off))
 			free_interior(api, p);
 	} else if (NH_UNLIKELY(p != s->base + (s->guarded ? NH_PAGE_SIZE : 0))) {
 		free_interior(api, p);

@@ -22,6 +22,13 @@
  *
  * Runs inside malloc's initialisation and fast-path fallbacks: no malloc,
  * no stdio; only raw system calls and sched_getcpu.
+ *
+ * NH_RSEQ_FAKE_CPU0 (the test-only library numaheap_fakecpu, for counting
+ * instructions under valgrind, which has no rseq): every thread's area is
+ * own_rseq with cpu_id 0, never registered, so the kernel never writes it
+ * and never restarts a sequence; the sequences run as plain code on CPU
+ * 0's slab. Only single-threaded programs may run on it: two threads
+ * would share the slab with no protection at all.
  */
 #define _GNU_SOURCE 1
 
@@ -39,10 +46,14 @@
 
 uint64_t nh_rseq_aborts;
 
-enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN };
+enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN, RSEQ_FAKE };
 static enum rseq_source rseq_source;
 static ptrdiff_t rseq_off; /* every thread's area: thread pointer + rseq_off */
+#if NH_RSEQ_FAKE
+static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = 0};
+#else
 static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = (uint32_t)-1};
+#endif
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
@@ -62,7 +73,7 @@ struct nh_rseq_area *nh_rseq_thread(void)
 	if (!NH_RSEQ_SUPPORTED || rseq_source == RSEQ_NONE)
 		return NULL;
 	struct nh_rseq_area *rs = area_at(rseq_off);
-	if ((int32_t)rs->cpu_id >= 0)
+	if ((int32_t)rs->cpu_id >= 0 || rseq_source == RSEQ_FAKE)
 		return rs;
 	if (rseq_source == RSEQ_OWN && rseq_register(&own_rseq, 0) == 0)
 		return rs;
@@ -85,6 +96,11 @@ bool nh_rseq_start(ptrdiff_t *off)
 	rseq_source = RSEQ_NONE;
 	if (!NH_RSEQ_SUPPORTED)
 		return false;
+	if (NH_RSEQ_FAKE) {
+		rseq_source = RSEQ_FAKE;
+		*off = rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
+		return true;
+	}
 	if (nh_rseq_glibc(&goff, &gsize) && gsize > 0) {
 		rseq_source = RSEQ_GLIBC;
 		rseq_off = goff;

@@ -64,6 +64,15 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
 #define NH_RSEQ_POP_ADD 0xffff
 _Static_assert(NH_RSEQ_POP_ADD == (1u << NH_RSEQ_CUR_BITS) - 1, "cur - 1 + (1 << CUR_BITS)");
 
+/* 1 in the test-only build that pretends every thread is registered on
+ * CPU 0 (NH_RSEQ_FAKE_CPU0: arch/rseq.c), so valgrind can count the per-CPU
+ * fast paths. */
+#ifdef NH_RSEQ_FAKE_CPU0
+#define NH_RSEQ_FAKE 1
+#else
+#define NH_RSEQ_FAKE 0
+#endif
+
 /* Restarted sequences, all threads together (the abort handlers add to it). */
 extern uint64_t nh_rseq_aborts;
 

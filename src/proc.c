@@ -287,7 +287,9 @@ void proc_release_p(struct pctx *x)
 
 size_t proc_drain_idle(void)
 {
-	if (nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
+	/* The fake-CPU build: every thread is "on CPU 0", so the background
+	 * pass would pop from the slab the program is using. */
+	if (NH_RSEQ_FAKE || nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
 		return 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)

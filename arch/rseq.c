@@ -17,8 +17,12 @@
  *
  * Invariants: rseq_source and rseq_off are written once, at start-up
  * (nh_rseq_start, nh_rseq_stop), before proc.c publishes per-CPU mode;
- * every later reader sees them final. An area's cpu_id is written by the
- * kernel only, and is negative until the area is registered. No locks.
+ * every later reader sees them final. A registered area's cpu_id is
+ * written by the kernel only, and is negative until the area is
+ * registered. With no area chosen (per-thread P's), own_rseq is never
+ * registered and its cpu_id is the thread's slab number, written by the
+ * thread itself (nh_rseq_set_slot): the sequences then run on the thread's
+ * own slab as plain code. No locks.
  *
  * Runs inside malloc's initialisation and fast-path fallbacks: no malloc,
  * no stdio; only raw system calls and sched_getcpu.
@@ -117,7 +121,22 @@ bool nh_rseq_start(ptrdiff_t *off)
 	return rseq_source != RSEQ_NONE;
 }
 
-void nh_rseq_stop(void) { rseq_source = RSEQ_NONE; }
+void nh_rseq_stop(void)
+{
+	/* Per-thread P's will use own_rseq as plain memory: the kernel must
+	 * not write it. Only the starting thread can have registered it. */
+	if (rseq_source == RSEQ_OWN && rseq_register(&own_rseq, NH_RSEQ_FLAG_UNREGISTER) == 0)
+		own_rseq.cpu_id = (uint32_t)-1;
+	rseq_source = RSEQ_NONE;
+}
+
+ptrdiff_t nh_rseq_own_offset(void) { return (char *)&own_rseq - (char *)__builtin_thread_pointer(); }
+
+void nh_rseq_set_slot(int32_t slot)
+{
+	if (rseq_source == RSEQ_NONE)
+		own_rseq.cpu_id = (uint32_t)slot;
+}
 
 int nh_cpu_current(void)
 {
@@ -141,9 +160,12 @@ int nh_rseq_probe(bool *glibc)
 		}
 	}
 	/* numaheap's own area, registered and unregistered again (the kernel
-	 * sets cpu_id back to -1); EBUSY: it is registered already. */
+	 * sets cpu_id back to -1: the slab number of a per-thread P is put
+	 * back); EBUSY: it is registered already. */
+	uint32_t slot = own_rseq.cpu_id;
 	if (rseq_register(&own_rseq, 0) == 0) {
 		rseq_register(&own_rseq, NH_RSEQ_FLAG_UNREGISTER);
+		own_rseq.cpu_id = slot;
 		return 0;
 	}
 	return errno == EBUSY ? 0 : errno;

@@ -8,6 +8,8 @@
  *   nh_cpu_relax()            spin-wait hint (pause / yield)
  *   nh_prefetch_w(p)          prefetch a line for writing
  *   nh_cycles()               a cheap monotonic-ish cycle counter for pacing
+ *   nh_mul_below(x, m, a)     (uint32_t)(x * *m + *a) < *m, reading *m and *a
+ *                             where they are (free's interior-pointer check)
  *   NH_CACHE_LINE             line size used for padding shared data
  *   NH_RSEQ_SUPPORTED         1: the restartable sequences below exist
  *   NH_RSEQ_SIG               the signature before every rseq abort handler

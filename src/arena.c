@@ -38,7 +38,6 @@ static bool hugetlb_failed, bind_warned;
 /* The page table (arena.h): written under the heap locks, read by free. */
 static _Atomic uint16_t *page_table;
 static uintptr_t page_table_entries;
-struct nh_pagekind nh_pagekind[NH_PAGE_KINDS];
 
 _Static_assert(NH_HOFF(NH_MAX_NODES - 1, NH_NUM_CLASSES - 1) + 15 < 65536, "an entry fits 16 bits");
 _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
@@ -46,6 +45,11 @@ _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
 void arena_page_table_init(int max_node)
 {
 	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PAGE_SHIFT);
+	size_t kinds = NH_PAGE_KINDS * sizeof(struct nh_pagekind);
+	char *m = os_map(kinds + n * sizeof(uint16_t), 4096);
+	if (!m)
+		return; /* free takes the general path */
+	struct nh_pagekind *kind = (struct nh_pagekind *)m;
 	for (int node = 0; node <= max_node; node++)
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 			uint32_t size = nh_class_to_size[c];
@@ -56,12 +60,11 @@ void arena_page_table_init(int max_node)
 				/* (page start - first object) mod size; the
 				 * first page starts tail bytes before it. */
 				uint32_t phase = (uint32_t)(((uintptr_t)j * NH_PAGE_SIZE + size - tail) % size);
-				nh_pagekind[NH_HOFF(node, c) | j] = (struct nh_pagekind){mul, phase * mul};
+				kind[NH_HOFF(node, c) | j] = (struct nh_pagekind){mul, phase * mul};
 			}
 		}
-	page_table = os_map(n * sizeof(uint16_t), 4096);
-	if (page_table)
-		page_table_entries = n;
+	page_table = (_Atomic uint16_t *)(m + kinds);
+	page_table_entries = n;
 }
 
 void arena_publish_page_table(void)

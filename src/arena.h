@@ -74,7 +74,8 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
  *   bits 0-3   the page's index in its span (spans have at most 10 pages)
  *   0          a free page, or a large object's
  *
- * The entry indexes nh_pagekind, which gives the interior-pointer check:
+ * The entry indexes the page kinds (page_kinds), which give the
+ * interior-pointer check:
  * with mul = ceil(2^32 / size) for the class and off the pointer's offset
  * from the page plus the page's phase (page start - first object, mod
  * size; the first object is tail bytes into the span: mspan.h), off is a
@@ -95,7 +96,12 @@ struct nh_pagekind {
 	uint32_t mul;	    /* ceil(2^32 / size); 0: not a small object's page */
 	uint32_t phase_mul; /* the page's phase * mul (mod 2^32) */
 };
-extern struct nh_pagekind nh_pagekind[NH_PAGE_KINDS];
+/* The kinds sit right below the page table, in the same mapping, so that
+ * free reaches both from the one pointer it loads (nh_fast.page_table). */
+NH_INLINE const struct nh_pagekind *page_kinds(const uint16_t *table)
+{
+	return (const struct nh_pagekind *)((const char *)table - NH_PAGE_KINDS * sizeof(struct nh_pagekind));
+}
 /* Reserve the table for nodes 0..max_node and fill nh_pagekind for them;
  * without room for it every free takes the general path. Start-up. */
 void arena_page_table_init(int max_node);
@@ -103,11 +109,12 @@ void arena_page_table_init(int max_node);
 void arena_publish_page_table(void);
 
 /* The interior-pointer check of free's fast path: p is an object's start
- * on a page whose entry is e (false also for a page with no small span). */
-NH_INLINE bool page_entry_is_object(unsigned e, uintptr_t p)
+ * on a page whose entry is e in table (false also for a page with no small
+ * span). */
+NH_INLINE bool page_entry_is_object(const uint16_t *table, unsigned e, uintptr_t p)
 {
-	const struct nh_pagekind *k = &nh_pagekind[e];
-	return (uint32_t)((uint32_t)(p & (NH_PAGE_SIZE - 1)) * k->mul + k->phase_mul) < k->mul;
+	const struct nh_pagekind *k = &page_kinds(table)[e];
+	return nh_mul_below((uint32_t)(p & (NH_PAGE_SIZE - 1)), &k->mul, &k->phase_mul);
 }
 
 #endif /* NUMAHEAP_ARENA_H */

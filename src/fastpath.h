@@ -117,13 +117,14 @@ NH_INLINE bool free_fast(uintptr_t p)
 	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
 	if (NH_UNLIKELY(i >= nh_fast.page_count))
 		return false;
-	unsigned e = nh_fast.page_table[i];
-	if (NH_UNLIKELY(!page_entry_is_object(e, p)))
+	const uint16_t *table = nh_fast.page_table;
+	unsigned e = table[i];
+	if (NH_UNLIKELY(!page_entry_is_object(table, e, p)))
 		return false;
 	*mark_word(p) = free_mark(p);
 	/* The slow path looks the span up again: free keeps no lookup state
 	 * alive across its push (fewer registers saved). */
-	if (NH_UNLIKELY(!mcache_push(e & ~15u, p)))
+	if (NH_UNLIKELY(!mcache_push(e, p)))
 		free_small_slow(p);
 	return true;
 }

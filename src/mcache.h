@@ -162,7 +162,7 @@ struct nh_fast {
 /* Open the fast paths (malloc_limit, page_count) as the mode says; the
  * last step of initialisation (proc.c). */
 void nh_fast_publish(void);
-extern struct nh_fast nh_fast;
+extern struct nh_fast nh_fast NH_HIDDEN;
 
 NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
 
@@ -228,8 +228,9 @@ miss:
 	return false;
 }
 
-/* Push p on header h (mc_hoff of its node and class); false if the stack
- * is full or the slab is another node's. */
+/* Push p on header h (mc_hoff of its node and class; bits 0-3 are
+ * ignored: free passes its page entry); false if the stack is full or the
+ * slab is another node's. */
 NH_INLINE bool mcache_push(uintptr_t h, uintptr_t p)
 {
 	NH_RSEQ_PUSH(nh_fast.rseq_off, nh_fast.pcpu_base, h, p, miss);

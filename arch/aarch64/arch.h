@@ -6,6 +6,8 @@
 #error "arch/aarch64 built for another architecture"
 #endif
 
+static inline _Bool nh_mul_below(uint32_t x, const uint32_t *m, const uint32_t *a) { return (uint32_t)(x * *m + *a) < *m; }
+
 /* Neoverse and Apple cores use 64-byte lines; some prefetch in pairs. */
 #define NH_CACHE_LINE 64
 

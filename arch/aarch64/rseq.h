@@ -40,7 +40,7 @@
 	NH_RSEQ_POP_(off_, base_, NH_RSEQ_CLASS_TABLE, cls_, e_, miss)
 #define NH_RSEQ_PUSH(off_, base_, h_, p_, miss)                                                            \
 	do {                                                                                               \
-		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_), a_ = c_ + (h_);                              \
+		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_), a_ = (c_ + (h_)) & ~(uintptr_t)15;           \
 		uint64_t w_ = *(uint64_t *)(a_ + NH_RSEQ_CLASS_WORD);                                      \
 		if ((uint16_t)w_ == *(const uint16_t *)(a_ + NH_RSEQ_CLASS_END))                           \
 			goto miss;                                                                         \

@@ -17,4 +17,18 @@ static inline void nh_cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline uint64_t nh_cycles(void) { return __builtin_ia32_rdtsc(); }
 
+/* (uint32_t)(x * *m + *a) < *m with *m and *a as memory operands: GCC
+ * loads *m into a register to use it twice, one instruction more on free's
+ * fast path than multiplying and comparing from memory. */
+static inline _Bool nh_mul_below(uint32_t x, const uint32_t *m, const uint32_t *a)
+{
+	_Bool below;
+	__asm__("imull %[m], %[x]\n\t"
+		"addl %[a], %[x]\n\t"
+		"cmpl %[m], %[x]"
+		: [x] "+r"(x), "=@ccb"(below)
+		: [m] "m"(*m), [a] "m"(*a));
+	return below;
+}
+
 #endif

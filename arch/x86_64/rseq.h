@@ -123,7 +123,8 @@
  * The pop: the header's address in %[h] (from the slab's table, by the
  * instructions hsel, which may use %[c] and %[k]), then an entry of it into
  * e_, or goto miss. base_ is an lvalue read as a memory operand (one
- * register fewer on the fast path). NH_POP_PREFETCH: after the commit, the
+ * register fewer on the fast path). The entry comes out in %rax, malloc's
+ * return register: its object is what malloc returns. NH_POP_PREFETCH: after the commit, the
  * object the next pop will return is prefetched for writing (its first
  * word is read and cleared then, and it is most often cold); the slot read
  * there is outside the sequence, so only a hint.
@@ -143,7 +144,7 @@
 					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"      \
 					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                   \
 					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT             \
-					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&r"(e_), [h] "=&r"(h_)     \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&a"(e_), [h] "=&r"(h_)     \
 					  : [off] "r"(off_), [base] "m"(base_), [k] "r"(k_)                \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
@@ -159,12 +160,16 @@
 	NH_RSEQ_POP_(off_, base_, cls_, e_, miss, "movzwl " NH_AS_CLASS_TABLE "(%[c],%[k],2), %k[h]\n\t")
 
 /* Push p_ on header h_ of the slab, or goto miss (full; another node's
- * header, or one not set up, is all zero: full). */
+ * header, or one not set up, is all zero: full). h_ may carry anything in
+ * its low 4 bits (free passes its page entry, whose page index is there):
+ * slabs and headers are 16-byte aligned, so the header is at
+ * (slab + h_) & -16. */
 #define NH_RSEQ_PUSH(off_, base_, h_, p_, miss)                                                            \
 	do {                                                                                               \
 		uintptr_t c_, w_, a_, t_;                                                                  \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB                              \
 					  "leaq (%[c],%[k]), %[a]\n\t"                                     \
+					  "andq $-16, %[a]\n\t"                                            \
 					  "movq " NH_AS_WORD "(%[a]), %[w]\n\t"                           \
 					  "cmpw " NH_AS_END "(%[a]), %w[w]\n\t"                           \
 					  "je %l[" #miss "]\n\t"                                           \

@@ -221,11 +221,11 @@ bool nht_page_entry(uintptr_t p, unsigned *entry)
 	return true;
 }
 unsigned nht_hoff(unsigned node, unsigned cls) { return NH_HOFF(node, cls); }
-bool nht_page_entry_is_object(unsigned e, uintptr_t p) { return page_entry_is_object(e, p); }
+bool nht_page_entry_is_object(unsigned e, uintptr_t p) { return page_entry_is_object(nh_fast.page_table, e, p); }
 void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul)
 {
-	*mul = nh_pagekind[e].mul;
-	*phase_mul = nh_pagekind[e].phase_mul;
+	*mul = page_kinds(nh_fast.page_table)[e].mul;
+	*phase_mul = page_kinds(nh_fast.page_table)[e].phase_mul;
 }
 
 const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node)

@@ -88,9 +88,14 @@ NH_INLINE void *entry_to_object(uintptr_t e)
 {
 	if (NH_UNLIKELY(e & NH_ENTRY_FRESH))
 		return fresh_object(e);
-	if (NH_CHECKS && NH_UNLIKELY(!has_free_mark(e)))
+	if (!NH_CHECKS) {
+		*mark_word(e) = 0;
+		return (void *)e;
+	}
+	/* Check and clear in one: mark ^ mark is 0 (x86: one xor to memory
+	 * that sets the flags). Anything else: the report aborts. */
+	if (NH_UNLIKELY(!nh_xor_is_zero(mark_word(e), free_mark(e))))
 		report_cached_corruption(e);
-	*mark_word(e) = 0;
 	return (void *)e;
 }
 

@@ -31,4 +31,13 @@ static inline _Bool nh_mul_below(uint32_t x, const uint32_t *m, const uint32_t *
 	return below;
 }
 
+/* One xor to memory, which sets the flags: GCC makes a load, two xors, a
+ * store and a compare of it. */
+static inline _Bool nh_xor_is_zero(uintptr_t *w, uintptr_t x)
+{
+	_Bool zero;
+	__asm__("xorq %[x], %[w]" : [w] "+m"(*w), "=@ccz"(zero) : [x] "r"(x));
+	return zero;
+}
+
 #endif

@@ -15,7 +15,9 @@ the ratio of numaheap to the best peer (< 1: numaheap is faster).
   --inproc         the lifo k=1 pair of every allocator alternated inside one
                    process (inproc.c: dlopen, runs of 100,000 pairs, 150
                    rounds): steadier than separate processes on a busy
-                   machine; min, 25th percentile and median per size
+                   machine; min, 25th percentile and median per size; then
+                   the random working set (N = 1000, 100000; 16..1024 B) the
+                   same way (--only a or b for one of the two)
   --instructions   instructions per malloc(64)+free pair under callgrind
                    (deterministic), for every allocator; with --sizes, per
                    malloc(SIZE)+free for each of those sizes. numaheap is
@@ -115,6 +117,7 @@ def compile_inproc(args):
 
 INPROC_ROUNDS = 150
 INPROC_PAIRS = 100000
+INPROC_RANDOM_N = (1000, 100000)  # random working sets alternated in one process (-r)
 
 
 def inproc(args, lib):
@@ -127,26 +130,32 @@ def inproc(args, lib):
     load0 = loadavg()
     names = [n for n, _ in libs]
     rows = {}
-    for size in [int(x) for x in (args.sizes or TIMING_SIZES).split(",")]:
-        cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-        r = subprocess.run(cmd + [exe, str(size), str(rounds), str(pairs)] + [p for _, p in libs],
+    cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    runs = [(f"lifo k=1 size={size}", [str(size)]) for size in [int(x) for x in (args.sizes or TIMING_SIZES).split(",")]]
+    if args.only is None or "b" in args.only.split(","):
+        runs += [(f"random N={n} 16..1024", ["-r", str(n), "1024"]) for n in INPROC_RANDOM_N]
+    if args.only is not None and "a" not in args.only.split(","):
+        runs = [r for r in runs if not r[0].startswith("lifo")]
+    for label, argv in runs:
+        r = subprocess.run(cmd + [exe] + argv + [str(rounds), str(pairs)] + [p for _, p in libs],
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"micro: inproc failed: {r.stderr.strip()}")
         for line, (name, _) in zip(r.stdout.splitlines(), libs):
             _, mn, p25, med = line.split()
-            rows.setdefault(size, {})[name] = (float(mn), float(p25), float(med))
+            rows.setdefault(label, {})[name] = (float(mn), float(p25), float(med))
         if not args.quiet:
-            log(f"micro: inproc size {size} done")
-    out = [f"malloc/free pair (lifo k=1), every allocator in one process, alternated in runs of "
+            log(f"micro: inproc {label} done")
+    out = [f"malloc/free pair (lifo k=1; random: free a random one of N live objects, malloc a new one "
+           f"of 16..1024 B), every allocator in one process, alternated in runs of "
            f"{pairs} pairs for {rounds} rounds, pinned to CPU 0; ns per pair, 25th percentile of the "
            f"rounds (lower is better; numaheap's min, p25 and median below the table).", ""]
     for stat, idx in (("p25", 1),):
-        trows = [(f"lifo k=1 size={size}", {n: v[idx] for n, v in vals.items()}) for size, vals in rows.items()]
+        trows = [(label, {n: v[idx] for n, v in vals.items()}) for label, vals in rows.items()]
         out += [table(names, trows, "ns"), ""]
     out.append("numaheap min / p25 / median: " + ", ".join(
-        f"{size} B {v['numaheap'][0]:.2f} / {v['numaheap'][1]:.2f} / {v['numaheap'][2]:.2f}"
-        for size, v in rows.items() if "numaheap" in v))
+        f"{label}: {v['numaheap'][0]:.2f} / {v['numaheap'][1]:.2f} / {v['numaheap'][2]:.2f}"
+        for label, v in rows.items() if "numaheap" in v))
     out.append(f"\nnumaheap: {describe_lib(lib)}. 1-minute load average: {load0:.2f} before, "
                f"{loadavg():.2f} after.")
     return "\n".join(out)

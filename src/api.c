@@ -169,6 +169,22 @@ static void *realloc_move(void *ptr, size_t old, size_t n)
 
 void *nh_realloc(void *ptr, size_t n)
 {
+	/* A small object: its page entry says its size and checks the
+	 * pointer, as for free; the span is not touched (Redis grows and
+	 * shrinks its strings in place this way all the time). */
+	uintptr_t i = ((uintptr_t)ptr >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (NH_LIKELY(i < nh_fast.page_count) && NH_LIKELY(n != 0)) {
+		const uint16_t *table = nh_fast.page_table;
+		unsigned e = table[i];
+		if (NH_LIKELY(page_entry_is_object(table, e, (uintptr_t)ptr))) {
+			size_t old = page_entry_size(table, e);
+			if (NH_UNLIKELY(has_free_mark((uintptr_t)ptr)))
+				free_double("realloc", (uintptr_t)ptr);
+			if (n <= NH_MAX_SMALL_SIZE && nh_class_to_size[nh_size_to_class(n)] == old)
+				return ptr;
+			return realloc_move(ptr, old, n);
+		}
+	}
 	if (!ptr)
 		return nh_malloc(n);
 	if (n == 0) {
@@ -286,13 +302,34 @@ NH_EXPORT(pvalloc, nh_pvalloc);
 
 /* ---- the rest of glibc's API --------------------------------------------- */
 
-size_t nh_malloc_usable_size(void *ptr)
+/* malloc_usable_size but for a small object's: NULL, hardened mode, large
+ * objects, bad pointers (reported), no page table. */
+NH_NOINLINE static size_t usable_size_slow(uintptr_t p)
 {
-	if (!ptr)
+	if (!p)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
-		return hardened_usable_size((uintptr_t)ptr);
-	return usable_size(checked_span("malloc_usable_size", (uintptr_t)ptr));
+		return hardened_usable_size(p);
+	return usable_size(checked_span("malloc_usable_size", p));
+}
+
+size_t nh_malloc_usable_size(void *ptr)
+{
+	/*
+	 * A fast path like free's (programs that count their memory, Redis
+	 * among them, call it on every malloc and free): the page entry, the
+	 * same interior-pointer check, the size from the entry's kinds; the
+	 * span only for the rest.
+	 */
+	uintptr_t p = (uintptr_t)ptr;
+	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (NH_LIKELY(i < nh_fast.page_count)) {
+		const uint16_t *table = nh_fast.page_table;
+		unsigned e = table[i];
+		if (NH_LIKELY(page_entry_is_object(table, e, p)))
+			return page_entry_size(table, e);
+	}
+	return usable_size_slow(p);
 }
 NH_EXPORT(malloc_usable_size, nh_malloc_usable_size);
 

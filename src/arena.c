@@ -41,6 +41,7 @@ static uintptr_t page_table_entries;
 
 _Static_assert(NH_HOFF(NH_MAX_NODES - 1, NH_NUM_CLASSES - 1) + 15 < 65536, "an entry fits 16 bits");
 _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
+_Static_assert(NH_MAX_SMALL_SIZE <= 15 * NH_PAGE_SIZE, "spans have fewer than 15 pages: kind 15 is free for the size");
 
 void arena_page_table_init(int max_node)
 {
@@ -62,6 +63,7 @@ void arena_page_table_init(int max_node)
 				uint32_t phase = (uint32_t)(((uintptr_t)j * NH_PAGE_SIZE + size - tail) % size);
 				kind[NH_HOFF(node, c) | j] = (struct nh_pagekind){mul, phase * mul};
 			}
+			kind[NH_HOFF(node, c) | 15] = (struct nh_pagekind){size, 0}; /* page_entry_size */
 		}
 	page_table = (_Atomic uint16_t *)(m + kinds);
 	page_table_entries = n;

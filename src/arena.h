@@ -85,7 +85,10 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
  * (uint32_t)((p % page) * mul + phase_mul) < mul. An address in the tail
  * waste gives off in [size - tail, size): never a multiple. Entry 0 and
  * class 0 have mul 0: the test fails, and free takes the general path
- * (large objects, free pages, bad pointers).
+ * (large objects, free pages, bad pointers). Spans have at most 10 pages,
+ * so kinds NH_HOFF(node, class) | 15 are no page's: the one of each class
+ * holds the class's object size in mul (page_entry_size), for
+ * malloc_usable_size.
  *
  * Entries are written with the span's map under the heap lock, read by
  * free without a lock (as spans[]): a pointer the program got from malloc
@@ -102,7 +105,9 @@ NH_INLINE const struct nh_pagekind *page_kinds(const uint16_t *table)
 {
 	return (const struct nh_pagekind *)((const char *)table - NH_PAGE_KINDS * sizeof(struct nh_pagekind));
 }
-/* Reserve the table for nodes 0..max_node and fill nh_pagekind for them;
+/* The object size of a small object's page entry e (a valid one). */
+NH_INLINE uint32_t page_entry_size(const uint16_t *table, unsigned e) { return page_kinds(table)[e | 15].mul; }
+/* Reserve the table for nodes 0..max_node and fill the kinds for them;
  * without room for it every free takes the general path. Start-up. */
 void arena_page_table_init(int max_node);
 /* Let free use the table (nh_fast.page_count), if there is one. */

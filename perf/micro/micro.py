@@ -271,13 +271,15 @@ def callgrind(exe, preload, extra, n, tmpdir, size=64):
 
 
 def instructions(exe, preload, extra, tmpdir, size=64):
-    """(allocator instructions per pair, whole loop iteration) for malloc(size)+free."""
+    """(allocator instructions per pair, whole loop iteration) for malloc(size)+free,
+    to a tenth (one-time work that does not cancel out between the two runs,
+    a few dozen instructions, leaves a few ten-thousandths)."""
     n1, n2 = 100_000, 300_000
     t1, m1 = callgrind(exe, preload, extra, n1, tmpdir, size)
     t2, m2 = callgrind(exe, preload, extra, n2, tmpdir, size)
     per_iter = (t2 - t1) / (n2 - n1)
     loop = (m2 - m1) / (n2 - n1)
-    return per_iter - loop, per_iter
+    return round(per_iter - loop, 1), round(per_iter, 1)
 
 
 def read_snapshot():

@@ -12,6 +12,9 @@
 
 /* Bump allocator of never-freed metadata, one per node (lock rank PERSISTENT). */
 void *persistentalloc(size_t size, size_t align, int node); /* takes the node's persistent lock */
+/* fork (fork.c): the persistent locks, taken or dropped; reset in the child. */
+void persistent_fork_lock(bool lock);
+void persistent_fork_child(void);
 
 /*
  * fixalloc: a free list of fixed-size objects carved from persistentalloc

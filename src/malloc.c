@@ -166,7 +166,7 @@ void nh_init_slow(void)
 __attribute__((constructor)) static void nh_constructor(void)
 {
 	nh_ensure_init();
-	proc_register_atfork();
+	fork_register_handlers();
 	scavenger_install_signal();
 }
 

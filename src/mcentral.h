@@ -71,6 +71,10 @@ void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs
  * last call (idle). Objects moved. Takes each class's tc_lock and lock, and
  * h->lock, one at a time. */
 size_t mcentral_drain(struct mheap *h, bool idle_only);
+/* fork (fork.c): every class's tc_lock and lock of every heap, taken or
+ * dropped; reset in the child. */
+void mcentral_fork_lock(bool lock);
+void mcentral_fork_child(void);
 /* A racy read (statistics): no lock. */
 size_t mcentral_transfer_objects(struct mcentral *c);
 

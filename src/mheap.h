@@ -76,6 +76,10 @@ size_t mheap_large_cache_drain(struct mheap *h, bool idle_only);
  * in turn (never two of them at once). */
 size_t mheap_drain_caches(bool idle_only);
 
+/* fork (fork.c): every heap's lcache_lock and lock, taken or dropped;
+ * reset in the child. */
+void mheap_fork_lock(bool lock);
+void mheap_fork_child(void);
 /* At initialisation (one thread, no lock). */
 int mheap_init(int node);
 /* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM.

@@ -471,17 +471,12 @@ void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches
 	}
 }
 
-/* ---- fork ------------------------------------------------------------------------ */
+/* ---- fork (fork.c runs the handlers) -------------------------------------------------- */
 
-void mcentral_fork_lock(bool lock);
-void mcentral_fork_child(void);
-void mheap_fork_lock(bool lock);
-void mheap_fork_child(void);
-void persistent_fork_lock(bool lock);
-void persistent_fork_child(void);
-
-static void pcpu_fork_lock(bool lock)
+void proc_fork_lock(bool lock)
 {
+	if (!lock)
+		mutex_unlock(&allm_lock);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready)
@@ -491,101 +486,17 @@ static void pcpu_fork_lock(bool lock)
 		else
 			mutex_unlock(&c->lock);
 	}
+	if (lock)
+		mutex_lock(&allm_lock);
 }
 
-/*
- * stdio's list lock, taken before numaheap's locks: glibc's fork takes it
- * after the atfork handlers, so a prepare handler holding numaheap's locks
- * would wait for it while a thread in fflush(NULL) holds it and waits for a
- * stream whose owner waits in realloc for numaheap (issue 18: a three-way
- * deadlock). Taken first, the order is glibc's own: stdio, then malloc. The
- * lock is recursive, so glibc's own take in fork succeeds. Weak: a libc
- * without it (musl) does not have this order to keep.
- */
-extern void _IO_list_lock(void) __attribute__((weak));
-extern void _IO_list_unlock(void) __attribute__((weak));
-extern void _IO_list_resetlock(void) __attribute__((weak));
-
-/*
- * Per fork level of this thread (a signal handler may fork while the thread
- * is inside fork already): bit d of fork_locked says whether level d took
- * the locks, fork_held the thread's count of held locks before it did.
- */
-static __thread uint32_t fork_depth, fork_locked;
-static __thread uint32_t fork_held[32];
-
-static void fork_lock_all(void)
+void proc_fork_child(bool consistent)
 {
-	if (_IO_list_lock)
-		_IO_list_lock();
-	lockrank_fork(1);
-	pcpu_fork_lock(true);
-	mutex_lock(&allm_lock);
-	scavenger_fork_lock(true);
-	mcentral_fork_lock(true);
-	mheap_fork_lock(true);
-	persistent_fork_lock(true);
-}
-
-static void fork_prepare(void)
-{
-	uint32_t d = fork_depth++;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32)
-		return;
-	/*
-	 * A fork from a signal handler that interrupted this thread inside
-	 * numaheap (it holds one of its locks) or inside fork (it holds them
-	 * all) must not wait for them: it would wait for itself. The locks
-	 * are left alone, as glibc leaves its malloc's alone in a process it
-	 * believes single-threaded; the child resets them, and may find the
-	 * heap mid-update, as a child forked from a signal handler may with
-	 * any malloc (POSIX allows it async-signal-safe calls only).
-	 */
-	fork_held[d] = nh_locks_held;
-	if (d > 0 || nh_locks_held > 0)
-		return;
-	fork_lock_all();
-	fork_locked |= 1u << d;
-}
-
-static void fork_parent(void)
-{
-	uint32_t d = --fork_depth;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32 || !(fork_locked >> d & 1))
-		return;
-	fork_locked &= ~(1u << d);
-	persistent_fork_lock(false);
-	mheap_fork_lock(false);
-	mcentral_fork_lock(false);
-	scavenger_fork_lock(false);
-	mutex_unlock(&allm_lock);
-	pcpu_fork_lock(false);
-	lockrank_fork(0);
-	if (_IO_list_unlock)
-		_IO_list_unlock();
-}
-
-static void fork_child(void)
-{
-	uint32_t d = --fork_depth;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32)
-		return;
-	/* Only this thread runs: every lock is free, whoever held it. */
-	bool locked = fork_locked >> d & 1;
-	fork_locked &= ~(1u << d);
-	nh_locks_held = fork_held[d];
-	if (locked && _IO_list_resetlock)
-		_IO_list_resetlock(); /* glibc did too, if it took it */
-	persistent_fork_child();
-	mheap_fork_child();
-	mcentral_fork_child();
-	scavenger_fork_child();
 	mutex_reset(&allm_lock);
-	lockrank_fork(-1);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);
-	if (!locked)
+	if (!consistent)
 		return; /* forked from inside numaheap: nothing more is safe */
 	/*
 	 * Only this thread survives. The others' per-thread caches go back
@@ -603,14 +514,5 @@ static void fork_child(void)
 		if (m != self)
 			m_retire(m, false); /* the only thread left: no lock */
 		m = next;
-	}
-}
-
-void proc_register_atfork(void)
-{
-	static bool done;
-	if (!done) {
-		done = true;
-		pthread_atfork(fork_prepare, fork_parent, fork_child);
 	}
 }

@@ -52,7 +52,13 @@ void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
 size_t proc_drain_idle(void);
 /* Takes allm_lock. */
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
-void proc_register_atfork(void);
+/* fork (fork.c): the CPU slabs' locks and allm_lock, taken (lock) or
+ * dropped; in the child, all reset, and, if the parent's fork took them
+ * (consistent), the other threads' caches given back. */
+void proc_fork_lock(bool lock);
+void proc_fork_child(bool consistent);
+/* The pthread_atfork handlers, registered once (fork.c). */
+void fork_register_handlers(void);
 /* Mallocs served without a cache, by class (0: every large object). */
 extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
 extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];

@@ -95,7 +95,8 @@ static void process_rss(uint64_t *now, uint64_t *peak)
 	*peak = h ? strtoull(h + 6, NULL, 10) * 1024 : 0;
 }
 
-void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
+/* The header and the node table. */
+static void emit_text_nodes(struct nh_buf *b, const struct snapshot *s)
 {
 	int nnodes = 0;
 	for (int n = 0; n < NH_MAX_NODES; n++)
@@ -123,6 +124,11 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		else
 			buf_puts(b, "     -\n");
 	}
+}
+
+void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
+{
+	emit_text_nodes(b, s);
 	emit_text_classes(b, s);
 	buf_printf(b, "large: %llu allocs, %llu frees, in use ", (unsigned long long)s->cls[0].allocs,
 		   (unsigned long long)s->large_frees);

@@ -62,17 +62,7 @@ static long batch = 1; /* -k */
 static void **live;    /* batch objects */
 static long nrandom;   /* -r: the working set's size, 0 for LIFO pairs */
 static void ***sets;   /* -r: each library's working set */
-static uint64_t rng_state;
-
-static inline uint64_t rng(void) /* xorshift64*, as micro.c's */
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
+#include "../lib/rng.h" /* rng_state is set at run time */
 
 /* -r: n steps on working set v of nrandom objects of 16..size bytes. */
 __attribute__((noinline)) static void steps(malloc_fn m, free_fn f, void **v, size_t size, long n)

@@ -8,6 +8,10 @@
  *   nh_cpu_relax()            spin-wait hint (pause / yield)
  *   nh_prefetch_w(p)          prefetch a line for writing
  *   nh_cycles()               a cheap monotonic-ish cycle counter for pacing
+ *   nh_mul_below(x, m, a)     (uint32_t)(x * *m + *a) < *m, reading *m and *a
+ *                             where they are (free's interior-pointer check)
+ *   nh_xor_is_zero(w, x)      *w ^= x; whether *w is now 0 (malloc's check
+ *                             and clearing of a free mark, in one)
  *   NH_CACHE_LINE             line size used for padding shared data
  *   NH_RSEQ_SUPPORTED         1: the restartable sequences below exist
  *   NH_RSEQ_SIG               the signature before every rseq abort handler

@@ -17,11 +17,22 @@
  *
  * Invariants: rseq_source and rseq_off are written once, at start-up
  * (nh_rseq_start, nh_rseq_stop), before proc.c publishes per-CPU mode;
- * every later reader sees them final. An area's cpu_id is written by the
- * kernel only, and is negative until the area is registered. No locks.
+ * every later reader sees them final. A registered area's cpu_id is
+ * written by the kernel only, and is negative until the area is
+ * registered. With no area chosen (per-thread P's), own_rseq is never
+ * registered and its cpu_id is the thread's slab number, written by the
+ * thread itself (nh_rseq_set_slot): the sequences then run on the thread's
+ * own slab as plain code. No locks.
  *
  * Runs inside malloc's initialisation and fast-path fallbacks: no malloc,
  * no stdio; only raw system calls and sched_getcpu.
+ *
+ * NH_RSEQ_FAKE_CPU0 (the test-only library numaheap_fakecpu, for counting
+ * instructions under valgrind, which has no rseq): every thread's area is
+ * own_rseq with cpu_id 0, never registered, so the kernel never writes it
+ * and never restarts a sequence; the sequences run as plain code on CPU
+ * 0's slab. Only single-threaded programs may run on it: two threads
+ * would share the slab with no protection at all.
  */
 #define _GNU_SOURCE 1
 
@@ -39,10 +50,14 @@
 
 uint64_t nh_rseq_aborts;
 
-enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN };
+enum rseq_source { RSEQ_NONE, RSEQ_GLIBC, RSEQ_OWN, RSEQ_FAKE };
 static enum rseq_source rseq_source;
 static ptrdiff_t rseq_off; /* every thread's area: thread pointer + rseq_off */
+#if NH_RSEQ_FAKE
+static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = 0};
+#else
 static __thread struct nh_rseq_area own_rseq __attribute__((tls_model("initial-exec"))) = {.cpu_id = (uint32_t)-1};
+#endif
 extern const ptrdiff_t __rseq_offset __attribute__((weak));
 extern const unsigned int __rseq_size __attribute__((weak));
 
@@ -62,7 +77,7 @@ struct nh_rseq_area *nh_rseq_thread(void)
 	if (!NH_RSEQ_SUPPORTED || rseq_source == RSEQ_NONE)
 		return NULL;
 	struct nh_rseq_area *rs = area_at(rseq_off);
-	if ((int32_t)rs->cpu_id >= 0)
+	if ((int32_t)rs->cpu_id >= 0 || rseq_source == RSEQ_FAKE)
 		return rs;
 	if (rseq_source == RSEQ_OWN && rseq_register(&own_rseq, 0) == 0)
 		return rs;
@@ -85,6 +100,11 @@ bool nh_rseq_start(ptrdiff_t *off)
 	rseq_source = RSEQ_NONE;
 	if (!NH_RSEQ_SUPPORTED)
 		return false;
+	if (NH_RSEQ_FAKE) {
+		rseq_source = RSEQ_FAKE;
+		*off = rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
+		return true;
+	}
 	if (nh_rseq_glibc(&goff, &gsize) && gsize > 0) {
 		rseq_source = RSEQ_GLIBC;
 		rseq_off = goff;
@@ -101,7 +121,22 @@ bool nh_rseq_start(ptrdiff_t *off)
 	return rseq_source != RSEQ_NONE;
 }
 
-void nh_rseq_stop(void) { rseq_source = RSEQ_NONE; }
+void nh_rseq_stop(void)
+{
+	/* Per-thread P's will use own_rseq as plain memory: the kernel must
+	 * not write it. Only the starting thread can have registered it. */
+	if (rseq_source == RSEQ_OWN && rseq_register(&own_rseq, NH_RSEQ_FLAG_UNREGISTER) == 0)
+		own_rseq.cpu_id = (uint32_t)-1;
+	rseq_source = RSEQ_NONE;
+}
+
+ptrdiff_t nh_rseq_own_offset(void) { return (char *)&own_rseq - (char *)__builtin_thread_pointer(); }
+
+void nh_rseq_set_slot(int32_t slot)
+{
+	if (rseq_source == RSEQ_NONE)
+		own_rseq.cpu_id = (uint32_t)slot;
+}
 
 int nh_cpu_current(void)
 {
@@ -125,9 +160,12 @@ int nh_rseq_probe(bool *glibc)
 		}
 	}
 	/* numaheap's own area, registered and unregistered again (the kernel
-	 * sets cpu_id back to -1); EBUSY: it is registered already. */
+	 * sets cpu_id back to -1: the slab number of a per-thread P is put
+	 * back); EBUSY: it is registered already. */
+	uint32_t slot = own_rseq.cpu_id;
 	if (rseq_register(&own_rseq, 0) == 0) {
 		rseq_register(&own_rseq, NH_RSEQ_FLAG_UNREGISTER);
+		own_rseq.cpu_id = slot;
 		return 0;
 	}
 	return errno == EBUSY ? 0 : errno;

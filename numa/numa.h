@@ -1,7 +1,7 @@
 /*
  * numa/numa.h — topology and memory binding, numaheap's NUMA contract.
  *
- * The topology is read once at start-up from sysfs with plain open/read (no
+ * The topology is read once at start-up from sysfs through src/os's file reads (no
  * malloc, so it is safe inside the allocator's initialisation). Nodes are
  * numbered as the kernel numbers them; numaheap supports node ids below
  * NH_MAX_NODES. A machine without NUMA support looks like one node 0 with

@@ -12,10 +12,11 @@
  * and exported under the C names by NH_EXPORT (api.h); mallinfo2,
  * malloc_stats and malloc_info are stats.c's, the C++ operators cxx.c's.
  *
- * malloc and free test one byte, nh_fast.plain, before their fast paths:
- * it is PLAIN_RSEQ only when the P's are per-CPU and hardened mode is off.
- * Everything else (per-thread P's, hardened mode, before initialisation,
- * sizes beyond 1 KiB) goes through malloc_other and free_other.
+ * malloc's and free's fast paths (fastpath.h) are the same in per-CPU and
+ * per-thread mode; each opens with one compare against nh_fast that also
+ * turns it off where it must not run (hardened mode, heap profiling for
+ * malloc, before initialisation). Everything else goes through
+ * malloc_other and free_slow.
  *
  * No locks of its own; errno as glibc leaves it (docs/migration.md).
  */
@@ -45,9 +46,26 @@
 
 /* ---- malloc and free ---------------------------------------------------- */
 
-/* malloc beyond the 8-byte-step classes: hardened, medium or large. */
-NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
+/* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
+#define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
+
+/* malloc with heap profiling on: this block may be the sample (prof.h). */
+NH_NOINLINE static void *malloc_profiled(size_t n, uintptr_t ret)
 {
+	if (prof_tick(n))
+		return prof_alloc(n, 0, false, ret);
+	if (n <= NH_MAX_SMALL_SIZE)
+		return alloc_small(nh_size_to_class(n));
+	return alloc_large(n, 0, false);
+}
+
+/* malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
+ * heap profiling, before initialisation (malloc_limit 0). */
+NH_NOINLINE static void *malloc_other(size_t n)
+{
+	nh_ensure_init();
+	if (NH_UNLIKELY(nh_prof_on))
+		return malloc_profiled(n, (uintptr_t)__builtin_return_address(0));
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, false);
 	if (n <= NH_MAX_SMALL_SIZE)
@@ -55,75 +73,43 @@ NH_NOINLINE static void *malloc_beyond_8_step(size_t n)
 	return alloc_large(n, 0, false);
 }
 
-/* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
-#define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
-
-/* malloc with heap profiling on: this block may be the sample (prof.h).
- * Out of line, so that malloc_other's per-thread path keeps no frame. */
-NH_NOINLINE static void *malloc_profiled(size_t n, uintptr_t ret)
-{
-	if (prof_tick(n))
-		return prof_alloc(n, 0, false, ret);
-	if (n <= NH_SMALL_SIZE_MAX)
-		return alloc_small(CLASS8(n));
-	return malloc_beyond_8_step(n);
-}
-
-/* malloc with per-thread caches, in hardened mode, before initialisation,
- * with heap profiling, or beyond 1 KiB. */
-NH_NOINLINE static void *malloc_other(size_t n)
-{
-	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX)) {
-		if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD))
-			return alloc_small_fast(CLASS8(n), PLAIN_PER_THREAD);
-	}
-	/* nh_prof_on, not plain == PLAIN_PROF: GCC would keep plain in a
-	 * register for that test, one instruction more on the path above. */
-	if (NH_UNLIKELY(nh_prof_on))
-		return malloc_profiled(n, (uintptr_t)__builtin_return_address(0));
-	if (n <= NH_SMALL_SIZE_MAX && !nh_hardened)
-		return alloc_small(CLASS8(n));
-	return malloc_beyond_8_step(n);
-}
+/* malloc(n)'s pop missed (n within the fast path's sizes). */
+NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
 
 void *nh_malloc(size_t n)
 {
 	/*
-	 * Sizes up to 1 KiB on a per-CPU P, hardened mode off: one compare,
-	 * one flag (it says both), one table load to the class. The flag
-	 * costs the per-thread mode a call (malloc_other); the per-CPU mode
-	 * is the one that runs wherever the kernel has rseq.
+	 * One compare says both "up to 1 KiB" and "a mode with a fast path"
+	 * (mcache.h, nh_fast); the sequence finds the class's header from
+	 * the slab's own table for n.
 	 */
-	if (NH_LIKELY(n <= NH_SMALL_SIZE_MAX) && NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
-		return alloc_small_fast(CLASS8(n), PLAIN_RSEQ);
+	if (NH_LIKELY(n < nh_fast.malloc_limit)) {
+		uintptr_t e;
+		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
+			return malloc_small_slow(n);
+		return entry_to_object(e);
+	}
 	return malloc_other(n);
 }
 NH_EXPORT(malloc, nh_malloc);
 
-/* free with per-thread caches, in hardened mode, or before initialisation. */
-NH_NOINLINE static void free_other(uintptr_t p)
+/* free that its fast path did not take: NULL, hardened mode, before
+ * initialisation, large objects, bad pointers, no page table. */
+NH_NOINLINE static void free_slow(uintptr_t p)
 {
-	if (NH_LIKELY(nh_fast.plain == PLAIN_PER_THREAD)) {
-		free_object_fast(p, false, PLAIN_PER_THREAD);
-		return;
-	}
 	if (NH_UNLIKELY(!p))
 		return;
 	if (NH_UNLIKELY(nh_hardened)) {
 		hardened_free(p);
 		return;
 	}
-	free_object_fast(p, false, PLAIN_NO);
+	free_general(p);
 }
 
 void nh_free(void *ptr)
 {
-	/* NULL has no arena: the fast path's lookup sends it to
-	 * free_report_bad, which returns. */
-	if (NH_LIKELY(nh_fast.plain == PLAIN_RSEQ))
-		free_object_fast((uintptr_t)ptr, false, PLAIN_RSEQ);
-	else
-		free_other((uintptr_t)ptr);
+	if (NH_UNLIKELY(!free_fast((uintptr_t)ptr)))
+		free_slow((uintptr_t)ptr);
 }
 NH_EXPORT(free, nh_free);
 
@@ -149,6 +135,7 @@ void *nh_calloc(size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, true);
 	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
@@ -182,6 +169,22 @@ static void *realloc_move(void *ptr, size_t old, size_t n)
 
 void *nh_realloc(void *ptr, size_t n)
 {
+	/* A small object: its page entry says its size and checks the
+	 * pointer, as for free; the span is not touched (Redis grows and
+	 * shrinks its strings in place this way all the time). */
+	uintptr_t i = ((uintptr_t)ptr >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (NH_LIKELY(i < nh_fast.page_count) && NH_LIKELY(n != 0)) {
+		const uint16_t *table = nh_fast.page_table;
+		unsigned e = table[i];
+		if (NH_LIKELY(page_entry_is_object(table, e, (uintptr_t)ptr))) {
+			size_t old = page_entry_size(table, e);
+			if (NH_UNLIKELY(has_free_mark((uintptr_t)ptr)))
+				free_double("realloc", (uintptr_t)ptr);
+			if (n <= NH_MAX_SMALL_SIZE && nh_class_to_size[nh_size_to_class(n)] == old)
+				return ptr;
+			return realloc_move(ptr, old, n);
+		}
+	}
 	if (!ptr)
 		return nh_malloc(n);
 	if (n == 0) {
@@ -221,6 +224,7 @@ NH_EXPORT(reallocarray, nh_reallocarray);
 /* Memory aligned to align (a power of two). */
 static void *alloc_aligned(size_t align, size_t n)
 {
+	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, align, false);
 	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 && prof_tick(n))
@@ -298,13 +302,34 @@ NH_EXPORT(pvalloc, nh_pvalloc);
 
 /* ---- the rest of glibc's API --------------------------------------------- */
 
-size_t nh_malloc_usable_size(void *ptr)
+/* malloc_usable_size but for a small object's: NULL, hardened mode, large
+ * objects, bad pointers (reported), no page table. */
+NH_NOINLINE static size_t usable_size_slow(uintptr_t p)
 {
-	if (!ptr)
+	if (!p)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
-		return hardened_usable_size((uintptr_t)ptr);
-	return usable_size(checked_span("malloc_usable_size", (uintptr_t)ptr));
+		return hardened_usable_size(p);
+	return usable_size(checked_span("malloc_usable_size", p));
+}
+
+size_t nh_malloc_usable_size(void *ptr)
+{
+	/*
+	 * A fast path like free's (programs that count their memory, Redis
+	 * among them, call it on every malloc and free): the page entry, the
+	 * same interior-pointer check, the size from the entry's kinds; the
+	 * span only for the rest.
+	 */
+	uintptr_t p = (uintptr_t)ptr;
+	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (NH_LIKELY(i < nh_fast.page_count)) {
+		const uint16_t *table = nh_fast.page_table;
+		unsigned e = table[i];
+		if (NH_LIKELY(page_entry_is_object(table, e, p)))
+			return page_entry_size(table, e);
+	}
+	return usable_size_slow(p);
 }
 NH_EXPORT(malloc_usable_size, nh_malloc_usable_size);
 

@@ -26,6 +26,7 @@
 #include "arena.h"
 
 #include "mheap.h"
+#include "mcache.h"
 
 #include "scavenger.h"
 
@@ -34,6 +35,49 @@
 struct heap_arena *_Atomic nh_arena_map[(uintptr_t)1 << (NH_ADDR_BITS - NH_ARENA_SHIFT)];
 static bool hugetlb_failed, bind_warned;
 
+/* The page table (arena.h): written under the heap locks, read by free. */
+static _Atomic uint16_t *page_table;
+static uintptr_t page_table_entries;
+
+_Static_assert(NH_HOFF(NH_MAX_NODES - 1, NH_NUM_CLASSES - 1) + 15 < 65536, "an entry fits 16 bits");
+_Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
+_Static_assert(NH_MAX_SMALL_SIZE <= 15 * NH_PAGE_SIZE, "spans have fewer than 15 pages: kind 15 is free for the size");
+
+void arena_page_table_init(int max_node)
+{
+	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PAGE_SHIFT);
+	size_t kinds = NH_PAGE_KINDS * sizeof(struct nh_pagekind);
+	char *m = os_map(kinds + n * sizeof(uint16_t), 4096);
+	if (!m)
+		return; /* free takes the general path */
+	struct nh_pagekind *kind = (struct nh_pagekind *)m;
+	for (int node = 0; node <= max_node; node++)
+		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+			uint32_t size = nh_class_to_size[c];
+			uint32_t mul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+			uintptr_t span = (uintptr_t)nh_class_to_npages[c] << NH_PAGE_SHIFT;
+			uint32_t tail = (uint32_t)(span % size);
+			for (unsigned j = 0; j < nh_class_to_npages[c]; j++) {
+				/* (page start - first object) mod size; the
+				 * first page starts tail bytes before it. */
+				uint32_t phase = (uint32_t)(((uintptr_t)j * NH_PAGE_SIZE + size - tail) % size);
+				kind[NH_HOFF(node, c) | j] = (struct nh_pagekind){mul, phase * mul};
+			}
+			kind[NH_HOFF(node, c) | 15] = (struct nh_pagekind){size, 0}; /* page_entry_size */
+		}
+	page_table = (_Atomic uint16_t *)(m + kinds);
+	page_table_entries = n;
+}
+
+void arena_publish_page_table(void)
+{
+	if (!page_table)
+		return;
+	nh_fast.page_lo = NH_HEAP_BASE >> NH_PAGE_SHIFT;
+	nh_fast.page_table = (const uint16_t *)page_table;
+	nh_fast.page_count = page_table_entries;
+}
+
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 {
 	uintptr_t a = base;
@@ -41,13 +85,16 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 		struct heap_arena *ha = arena_of(a);
 		size_t i = (a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1);
 		size_t k = NH_MIN((size_t)(NH_PAGES_PER_ARENA - i), npages);
+		uintptr_t t = (a - NH_HEAP_BASE) >> NH_PAGE_SHIFT;
 		for (size_t j = 0; j < k; j++) {
-			uint32_t info = 0;
-			if (s && s->sizeclass) {
-				uintptr_t page = a + ((uintptr_t)j << NH_PAGE_SHIFT);
-				info = s->sizeclass | (uint32_t)((page - s->base) % s->elemsize) << 16;
+			if (page_table && t + j < page_table_entries) {
+				uint16_t e = 0;
+				if (s && s->sizeclass) {
+					uintptr_t page = a + ((uintptr_t)j << NH_PAGE_SHIFT);
+					e = (uint16_t)(NH_HOFF(s->node, s->sizeclass) | ((page - s->base) >> NH_PAGE_SHIFT));
+				}
+				atomic_store_explicit(&page_table[t + j], e, memory_order_relaxed);
 			}
-			atomic_store_explicit(&ha->pageinfo[i + j], info, memory_order_relaxed);
 			atomic_store_explicit(&ha->spans[i + j], s, memory_order_release);
 		}
 		a += (uintptr_t)k << NH_PAGE_SHIFT;

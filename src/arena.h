@@ -21,15 +21,6 @@ struct mspan;
  * ------------------------------------------------------------------------ */
 #define NH_ADDR_BITS 47
 struct heap_arena {
-	/*
-	 * pageinfo[i], what free needs about page i without touching its span:
-	 * the size class (bits 0-7; 0 for a large object or a free page) and
-	 * the phase (bits 16-31): (page start - span base) % object size, so
-	 * a pointer is an object's start iff ((p % page) + phase) % size == 0.
-	 * Same writers and readers as spans[]. First in the struct: free's
-	 * load needs no offset added to its index.
-	 */
-	_Atomic uint32_t pageinfo[NH_PAGES_PER_ARENA];
 	/* spans[i]: the in-use span holding page i, NULL if the page is free.
 	 * Written under the heap lock; read locklessly by free/realloc. */
 	struct mspan *_Atomic spans[NH_PAGES_PER_ARENA];
@@ -61,14 +52,74 @@ NH_INLINE struct mspan *span_of(uintptr_t p)
 
 NH_INLINE int node_of_addr(uintptr_t p) { return (int)((p - NH_HEAP_BASE) >> NH_NODE_SHIFT); }
 
-/* Map spans[] and pageinfo[] for [base, base + npages pages) to s (NULL to
- * clear). Heap lock. */
+/* Map spans[] and the page table for [base, base + npages pages) to s
+ * (NULL to clear). Heap lock. */
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
 
-NH_INLINE uint32_t pageinfo_of(const struct heap_arena *ha, uintptr_t p)
+/* ------------------------------------------------------------------------
+ * The page table (arena.c): what free needs about a page, in 2 bytes, one
+ * load from the pointer.
+ *
+ * One uint16_t per page of the heap's address range, nodes 0 to the
+ * highest with a heap: 512 MiB of address space per node (2 TiB / 8 KiB
+ * pages * 2 bytes), reserved at start-up, of which only the entries of
+ * pages in use are ever written (32 KiB per 64 MiB arena). free computes
+ * i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo: one compare with
+ * nh_fast.page_count rejects NULL, the stack, globals, every pointer not in
+ * the heap's range, and in hardened mode or before initialisation (count
+ * 0) everything; then entry = page_table[i]:
+ *
+ *   bits 4-15  NH_HOFF(node, class) >> 4: the P header the object goes
+ *              on (its node's, so no node compare: mcache.h)
+ *   bits 0-3   the page's index in its span (spans have at most 10 pages)
+ *   0          a free page, or a large object's
+ *
+ * The entry indexes the page kinds (page_kinds), which give the
+ * interior-pointer check:
+ * with mul = ceil(2^32 / size) for the class and off the pointer's offset
+ * from the page plus the page's phase (page start - first object, mod
+ * size; the first object is tail bytes into the span: mspan.h), off is a
+ * multiple of size iff (uint32_t)(off * mul) < mul (Lemire's divisibility
+ * test, exact for every off < 2^16, checked by tests/unit for every class
+ * and offset). kind.phase_mul holds phase * mul, so the test is
+ * (uint32_t)((p % page) * mul + phase_mul) < mul. An address in the tail
+ * waste gives off in [size - tail, size): never a multiple. Entry 0 and
+ * class 0 have mul 0: the test fails, and free takes the general path
+ * (large objects, free pages, bad pointers). Spans have at most 10 pages,
+ * so kinds NH_HOFF(node, class) | 15 are no page's: the one of each class
+ * holds the class's object size in mul (page_entry_size), for
+ * malloc_usable_size.
+ *
+ * Entries are written with the span's map under the heap lock, read by
+ * free without a lock (as spans[]): a pointer the program got from malloc
+ * was mapped before malloc returned it.
+ * ------------------------------------------------------------------------ */
+#define NH_PAGE_KINDS (NH_MAX_NODES * NH_NUM_CLASSES * 16)
+struct nh_pagekind {
+	uint32_t mul;	    /* ceil(2^32 / size); 0: not a small object's page */
+	uint32_t phase_mul; /* the page's phase * mul (mod 2^32) */
+};
+/* The kinds sit right below the page table, in the same mapping, so that
+ * free reaches both from the one pointer it loads (nh_fast.page_table). */
+NH_INLINE const struct nh_pagekind *page_kinds(const uint16_t *table)
 {
-	return atomic_load_explicit(&ha->pageinfo[(p >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1)],
-				    memory_order_relaxed);
+	return (const struct nh_pagekind *)((const char *)table - NH_PAGE_KINDS * sizeof(struct nh_pagekind));
+}
+/* The object size of a small object's page entry e (a valid one). */
+NH_INLINE uint32_t page_entry_size(const uint16_t *table, unsigned e) { return page_kinds(table)[e | 15].mul; }
+/* Reserve the table for nodes 0..max_node and fill the kinds for them;
+ * without room for it every free takes the general path. Start-up. */
+void arena_page_table_init(int max_node);
+/* Let free use the table (nh_fast.page_count), if there is one. */
+void arena_publish_page_table(void);
+
+/* The interior-pointer check of free's fast path: p is an object's start
+ * on a page whose entry is e in table (false also for a page with no small
+ * span). */
+NH_INLINE bool page_entry_is_object(const uint16_t *table, unsigned e, uintptr_t p)
+{
+	const struct nh_pagekind *k = &page_kinds(table)[e];
+	return nh_mul_below((uint32_t)(p & (NH_PAGE_SIZE - 1)), &k->mul, &k->phase_mul);
 }
 
 #endif /* NUMAHEAP_ARENA_H */

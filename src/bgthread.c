@@ -7,7 +7,8 @@
  * rounds; each round does, in this order:
  *
  *   dumps     the periodic or signalled statistics (NUMAHEAP_STATS_INTERVAL,
- *             NUMAHEAP_STATS_SIGNAL), written by stats_dump.
+ *             NUMAHEAP_STATS_SIGNAL), written by stats_dump, and the heap
+ *             profile (the same signal, NUMAHEAP_PROF_INTERVAL; prof.c).
  *   regrowth  a pre-faulting episode, if a thread asked for one (below).
  *   caches    the caches nobody used since the last look go back to their
  *             spans: transfer caches at every round, the cache of a CPU
@@ -64,6 +65,7 @@
 #include "proc.h"
 #include "stats.h"
 
+#include "prof.h"
 #include "scavenger.h"
 
 #include <errno.h>
@@ -307,10 +309,14 @@ static void *bg_main(void *arg)
 		if (p.pct)
 			p.credit = NH_MIN(p.credit + (int64_t)((now - p.last_round) * p.pct / 100), SCAV_BURST_NS);
 		p.last_round = now;
-		if (atomic_exchange(&dump_requested, 0) || (p.interval && now - p.last_dump >= p.interval)) {
+		bool signalled = atomic_exchange(&dump_requested, 0);
+		if (signalled || (p.interval && now - p.last_dump >= p.interval)) {
 			stats_dump(true);
 			p.last_dump = now;
 		}
+		/* The heap profile too, on the signal or every NUMAHEAP_PROF_INTERVAL. */
+		if ((signalled && nh_prof_on) || prof_interval_due(now))
+			prof_dump(NULL);
 		if (atomic_load(&pf_state) != PF_IDLE) {
 			prefault_episode();
 			now = os_nanotime();
@@ -361,7 +367,7 @@ static void bg_start(void)
 static bool bg_jobs_wanted(void)
 {
 	return NH_OPTION(SCAVENGER) != SCAV_OFF || NH_OPTION(CACHE_IDLE) ||
-	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL);
+	       NH_OPTION(STATS_INTERVAL) || NH_OPTION(STATS_SIGNAL) || NH_OPTION(PROF_INTERVAL);
 }
 
 void scavenger_heap_grew(void) { atomic_store_explicit(&bg_wanted, 1, memory_order_relaxed); }

@@ -2,19 +2,25 @@
  * fastpath.h — malloc's and free's fast paths for small objects, inlined
  * into the C API (api.c) and into the core's entry points (malloc.c).
  *
- * malloc: pop an entry of the class from the P's cache (mcache_pop_fast)
- * and turn it into the object (entry_to_object: its free mark must be
- * there, then it is cleared). free: find the class from the page's info
- * word (arena map -> heapArena -> pageinfo; the span struct is not
- * touched), check that the pointer is the start of an object, write the
- * free mark and push the object on the P (mcache_push_fast).
+ * malloc(n), n <= 1 KiB: one compare with nh_fast.malloc_limit (which is 0
+ * in every mode that must go the general way), then a restartable sequence
+ * that finds the slab from the rseq area's cpu_id, the header from the
+ * slab's table for n, and pops an entry (mcache_pop_size); the entry
+ * becomes the object (entry_to_object: its free mark must be there, then it
+ * is cleared). free(p): one compare of p's page number with the page
+ * table's range (NULL, the stack, foreign pointers, hardened mode: the
+ * general way), one load of p's page entry, which gives the P header and
+ * the interior-pointer check (arena.h: a multiply and a compare), the free
+ * mark, and a push on that header (mcache_push). The span struct and the
+ * arena map are not touched.
  *
  * Everything else leaves by a jump: a miss to the slow paths (malloc.c:
- * alloc_small_slow, free_small_slow), a large object or a bad pointer to
- * free_not_small (large.c), a bad free to a report (malloc.c). So the fast
- * paths need no stack frame. malloc.c's overview says what each check
- * catches; perf/micro counts the instructions of a malloc/free pair
- * against fastpath.snapshot.
+ * alloc_small_slow, free_small_slow), anything free's checks do not pass
+ * (large objects, bad pointers, hardened mode) to free_slow (api.c), a
+ * corrupted cache entry to a report (malloc.c). So the fast paths need no
+ * stack frame. malloc.c's overview says what each check catches;
+ * perf/micro counts the instructions of a malloc/free pair, the ctest test
+ * perf.budget holds them to the budget in perf/micro/fastpath.snapshot.
  *
  * No locks: the caches' rules are mcache.h's.
  */
@@ -29,8 +35,9 @@
 
 /*
  * NH_UNCHECKED builds (for measuring what the checks cost, perf/micro)
- * leave out the interior-pointer and mark checks of the fast paths. The
- * mark is still written, so the slow paths behave the same.
+ * leave out malloc's check of the mark. The mark is still written, so the
+ * slow paths behave the same; free's page check stays, as it also sends
+ * large objects the general way.
  */
 #ifdef NH_UNCHECKED
 #define NH_CHECKS 0
@@ -38,27 +45,26 @@
 #define NH_CHECKS 1
 #endif
 
-/* The slow paths (malloc.c, large.c). */
+/* The slow paths (malloc.c). An object of class cls: the P missed. */
 NH_NOINLINE void *alloc_small_slow(unsigned cls);
-/* Put p, a valid freed object of class cls, somewhere: the P missed. */
-NH_NOINLINE void free_small_slow(unsigned cls, uintptr_t p);
-/* free of a pointer on a page with no class: a large object, or a bad pointer. */
+/* Put p somewhere: a valid small object, its free mark written, whose
+ * push missed (full, another node's object, no P). */
+NH_NOINLINE void free_small_slow(uintptr_t p);
+/* free of p, not in hardened mode, when the fast path's checks did not
+ * pass: a large object, a bad pointer (reported), or a small object while
+ * free has no page table. p is not NULL. */
+NH_NOINLINE void free_general(uintptr_t p);
+/* free of a pointer on a page with no class: a large object, or a bad
+ * pointer (large.c). */
 NH_NOINLINE void free_not_small(uintptr_t p);
+/* A fresh entry (never freed since it left its span) made an object. */
+NH_NOINLINE void *fresh_object(uintptr_t e);
 
 /* Bad-pointer reports (malloc.c); they print and abort. */
 NH_COLD NH_NORETURN void free_bad(const char *api, uintptr_t p);
 NH_COLD NH_NORETURN void free_interior(const char *api, uintptr_t p);
 NH_COLD NH_NORETURN void free_double(const char *api, uintptr_t p);
 NH_COLD NH_NORETURN void report_cached_corruption(uintptr_t p);
-/*
- * The same, for free's fast path, which reaches them by a jump: declared
- * as returning, so the compiler tail-calls them and free keeps no frame.
- * free_report_bad returns for p == NULL (free(NULL) on the per-CPU path
- * comes there: no arena at 0).
- */
-NH_COLD void free_report_bad(uintptr_t p);
-NH_COLD void free_report_interior(uintptr_t p);
-NH_COLD void free_report_double(uintptr_t p);
 
 /*
  * Turn a cache entry into the object handed to the program. A freed
@@ -72,80 +78,85 @@ NH_COLD void free_report_double(uintptr_t p);
  * slower so), while the entry malloc takes is the one last freed on this
  * CPU, whose line free's mark store just brought in. Entries fresh from a
  * span carry no mark (writing one when they enter a cache made the
- * objects resident while they wait there: pareto's peak RSS +2 MiB, for
- * 4 instructions less here); entries that go back to their spans instead
- * are checked there (mcentral.c, release_to_spans), so every duplicate is
- * caught before the object can be handed out twice.
+ * objects resident while they wait there: pareto's peak RSS +2 MiB), and
+ * are tested for first, their path out of line (fresh_object); entries
+ * that go back to their spans instead are checked there (mcentral.c,
+ * release_to_spans), so every duplicate is caught before the object can be
+ * handed out twice.
  */
 NH_INLINE void *entry_to_object(uintptr_t e)
 {
-	uintptr_t p = e & ~NH_ENTRY_FRESH;
-	if (NH_CHECKS && !(e & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p)))
-		report_cached_corruption(p);
-	*mark_word(p) = 0;
-	return (void *)p;
+	if (NH_UNLIKELY(e & NH_ENTRY_FRESH))
+		return fresh_object(e);
+	if (!NH_CHECKS) {
+		*mark_word(e) = 0;
+		return (void *)e;
+	}
+	/* Check and clear in one: mark ^ mark is 0 (x86: one xor to memory
+	 * that sets the flags). Anything else: the report aborts. */
+	if (NH_UNLIKELY(!nh_xor_is_zero(mark_word(e), free_mark(e))))
+		report_cached_corruption(e);
+	return (void *)e;
 }
 
-/* An object of class cls; known as for mcache_pop_fast. */
-NH_INLINE void *alloc_small_fast(unsigned cls, int known)
+/* An object of class cls. Initialisation must be done. */
+NH_INLINE void *alloc_small(unsigned cls)
 {
 	uintptr_t e;
-	if (NH_UNLIKELY(!mcache_pop_fast(cls, &e, known)))
+	if (NH_UNLIKELY(!mcache_pop_class(cls, &e)))
 		return alloc_small_slow(cls);
 	return entry_to_object(e);
 }
 
-NH_INLINE void *alloc_small(unsigned cls) { return alloc_small_fast(cls, PLAIN_NO); }
-
 /*
- * free of p, with hardened mode's check of the mark when hardened (which
- * names the second free itself; the default mode catches it at reuse, in
- * entry_to_object); known as for mcache_push_fast.
+ * free's fast path: true when p was freed here; false sends it the general
+ * way (the caller's free_slow), with nothing done. A small object's free
+ * mark is written, then it is pushed on the P header its page entry names,
+ * or (a miss) handed to free_small_slow. The default mode does not read
+ * the object (a double free is caught when it comes out of a cache again:
+ * entry_to_object); hardened mode, which checks in free, never comes here
+ * (its page_count is 0).
  */
-NH_INLINE void free_object_fast(uintptr_t p, bool hardened, int known)
+NH_INLINE bool free_fast(uintptr_t p)
 {
-	/*
-	 * The page's info word gives the class and the phase, so the span
-	 * struct is not touched: one load after the arena map.
-	 */
-	struct heap_arena *ha = arena_of(p);
-	if (NH_UNLIKELY(!ha)) {
-		free_report_bad(p);
-		return;
-	}
-	uint32_t info = pageinfo_of(ha, p);
-	unsigned cls = info & 0xff;
-	if (NH_UNLIKELY(cls == 0)) {
-		free_not_small(p);
-		return;
-	}
-	uintptr_t off = (p & (NH_PAGE_SIZE - 1)) + (info >> 16);
-	if (NH_CHECKS &&
-	    NH_UNLIKELY(off * nh_class_to_divisible[cls] >= nh_class_to_divisible[cls])) {
-		free_report_interior(p);
-		return;
-	}
-	if (hardened && NH_UNLIKELY(has_free_mark(p))) {
-		free_report_double(p);
-		return;
-	}
+	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (NH_UNLIKELY(i >= nh_fast.page_count))
+		return false;
+	const uint16_t *table = nh_fast.page_table;
+	unsigned e = table[i];
+	if (NH_UNLIKELY(!page_entry_is_object(table, e, p)))
+		return false;
 	*mark_word(p) = free_mark(p);
-	/* The span is looked up again on a miss, not passed on: free keeps
-	 * no lookup state alive across its push (fewer registers saved). */
-	if (NH_UNLIKELY(!mcache_push_fast(cls, p, (unsigned)node_of_addr(p), known)))
-		free_small_slow(cls, p);
+	/* The slow path looks the span up again: free keeps no lookup state
+	 * alive across its push (fewer registers saved). */
+	if (NH_UNLIKELY(!mcache_push(e, p)))
+		free_small_slow(p);
+	return true;
+}
+
+/* free of p, a small object of span s whose checks the caller made, with
+ * hardened mode's check of the mark when hardened (which names the second
+ * free itself). */
+NH_INLINE void free_small_checked(struct mspan *s, uintptr_t p, bool hardened)
+{
+	if (hardened && NH_UNLIKELY(has_free_mark(p)))
+		free_double("free", p);
+	*mark_word(p) = free_mark(p);
+	if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, s->sizeclass), p)))
+		free_small_slow(p);
 }
 
 /* The span of p, which must be the start of a live object; reports and
- * aborts otherwise (realloc, malloc_usable_size). */
+ * aborts otherwise (realloc, malloc_usable_size, free's general path). */
 NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 {
 	struct mspan *s = span_of(p);
 	if (NH_UNLIKELY(!s))
 		free_bad(api, p);
 	if (NH_LIKELY(s->sizeclass)) {
-		uintptr_t off = p - s->base;
-		if (NH_UNLIKELY(((off * s->divmul) >> 32) * s->elemsize != off))
+		uintptr_t off = p - mspan_first(s); /* wraps below the first: too big */
+		if (NH_UNLIKELY(off >= (uintptr_t)s->nelems * s->elemsize ||
+				((off * s->divmul) >> 32) * s->elemsize != off))
 			free_interior(api, p);
 	} else if (NH_UNLIKELY(p != s->base + (s->guarded ? NH_PAGE_SIZE : 0))) {
 		free_interior(api, p);

@@ -11,7 +11,10 @@
  * ------------------------------------------------------------------------ */
 
 /* Bump allocator of never-freed metadata, one per node (lock rank PERSISTENT). */
-void *persistentalloc(size_t size, size_t align, int node);
+void *persistentalloc(size_t size, size_t align, int node); /* takes the node's persistent lock */
+/* fork (fork.c): the persistent locks, taken or dropped; reset in the child. */
+void persistent_fork_lock(bool lock);
+void persistent_fork_child(void);
 
 /*
  * fixalloc: a free list of fixed-size objects carved from persistentalloc
@@ -29,8 +32,9 @@ struct fixalloc {
 	_Atomic size_t *stat; /* metadata bytes counter this fixalloc charges */
 };
 
+/* The lock its users hold must be held (fixalloc has none of its own). */
 void fixalloc_init(struct fixalloc *f, size_t size, int node, _Atomic size_t *stat);
-void *fixalloc_alloc(struct fixalloc *f); /* zeroed; NULL if the OS refuses */
-void fixalloc_free(struct fixalloc *f, void *p);
+void *fixalloc_alloc(struct fixalloc *f); /* zeroed; NULL if the OS refuses; users' lock held */
+void fixalloc_free(struct fixalloc *f, void *p); /* users' lock held */
 
 #endif /* NUMAHEAP_FIXALLOC_H */

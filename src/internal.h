@@ -73,6 +73,13 @@
 
 #define NH_MAX_CPUS 1024
 
+/*
+ * A P's cache has a header for every node and class (mcache.h), at this
+ * byte offset of its slab; free's page table (arena.h) holds it for each
+ * page of a small span, so a free knows both without another load.
+ */
+#define NH_HOFF(node, cls) ((((unsigned)(node)) * NH_NUM_CLASSES + (unsigned)(cls)) << 4)
+
 /* The large-span cache of each node (mheap.c): spans up to 256 KiB, at most
  * 16 of one size, 4 MiB in all. */
 #define NH_LARGE_CACHE_PAGES 32

@@ -35,10 +35,12 @@
  *   4. If pageAlloc has no such run, the mheap maps a new 64 MiB arena on
  *      the node (huge-page advised) and grows pageAlloc over it.
  *
- * Freeing a small object is the same in reverse: find its span from the
- * address (arena map -> heapArena -> page -> span: three loads, no search),
- * check that the pointer is the start of a live object, and push it on the
- * P's stack for its class. When the stack is full, its oldest batch goes
+ * Freeing a small object is the same in reverse: one load from the page
+ * table (arena.h) gives the page's class, node and phase (the span struct
+ * is not touched), a multiply checks that the pointer is the start of an
+ * object, and the object is pushed on the P's stack for its class and
+ * node. (realloc and the general paths find the span itself: arena map ->
+ * heapArena -> page -> span, three loads, no search.) When the stack is full, its oldest batch goes
  * back to mcentral, which clears the objects' bits; a span left empty goes
  * back to the mheap, and free pages coalesce in pageAlloc. Large objects go
  * straight back to the mheap. Frees never unmap: pages stay with the heap
@@ -48,7 +50,8 @@
  *   - a pointer outside the heap's address range, or on a page with no
  *     in-use span: "not allocated by numaheap" or already freed;
  *   - a pointer that is not the start of an object (one multiply and a
- *     compare against the span's size): "interior pointer";
+ *     compare: Lemire's divisibility test, arena.h), or in a span's tail
+ *     waste, which comes first (mspan.h): "interior pointer";
  *   - a freed object's mark word (its first: mark_word()) is set to
  *     nh_cookie ^ address, a secret
  *     per-process value. malloc checks that it is there before it hands a
@@ -134,6 +137,7 @@ void nh_init_slow(void)
 		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
 	mcache_layout_init();
+	arena_page_table_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)
 	 * is left out; with none at all, every allocation fails with ENOMEM. */
 	uint32_t ok = 0;
@@ -152,6 +156,7 @@ void nh_init_slow(void)
 		nh_fast.plain = PLAIN_PROF;
 	scavenger_init();
 	stats_init();
+	nh_fast_publish();
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
 	if (NH_OPTION(SHOW_CONFIG))
@@ -161,7 +166,7 @@ void nh_init_slow(void)
 __attribute__((constructor)) static void nh_constructor(void)
 {
 	nh_ensure_init();
-	proc_register_atfork();
+	fork_register_handlers();
 	scavenger_install_signal();
 }
 
@@ -197,23 +202,22 @@ NH_COLD NH_NORETURN void report_cached_corruption(uintptr_t p)
 			      "freed object was written after free, or freed twice (heap corruption)");
 }
 
-/*
- * free's fast path reaches these by a jump (fastpath.h). noipa: where GCC
- * sees that they never return (here, in nh_free_unchecked), it would call
- * them instead, and give the function a frame (sub/add rsp) for alignment.
- */
-#if defined(__clang__)
-#define NH_REPORT NH_COLD
-#else
-#define NH_REPORT NH_COLD __attribute__((noipa))
-#endif
-NH_REPORT void free_report_bad(uintptr_t p)
+void free_general(uintptr_t p)
 {
-	if (p)
-		free_bad("free", p);
+	struct mspan *s = span_of(p);
+	if (!s || !s->sizeclass) {
+		free_not_small(p); /* large (large.c), or not in use: reported there */
+		return;
+	}
+	free_small_checked(checked_span("free", p), p, false);
 }
-NH_REPORT void free_report_interior(uintptr_t p) { free_interior("free", p); }
-NH_REPORT void free_report_double(uintptr_t p) { free_double("free", p); }
+
+void *fresh_object(uintptr_t e)
+{
+	uintptr_t p = e & ~NH_ENTRY_FRESH;
+	*mark_word(p) = 0; /* a mark from the object's last life: not freed now */
+	return (void *)p;
+}
 
 /* ---- small objects: the slow paths ---------------------------------------- */
 
@@ -249,7 +253,7 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 		uintptr_t e;
 		/* The stack may have been refilled since the fast path missed
 		 * (another thread on this CPU), or the P may be ours now. */
-		if (mcache_pop_fast(cls, &e, PLAIN_NO))
+		if (mcache_pop_class(cls, &e))
 			return entry_to_object(e);
 		struct pctx x;
 		if (!proc_acquire_p(&x))
@@ -279,9 +283,10 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
  * looked up here, not passed in, so that free's fast path keeps no lookup
  * state alive across its push (fewer registers saved on every free).
  */
-NH_NOINLINE void free_small_slow(unsigned cls, uintptr_t p)
+NH_NOINLINE void free_small_slow(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
+	unsigned cls = s->sizeclass;
 	for (;;) {
 		struct pctx x;
 		if (!proc_acquire_p(&x)) {
@@ -296,7 +301,7 @@ NH_NOINLINE void free_small_slow(unsigned cls, uintptr_t p)
 			return;
 		}
 		int r = 1;
-		if (!mcache_push_fast(cls, p, s->node, PLAIN_NO))
+		if (!mcache_push(NH_HOFF(s->node, cls), p))
 			r = mcache_overflow(&x, cls, p);
 		proc_release_p(&x);
 		if (r > 0)
@@ -335,6 +340,8 @@ struct mspan *nh_checked_span(const char *api, uintptr_t p) { return checked_spa
 
 void nh_free_unchecked(struct mspan *s, uintptr_t p)
 {
-	(void)s;
-	free_object_fast(p, true, PLAIN_NO);
+	if (!s->sizeclass)
+		free_not_small(p);
+	else
+		free_small_checked(s, p, true);
 }

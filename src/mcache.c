@@ -1,8 +1,9 @@
 /*
  * mcache.c — a P's cache of free objects: the slow paths.
  *
- * See malloc.c for the overview and internal.h for the slab layout. The fast
- * paths (pop on malloc, push on free) live in malloc.c; this file refills an
+ * See malloc.c for the overview and mcache.h for the slab layout. The fast
+ * paths (pop on malloc, push on free) are mcache.h's inline functions, used
+ * by fastpath.h; this file refills an
  * empty class from mcentral, flushes a full one back, sizes the stacks, and
  * sends objects of other nodes home. It is written once for both kinds of
  * P through struct pctx: plain code for a per-thread P, restartable
@@ -47,7 +48,7 @@ static uint16_t batch[NH_NUM_CLASSES];
 static uint16_t maxcap[NH_NUM_CLASSES];
 static uint16_t slot_begin[NH_NUM_CLASSES];
 
-struct mcache nh_empty_mcache; /* begin == cur == end == 0 for every class */
+struct mcache nh_empty_mcache; /* no thread's: compared with, never used */
 
 void mcache_layout_init(void)
 {
@@ -68,10 +69,21 @@ unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
 unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
 
-static struct mcache_class initial_header(unsigned k, int node)
+static struct mcache_class initial_header(unsigned k)
 {
-	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], (uint16_t)node, 0};
+	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], 0};
 	return h;
+}
+
+/* Point the slab's tables at node's headers (the owner, or the slow path
+ * that sets a per-CPU slab up, under its lock: 16-bit stores, which a
+ * sequence on the slab's CPU sees old or new, both safe). */
+static void set_tables(struct mcache *c, int node)
+{
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
+		c->class_hdr[k] = (uint16_t)(k ? mc_hoff((unsigned)node, k) : 0);
+	for (unsigned n = 0; n <= NH_SMALL_SIZE_MAX; n++)
+		c->size_hdr[n] = c->class_hdr[nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]];
 }
 
 static size_t initial_cap_bytes(void)
@@ -84,10 +96,12 @@ static size_t initial_cap_bytes(void)
 
 void mcache_init(struct mcache *c, int node, uint32_t id)
 {
-	memset(c, 0, sizeof *c);
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		c->cls[k] = initial_header(k, node);
+	/* Fresh from the OS: the headers of other nodes are zero and stay so,
+	 * untouched (RSS). */
 	c->node = (uint32_t)node;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		*mc_class(c, k) = initial_header(k);
+	set_tables(c, node);
 	c->id = id;
 	mutex_init(&c->lock, LOCK_RANK_PCACHE);
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
@@ -95,16 +109,33 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 	c->ready = 1;
 }
 
+void mcache_set_node(struct mcache *c, int node)
+{
+	if (c->node == (uint32_t)node)
+		return;
+	/* Empty (drained): each header moves to the new node's place, its
+	 * allocation count with it; the old node's become zero again. */
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		struct mcache_class *o = mc_class(c, k), h = *o;
+		h.word = (h.word & ~(uint64_t)0xffff) | h.begin;
+		*o = (struct mcache_class){0};
+		c->hdr[(unsigned)node * NH_NUM_CLASSES + k] = h;
+	}
+	c->node = (uint32_t)node;
+	set_tables(c, node);
+}
+
 int mcache_init_pcpu(struct pctx *x, int node)
 {
 	struct mcache *c = x->c;
 	c->node = (uint32_t)node;
 	c->id = x->cpu;
+	set_tables(c, node); /* before the headers: until they are, they miss */
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		/* One 16-byte store: a pop or push on this CPU sees the header
 		 * all zero (a miss) or whole. */
-		struct mcache_class h = initial_header(k, node);
-		if (nh_rseq_store16(nh_fast.rseq_off, x->cpu, &c->cls[k], &h) < 0)
+		struct mcache_class h = initial_header(k);
+		if (nh_rseq_store16(nh_fast.rseq_off, x->cpu, mc_class(c, k), &h) < 0)
 			return -1;
 	}
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
@@ -118,8 +149,8 @@ int mcache_init_pcpu(struct pctx *x, int node)
 static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, out, n);
-	struct mcache_class *m = &x->c->cls[cls];
+		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), out, n);
+	struct mcache_class *m = mc_class(x->c, cls);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, cur - m->begin);
 	for (unsigned i = 0; i < k; i++)
@@ -131,8 +162,8 @@ static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n
 static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, in, n);
-	struct mcache_class *m = &x->c->cls[cls];
+		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), in, n);
+	struct mcache_class *m = mc_class(x->c, cls);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, (unsigned)m->end - cur);
 	for (unsigned i = 0; i < k; i++)
@@ -145,8 +176,8 @@ static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsi
 static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
 {
 	if (x->rseq)
-		return nh_rseq_set_end(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, (uintptr_t)cls << 4, end);
-	struct mcache_class *m = &x->c->cls[cls];
+		return nh_rseq_set_end(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), end);
+	struct mcache_class *m = mc_class(x->c, cls);
 	if (mc_cur(m) > end)
 		return 1;
 	m->end = (uint16_t)end;
@@ -213,12 +244,10 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 		int node = proc_current_node();
 		if ((uint32_t)node != c->node) {
 			mcache_drain(x);
-			c->node = (uint32_t)node;
-			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-				c->cls[k].node = (uint16_t)node;
+			mcache_set_node(c, node);
 		}
 	}
-	struct mcache_class *m = &c->cls[cls];
+	struct mcache_class *m = mc_class(c, cls);
 	struct mheap *h = heap_of_node((int)c->node);
 	uintptr_t buf[128];
 	unsigned room = (unsigned)m->end - mc_cur(m);
@@ -257,7 +286,7 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 	size_t best = 0;
 	bool best_unused = false;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		struct mcache_class *m = &c->cls[k];
+		struct mcache_class *m = mc_class(c, k);
 		if (k == cls || (unsigned)(m->end - m->begin) <= batch[k])
 			continue;
 		bool unused = (unsigned)m->end - mc_cur(m) >= batch[k];
@@ -272,7 +301,7 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 	}
 	if (!victim)
 		return 0;
-	struct mcache_class *v = &c->cls[victim];
+	struct mcache_class *v = mc_class(c, victim);
 	unsigned newend = (unsigned)(v->end - batch[victim]);
 	for (;;) {
 		int r = op_set_end(x, victim, newend);
@@ -295,7 +324,7 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 {
 	struct mcache *c = x->c;
-	struct mcache_class *m = &c->cls[cls];
+	struct mcache_class *m = mc_class(c, cls);
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
 	age_misses(c);
@@ -406,8 +435,8 @@ int mcache_drain(struct pctx *x)
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 {
-	const struct mcache_class *m = &c->cls[cls];
+	const struct mcache_class *m = mc_class_c(c, cls);
 	return (size_t)(uint16_t)(mc_cur(m) - m->begin);
 }
 
-uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(&c->cls[cls]); }
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(mc_class_c(c, cls)); }

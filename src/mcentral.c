@@ -197,7 +197,7 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		/* A freed object keeps its mark until it is handed out: gone,
-		 * its other entry was handed out first (malloc.c,
+		 * its other entry was handed out first (fastpath.h,
 		 * entry_to_object), or it was written after free. */
 		if (!(objs[i] & NH_ENTRY_FRESH) && NH_UNLIKELY(!has_free_mark(p)))
 			nh_report_bad_pointer("free", (void *)p,
@@ -318,8 +318,9 @@ size_t mcentral_drain(struct mheap *h, bool idle_only)
  * a piece being put back.
  */
 
-/* The first object of a small span. */
-static inline uintptr_t span_first_obj(const struct mspan *s) { return s->base; }
+/* The first object of a small span: after the tail waste, which sits at
+ * the span's start (mspan.h). */
+static inline uintptr_t span_first_obj(const struct mspan *s) { return mspan_first(s); }
 
 size_t mcentral_unit_bytes(void)
 {

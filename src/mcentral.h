@@ -67,15 +67,25 @@ struct mcentral {
 	uint64_t sub_since;
 } NH_ALIGNED(NH_CACHE_LINE);
 
+/* At initialisation (no lock). */
 void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
-/* Fill out[] with up to n cache entries; returns how many, 0 on ENOMEM. */
+/* Fill out[] with up to n cache entries; returns how many, 0 on ENOMEM.
+ * Takes c->tc_lock, then c->lock (one at a time), and the heap's lock for a
+ * new span. A P's lock may be held (rank PCACHE is lowest). */
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
-/* Give back n cache entries (objects, tagged or not) of this class and node. */
+/* Give back n cache entries (objects, tagged or not) of this class and node.
+ * Takes c->tc_lock, then c->lock, and the heap's lock for an empty span. */
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);
 /* Return the transfer caches' objects to their spans and the kept empty
  * spans to the heap: all of them, or only those of classes unused since the
- * last call (idle). Objects moved. */
+ * last call (idle). Objects moved. Takes each class's tc_lock and lock, and
+ * h->lock, one at a time. */
 size_t mcentral_drain(struct mheap *h, bool idle_only);
+/* fork (fork.c): every class's tc_lock and lock of every heap, taken or
+ * dropped; reset in the child. */
+void mcentral_fork_lock(bool lock);
+void mcentral_fork_child(void);
+/* A racy read (statistics): no lock. */
 size_t mcentral_transfer_objects(struct mcentral *c);
 
 /*

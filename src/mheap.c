@@ -159,6 +159,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	atomic_store_explicit(&s->state, SPAN_INUSE, memory_order_relaxed);
 	arena_set_spans(base, npages, s);
 	h->inuse_bytes += npages << NH_PAGE_SHIFT;
+	h->peak_inuse_bytes = NH_MAX(h->peak_inuse_bytes, h->inuse_bytes);
 	count_reused(h, base + (npages << NH_PAGE_SHIFT), scav, fresh);
 	mutex_unlock(&h->lock);
 	return s;
@@ -225,6 +226,7 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 		s->npages = (uint32_t)npages;
 		s->elemsize = (uint32_t)NH_MIN(npages << NH_PAGE_SHIFT, (size_t)UINT32_MAX);
 		h->inuse_bytes += extra << NH_PAGE_SHIFT;
+		h->peak_inuse_bytes = NH_MAX(h->peak_inuse_bytes, h->inuse_bytes);
 		h->large_inuse_bytes += extra << NH_PAGE_SHIFT;
 		count_reused(h, tail + (extra << NH_PAGE_SHIFT), scav, fresh);
 	}

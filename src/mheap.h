@@ -27,6 +27,7 @@ struct mheap {
 	/* Byte counts, under lock (read racily by stats). */
 	size_t mapped_bytes;
 	size_t inuse_bytes;	/* pages in in-use spans */
+	size_t peak_inuse_bytes;	/* the highest inuse_bytes has been */
 	size_t large_inuse_bytes;	/* pages of large spans, cached ones included */
 	_Atomic uint64_t large_frees;	/* large objects freed by the program */
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
@@ -64,25 +65,37 @@ NH_INLINE struct mheap *heap_of_node(int node) { return nh_heaps[node]; }
 	for (int for_each_heap_n_ = 0; for_each_heap_n_ < NH_MAX_NODES; for_each_heap_n_++) \
 		for (struct mheap *h = nh_heaps[for_each_heap_n_]; h; h = NULL)
 
-/* Take a cached large span of exactly npages, or NULL. */
+/* Take a cached large span of exactly npages, or NULL. Takes h->lcache_lock. */
 struct mspan *mheap_large_cache_take(struct mheap *h, size_t npages);
-/* Keep a freed large span for reuse; false if the cache has no room. */
+/* Keep a freed large span for reuse; false if the cache has no room.
+ * Takes h->lcache_lock. */
 bool mheap_large_cache_put(struct mheap *h, struct mspan *s);
 /* Give the cached spans back to the heap: all, or only if unused since the
- * last call. Bytes given back. */
+ * last call. Bytes given back. Takes h->lcache_lock, then h->lock for
+ * the spans it frees. */
 size_t mheap_large_cache_drain(struct mheap *h, bool idle_only);
 /* What every heap keeps in front of its pages (mcentral's transfer caches
  * and kept empty spans, the large-span cache) goes back: all of it, or only
- * what sat unused since the last call. Objects moved out of transfer caches. */
+ * what sat unused since the last call. Objects moved out of transfer caches.
+ * No lock held; takes each heap's central, large-span cache and heap locks
+ * in turn (never two of them at once). */
 size_t mheap_drain_caches(bool idle_only);
 
+/* fork (fork.c): every heap's lcache_lock and lock, taken or dropped;
+ * reset in the child. */
+void mheap_fork_lock(bool lock);
+void mheap_fork_child(void);
+/* At initialisation (one thread, no lock). */
 int mheap_init(int node);
-/* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM. */
+/* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM.
+ * Takes h->lock (a central lock may be held: rank CENTRAL < HEAP). */
 struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages);
+/* Takes h->lock. */
 void mheap_free_span(struct mheap *h, struct mspan *s);
-/* Grow a large span in place to npages if the pages after it are free. */
+/* Grow a large span in place to npages if the pages after it are free.
+ * Takes h->lock. */
 bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages);
-/* Shrink a large span in place, freeing its tail pages. */
+/* Shrink a large span in place, freeing its tail pages. Takes h->lock. */
 void mheap_shrink_span(struct mheap *h, struct mspan *s, size_t npages);
 
 #endif /* NUMAHEAP_MHEAP_H */

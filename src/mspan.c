@@ -7,7 +7,7 @@
  * bitmap a word at a time and peels free objects off with count-trailing-
  * zeros, Go's allocCache trick applied to a whole batch at once; freeindex
  * remembers the first word that may still have a free bit. Objects come
- * back one by one (mspan_put, inline in internal.h for mcentral's release
+ * back one by one (mspan_put, inline in mspan.h for mcentral's release
  * loop), which also catches a double free that slipped past the cache: its
  * bit is already clear.
  *
@@ -29,6 +29,7 @@ void mspan_init_small(struct mspan *s, unsigned sizeclass)
 	s->elemsize = nh_class_to_size[sizeclass];
 	s->divmul = nh_class_to_divmul[sizeclass];
 	s->nelems = (uint16_t)((s->npages << NH_PAGE_SHIFT) / s->elemsize);
+	s->tail = (uint16_t)((s->npages << NH_PAGE_SHIFT) - (uintptr_t)s->nelems * s->elemsize);
 	s->nalloc = 0;
 	s->freeindex = 0;
 	s->kept = 0;
@@ -42,7 +43,7 @@ unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
 {
 	unsigned got = 0, nwords = (s->nelems + 63) / 64;
 	unsigned w = s->freeindex;
-	uintptr_t size = s->elemsize;
+	uintptr_t size = s->elemsize, first = mspan_first(s);
 	for (; w < nwords && got < n; w++) {
 		uint64_t freebits = ~s->alloc_bits[w];
 		if (!freebits)
@@ -52,7 +53,7 @@ unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
 			unsigned i = nh_ctz64(freebits);
 			freebits &= freebits - 1;
 			taken |= (uint64_t)1 << i;
-			out[got++] = (s->base + (uintptr_t)(w * 64 + i) * size) | NH_ENTRY_FRESH;
+			out[got++] = (first + (uintptr_t)(w * 64 + i) * size) | NH_ENTRY_FRESH;
 		}
 		s->alloc_bits[w] |= taken;
 		if (freebits)

@@ -42,7 +42,13 @@ struct mspan {
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
 	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
-	uint8_t pad1[3];
+	uint8_t pad1;
+	/* Small spans: the tail waste (npages pages - nelems * elemsize), at
+	 * the span's start: object i is at base + tail + i * elemsize, so the
+	 * last object ends at the span's end and every address that is a
+	 * whole number of objects from the first is an object (free's check,
+	 * fastpath.h). Set with sizeclass; immutable while in use. */
+	uint16_t tail;
 	/* A large span holding one sampled block: its profile bucket (prof.c);
 	 * set by the allocating thread before the block is handed out, cleared
 	 * by the freeing thread. NULL otherwise. */
@@ -71,9 +77,11 @@ NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
 void mspan_init_small(struct mspan *s, unsigned sizeclass);
 /* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
+/* The first object of a small span. */
+NH_INLINE uintptr_t mspan_first(const struct mspan *s) { return s->base + s->tail; }
 NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
 {
-	return (unsigned)(((uint64_t)(p - s->base) * s->divmul) >> 32);
+	return (unsigned)(((uint64_t)(p - mspan_first(s)) * s->divmul) >> 32);
 }
 
 /* Return one object to the span's bitmap; aborts on a double free. Inline:

@@ -68,24 +68,24 @@ struct page_alloc {
 	size_t broken;	   /* huge pages with their bit set in chunk->broken */
 };
 
-int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock);
+int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock); /* at heap set-up, no lock */
 /* [addr, addr+bytes) is new, chunk-aligned memory: free and scavenged. */
-int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes);
+int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes); /* pa->lock held */
 /* First fit, aligned to align_pages (a power of two, 0 or 1 for none); 0 if
  * no run is free. *scav gets how many of the pages were scavenged. */
-uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pages, size_t *scav);
-void page_alloc_free(struct page_alloc *pa, uintptr_t addr, size_t npages);
+uintptr_t page_alloc_alloc(struct page_alloc *pa, size_t npages, size_t align_pages, size_t *scav); /* pa->lock held */
+void page_alloc_free(struct page_alloc *pa, uintptr_t addr, size_t npages); /* pa->lock held */
 /* Allocate exactly [addr, addr+npages) if all of it is free; else false. */
-bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, size_t *scav);
+bool page_alloc_alloc_at(struct page_alloc *pa, uintptr_t addr, size_t npages, size_t *scav); /* pa->lock held */
 /* Free [addr, addr+npages), whose memory went back to the OS: scavenged. */
-void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+void page_alloc_free_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages); /* pa->lock held */
 /* Debug: check summaries against the bitmaps. Returns 0 or the bad level+1. */
-int page_alloc_check(struct page_alloc *pa);
+int page_alloc_check(struct page_alloc *pa); /* pa->lock held */
 
 /* ---- the scavenged bitmaps' searches (pagescav.c) ---------------------- */
 
 /* Free pages not yet scavenged, in [addr, addr+npages), become scavenged. */
-void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages);
+void page_alloc_mark_scavenged(struct page_alloc *pa, uintptr_t addr, size_t npages); /* pa->lock held */
 /*
  * Find the highest run of free, unscavenged pages below *limit that is at
  * least min_pages long (clipped to max_pages), allocate it, and return its
@@ -110,7 +110,7 @@ struct scav_query {
 	uint64_t next_idle;	/* out: lowest tick of a chunk skipped as busy */
 };
 /* Like page_alloc_take_unscavenged, with the query's filters. */
-uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages);
+uintptr_t page_alloc_take_idle(struct page_alloc *pa, struct scav_query *q, size_t *npages); /* pa->lock held */
 /* A run of pages: base address and length in bytes. */
 struct page_run {
 	uintptr_t base;

@@ -250,8 +250,13 @@ static void put_value_type(struct pbuf *b, struct pbuf *m, unsigned field, struc
 	put_msg(b, field, m);
 }
 
+static const char *const kNodeNames[] = {"0", "1", "2",	"3",  "4",  "5",  "6",  "7",
+					 "8", "9", "10", "11", "12", "13", "14", "15"};
+
+/* The label's value is a string: pprof drops a numeric label whose value is
+ * 0 and that has no unit, and node 0 is the common case. */
 static void put_sample(struct pbuf *b, struct pbuf *m, struct pbuf *packed, const struct pprof_sample *s,
-		       struct loctab *lt, int64_t node_key)
+		       struct loctab *lt, int64_t node_key, struct strtab *st)
 {
 	for (unsigned k = 0; k < s->npc; k++)
 		put_varint(packed, loc_id(lt, s->pcs[k]));
@@ -259,9 +264,11 @@ static void put_sample(struct pbuf *b, struct pbuf *m, struct pbuf *packed, cons
 	for (unsigned k = 0; k < 4; k++)
 		put_varint(packed, (uint64_t)s->v[k]);
 	put_msg(m, 2, packed);
-	put_int(packed, 1, (uint64_t)node_key);
-	put_int(packed, 3, (uint64_t)(int64_t)s->node);
-	put_msg(m, 3, packed);
+	if (s->node >= 0 && s->node < (int)(sizeof kNodeNames / sizeof kNodeNames[0])) {
+		put_int(packed, 1, (uint64_t)node_key);
+		put_int(packed, 2, (uint64_t)str_index(st, kNodeNames[s->node]));
+		put_msg(m, 3, packed);
+	}
 	put_msg(b, 2, m);
 }
 
@@ -303,7 +310,7 @@ static void encode(struct pbuf *b, const struct pprof_sample *s, size_t n, uint6
 	int64_t node_key = str_index(st, "numa_node");
 	int64_t space = str_index(st, "space"), bytes = str_index(st, "bytes");
 	for (size_t i = 0; i < n; i++)
-		put_sample(b, &m, &packed, &s[i], lt, node_key);
+		put_sample(b, &m, &packed, &s[i], lt, node_key, st);
 	put_mappings(b, &m, mp, st);
 	put_locations(b, &m, lt, mp);
 	for (size_t i = 0; i < st->n; i++)

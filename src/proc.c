@@ -68,6 +68,8 @@
 
 #include "fixalloc.h"
 
+#include "arena.h"
+
 #include "mcache.h"
 #include "proc.h"
 #include "alloc.h"
@@ -104,36 +106,88 @@ static void m_exit(void *arg);
  * so a change to either side that breaks the other fails the build.
  */
 _Static_assert(NH_RSEQ_SLAB_SHIFT == NH_MCACHE_SHIFT, "slab i at pcpu_base + (i << NH_MCACHE_SHIFT)");
-_Static_assert(offsetof(struct mcache, cls) == 0, "the class headers open the slab");
-_Static_assert(sizeof(struct mcache_class) == 1u << NH_RSEQ_CLASS_SHIFT, "header of class k at k << CLASS_SHIFT");
+_Static_assert(offsetof(struct mcache, hdr) == 0, "the headers open the slab");
+_Static_assert(sizeof(struct mcache_class) == 1u << NH_RSEQ_CLASS_SHIFT, "header h at h << CLASS_SHIFT");
 _Static_assert(offsetof(struct mcache_class, word) == NH_RSEQ_CLASS_WORD, "word: cur | allocs");
 _Static_assert(offsetof(struct mcache_class, end) == NH_RSEQ_CLASS_END, "end");
 _Static_assert(offsetof(struct mcache_class, begin) == NH_RSEQ_CLASS_BEGIN, "begin");
-_Static_assert(offsetof(struct mcache_class, node) == NH_RSEQ_CLASS_NODE, "node");
 _Static_assert(sizeof(((struct mcache_class *)0)->end) * 8 == NH_RSEQ_CUR_BITS &&
-		       sizeof(((struct mcache_class *)0)->begin) * 8 == NH_RSEQ_CUR_BITS &&
-		       sizeof(((struct mcache_class *)0)->node) * 8 == NH_RSEQ_CUR_BITS,
-	       "end, begin and node are compared with cur as 16-bit words");
+		       sizeof(((struct mcache_class *)0)->begin) * 8 == NH_RSEQ_CUR_BITS,
+	       "end and begin are compared with cur as 16-bit words");
+_Static_assert(offsetof(struct mcache, size_hdr) == NH_RSEQ_SIZE_TABLE, "malloc(n)'s header at SIZE_TABLE + 2n");
+_Static_assert(offsetof(struct mcache, class_hdr) == NH_RSEQ_CLASS_TABLE, "class k's header at CLASS_TABLE + 2k");
+_Static_assert(sizeof(((struct mcache *)0)->size_hdr[0]) == 2 && sizeof(((struct mcache *)0)->class_hdr[0]) == 2,
+	       "the tables are read with movzwl (,2)");
+_Static_assert(offsetof(struct mcache, class_hdr) + sizeof(((struct mcache *)0)->class_hdr) <= NH_RSEQ_SLAB_READ,
+	       "a sequence reads no more of a sentinel than NH_RSEQ_SLAB_READ");
+_Static_assert(NH_MCACHE_HEADERS << NH_RSEQ_CLASS_SHIFT <= 65536, "header offsets fit the tables' 16 bits");
 _Static_assert(sizeof(*mcache_slots(NULL)) == NH_RSEQ_SLOT_BYTES, "slots are words from the slab's start");
 _Static_assert(NH_MCACHE_BYTES / NH_RSEQ_SLOT_BYTES <= 1u << NH_RSEQ_CUR_BITS, "every slot index fits in cur");
 
-/* Per-CPU P's when rseq works and NUMAHEAP_PERCPU allows: the slabs are
- * reserved here and set up by each CPU's first slow path. */
-static void choose_cpu_mode(void)
+/*
+ * The highest CPU number the kernel may give plus one, from
+ * /sys/devices/system/cpu/possible ("0-63", "0,2-5"): the last number.
+ * 0 if it cannot be read. The sequences index slabs with the CPU number
+ * unchecked, so every possible CPU needs one.
+ */
+static uint32_t possible_cpus(void)
+{
+	char buf[4096];
+	ssize_t n = os_read_file("/sys/devices/system/cpu/possible", buf, sizeof buf - 1);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	uint32_t last = 0;
+	bool any = false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] >= '0' && buf[i] <= '9') {
+			uint32_t v = 0;
+			while (i < n && buf[i] >= '0' && buf[i] <= '9' && v < 1u << 24)
+				v = v * 10 + (uint32_t)(buf[i++] - '0');
+			last = v;
+			any = true;
+		}
+	}
+	return any ? last + 1 : 0;
+}
+
+/*
+ * The slab region: the two sentinels, then (per-CPU mode) one slab per
+ * possible CPU, each set up by its CPU's first slow path (so a process
+ * confined to a few CPUs touches a few slabs). The sentinels are never
+ * written (a sequence misses on them before its commit) and only their
+ * first NH_RSEQ_SLAB_READ bytes are ever read: zero pages. false: no room.
+ */
+static bool map_slabs(uint32_t count)
+{
+	/* Until there is a region, or without one: sentinels in BSS (never
+	 * written, so never backed). A per-thread slab cannot be numbered
+	 * from them (its alignment differs): no region, no heap. */
+	static char no_slabs[2 * NH_MCACHE_BYTES + NH_RSEQ_SLAB_READ] NH_ALIGNED(4096);
+	nh_fast.pcpu_base = (uintptr_t)no_slabs + 2 * NH_MCACHE_BYTES;
+	void *r = os_map((size_t)(count + 2) << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
+	if (!r)
+		return false;
+	nh_fast.pcpu_base = (uintptr_t)r + ((uintptr_t)2 << NH_MCACHE_SHIFT);
+	return true;
+}
+
+/* Per-CPU P's when rseq works and NUMAHEAP_PERCPU allows. */
+static bool choose_cpu_mode(void)
 {
 	ptrdiff_t off;
-	if (!NH_OPTION(PERCPU) || !nh_rseq_start(&off))
-		return;
-	uint32_t count = (uint32_t)numa_topo.ncpus;
-	void *base = os_map((size_t)count << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
-	if (!base) {
+	uint32_t count = (uint32_t)numa_topo.ncpus, possible = possible_cpus();
+	nh_fast.rseq_off = nh_rseq_own_offset(); /* per-thread, until per-CPU is chosen */
+	if (!NH_OPTION(PERCPU) || possible > count || !nh_rseq_start(&off))
+		return false;
+	if (!map_slabs(count)) {
 		nh_rseq_stop();
-		return;
+		return false;
 	}
 	nh_fast.rseq_off = off;
-	nh_fast.pcpu_base = (uintptr_t)base;
 	nh_fast.pcpu_count = count;
-	nh_fast.cpu_mode = CPU_MODE_RSEQ; /* last: the fast paths switch here */
+	nh_fast.cpu_mode = CPU_MODE_RSEQ;
+	return true;
 }
 
 void proc_init(void)
@@ -141,8 +195,36 @@ void proc_init(void)
 	mutex_init(&allm_lock, LOCK_RANK_ALLM);
 	fixalloc_init(&m_alloc, sizeof(struct m), 0, NULL);
 	key_ok = pthread_key_create(&m_key, m_exit) == 0;
-	choose_cpu_mode();
+	if (!choose_cpu_mode()) {
+		/* Per-thread P's: the same sequences, on numaheap's own rseq
+		 * area, unregistered, whose cpu_id is each thread's slab. */
+		nh_fast.rseq_off = nh_rseq_own_offset();
+		if (!map_slabs(0))
+			nh_heaps_ok = false; /* not even 512 KiB: no heap at all */
+	}
 	nh_fast.plain = nh_hardened ? PLAIN_NO : nh_fast.cpu_mode == CPU_MODE_RSEQ ? PLAIN_RSEQ : PLAIN_PER_THREAD;
+}
+
+void nh_fast_publish(void)
+{
+	bool plain = nh_fast.plain == PLAIN_RSEQ || nh_fast.plain == PLAIN_PER_THREAD;
+	if (!nh_heaps_ok)
+		return; /* every call fails in the general path, ENOMEM */
+	if (!nh_hardened)
+		arena_publish_page_table();
+	if (plain)
+		nh_fast.malloc_limit = NH_SMALL_SIZE_MAX + 1;
+}
+
+/* The calling thread's per-thread slab number, in its own rseq area. */
+static void set_thread_slot(struct mcache *c)
+{
+	if (nh_fast.cpu_mode == CPU_MODE_RSEQ)
+		return; /* a thread of a per-CPU process whose registration failed: slow paths only */
+	int32_t slot = -1;
+	if (c != &nh_empty_mcache)
+		slot = (int32_t)((intptr_t)((uintptr_t)c - nh_fast.pcpu_base) >> NH_MCACHE_SHIFT);
+	nh_rseq_set_slot(slot);
 }
 
 int proc_current_node(void) { return numa_heap_node_of_cpu(nh_cpu_current()); }
@@ -153,11 +235,7 @@ static struct mcache *cache_get(int node)
 {
 	if (nidle) {
 		struct mcache *c = idle_caches[--nidle];
-		if (c->node != (uint32_t)node) {
-			c->node = (uint32_t)node;
-			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-				c->cls[k].node = (uint16_t)node;
-		}
+		mcache_set_node(c, node); /* drained when it went idle */
 		return c;
 	}
 	if (nall_caches == all_caches_cap) {
@@ -170,7 +248,8 @@ static struct mcache *cache_get(int node)
 		all_caches = a; /* the old array is leaked: metadata is never freed */
 		all_caches_cap = cap;
 	}
-	struct mcache *c = os_map(NH_MCACHE_BYTES, 4096);
+	/* Aligned: the sequences find it at pcpu_base + (slot << NH_MCACHE_SHIFT). */
+	struct mcache *c = os_map(NH_MCACHE_BYTES, NH_MCACHE_BYTES);
 	if (!c)
 		return NULL;
 	numa_bind_heap(c, NH_MCACHE_BYTES, node);
@@ -206,6 +285,7 @@ static bool thread_cache_slow(void)
 	tls_m = m;
 	tls_state = 1;
 	nh_tls_cache = c;
+	set_thread_slot(c);
 	if (key_ok)
 		pthread_setspecific(m_key, m);
 	creating = 0;
@@ -245,6 +325,7 @@ static void m_exit(void *arg)
 {
 	struct m *m = arg;
 	nh_tls_cache = &nh_empty_mcache;
+	set_thread_slot(&nh_empty_mcache);
 	tls_state = 2;
 	tls_m = NULL;
 	m_retire(m, true);
@@ -276,6 +357,7 @@ bool proc_acquire_p(struct pctx *x)
 	}
 	if (nh_tls_cache == &nh_empty_mcache && !thread_cache_slow())
 		return false;
+	set_thread_slot(nh_tls_cache); /* again: numaheap_topology's probe may have reset it */
 	*x = (struct pctx){nh_tls_cache, false, 0};
 	return true;
 }
@@ -312,7 +394,9 @@ static size_t drain_on_cpu(struct mcache *c, uint32_t cpu, size_t cached, bool *
 
 size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
 {
-	if (nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
+	/* The fake-CPU build: every thread is "on CPU 0", so the background
+	 * pass would pop from the slab the program is using. */
+	if (NH_RSEQ_FAKE || nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
 		return 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
@@ -408,17 +492,12 @@ void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches
 	}
 }
 
-/* ---- fork ------------------------------------------------------------------------ */
+/* ---- fork (fork.c runs the handlers) -------------------------------------------------- */
 
-void mcentral_fork_lock(bool lock);
-void mcentral_fork_child(void);
-void mheap_fork_lock(bool lock);
-void mheap_fork_child(void);
-void persistent_fork_lock(bool lock);
-void persistent_fork_child(void);
-
-static void pcpu_fork_lock(bool lock)
+void proc_fork_lock(bool lock)
 {
+	if (!lock)
+		mutex_unlock(&allm_lock);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready)
@@ -428,101 +507,17 @@ static void pcpu_fork_lock(bool lock)
 		else
 			mutex_unlock(&c->lock);
 	}
+	if (lock)
+		mutex_lock(&allm_lock);
 }
 
-/*
- * stdio's list lock, taken before numaheap's locks: glibc's fork takes it
- * after the atfork handlers, so a prepare handler holding numaheap's locks
- * would wait for it while a thread in fflush(NULL) holds it and waits for a
- * stream whose owner waits in realloc for numaheap (issue 18: a three-way
- * deadlock). Taken first, the order is glibc's own: stdio, then malloc. The
- * lock is recursive, so glibc's own take in fork succeeds. Weak: a libc
- * without it (musl) does not have this order to keep.
- */
-extern void _IO_list_lock(void) __attribute__((weak));
-extern void _IO_list_unlock(void) __attribute__((weak));
-extern void _IO_list_resetlock(void) __attribute__((weak));
-
-/*
- * Per fork level of this thread (a signal handler may fork while the thread
- * is inside fork already): bit d of fork_locked says whether level d took
- * the locks, fork_held the thread's count of held locks before it did.
- */
-static __thread uint32_t fork_depth, fork_locked;
-static __thread uint32_t fork_held[32];
-
-static void fork_lock_all(void)
+void proc_fork_child(bool consistent)
 {
-	if (_IO_list_lock)
-		_IO_list_lock();
-	lockrank_fork(1);
-	pcpu_fork_lock(true);
-	mutex_lock(&allm_lock);
-	scavenger_fork_lock(true);
-	mcentral_fork_lock(true);
-	mheap_fork_lock(true);
-	persistent_fork_lock(true);
-}
-
-static void fork_prepare(void)
-{
-	uint32_t d = fork_depth++;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32)
-		return;
-	/*
-	 * A fork from a signal handler that interrupted this thread inside
-	 * numaheap (it holds one of its locks) or inside fork (it holds them
-	 * all) must not wait for them: it would wait for itself. The locks
-	 * are left alone, as glibc leaves its malloc's alone in a process it
-	 * believes single-threaded; the child resets them, and may find the
-	 * heap mid-update, as a child forked from a signal handler may with
-	 * any malloc (POSIX allows it async-signal-safe calls only).
-	 */
-	fork_held[d] = nh_locks_held;
-	if (d > 0 || nh_locks_held > 0)
-		return;
-	fork_lock_all();
-	fork_locked |= 1u << d;
-}
-
-static void fork_parent(void)
-{
-	uint32_t d = --fork_depth;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32 || !(fork_locked >> d & 1))
-		return;
-	fork_locked &= ~(1u << d);
-	persistent_fork_lock(false);
-	mheap_fork_lock(false);
-	mcentral_fork_lock(false);
-	scavenger_fork_lock(false);
-	mutex_unlock(&allm_lock);
-	pcpu_fork_lock(false);
-	lockrank_fork(0);
-	if (_IO_list_unlock)
-		_IO_list_unlock();
-}
-
-static void fork_child(void)
-{
-	uint32_t d = --fork_depth;
-	if (atomic_load(&nh_initialized) != 2 || d >= 32)
-		return;
-	/* Only this thread runs: every lock is free, whoever held it. */
-	bool locked = fork_locked >> d & 1;
-	fork_locked &= ~(1u << d);
-	nh_locks_held = fork_held[d];
-	if (locked && _IO_list_resetlock)
-		_IO_list_resetlock(); /* glibc did too, if it took it */
-	persistent_fork_child();
-	mheap_fork_child();
-	mcentral_fork_child();
-	scavenger_fork_child();
 	mutex_reset(&allm_lock);
-	lockrank_fork(-1);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++)
 		if (pcpu_slab(cpu)->ready)
 			mutex_reset(&pcpu_slab(cpu)->lock);
-	if (!locked)
+	if (!consistent)
 		return; /* forked from inside numaheap: nothing more is safe */
 	/*
 	 * Only this thread survives. The others' per-thread caches go back
@@ -540,14 +535,5 @@ static void fork_child(void)
 		if (m != self)
 			m_retire(m, false); /* the only thread left: no lock */
 		m = next;
-	}
-}
-
-void proc_register_atfork(void)
-{
-	static bool done;
-	if (!done) {
-		done = true;
-		pthread_atfork(fork_prepare, fork_parent, fork_child);
 	}
 }

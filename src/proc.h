@@ -30,23 +30,37 @@ struct m {
 };
 
 /* The P (cache context) of the calling thread now: its CPU's (lock taken)
- * or its own. false: none (a thread being torn down, or out of memory). */
+ * or its own. false: none (a thread being torn down, or out of memory).
+ * Takes the CPU slab's lock (rank PCACHE) and returns with it held; a new
+ * thread's first call takes allm_lock too. No other lock may be held. */
 bool proc_acquire_p(struct pctx *x);
+/* Drops the slab lock proc_acquire_p took (per-CPU P's). */
 void proc_release_p(struct pctx *x);
+/* At initialisation (no lock). */
 void proc_init(void);
 /* Heap node of the CPU the calling thread runs on: arch/'s CPU
  * (nh_cpu_current), numa/'s heap node for it (numa_heap_node_of_cpu). */
 int proc_current_node(void);
-/* Sum the allocation counts of every cache, per-CPU and per-thread, into out[]. */
+/* Sum the allocation counts of every cache, per-CPU and per-thread, into
+ * out[]. Takes allm_lock (racy reads of the caches). */
 void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
-/* Count objects held in the caches of node node (every cache if node < 0), by class. */
+/* Count objects held in the caches of node node (every cache if node < 0),
+ * by class. Takes allm_lock. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
 /* Drain the caches of CPUs no slow path has used for idle_ns (a background
  * pass at time now); *due gets when the next cache holding objects turns
- * idle (unchanged if none). Objects drained. */
+ * idle (unchanged if none). Objects drained. Takes each idle CPU's slab
+ * lock in turn, and the central locks under it. */
 size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due);
+/* Takes allm_lock. */
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
-void proc_register_atfork(void);
+/* fork (fork.c): the CPU slabs' locks and allm_lock, taken (lock) or
+ * dropped; in the child, all reset, and, if the parent's fork took them
+ * (consistent), the other threads' caches given back. */
+void proc_fork_lock(bool lock);
+void proc_fork_child(bool consistent);
+/* The pthread_atfork handlers, registered once (fork.c). */
+void fork_register_handlers(void);
 /* Mallocs served without a cache, by class (0: every large object). */
 extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
 extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];

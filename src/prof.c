@@ -285,21 +285,6 @@ bool prof_init(void)
 
 /* ---- dumps ------------------------------------------------------------------------------------------ */
 
-/* path with "%p" replaced by the process id, into out. */
-static void expand_path(const char *path, char *out, size_t cap)
-{
-	struct nh_buf b = {out, 0, cap - 1, -1, 0};
-	for (const char *s = path; *s; s++) {
-		if (s[0] == '%' && s[1] == 'p') {
-			buf_printf(&b, "%d", (int)getpid());
-			s++;
-		} else {
-			buf_putc(&b, *s);
-		}
-	}
-	out[NH_MIN(b.len, cap - 1)] = 0;
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
@@ -343,7 +328,7 @@ int prof_dump(const char *path)
 		return -1;
 	}
 	char file[NH_PATH_MAX];
-	expand_path(path ? path : nh_opt.prof_file, file, sizeof file);
+	nh_path_expand(path ? path : nh_opt.prof_file, file, sizeof file);
 	size_t n, bytes;
 	struct pprof_sample *s = snapshot(&n, &bytes);
 	if (!s) {

@@ -253,3 +253,17 @@ void nh_report_bad_pointer(const char *api, const void *p, const char *what)
 	nh_printf(2, "numaheap: %s(%p): %s; aborting\n", api, p, what);
 	abort();
 }
+
+void nh_path_expand(const char *path, char *out, size_t cap)
+{
+	struct nh_buf b = {out, 0, cap - 1, -1, 0};
+	for (const char *s = path; *s; s++) {
+		if (s[0] == '%' && s[1] == 'p') {
+			buf_printf(&b, "%d", (int)getpid());
+			s++;
+		} else {
+			buf_putc(&b, *s);
+		}
+	}
+	out[NH_MIN(b.len, cap - 1)] = 0;
+}

@@ -26,6 +26,9 @@ void buf_flush(struct nh_buf *b);
 void nh_printf(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void nh_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 NH_NORETURN void nh_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* path with every "%p" replaced by the process id, into out (cap bytes,
+ * NUL-terminated, truncated if longer). */
+void nh_path_expand(const char *path, char *out, size_t cap);
 /* Bad-pointer reports: "numaheap: <what> <pointer>: <detail>", then abort. */
 NH_NORETURN NH_COLD void nh_report_bad_pointer(const char *api, const void *p, const char *what);
 

@@ -43,10 +43,15 @@ extern struct nh_scav_stats nh_scav; /* scavenger.c */
  * ------------------------------------------------------------------------ */
 
 /* scavenger.c: the release policy. */
+/* At initialisation (no lock). */
 void scavenger_init(void);
+/* Above NUMAHEAP_MEMORY_LIMIT, scavenge now: as scavenge_now. No lock held. */
 void scavenger_check_limit(void);
-/* Release free memory now, in this thread: all of it, or down to the goal. */
+/* Release free memory now, in this thread: all of it, or down to the goal.
+ * No lock held; takes scav_lock, and each heap's lock around each batch
+ * (never across the system call). */
 size_t scavenge_now(bool all);
+/* fork's handlers: take or drop scav_lock (rank SCAV). */
 void scavenger_fork_lock(bool lock);
 void scavenger_fork_child(void);
 
@@ -54,7 +59,8 @@ void scavenger_fork_child(void);
 void scavenger_heap_grew(void);
 /* A span took released pages (heap lock may be held): wake the pre-faulting. */
 void scavenger_regrowing(void);
-/* Start the background thread if it is wanted and not running (slow paths). */
+/* Start the background thread if it is wanted and not running (slow paths).
+ * No allocator lock may be held: creating a thread allocates. */
 void scavenger_poll(void);
 void scavenger_install_signal(void);
 
@@ -66,7 +72,7 @@ void scavenger_install_signal(void);
  * through b: bytes released; *due gets the time at which the next busy
  * chunk or class turns idle (0: none; now: the pass was cut short). Its
  * subrelease, in-span release and collapse steps stop once budget_ns
- * have gone by. */
+ * have gone by. Takes each heap's lock per batch. */
 size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns);
 /* scav_lock, which a pre-faulting episode holds through each look. */
 void scavenger_lock(void);

@@ -33,6 +33,7 @@
 #include "alloc.h"
 #include "scavenger.h"
 #include "stats.h"
+#include "statsview.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -41,26 +42,6 @@
 #include <unistd.h>
 
 #include "numaheap.h"
-
-struct class_stats {
-	uint64_t spans, empty, out, cached, allocs, transfer, released;
-};
-
-struct node_stats {
-	bool present;
-	uint64_t placed[NH_MAX_NODES]; /* resident bytes of this heap on each node (numa_maps) */
-	uint64_t remote_frees;
-	uint64_t mapped, inuse, released, huge, metadata, large_inuse, large_frees, reused, grows, scav_released, prefaulted;
-	uint64_t span_released, broken;
-};
-
-struct snapshot {
-	struct class_stats cls[NH_NUM_CLASSES];
-	struct node_stats node[NH_MAX_NODES];
-	uint64_t refills, flushes, caches, aborts;
-	uint64_t large_frees, large_inuse, large_cache_hits;
-	uint64_t prefaulted; /* sum of the nodes' */
-};
 
 /* What a line of a /proc file adds to: the snapshot, and in smaps the heap
  * whose slice the current mapping is in (-1: none). */
@@ -168,6 +149,7 @@ static void snapshot(struct snapshot *s)
 		ns->broken = h->pages.broken;
 		ns->mapped = h->mapped_bytes;
 		ns->inuse = h->inuse_bytes;
+		s->peak_spans += h->peak_inuse_bytes;
 		ns->released = (uint64_t)h->pages.pages_scav << NH_PAGE_SHIFT;
 		/* Spans in the large-span cache are free objects, not in use. */
 		ns->large_inuse = h->large_inuse_bytes - NH_MIN(h->large_inuse_bytes, h->lcache_bytes);
@@ -197,22 +179,7 @@ static void snapshot(struct snapshot *s)
 	read_kernel_view(s);
 }
 
-static uint64_t in_use_objects(const struct class_stats *c)
-{
-	return c->out > c->cached ? c->out - c->cached : 0;
-}
-
-static uint64_t frees_of(const struct class_stats *c)
-{
-	uint64_t u = in_use_objects(c);
-	return c->allocs > u ? c->allocs - u : 0;
-}
-
-struct totals {
-	uint64_t allocs, frees, inuse, mapped;
-};
-
-static struct totals totals_of(const struct snapshot *s)
+struct totals totals_of(const struct snapshot *s)
 {
 	struct totals t = {0, 0, 0, 0};
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
@@ -228,7 +195,7 @@ static struct totals totals_of(const struct snapshot *s)
 	return t;
 }
 
-static const char *cpu_mode_name(void) { return nh_fast.cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
+const char *cpu_mode_name(void) { return nh_fast.cpu_mode == CPU_MODE_RSEQ ? "rseq" : "per-thread"; }
 
 /* JSON: "nodes":[...], one object per heap. */
 static void emit_json_nodes(struct nh_buf *b, const struct snapshot *s)
@@ -358,103 +325,6 @@ static void emit_json(struct nh_buf *b, const struct snapshot *s)
 }
 
 /* "12.3 MiB" */
-static void put_bytes(struct nh_buf *b, uint64_t v, int width)
-{
-	static const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-	int u = 0;
-	uint64_t scaled = v * 10;
-	while (scaled >= 10240 && u < 4) {
-		scaled /= 1024;
-		u++;
-	}
-	char tmp[32];
-	struct nh_buf t = {tmp, 0, sizeof tmp, -1, 0};
-	if (u == 0)
-		buf_printf(&t, "%llu B", (unsigned long long)v);
-	else
-		buf_printf(&t, "%llu.%llu %s", (unsigned long long)(scaled / 10), (unsigned long long)(scaled % 10),
-			   unit[u]);
-	buf_printf(b, "%*s", width, tmp);
-}
-
-static void emit_text(struct nh_buf *b, const struct snapshot *s)
-{
-	int nnodes = 0;
-	for (int n = 0; n < NH_MAX_NODES; n++)
-		nnodes += s->node[n].present;
-	buf_printf(b, "numaheap %s statistics: cpu_mode %s, %d node%s, %llu cache%s\n", NUMAHEAP_VERSION_STRING,
-		   cpu_mode_name(), nnodes, nnodes == 1 ? "" : "s", (unsigned long long)s->caches,
-		   s->caches == 1 ? "" : "s");
-	buf_puts(b, "node       mapped       in use   huge pages     released     metadata  remote frees  local\n");
-	for (int n = 0; n < NH_MAX_NODES; n++) {
-		const struct node_stats *ns = &s->node[n];
-		if (!ns->present)
-			continue;
-		buf_printf(b, "%4d ", n);
-		put_bytes(b, ns->mapped, 12);
-		put_bytes(b, ns->inuse, 13);
-		put_bytes(b, ns->huge, 13);
-		put_bytes(b, ns->released, 13);
-		put_bytes(b, ns->metadata, 13);
-		uint64_t placed = 0;
-		for (int m = 0; m < NH_MAX_NODES; m++)
-			placed += ns->placed[m];
-		buf_printf(b, " %13llu", (unsigned long long)ns->remote_frees);
-		if (placed)
-			buf_printf(b, " %5llu%%\n", (unsigned long long)(ns->placed[n] * 100 / placed));
-		else
-			buf_puts(b, "     -\n");
-	}
-	buf_puts(b, "class   size   spans  objects in use        allocs         frees\n");
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		const struct class_stats *c = &s->cls[k];
-		if (!c->allocs && !c->spans)
-			continue;
-		buf_printf(b, "%5u %6u %7llu %15llu %13llu %13llu\n", k, nh_class_to_size[k],
-			   (unsigned long long)c->spans, (unsigned long long)in_use_objects(c),
-			   (unsigned long long)c->allocs, (unsigned long long)frees_of(c));
-	}
-	buf_printf(b, "large: %llu allocs, %llu frees, in use ", (unsigned long long)s->cls[0].allocs,
-		   (unsigned long long)s->large_frees);
-	put_bytes(b, s->large_inuse, 0);
-	buf_printf(b, ", %llu allocs from the large-span cache", (unsigned long long)s->large_cache_hits);
-	struct totals t = totals_of(s);
-	buf_printf(b, "\ntotals: %llu allocs, %llu frees, in use ", (unsigned long long)t.allocs,
-		   (unsigned long long)t.frees);
-	put_bytes(b, t.inuse, 0);
-	buf_puts(b, ", mapped ");
-	put_bytes(b, t.mapped, 0);
-	buf_printf(b, "\ncaches: %llu refills, %llu flushes, %llu rseq aborts\n", (unsigned long long)s->refills,
-		   (unsigned long long)s->flushes, (unsigned long long)s->aborts);
-	buf_printf(b, "scavenger: %s, released ", nh_scav.backend);
-	put_bytes(b, nh_scav.bg_released_bytes + nh_scav.sync_released_bytes, 0);
-	buf_printf(b, " in %llu passes, %llu system calls, %llu ms working\n", (unsigned long long)nh_scav.passes,
-		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
-		   (unsigned long long)(nh_scav.cpu_ns / 1000000));
-	if (nh_scav.subreleased_bytes || nh_scav.span_released_bytes || nh_scav.collapses) {
-		uint64_t now_in_spans = 0;
-		for (int n = 0; n < NH_MAX_NODES; n++)
-			now_in_spans += s->node[n].span_released;
-		buf_puts(b, "subrelease: ");
-		put_bytes(b, nh_scav.subreleased_bytes, 0);
-		buf_puts(b, " from huge pages in use, ");
-		put_bytes(b, nh_scav.span_released_bytes, 0);
-		buf_puts(b, " inside spans in use (");
-		put_bytes(b, now_in_spans, 0);
-		buf_printf(b, " now); %llu huge pages made whole again\n", (unsigned long long)nh_scav.collapses);
-	}
-	if (nh_scav.prefault_episodes) {
-		buf_printf(b, "pre-faulted ");
-		put_bytes(b, s->prefaulted, 0);
-		buf_printf(b, " of released memory in %llu regrowths, %llu ms\n",
-			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000));
-	}
-	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
-		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
-		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
-		   (unsigned long long)nh_kstats.futex_wait, (unsigned long long)nh_kstats.futex_wake);
-}
-
 void stats_print(int fd, bool json)
 {
 	struct snapshot s;
@@ -465,7 +335,7 @@ void stats_print(int fd, bool json)
 		emit_json(&b, &s);
 		buf_putc(&b, '\n');
 	} else {
-		emit_text(&b, &s);
+		stats_emit_text(&b, &s);
 	}
 	buf_flush(&b);
 }
@@ -500,10 +370,14 @@ void stats_dump(bool periodic)
 {
 	int fd = stderr_copy >= 0 ? stderr_copy : 2;
 	if (nh_opt.stats_file[0]) {
+		/* "%p": the process id, so that the processes of a pipeline (which
+		 * inherit the setting) each write their own file. */
+		char path[NH_PATH_MAX];
+		nh_path_expand(nh_opt.stats_file, path, sizeof path);
 		int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (periodic || stats_file_started ? O_APPEND : O_TRUNC);
-		fd = open(nh_opt.stats_file, flags, 0644);
+		fd = open(path, flags, 0644);
 		if (fd < 0) {
-			nh_warn("cannot open NUMAHEAP_STATS_FILE %s; statistics go to stderr", nh_opt.stats_file);
+			nh_warn("cannot open NUMAHEAP_STATS_FILE %s; statistics go to stderr", path);
 			fd = 2;
 		} else if (!periodic && !stats_file_started) {
 			stats_file_started = true;

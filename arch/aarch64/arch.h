@@ -6,6 +6,9 @@
 #error "arch/aarch64 built for another architecture"
 #endif
 
+static inline _Bool nh_mul_below(uint32_t x, const uint32_t *m, const uint32_t *a) { return (uint32_t)(x * *m + *a) < *m; }
+static inline _Bool nh_xor_is_zero(uintptr_t *w, uintptr_t x) { return (*w ^= x) == 0; }
+
 /* Neoverse and Apple cores use 64-byte lines; some prefetch in pairs. */
 #define NH_CACHE_LINE 64
 

@@ -17,4 +17,27 @@ static inline void nh_cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline uint64_t nh_cycles(void) { return __builtin_ia32_rdtsc(); }
 
+/* (uint32_t)(x * *m + *a) < *m with *m and *a as memory operands: GCC
+ * loads *m into a register to use it twice, one instruction more on free's
+ * fast path than multiplying and comparing from memory. */
+static inline _Bool nh_mul_below(uint32_t x, const uint32_t *m, const uint32_t *a)
+{
+	_Bool below;
+	__asm__("imull %[m], %[x]\n\t"
+		"addl %[a], %[x]\n\t"
+		"cmpl %[m], %[x]"
+		: [x] "+r"(x), "=@ccb"(below)
+		: [m] "m"(*m), [a] "m"(*a));
+	return below;
+}
+
+/* One xor to memory, which sets the flags: GCC makes a load, two xors, a
+ * store and a compare of it. */
+static inline _Bool nh_xor_is_zero(uintptr_t *w, uintptr_t x)
+{
+	_Bool zero;
+	__asm__("xorq %[x], %[w]" : [w] "+m"(*w), "=@ccz"(zero) : [x] "r"(x));
+	return zero;
+}
+
 #endif

@@ -15,19 +15,24 @@
  * Every thread's rseq area sits at the same offset `off` from its thread
  * pointer (glibc's __rseq_offset, or numaheap's own initial-exec TLS
  * area), so sequences address it as %fs:off, with no per-thread pointer to
- * load. They read the CPU number from cpu_id, which is negative until the
- * thread is registered: checked against the slab count, an unregistered
- * thread (or a CPU beyond the slabs) takes the slow path, never CPU 0's.
+ * load. They read the CPU number from cpu_id, sign-extended: it is -1
+ * until the thread is registered and -2 if registration failed, and slabs
+ * -1 and -2 are zeroed sentinels on which every sequence misses, so no
+ * compare is needed (proc.c reserves a slab for every possible CPU).
+ * Per-thread P's run the same sequences as plain code on numaheap's own
+ * area, never registered, whose cpu_id holds the thread's slab number.
  *
- * A sequence finds the CPU's slab at base + (cpu << NH_RSEQ_SLAB_SHIFT) and
- * works on one class header (struct mcache_class, 16 bytes, addressed with
- * cls16 = cls << NH_RSEQ_CLASS_SHIFT); arch/rseq.h names every offset the
- * assembly below uses, and proc.c asserts each against src/mcache.h:
+ * A sequence finds the slab at base + (cpu << NH_RSEQ_SLAB_SHIFT) and works
+ * on one header (struct mcache_class, 16 bytes), at slab + h: malloc reads
+ * h from the slab's table for its size (or class), free has it from the
+ * page table, and a node's objects have headers of their own, so the
+ * header says the node too (another node's are all zero: a push misses).
+ * arch/rseq.h names every offset the assembly below uses, and proc.c
+ * asserts each against src/mcache.h:
  *
  *   +NH_RSEQ_CLASS_WORD   (0)  word   cur (bits 0-15) | allocs (bits 16-63)
  *   +NH_RSEQ_CLASS_END    (8)  end      16 bits each
  *   +NH_RSEQ_CLASS_BEGIN (10)  begin
- *   +NH_RSEQ_CLASS_NODE  (12)  node
  *
  * Slot indices count 8-byte words (NH_RSEQ_SLOT_BYTES) from the slab's
  * start. A pop commits word + 0xffff (NH_RSEQ_POP_ADD): cur - 1 and
@@ -43,9 +48,9 @@
  * (perf/micro, lifo k=1), the header word's store and the next sequence's
  * load of it being on the loop-carried path of every pair.
  *
- * Operations (count: slabs; expected_cpu: the CPU whose lock the caller holds):
- *   pop(cls)                -> entry, or 0 when the stack is empty
- *   push(cls, p, node)      -> 0, or 1 when full or the slab's node differs
+ * Operations (expected_cpu: the CPU whose lock the caller holds; h: a header):
+ *   pop_size(n), pop_class(cls) -> entry, or miss when the stack is empty
+ *   push(h, p)              -> miss when full (or another node's header)
  *   pop_batch / push_batch  move up to n entries, on expected_cpu only
  *   set_end(cls, end)       change a class's capacity, on expected_cpu only
  *   store16(dst, src)       one 16-byte store (a whole header), on expected_cpu
@@ -69,7 +74,8 @@
 #define NH_AS_WORD NH_STR(NH_RSEQ_CLASS_WORD)
 #define NH_AS_END NH_STR(NH_RSEQ_CLASS_END)
 #define NH_AS_BEGIN NH_STR(NH_RSEQ_CLASS_BEGIN)
-#define NH_AS_NODE NH_STR(NH_RSEQ_CLASS_NODE)
+#define NH_AS_SIZE_TABLE NH_STR(NH_RSEQ_SIZE_TABLE)
+#define NH_AS_CLASS_TABLE NH_STR(NH_RSEQ_CLASS_TABLE)
 #define NH_AS_SLOT NH_STR(NH_RSEQ_SLOT_BYTES)
 
 /* Descriptor: version 0, flags 0, start, post-commit offset, abort. */
@@ -99,12 +105,10 @@
 	"jmp .Lnh_arm%=\n\t"                                                                               \
 	".popsection\n\t"
 
-/* %[c] = this CPU's slab, or jump to label when unregistered / no slab. */
-#define NH_RSEQ_SLAB(label)                                                                                \
-	"movl %%fs:" NH_AS_CPU_ID "(%[off]), %k[c]\n\t"                                                                   \
-	"cmpl %[count], %k[c]\n\t"                                                                         \
-	"jae %l[" label "]\n\t"                                                                            \
-	"shlq $" NH_STR(NH_RSEQ_SLAB_SHIFT) ", %[c]\n\t"                                                      \
+/* %[c] = this CPU's slab (a sentinel when unregistered). */
+#define NH_RSEQ_SLAB                                                                                       \
+	"movslq %%fs:" NH_AS_CPU_ID "(%[off]), %[c]\n\t"                                                   \
+	"shlq $" NH_STR(NH_RSEQ_SLAB_SHIFT) ", %[c]\n\t"                                                   \
 	"addq %[base], %[c]\n\t"
 
 /* Same, but only on expected_cpu. */
@@ -116,55 +120,71 @@
 	"addq %[base], %[c]\n\t"
 
 /*
- * Pop an entry of class cls16 >> 4 into e_, or goto miss. base_ and count_
- * are lvalues read as memory operands (fewer registers on the fast path).
- * After the commit, the object the next pop will return is prefetched: its
- * first word is read (and written) then, and it is most often cold. The
- * slot read there is outside the sequence, so only a hint.
+ * The pop: the header's address in %[h] (from the slab's table, by the
+ * instructions hsel, which may use %[c] and %[k]), then an entry of it into
+ * e_, or goto miss. base_ is an lvalue read as a memory operand (one
+ * register fewer on the fast path). The entry comes out in %rax, malloc's
+ * return register: its object is what malloc returns. NH_POP_PREFETCH: after the commit, the
+ * object the next pop will return is prefetched for writing (its first
+ * word is read and cleared then, and it is most often cold); the slot read
+ * there is outside the sequence, so only a hint.
  */
-#define NH_RSEQ_POP(off_, base_, count_, cls16_, e_, miss)                                                 \
+#ifndef NH_POP_PREFETCH
+#define NH_POP_PREFETCH 0
+#endif
+#define NH_RSEQ_POP_(off_, base_, k_, e_, miss, hsel)                                                      \
 	do {                                                                                               \
 		uintptr_t c_, w_, h_;                                                                      \
-		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
-					  "leaq (%[c],%[cls]), %[h]\n\t"                                   \
-					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                                          \
-					  "cmpw " NH_AS_BEGIN "(%[h]), %w[w]\n\t"                                       \
-					  "je %l[" #miss "]\n\t"                                            \
+		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB hsel                         \
+					  "addq %[c], %[h]\n\t"                                            \
+					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                           \
+					  "cmpw " NH_AS_BEGIN "(%[h]), %w[w]\n\t"                         \
+					  "je %l[" #miss "]\n\t"                                           \
 					  "movzwl %w[w], %k[e]\n\t"                                        \
-					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"                                 \
-					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                                         \
-					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT                            \
-					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&r"(e_), [h] "=&r"(h_)     \
-					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
-					    [cls] "r"(cls16_)                                              \
+					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"      \
+					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                   \
+					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT             \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&a"(e_), [h] "=&r"(h_)     \
+					  : [off] "r"(off_), [base] "m"(base_), [k] "r"(k_)                \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
-		__builtin_prefetch((void *)((uintptr_t *)c_)[(uint16_t)w_ - 1], 1, 3);                     \
+		if (NH_POP_PREFETCH)                                                                       \
+			__builtin_prefetch((void *)((uintptr_t *)c_)[(uint16_t)w_ - 1], 1, 3);             \
 	} while (0)
 
-/* Push p (of node node_) on class cls16 >> 4, or goto miss (full, other node). */
-#define NH_RSEQ_PUSH(off_, base_, count_, cls16_, p_, node_, miss)                                         \
+/* Pop an entry for malloc(n_), n_ <= NH_SMALL_SIZE_MAX, into e_, or goto miss. */
+#define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss)                                                        \
+	NH_RSEQ_POP_(off_, base_, n_, e_, miss, "movzwl " NH_AS_SIZE_TABLE "(%[c],%[k],2), %k[h]\n\t")
+/* Pop an entry of class cls_ into e_, or goto miss. */
+#define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss)                                                     \
+	NH_RSEQ_POP_(off_, base_, cls_, e_, miss, "movzwl " NH_AS_CLASS_TABLE "(%[c],%[k],2), %k[h]\n\t")
+
+/* Push p_ on header h_ of the slab, or goto miss (full; another node's
+ * header, or one not set up, is all zero: full). h_ may carry anything in
+ * its low 4 bits (free passes its page entry, whose page index is there):
+ * slabs and headers are 16-byte aligned, so the header is at
+ * (slab + h_) & -16. */
+#define NH_RSEQ_PUSH(off_, base_, h_, p_, miss)                                                            \
 	do {                                                                                               \
-		uintptr_t c_, w_, h_, n_ = (node_);                                                            \
-		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB(#miss)                       \
-					  "leaq (%[c],%[cls]), %[h]\n\t"                                   \
-					  "cmpw %w[n], " NH_AS_NODE "(%[h])\n\t"                                       \
-					  "jne %l[" #miss "]\n\t"                                          \
-					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                                          \
-					  "cmpw " NH_AS_END "(%[h]), %w[w]\n\t"                                        \
-					  "je %l[" #miss "]\n\t"                                            \
-					  "movzwl %w[w], %k[n]\n\t" /* the node is checked: reuse */     \
-					  "movq %[p], (%[c],%[n]," NH_AS_SLOT ")\n\t"                                   \
+		uintptr_t c_, w_, a_, t_;                                                                  \
+		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB                              \
+					  "leaq (%[c],%[k]), %[a]\n\t"                                     \
+					  "andq $-16, %[a]\n\t"                                            \
+					  "movq " NH_AS_WORD "(%[a]), %[w]\n\t"                           \
+					  "cmpw " NH_AS_END "(%[a]), %w[w]\n\t"                           \
+					  "je %l[" #miss "]\n\t"                                           \
+					  "movzwl %w[w], %k[t]\n\t"                                        \
+					  "movq %[p], (%[c],%[t]," NH_AS_SLOT ")\n\t"                     \
 					  "addq $1, %[w]\n\t"                                              \
-					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT                            \
-					  : [c] "=&r"(c_), [w] "=&r"(w_), [n] "+&r"(n_), [h] "=&r"(h_)     \
-					  : [off] "r"(off_), [base] "m"(base_), [count] "m"(count_),       \
-					    [cls] "r"(cls16_), [p] "r"(p_)                                 \
+					  "movq %[w], " NH_AS_WORD "(%[a])\n\t" NH_RSEQ_ABORT             \
+					  : [c] "=&r"(c_), [w] "=&r"(w_), [a] "=&r"(a_), [t] "=&r"(t_)     \
+					  : [off] "r"(off_), [base] "m"(base_), [k] "r"(h_), [p] "r"(p_)   \
 					  : "memory", "cc"                                                 \
 					  : miss);                                                         \
 	} while (0)
 
-/* Pop up to n entries into out[] (top first). -1 if not on expected_cpu. */
+/* Pop up to n entries of header cls16 (a header offset) into out[] (top
+ * first). -1 if not on expected_cpu. */
 static inline int nh_rseq_pop_batch(ptrdiff_t off, uintptr_t base, uint32_t expected_cpu, uintptr_t cls16,
 				    uintptr_t *out, uintptr_t n)
 {

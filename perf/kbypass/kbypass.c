@@ -26,18 +26,9 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
+#define NHB_RNG_SEED 0x2545f4914f6cdd1dULL
+#include "../lib/rng.h"
 
-static double unit(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
 
 static size_t log_uniform(double lo, double hi)
 {

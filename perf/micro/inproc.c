@@ -3,6 +3,7 @@
  * one process (micro.py --inproc).
  *
  *   inproc [-k K] SIZE ROUNDS PAIRS LIB...
+ *   inproc -r N SIZE ROUNDS PAIRS LIB...
  *
  * Each LIB (a shared object exporting malloc and free) is opened with
  * dlopen(RTLD_LOCAL | RTLD_DEEPBIND) and called through function pointers.
@@ -16,6 +17,12 @@
  * With -k K, a round makes its pairs in batches as micro.c's lifo K does:
  * K mallocs, then K frees, last allocated first (K objects live at once).
  *
+ * With -r N, micro.c's random working set: each library keeps N live
+ * objects of 16..SIZE bytes (its own, made before the first round), and a
+ * pair frees a random one and puts a new object of a random size in its
+ * slot. Every library sees the same sequence of slots and sizes in a
+ * round (the generator restarts from the round's seed).
+ *
  * Prints one line per library: "<lib> <min> <p25> <median>" (ns per pair,
  * wall time of each round). The process's own malloc (glibc's, for
  * printf) is none of these: the libraries serve only the calls made
@@ -26,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +60,22 @@ static void *checked(void *p, size_t size)
 
 static long batch = 1; /* -k */
 static void **live;    /* batch objects */
+static long nrandom;   /* -r: the working set's size, 0 for LIFO pairs */
+static void ***sets;   /* -r: each library's working set */
+#include "../lib/rng.h" /* rng_state is set at run time */
+
+/* -r: n steps on working set v of nrandom objects of 16..size bytes. */
+__attribute__((noinline)) static void steps(malloc_fn m, free_fn f, void **v, size_t size, long n)
+{
+	for (long s = 0; s < n; s++) {
+		uint64_t r = rng();
+		long i = (long)((r >> 32) % (uint64_t)nrandom);
+		size_t sz = 16 + (size_t)((r & 0xffffffffu) % (size - 16 + 1));
+		f(v[i]);
+		v[i] = checked(m(sz), sz);
+		*(volatile char *)v[i] = 1;
+	}
+}
 
 /* Out of line, so that every library runs the same loop. */
 __attribute__((noinline)) static void pairs(malloc_fn m, free_fn f, size_t size, long n)
@@ -86,9 +110,15 @@ int main(int argc, char **argv)
 		batch = atol(argv[2]);
 		argv += 2;
 		argc -= 2;
+	} else if (argc > 2 && strcmp(argv[1], "-r") == 0) {
+		nrandom = atol(argv[2]);
+		argv += 2;
+		argc -= 2;
+		if (nrandom < 1)
+			batch = 0;
 	}
 	if (argc < 5 || batch < 1) {
-		fprintf(stderr, "usage: inproc [-k K] SIZE ROUNDS PAIRS LIB...\n");
+		fprintf(stderr, "usage: inproc [-k K | -r N] SIZE ROUNDS PAIRS LIB...\n");
 		return 2;
 	}
 	live = calloc((size_t)batch, sizeof *live);
@@ -103,8 +133,13 @@ int main(int argc, char **argv)
 	malloc_fn *m = calloc((size_t)nlib, sizeof *m);
 	free_fn *f = calloc((size_t)nlib, sizeof *f);
 	double *t = calloc((size_t)nlib * (size_t)rounds, sizeof *t);
-	if (!m || !f || !t || !live)
+	sets = calloc((size_t)nlib, sizeof *sets);
+	if (!m || !f || !t || !live || !sets)
 		return 1;
+	if (nrandom && size < 16) {
+		fprintf(stderr, "inproc: -r wants SIZE >= 16\n");
+		return 2;
+	}
 	for (int i = 0; i < nlib; i++) {
 		void *h = dlopen(argv[4 + i], RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
 		if (!h) {
@@ -117,13 +152,27 @@ int main(int argc, char **argv)
 			fprintf(stderr, "inproc: %s has no malloc or free\n", argv[4 + i]);
 			return 1;
 		}
-		pairs(m[i], f[i], size, n); /* warm up: caches filled, code resident */
+		if (!nrandom) {
+			pairs(m[i], f[i], size, n); /* warm up: caches filled, code resident */
+			continue;
+		}
+		sets[i] = calloc((size_t)nrandom, sizeof(void *));
+		if (!sets[i])
+			return 1;
+		rng_state = 0x9e3779b97f4a7c15ULL;
+		for (long j = 0; j < nrandom; j++)
+			sets[i][j] = checked(m[i](16 + (size_t)((rng() >> 32) % (size - 15))), size);
+		steps(m[i], f[i], sets[i], size, nrandom); /* warm up: steady state */
 	}
 	for (int r = 0; r < rounds; r++)
 		for (int k = 0; k < nlib; k++) {
 			int i = (k + r) % nlib;
+			rng_state = 0x2545f4914f6cdd1dULL * (uint64_t)(r + 1) | 1;
 			double t0 = now_ns();
-			pairs(m[i], f[i], size, n);
+			if (nrandom)
+				steps(m[i], f[i], sets[i], size, n);
+			else
+				pairs(m[i], f[i], size, n);
 			t[(size_t)i * (size_t)rounds + (size_t)r] = (now_ns() - t0) / (double)n;
 		}
 	for (int i = 0; i < nlib; i++) {

@@ -50,16 +50,7 @@ static void report(struct stamp t0, double pairs)
 	printf("%.3f %.3f %.0f\n", (t1.cpu - t0.cpu) / pairs, (t1.wall - t0.wall) / pairs, pairs);
 }
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static inline uint64_t rng(void) /* xorshift64* */
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
+#include "../lib/rng.h"
 
 static inline size_t rand_size(size_t lo, size_t hi)
 {

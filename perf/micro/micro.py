@@ -15,16 +15,26 @@ the ratio of numaheap to the best peer (< 1: numaheap is faster).
   --inproc         the lifo k=1 pair of every allocator alternated inside one
                    process (inproc.c: dlopen, runs of 100,000 pairs, 150
                    rounds): steadier than separate processes on a busy
-                   machine; min, 25th percentile and median per size
+                   machine; min, 25th percentile and median per size; then
+                   the random working set (N = 1000, 100000; 16..1024 B) the
+                   same way (--only a or b for one of the two)
   --instructions   instructions per malloc(64)+free pair under callgrind
                    (deterministic), for every allocator; with --sizes, per
-                   malloc(SIZE)+free for each of those sizes
+                   malloc(SIZE)+free for each of those sizes. numaheap is
+                   counted twice: per-thread mode (NUMAHEAP_PERCPU=0), and the
+                   per-CPU mode of the test-only library built with
+                   NH_RSEQ_FAKE_CPU0 (libnumaheap_fakecpu.so: every thread
+                   "registered on CPU 0", as valgrind has no rseq)
   --variant NAME=VAR=VALUE  also run numaheap with VAR=VALUE in its
                    environment, as a column NAME (repeatable; e.g.
                    --variant numaheap-align8=NUMAHEAP_MIN_ALIGN=8); timings
                    and --instructions, not --inproc (one process, one env)
-  --check          the same for numaheap only; fails if it exceeds the
-                   committed perf/micro/fastpath.snapshot by more than 10%
+  --check          the same for numaheap only (both modes); fails if a count
+                   exceeds the committed perf/micro/fastpath.snapshot by
+                   more than 10%
+  --budget         the same; fails if a count is above its budget in the
+                   snapshot (budget_rseq_fake_cpu0, budget_per_thread): the
+                   ctest test perf.budget
   --update-snapshot  rewrite the snapshot from this build
 
 numaheap is taken from --lib, or from <build>/libnumaheap.so where --build
@@ -52,6 +62,20 @@ TIMING_SIZES = "16,32,64,128,256,512,1024"  # (a) without --sizes
 # numaheap would fall back to per-thread caches anyway; say so explicitly, so
 # that the counted path does not change behind our back.
 NUMAHEAP_UNDER_VALGRIND = {"NUMAHEAP_PERCPU": "0"}
+FAKECPU = "numaheap rseq (fake CPU 0)"
+
+
+def fakecpu_lib(args, lib):
+    """libnumaheap_fakecpu.so beside lib (built there with cmake when missing and
+    lib is a build's): numaheap's per-CPU mode on a pretend CPU 0, countable
+    under valgrind. None when it cannot be had."""
+    path = os.path.join(os.path.dirname(lib), "libnumaheap_fakecpu.so")
+    build = os.path.dirname(lib)
+    if not os.path.exists(path) and os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        log(f"micro: building numaheap_fakecpu in {build}")
+        subprocess.run(["cmake", "--build", build, "-j2", "--target", "numaheap_fakecpu"],
+                       stdout=subprocess.DEVNULL)
+    return path if os.path.exists(path) else None
 
 
 def allocators(args, lib):
@@ -93,6 +117,7 @@ def compile_inproc(args):
 
 INPROC_ROUNDS = 150
 INPROC_PAIRS = 100000
+INPROC_RANDOM_N = (1000, 100000)  # random working sets alternated in one process (-r)
 
 
 def inproc(args, lib):
@@ -105,26 +130,32 @@ def inproc(args, lib):
     load0 = loadavg()
     names = [n for n, _ in libs]
     rows = {}
-    for size in [int(x) for x in (args.sizes or TIMING_SIZES).split(",")]:
-        cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-        r = subprocess.run(cmd + [exe, str(size), str(rounds), str(pairs)] + [p for _, p in libs],
+    cmd = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    runs = [(f"lifo k=1 size={size}", [str(size)]) for size in [int(x) for x in (args.sizes or TIMING_SIZES).split(",")]]
+    if args.only is None or "b" in args.only.split(","):
+        runs += [(f"random N={n} 16..1024", ["-r", str(n), "1024"]) for n in INPROC_RANDOM_N]
+    if args.only is not None and "a" not in args.only.split(","):
+        runs = [r for r in runs if not r[0].startswith("lifo")]
+    for label, argv in runs:
+        r = subprocess.run(cmd + [exe] + argv + [str(rounds), str(pairs)] + [p for _, p in libs],
                            env=env, capture_output=True, text=True)
         if r.returncode != 0:
             sys.exit(f"micro: inproc failed: {r.stderr.strip()}")
         for line, (name, _) in zip(r.stdout.splitlines(), libs):
             _, mn, p25, med = line.split()
-            rows.setdefault(size, {})[name] = (float(mn), float(p25), float(med))
+            rows.setdefault(label, {})[name] = (float(mn), float(p25), float(med))
         if not args.quiet:
-            log(f"micro: inproc size {size} done")
-    out = [f"malloc/free pair (lifo k=1), every allocator in one process, alternated in runs of "
+            log(f"micro: inproc {label} done")
+    out = [f"malloc/free pair (lifo k=1; random: free a random one of N live objects, malloc a new one "
+           f"of 16..1024 B), every allocator in one process, alternated in runs of "
            f"{pairs} pairs for {rounds} rounds, pinned to CPU 0; ns per pair, 25th percentile of the "
            f"rounds (lower is better; numaheap's min, p25 and median below the table).", ""]
     for stat, idx in (("p25", 1),):
-        trows = [(f"lifo k=1 size={size}", {n: v[idx] for n, v in vals.items()}) for size, vals in rows.items()]
+        trows = [(label, {n: v[idx] for n, v in vals.items()}) for label, vals in rows.items()]
         out += [table(names, trows, "ns"), ""]
     out.append("numaheap min / p25 / median: " + ", ".join(
-        f"{size} B {v['numaheap'][0]:.2f} / {v['numaheap'][1]:.2f} / {v['numaheap'][2]:.2f}"
-        for size, v in rows.items() if "numaheap" in v))
+        f"{label}: {v['numaheap'][0]:.2f} / {v['numaheap'][1]:.2f} / {v['numaheap'][2]:.2f}"
+        for label, v in rows.items() if "numaheap" in v))
     out.append(f"\nnumaheap: {describe_lib(lib)}. 1-minute load average: {load0:.2f} before, "
                f"{loadavg():.2f} after.")
     return "\n".join(out)
@@ -240,34 +271,51 @@ def callgrind(exe, preload, extra, n, tmpdir, size=64):
 
 
 def instructions(exe, preload, extra, tmpdir, size=64):
-    """(allocator instructions per pair, whole loop iteration) for malloc(size)+free."""
+    """(allocator instructions per pair, whole loop iteration) for malloc(size)+free,
+    to a tenth (one-time work that does not cancel out between the two runs,
+    a few dozen instructions, leaves a few ten-thousandths)."""
     n1, n2 = 100_000, 300_000
     t1, m1 = callgrind(exe, preload, extra, n1, tmpdir, size)
     t2, m2 = callgrind(exe, preload, extra, n2, tmpdir, size)
     per_iter = (t2 - t1) / (n2 - n1)
     loop = (m2 - m1) / (n2 - n1)
-    return per_iter - loop, per_iter
+    return round(per_iter - loop, 1), round(per_iter, 1)
 
 
 def read_snapshot():
+    """{key: value} of fastpath.snapshot."""
+    out = {}
     with open(SNAPSHOT) as f:
         for line in f:
-            if line.startswith("allocator_instructions_per_pair"):
-                return float(line.split()[1])
-    raise RuntimeError(f"{SNAPSHOT}: no allocator_instructions_per_pair line")
+            parts = line.split()
+            if len(parts) == 2 and not line.startswith("#"):
+                out[parts[0]] = float(parts[1])
+    if "allocator_instructions_per_pair" not in out:
+        raise RuntimeError(f"{SNAPSHOT}: no allocator_instructions_per_pair line")
+    return out
 
 
-def write_snapshot(alloc, per_iter):
+def write_snapshot(alloc, per_iter, fake, old):
+    """Counts from this build; the budgets are kept as they are (edited by hand)."""
     with open(SNAPSHOT, "w") as f:
         f.write("# numaheap's fast path: instructions per malloc(64)+free pair, counted by\n"
                 "# valgrind --tool=callgrind on `micro lifo 1 64 N` (difference of two N, so start-up\n"
                 "# and exit cancel out; the benchmark loop's own instructions are subtracted).\n"
-                "# Per-thread caches (NUMAHEAP_PERCPU=0): valgrind has no rseq, so the per-CPU path\n"
-                "# cannot be counted this way.\n"
+                "# allocator_instructions_per_pair: per-thread caches (NUMAHEAP_PERCPU=0);\n"
+                "# rseq_fake_cpu0_instructions_per_pair: the per-CPU path, in the test-only build\n"
+                "# libnumaheap_fakecpu.so (NH_RSEQ_FAKE_CPU0: valgrind has no rseq, so every\n"
+                "# thread pretends to be registered on CPU 0).\n"
                 "# Written by `perf/micro/micro.py --update-snapshot`; `perf/micro/micro.py --check`\n"
-                f"# fails when the current build exceeds it by more than {CHECK_TOLERANCE:.0%}.\n"
+                f"# fails when the current build exceeds a count by more than {CHECK_TOLERANCE:.0%}.\n"
+                "# The budgets (edited by hand, issue 20) are absolute: `perf/micro/micro.py\n"
+                "# --budget`, the ctest test perf.budget, fails above either.\n"
                 f"allocator_instructions_per_pair {alloc:.1f}\n"
                 f"loop_iteration_instructions {per_iter:.1f}\n")
+        if fake is not None:
+            f.write(f"rseq_fake_cpu0_instructions_per_pair {fake:.1f}\n")
+        for k in ("budget_rseq_fake_cpu0", "budget_per_thread"):
+            if k in old:
+                f.write(f"{k} {old[k]:g}\n")
 
 
 def main():
@@ -289,6 +337,8 @@ def main():
                     help="lifo k=1 pairs of every allocator alternated inside one process")
     ap.add_argument("--instructions", action="store_true", help="instruction counts under callgrind")
     ap.add_argument("--check", action="store_true", help="fail if numaheap's count grew >10%% over the snapshot")
+    ap.add_argument("--budget", action="store_true",
+                    help="fail if a count is above its budget in fastpath.snapshot (ctest perf.budget)")
     ap.add_argument("--update-snapshot", action="store_true", help="rewrite perf/micro/fastpath.snapshot")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args()
@@ -299,21 +349,45 @@ def main():
     exe = compile_micro(args)
     tmpdir = os.path.join(os.path.abspath(args.build), "perf-bench")
 
-    if args.check or args.update_snapshot:
+    if args.check or args.update_snapshot or args.budget:
         if not shutil.which("valgrind"):
+            if args.budget:
+                print("micro: valgrind is not installed; budget not checked")
+                return 77  # ctest's SKIP_RETURN_CODE
             sys.exit("micro: valgrind is needed for --check (apt-get install valgrind)")
         alloc, per_iter = instructions(exe, lib, NUMAHEAP_UNDER_VALGRIND, tmpdir)
-        if args.update_snapshot:
-            write_snapshot(alloc, per_iter)
-            print(f"numaheap: {alloc:.1f} instructions per malloc(64)+free pair; snapshot written")
-            return 0
+        flib = fakecpu_lib(args, lib)
+        fake = instructions(exe, flib, {}, tmpdir)[0] if flib else None
         snap = read_snapshot()
-        limit = snap * (1 + CHECK_TOLERANCE)
-        verdict = "ok" if alloc <= limit else "FAIL"
+        if args.update_snapshot:
+            write_snapshot(alloc, per_iter, fake, snap)
+            print(f"numaheap: {alloc:.1f} instructions per malloc(64)+free pair per-thread, "
+                  f"{'—' if fake is None else f'{fake:.1f}'} per-CPU (fake CPU 0); snapshot written")
+            return 0
         print(f"numaheap: {describe_lib(lib)}")
-        print(f"numaheap fast path: {alloc:.1f} instructions per malloc(64)+free pair "
-              f"(snapshot {snap:.1f}, limit {limit:.1f}): {verdict}")
-        return 0 if verdict == "ok" else 1
+        ok = True
+        rows = [("per-thread (NUMAHEAP_PERCPU=0)", alloc, "allocator_instructions_per_pair", "budget_per_thread"),
+                ("per-CPU (fake CPU 0)", fake, "rseq_fake_cpu0_instructions_per_pair", "budget_rseq_fake_cpu0")]
+        for what, n, skey, bkey in rows:
+            if n is None:
+                print(f"numaheap {what}: libnumaheap_fakecpu.so not found (cmake -DNUMAHEAP_TESTS=ON); "
+                      "not counted")
+                ok = ok and not args.budget
+                continue
+            if args.budget:
+                limit = snap.get(bkey)
+                verdict = "ok" if limit is None or n <= limit else "FAIL"
+                print(f"numaheap {what}: {n:.1f} instructions per malloc(64)+free pair "
+                      f"(budget {'none' if limit is None else f'{limit:g}'}): {verdict}")
+            else:
+                ref = snap.get(skey)
+                limit = None if ref is None else ref * (1 + CHECK_TOLERANCE)
+                verdict = "ok" if limit is None or n <= limit else "FAIL"
+                print(f"numaheap {what}: {n:.1f} instructions per malloc(64)+free pair "
+                      f"(snapshot {'none' if ref is None else f'{ref:.1f}'}"
+                      f"{'' if limit is None else f', limit {limit:.1f}'}): {verdict}")
+            ok = ok and verdict == "ok"
+        return 0 if ok else 1
 
     if args.inproc:
         if args.variant:
@@ -326,13 +400,17 @@ def main():
         if not shutil.which("valgrind"):
             sys.exit("micro: valgrind is needed for --instructions (apt-get install valgrind)")
         sizes = [int(x) for x in (args.sizes or "64").split(",")]
-        ours = {"numaheap"} | {n for n, _ in variants(args)}
+        ours = {"numaheap", FAKECPU} | {n for n, _ in variants(args)}
+        flib = fakecpu_lib(args, lib) if any(a[0] == "numaheap" for a in allocs) else None
+        if flib:
+            at = next(i + 1 for i, a in enumerate(allocs) if a[0] == "numaheap")
+            allocs = allocs[:at] + [(FAKECPU, flib, {})] + allocs[at:]
         rows = []
         for size in sizes:
             for name, pre, extra in allocs:
                 if name == "numaheap-pt":
                     continue  # the same as numaheap under valgrind
-                if name in ours:
+                if name in ours and name != FAKECPU:
                     extra = {**extra, **NUMAHEAP_UNDER_VALGRIND}
                 alloc, per_iter = instructions(exe, pre, extra, tmpdir, size)
                 rows.append((size, name, alloc, per_iter))
@@ -341,9 +419,10 @@ def main():
         print(f"numaheap: {describe_lib(lib)}\n")
         what = "malloc(%s)" % "/".join(str(x) for x in sizes)
         print(f"Instructions per {what}+free pair (valgrind --tool=callgrind, `micro lifo 1 SIZE`; "
-              "difference of two run lengths; the loop's own instructions subtracted). numaheap runs its "
-              "per-thread caches here (NUMAHEAP_PERCPU=0): valgrind does not implement rseq, so the per-CPU "
-              "fast path cannot be counted this way.\n")
+              "difference of two run lengths; the loop's own instructions subtracted). `numaheap` runs its "
+              "per-thread caches here (NUMAHEAP_PERCPU=0): valgrind does not implement rseq. "
+              f"`{FAKECPU}` is the per-CPU fast path, in the test-only build libnumaheap_fakecpu.so in which "
+              "every thread pretends to be registered on CPU 0.\n")
         print("| size | allocator | malloc+free | whole loop iteration | vs best peer |")
         print("|---|---|---|---|---|")
         for size in sizes:

@@ -29,17 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t rng_state = 0x2545f4914f6cdd1dULL;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-static double unit(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
+#define NHB_RNG_SEED 0x2545f4914f6cdd1dULL
+#include "../lib/rng.h"
 static size_t loguniform(double lo, double hi) { return (size_t)exp(log(lo) + unit() * (log(hi) - log(lo))); }
 
 static double now(void)

@@ -29,18 +29,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
+#include "../lib/rng.h"
 
-static double unit(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
 
 static double clock_s(clockid_t c)
 {

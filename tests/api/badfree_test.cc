@@ -4,6 +4,7 @@
 // with that message on stderr; the parent's heap stays clean).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -15,7 +16,9 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <thread>
+#include <vector>
 
+#include "../../src/sizeclasses.h" // the class table: sizes, pages per span
 #include "../common/double_free.h"
 #include "api_util.h"
 #include "numaheap.h"
@@ -197,6 +200,100 @@ TEST(BadFreeDeathTest, FreeOfAnInteriorPointerLarge)
 		}
 		free(p);
 	}
+}
+
+// A span of a class whose objects do not fill its pages has tail waste: t
+// bytes that belong to no object. An address there that is a whole number
+// of objects from the first one (span base + n * size, when the objects
+// start at the base) passed the divisibility check, and the next malloc of
+// that class returned an object running t - size bytes into the next page.
+// Every address of a span that is not an object's start must be refused,
+// whichever end of the span the waste is at. The span is found from the
+// outside: n objects of the class spaced exactly size apart are one span
+// (two spans of the class are at least size + t apart), and its base is
+// the page boundary at its first object or t bytes before it.
+struct SpanOf {
+	uintptr_t base = 0;
+	std::vector<uintptr_t> objs; // every object of the span, allocated
+};
+
+static SpanOf find_full_span(unsigned cls, std::vector<void *> &keep)
+{
+	const size_t size = nh_class_to_size[cls];
+	const size_t span = (size_t)nh_class_to_npages[cls] * NH_PAGE_SIZE;
+	const size_t n = span / size, t = span - n * size;
+	std::vector<uintptr_t> v;
+	for (size_t i = 0; i < 3 * n + 256; i++) {
+		void *p = malloc(size);
+		if (!p)
+			break;
+		keep.push_back(p);
+		v.push_back((uintptr_t)p);
+	}
+	std::sort(v.begin(), v.end());
+	SpanOf r;
+	for (size_t i = 0; i + n <= v.size(); i++) {
+		size_t j = i + 1;
+		while (j < i + n && v[j] - v[j - 1] == size)
+			j++;
+		if (j < i + n)
+			continue;
+		uintptr_t first = v[i];
+		if (first % NH_PAGE_SIZE == 0)
+			r.base = first;
+		else if ((first - t) % NH_PAGE_SIZE == 0)
+			r.base = first - t;
+		else
+			continue;
+		r.objs.assign(v.begin() + i, v.begin() + i + n);
+		break;
+	}
+	return r;
+}
+
+TEST(BadFreeDeathTest, FreeInTheTailWasteEveryClass)
+{
+	int tested = 0;
+	for (unsigned cls = 1; cls < NH_NUM_CLASSES; cls++) {
+		const size_t size = nh_class_to_size[cls];
+		const size_t span = (size_t)nh_class_to_npages[cls] * NH_PAGE_SIZE;
+		const size_t n = span / size, t = span - n * size;
+		if (t == 0)
+			continue;
+		std::vector<void *> keep;
+		SpanOf s = find_full_span(cls, keep);
+		ASSERT_NE(s.base, 0u) << "class " << cls << " (" << size << " B): no whole span among the objects";
+		// The addresses a check modulo the size could take for objects:
+		// size multiples from the base and from the base + t, within the
+		// span, but for the objects there really are.
+		std::vector<uintptr_t> bad;
+		for (uintptr_t a = s.base; a < s.base + span; a += size)
+			bad.push_back(a);
+		for (uintptr_t a = s.base + t; a < s.base + span; a += size)
+			bad.push_back(a);
+		bad.push_back(s.base + n * size);
+		std::sort(bad.begin(), bad.end());
+		bad.erase(std::unique(bad.begin(), bad.end()), bad.end());
+		std::vector<uintptr_t> left;
+		for (uintptr_t a : bad)
+			if (!std::binary_search(s.objs.begin(), s.objs.end(), a) && a < s.base + span)
+				left.push_back(a);
+		ASSERT_FALSE(left.empty()) << "class " << cls;
+		for (uintptr_t a : left) {
+			EXPECT_ABORT(do_free((void *)a), msg("free", (void *)a, kInterior))
+				<< "class " << cls << " (" << size << " B, tail " << t << "): span base + " << a - s.base;
+		}
+		if (size == 48) {
+			void *a = (void *)(s.base + n * size);
+			EXPECT_ABORT(escape(realloc((void *)opaque((size_t)a), 100)), msg("realloc", a, kInterior));
+			EXPECT_ABORT(escape((void *)malloc_usable_size((void *)opaque((size_t)a))),
+				     msg("malloc_usable_size", a, kInterior));
+		}
+		for (void *p : keep)
+			free(p);
+		tested++;
+	}
+	EXPECT_GT(tested, 30);
 }
 
 TEST(BadFreeDeathTest, ReallocOfAFreedPointer)

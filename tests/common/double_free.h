@@ -2,7 +2,7 @@
 // free of a small object is caught, and how a test brings it out.
 //
 // The default mode does not read the object in free (a cold object would
-// stall every free on the miss; src/malloc.c, entry_to_object_as). The
+// stall every free on the miss; src/fastpath.h, entry_to_object). The
 // second free pushes a second cache entry; the double free is caught when
 // one of the two would be handed out again ("malloc(p): freed object was
 // written after free, or freed twice") or goes back to its span ("free(p):

@@ -6,7 +6,8 @@
 //                 contents checked; RSS sampled and required to stay flat
 //   soak threads --seconds S                 thread-creation storm: batches of
 //                 short-lived joinable and detached threads that allocate, hand
-//                 objects over and exit
+//                 objects over and exit; RSS with no thread of the storm alive
+//                 required to stay flat
 //   soak fork    --seconds S                 fork storm while threads allocate:
 //                 each child checks inherited objects, allocates, starts a thread,
 //                 sometimes forks again, and must exit in time
@@ -301,22 +302,111 @@ int soak_mixed(double secs, int nthreads)
 }
 
 // ---- thread-creation storm ----------------------------------------------------------
+//
+// What its RSS check measures. The threads of a batch keep most of their
+// objects until they exit, so RSS while a batch runs is that batch's live set
+// (from tens to a couple of hundred MiB, as it draws objects of 8-32 MiB or
+// not) plus what was freed too recently for the scavenger to have returned:
+// the peaks follow the workload and the scheduling, not the allocator. (With
+// a slow machine the thirds of a run hold other batches than with a fast one,
+// and the highest peak can fall in the last third.) What a leak tied to
+// threads leaves behind (caches or M's of exited threads not reused, objects
+// stranded in them, thread stacks) is what is still resident when no thread
+// of the storm is alive and the program holds no object. So at quiescent
+// points the storm stops after a batch: the detached threads are waited for
+// until they are gone (their kernel threads too), the objects handed over are
+// freed, numaheap_release() returns the free pages, and RSS is read there.
+// The points are after every `every`-th batch and at the end; `every` starts
+// at 1 and doubles (dropping every other point) whenever 64 points are kept,
+// so a run has 32-64 points, or one per batch, however fast the machine is.
+// Over the batches (a leak grows with the threads created, not with time),
+// the highest point of the last third must stay within 32 MiB of the highest
+// of the middle third (the first third is warm-up). No slack relative to the
+// heap as rss_flat's 25%: the points hold no object, and what the allocator
+// keeps resident there (per-CPU caches, the prefault ahead of the next batch,
+// glibc's cached stacks) put them between 13 and 33 MiB in all runs, loaded or
+// not. A leak of L bytes per thread fails the check once a third of the run
+// creates more than 32 MiB / L threads: the storm runs at least kMinBatches
+// batches (3600 threads: ~28 KiB per thread), taking longer than --seconds
+// (up to 3 times) on a slow machine.
+
+bool task_alive(pid_t tid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+	return access(path, F_OK) == 0;
+}
 
 int soak_threads(double secs)
 {
 	auto t0 = Clock::now();
-	Sampler sampler;
+	Sampler sampler; // every 250 ms: the peak, for the summary line
 	sampler.start(t0, 0.25);
+	Sampler floors;  // at the quiescent points
 	std::mutex mu;
-	std::vector<Obj> handed; // objects made by threads that have exited
+	std::vector<Obj> handed;    // objects made by threads that have exited
+	std::vector<pid_t> det_tids; // kernel thread ids of detached threads started since the last quiescent point
 	std::atomic<long> created{0}, detached_live{0};
 	uint64_t batch = 0;
+	size_t max_in_use = 0; // numaheap's in-use bytes at the quiescent points
+	long never_finished = 0;
 	Rng mr(5);
-	while (seconds_since(t0) < secs && errors.load() == 0) {
+	auto free_handed = [&] {
+		std::vector<Obj> take;
+		{
+			std::lock_guard<std::mutex> g(mu);
+			take.swap(handed);
+		}
+		for (auto &o : take)
+			destroy(mr, o);
+	};
+	// Waits up to 10 s for the detached threads to finish and exit.
+	auto wait_detached = [&] {
+		for (int i = 0; i < 1000 && detached_live.load() > 0; i++)
+			std::this_thread::sleep_for(std::chrono::milliseconds(10));
+		std::vector<pid_t> tids;
+		{
+			std::lock_guard<std::mutex> g(mu);
+			tids.swap(det_tids);
+		}
+		for (pid_t tid : tids)
+			for (int i = 0; i < 1000 && task_alive(tid); i++)
+				std::this_thread::sleep_for(std::chrono::milliseconds(1));
+		return detached_live.load() == 0 && std::none_of(tids.begin(), tids.end(), task_alive);
+	};
+	uint64_t every = 1;
+	// A quiescent point after batch b (no thread of the storm left).
+	auto quiescent_point = [&](uint64_t b) {
+		if (!wait_detached())
+			return false;
+		free_handed();
+		numaheap_release();
+		struct mallinfo2 mi = mallinfo2();
+		max_in_use = std::max(max_in_use, mi.uordblks);
+		floors.samples.push_back({(double)b, rss_bytes()});
+		if (floors.samples.size() == 64) {
+			every *= 2;
+			auto &v = floors.samples;
+			v.erase(std::remove_if(v.begin(), v.end(), [&](const std::pair<double, size_t> &p) {
+				        return (uint64_t)p.first % every != 0;
+			        }),
+			        v.end());
+		}
+		return true;
+	};
+	// A leak grows with the threads created: a slow machine runs longer
+	// (up to 3 secs) to reach kMinBatches, so that the check keeps its power.
+	const uint64_t kMinBatches = 150;
+	while ((seconds_since(t0) < secs || (batch < kMinBatches && seconds_since(t0) < 3 * secs)) &&
+	       errors.load() == 0) {
 		batch++;
 		std::vector<std::thread> ts;
 		for (int i = 0; i < 24; i++) {
 			auto body = [&, i, batch](bool detached) {
+				if (detached) {
+					std::lock_guard<std::mutex> g(mu);
+					det_tids.push_back(gettid());
+				}
 				Rng r(batch * 131 + i);
 				std::vector<Obj> mine;
 				for (int k = 0; k < 200; k++) {
@@ -346,36 +436,48 @@ int soak_threads(double secs)
 		}
 		for (auto &t : ts)
 			t.join();
-		std::vector<Obj> take;
-		{
-			std::lock_guard<std::mutex> g(mu);
-			take.swap(handed);
+		free_handed();
+		if (batch % every == 0 && !quiescent_point(batch)) {
+			never_finished++;
+			break;
 		}
-		for (auto &o : take)
-			destroy(mr, o);
 	}
-	// Detached threads finish on their own.
-	for (int i = 0; i < 1000 && detached_live.load() > 0; i++)
-		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+	// The end is a quiescent point too (detached threads finish on their own).
+	if (!never_finished && batch % every != 0 && !quiescent_point(batch))
+		never_finished++;
 	double total = seconds_since(t0);
 	stop.store(true);
 	sampler.join();
-	{
-		std::lock_guard<std::mutex> g(mu);
-		for (auto &o : handed)
-			destroy(mr, o);
+	free_handed();
+	size_t mid = floors.max_between(batch / 3.0, 2.0 * batch / 3);
+	size_t last = floors.max_between(2.0 * batch / 3, batch + 1.0);
+	bool flat = last <= mid + (32 << 20);
+	size_t nmid = 0, nlast = 0;
+	for (auto &f : floors.samples) {
+		if (f.first >= 2.0 * batch / 3)
+			nlast++;
+		else if (f.first >= batch / 3.0)
+			nmid++;
 	}
-	size_t mid = 0, last = 0;
-	bool flat = rss_flat(sampler, total, &mid, &last);
-	printf("soak threads: %.0f s, %ld threads created in %llu batches, %ld errors; RSS middle-third peak %s, "
-	       "last-third peak %s (%s)\n",
-	       total, created.load(), (unsigned long long)batch, errors.load(), mib(mid).c_str(), mib(last).c_str(),
-	       flat ? "flat" : "GROWING");
-	if (detached_live.load() != 0) {
-		fprintf(stderr, "soak: %ld detached threads never finished\n", detached_live.load());
+	bool enough = nmid >= 3 && nlast >= 3;
+	printf("soak threads: %.0f s, %ld threads created in %llu batches, %ld errors; RSS peak %s while batches ran; "
+	       "at %zu quiescent points (no thread of the storm alive, no object held, numaheap_release; every %llu "
+	       "batches): numaheap in use at most %s, RSS middle-third peak %s, last-third peak %s (%s)\n",
+	       total, created.load(), (unsigned long long)batch, errors.load(),
+	       mib(sampler.max_between(0, total + 1)).c_str(), floors.samples.size(), (unsigned long long)every,
+	       mib(max_in_use).c_str(),
+	       mib(mid).c_str(), mib(last).c_str(), !enough ? "too few points" : flat ? "flat" : "GROWING");
+	if (!enough)
+		fprintf(stderr, "soak: %zu quiescent points in the middle third and %zu in the last; 3 of each are needed\n",
+		        nmid, nlast);
+	if (!flat)
+		fprintf(stderr, "soak: RSS at the quiescent points grew from %s to %s\n", mib(mid).c_str(), mib(last).c_str());
+	if (never_finished) {
+		fprintf(stderr, "soak: detached threads did not finish and exit within 10 s (%ld still running)\n",
+		        detached_live.load());
 		return 1;
 	}
-	return errors.load() == 0 && flat ? 0 : 1;
+	return errors.load() == 0 && flat && enough ? 0 : 1;
 }
 
 // ---- fork storm ------------------------------------------------------------------------

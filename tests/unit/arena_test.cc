@@ -54,7 +54,9 @@ void ExpectHeapObject(void *ptr, size_t n)
 		EXPECT_EQ(s.elemsize, nh_class_to_size[c]);
 		EXPECT_EQ(s.npages, nh_class_to_npages[c]);
 		EXPECT_EQ(s.nelems, s.npages * NH_PAGE_SIZE / s.elemsize);
-		EXPECT_EQ((p - s.base) % s.elemsize, 0u) << "the start of an object";
+		const uintptr_t tail = uintptr_t(s.npages) * NH_PAGE_SIZE - uintptr_t(s.nelems) * s.elemsize;
+		EXPECT_GE(p, s.base + tail) << "the tail waste opens the span";
+		EXPECT_EQ((p - s.base - tail) % s.elemsize, 0u) << "the start of an object";
 	} else {
 		EXPECT_EQ(s.sizeclass, 0u) << "large objects have class 0";
 		EXPECT_EQ(s.base, p) << "a large object starts its span";
@@ -142,6 +144,79 @@ TEST(ArenaMap, NonHeapPointers)
 		EXPECT_EQ(numaheap_node_of(reinterpret_cast<void *>(p)), -1);
 	}
 	EXPECT_EQ(numaheap_node_of(nullptr), -1);
+}
+
+// ---- free's page table (arena.h) ----------------------------------------------
+
+// Lemire's divisibility test as free makes it, for every class and every
+// offset it can meet (the page offset plus a phase below the size, so
+// below 2^16): (uint32_t)(off * mul) < mul iff off is a multiple of size.
+TEST(PageTable, DivisibilityTestIsExactForEveryClassAndOffset)
+{
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+		uint32_t mul, phase_mul;
+		nht_page_kind(nht_hoff(0, c), &mul, &phase_mul);
+		const uint32_t size = nh_class_to_size[c];
+		ASSERT_EQ(mul, uint32_t(((uint64_t(1) << 32) + size - 1) / size)) << "class " << c;
+		for (uint32_t off = 0; off < 65536; off++)
+			ASSERT_EQ(uint32_t(off * mul) < mul, off % size == 0) << "class " << c << " offset " << off;
+	}
+}
+
+// The whole check on every page of a span of every class, for every byte
+// offset: an object's start iff it is tail + k * size from the span's start
+// (the tail waste first: mspan.h); nothing on a page of entry 0 or class 0.
+TEST(PageTable, InteriorCheckEveryClassPageAndOffset)
+{
+	for (unsigned node : {0u, unsigned(nht_numa_nnodes() - 1)})
+		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+			const uint32_t size = nh_class_to_size[c];
+			const uint32_t span = nh_class_to_npages[c] * NH_PAGE_SIZE, tail = span % size;
+			for (unsigned j = 0; j < nh_class_to_npages[c]; j++)
+				for (uint32_t o = 0; o < NH_PAGE_SIZE; o++) {
+					uint32_t pos = j * NH_PAGE_SIZE + o;
+					bool object = pos >= tail && (pos - tail) % size == 0;
+					ASSERT_EQ(nht_page_entry_is_object(nht_hoff(node, c) | j, uintptr_t(0x7000) * NH_PAGE_SIZE + o),
+						  object)
+						<< "node " << node << " class " << c << " page " << j << " offset " << o;
+				}
+		}
+	for (uint32_t o = 0; o < NH_PAGE_SIZE; o += 8) {
+		ASSERT_FALSE(nht_page_entry_is_object(0, o)) << "entry 0: a free page, or a large object's";
+		ASSERT_FALSE(nht_page_entry_is_object(nht_hoff(1, 0), o)) << "class 0";
+	}
+}
+
+// The table as the heap fills it: every page of a small span names its
+// node, class and page index; a large object's pages and freed pages hold 0.
+TEST(PageTable, EntriesOfLiveSpans)
+{
+	std::vector<void *> keep;
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+		void *p = malloc(nh_class_to_size[c]); // class c (class 1's 8 B take class 2 unless NUMAHEAP_MIN_ALIGN=8)
+		keep.push_back(p);
+		const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+		nht_span_info s;
+		ASSERT_TRUE(nht_span_of(a, &s));
+		for (unsigned j = 0; j < s.npages; j++) {
+			unsigned e = ~0u;
+			ASSERT_TRUE(nht_page_entry(s.base + uintptr_t(j) * NH_PAGE_SIZE, &e));
+			EXPECT_EQ(e, nht_hoff(s.node, s.sizeclass) | j) << "class " << c << " page " << j;
+		}
+		unsigned e = 0;
+		ASSERT_TRUE(nht_page_entry(a, &e));
+		EXPECT_TRUE(nht_page_entry_is_object(e, a)) << "class " << c;
+	}
+	void *big = malloc(1 << 20);
+	unsigned e = ~0u;
+	ASSERT_TRUE(nht_page_entry(reinterpret_cast<uintptr_t>(big), &e));
+	EXPECT_EQ(e, 0u) << "a large object's page";
+	for (void *p : keep)
+		free(p);
+	free(big);
+	unsigned outside;
+	EXPECT_FALSE(nht_page_entry(0, &outside));
+	EXPECT_FALSE(nht_page_entry(nht_heap_base - NH_PAGE_SIZE, &outside));
 }
 
 } // namespace

@@ -46,6 +46,14 @@ struct Span {
 
 uintptr_t Untag(uintptr_t e) { return e & ~nht_entry_fresh; }
 
+// The tail waste of a class's span, which comes first: object i of a span
+// at base is at base + TailOf(c) + i * size.
+uintptr_t TailOf(unsigned c)
+{
+	uintptr_t span = uintptr_t(nh_class_to_npages[c]) * NH_PAGE_SIZE;
+	return span % nh_class_to_size[c];
+}
+
 TEST(MSpan, InitFromClassTable)
 {
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
@@ -67,6 +75,7 @@ TEST(MSpan, TakeAllObjectsEveryClass)
 		const uintptr_t base = kBase + c * (uintptr_t(1) << 20);
 		Span s(base, c);
 		const unsigned size = nh_class_to_size[c], n = s.nelems();
+		const uintptr_t tail = TailOf(c);
 		std::vector<uintptr_t> out;
 		ASSERT_EQ(s.Take(out, n + 5), n) << "bits past nelems are never handed out";
 		std::set<uintptr_t> seen;
@@ -74,9 +83,12 @@ TEST(MSpan, TakeAllObjectsEveryClass)
 			ASSERT_EQ(out[i] & nht_entry_fresh, nht_entry_fresh) << "fresh objects are tagged";
 			uintptr_t p = Untag(out[i]);
 			// In address order, each at its slot, inside the span.
-			ASSERT_EQ(p, base + uintptr_t(i) * size);
+			ASSERT_EQ(p, base + tail + uintptr_t(i) * size) << "the tail waste first, then the objects";
 			ASSERT_EQ(p % (size >= 16 ? 16 : 8), 0u);
 			ASSERT_LE(p + size, base + nh_class_to_npages[c] * NH_PAGE_SIZE);
+			if (i == n - 1) {
+				ASSERT_EQ(p + size, base + nh_class_to_npages[c] * NH_PAGE_SIZE) << "the last object ends the span";
+			}
 			ASSERT_TRUE(seen.insert(p).second);
 			ASSERT_EQ(nht_mspan_obj_index(s.mem, p), i);
 			ASSERT_EQ(nht_mspan_obj_index(s.mem, p + size - 1), i);
@@ -146,6 +158,7 @@ TEST(MSpan, PutThenTakeReturnsFreedObjects)
 		SCOPED_TRACE("class " + std::to_string(c));
 		Span s(kBase, c);
 		const unsigned size = nh_class_to_size[c], n = s.nelems();
+		const uintptr_t first = kBase + TailOf(c);
 		std::vector<uintptr_t> all;
 		ASSERT_EQ(s.Take(all, n), n);
 		// Give back a few, out of order; they come back in address order.
@@ -155,12 +168,12 @@ TEST(MSpan, PutThenTakeReturnsFreedObjects)
 		std::sort(idx.begin(), idx.end());
 		idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
 		for (unsigned k = (unsigned)idx.size(); k-- > 0;)
-			s.Put(kBase + uintptr_t(idx[k]) * size);
+			s.Put(first + uintptr_t(idx[k]) * size);
 		EXPECT_EQ(s.nalloc(), n - idx.size());
 		std::vector<uintptr_t> again;
 		ASSERT_EQ(s.Take(again, n), idx.size());
 		for (size_t k = 0; k < idx.size(); k++)
-			EXPECT_EQ(again[k], (kBase + uintptr_t(idx[k]) * size) | nht_entry_fresh);
+			EXPECT_EQ(again[k], (first + uintptr_t(idx[k]) * size) | nht_entry_fresh);
 		EXPECT_EQ(s.nalloc(), n);
 	}
 }
@@ -172,6 +185,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 		SCOPED_TRACE("class " + std::to_string(c));
 		Span s(kBase, c);
 		const unsigned size = nh_class_to_size[c], n = s.nelems();
+		const uintptr_t first = kBase + TailOf(c);
 		std::vector<bool> taken(n, false);
 		std::vector<uintptr_t> out;
 		for (int step = 0; step < 3000; step++) {
@@ -182,7 +196,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 				unsigned k = 0;
 				for (unsigned i = 0; i < n && k < got; i++)
 					if (!taken[i]) {
-						ASSERT_EQ(out[k], (kBase + uintptr_t(i) * size) | nht_entry_fresh);
+						ASSERT_EQ(out[k], (first + uintptr_t(i) * size) | nht_entry_fresh);
 						taken[i] = true;
 						k++;
 					}
@@ -197,7 +211,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 				if (t.empty())
 					continue;
 				unsigned i = t[rng() % t.size()];
-				s.Put(kBase + uintptr_t(i) * size);
+				s.Put(first + uintptr_t(i) * size);
 				taken[i] = false;
 			}
 			ASSERT_EQ(s.nalloc(), (unsigned)std::count(taken.begin(), taken.end(), true));

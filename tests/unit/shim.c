@@ -255,6 +255,22 @@ bool nht_span_of(uintptr_t p, struct nht_span_info *out)
 
 const void *nht_span_ptr(uintptr_t p) { return span_of(p); }
 
+bool nht_page_entry(uintptr_t p, unsigned *entry)
+{
+	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	if (i >= nh_fast.page_count)
+		return false;
+	*entry = nh_fast.page_table[i];
+	return true;
+}
+unsigned nht_hoff(unsigned node, unsigned cls) { return NH_HOFF(node, cls); }
+bool nht_page_entry_is_object(unsigned e, uintptr_t p) { return page_entry_is_object(nh_fast.page_table, e, p); }
+void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul)
+{
+	*mul = page_kinds(nh_fast.page_table)[e].mul;
+	*phase_mul = page_kinds(nh_fast.page_table)[e].phase_mul;
+}
+
 const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node)
 {
 	struct heap_arena *ha = arena_of(p);

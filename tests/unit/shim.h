@@ -141,6 +141,17 @@ const void *nht_span_ptr(uintptr_t p);
 /* arena_of(p): NULL or the arena; *base gets the arena's base. */
 const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node);
 
+/* ---- free's page table (arena.h) ----------------------------------------- */
+/* The entry of p's page; false if p is outside the table (or it is off). */
+bool nht_page_entry(uintptr_t p, unsigned *entry);
+/* NH_HOFF(node, cls): an entry without its page index. */
+unsigned nht_hoff(unsigned node, unsigned cls);
+/* free's interior-pointer check: p (only p % page counts) is an object's
+ * start on a page with entry e. */
+bool nht_page_entry_is_object(unsigned e, uintptr_t p);
+/* The kind of entry e: the multiplier and phase * multiplier. */
+void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul);
+
 /* Nodes with memory (numa_topo.nnodes). */
 int nht_numa_nnodes(void);
 

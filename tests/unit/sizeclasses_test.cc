@@ -42,7 +42,7 @@ int RunTool(const char *prog, const char *arg)
 
 unsigned SpanBytes(unsigned c) { return nh_class_to_npages[c] * NH_PAGE_SIZE; }
 
-// The allocator's lookup (malloc.c size_to_class), from the tables.
+// The allocator's lookup (sizeclass.h nh_size_to_class), from the tables.
 unsigned TableClass(size_t n)
 {
 	if (n <= NH_SMALL_SIZE_MAX)

@@ -131,15 +131,15 @@ static void read_sample(struct profile *pf, struct rd r, int64_t node_key)
 					s.v[nv++] = (int64_t)x;
 			}
 		} else if (num == 3) {
-			int64_t key = -1, val = -1;
+			int64_t key = -1, str = -1;
 			struct rd l = sub, ls;
 			while (field(&l, &num, &v, &ls))
 				if (num == 1)
 					key = (int64_t)v;
-				else if (num == 3)
-					val = (int64_t)v;
-			if (key == node_key || node_key < 0)
-				s.node = val;
+				else if (num == 2)
+					str = (int64_t)v;
+			if (key == node_key && str >= 0)
+				s.node = str; /* a string index: resolved in read_profile */
 		}
 	}
 	size_t cap = pf->ns;
@@ -200,6 +200,9 @@ static void read_profile(struct profile *pf, const uint8_t *p, size_t n)
 	while (field(&r, &num, &v, &sub))
 		if (num == 2)
 			read_sample(pf, sub, node_key);
+	for (size_t i = 0; i < pf->ns; i++) /* the label's string: the node's number */
+		if (pf->s[i].node >= 0 && (size_t)pf->s[i].node < pf->nstr)
+			pf->s[i].node = atoi(pf->str[pf->s[i].node]);
 }
 
 /* numaheap's gzip: stored deflate blocks only. Returns the payload (malloc'd) or NULL. */

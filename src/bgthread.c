@@ -117,7 +117,7 @@ static void bg_wake_up(void)
  * An allocating thread that takes released pages calls
  * scavenger_regrowing() (heap lock held); its next slow path wakes the
  * thread (scavenger_poll), which runs an episode: it looks at the windows
- * of free resident pages (prefault_pass, scavenger.c: what to fault in)
+ * of free resident pages (prefault_pass, prefault.c: what to fault in)
  * every 250 us, until it has had nothing to fault in for 20 ms.
  */
 #define PF_LOOK_NS 250000u

@@ -10,18 +10,18 @@
  * drops its lock, asks the node's heap for a fresh span and puts it on the
  * partial list. Release checks each object's free mark (gone: its other
  * entry was handed out, a double free) and clears the objects' bits in
- * their spans: a full span
- * becomes partial (at the front, so the next refill finishes it off before
- * touching emptier ones), and an empty span goes back to the heap — unless
- * it is the class's last partial span, which is kept to stop a class that
- * hovers around one span's worth of objects from taking the heap lock on
- * every batch, or the class keeps fewer than NH_CENTRAL_KEEP_BYTES of empty
- * spans (flagged kept, counted in nempty): a program that frees thousands
- * of objects and allocates them again then takes its spans back without a
- * pageAlloc round trip for each (perf/micro lifo k=10000: 20-25% of the
- * pair). The background thread gives kept spans back once the class has
- * taken nothing from here for a pass (gen, bumped by refills), as do
- * malloc_trim and the memory limit; a drain of idle caches keeps none.
+ * their spans: a full span becomes partial (at the front, so the next
+ * refill finishes it off before touching emptier ones), and an empty span
+ * goes back to the heap — unless it is the class's last partial span, which
+ * is kept to stop a class that hovers around one span's worth of objects
+ * from taking the heap lock on every batch, or the class keeps fewer than
+ * NH_CENTRAL_KEEP_BYTES of empty spans (flagged kept, counted in nempty): a
+ * program that frees thousands of objects and allocates them again then
+ * takes its spans back without a pageAlloc round trip for each (perf/micro
+ * lifo k=10000: 20-25% of the pair). The background thread gives kept spans
+ * back once the class has taken nothing from here for a pass (gen, bumped
+ * by refills), as do malloc_trim and the memory limit; a drain of idle
+ * caches keeps none.
  *
  * In front of the spans sits a transfer cache (tcmalloc's): a stack of
  * cache entries that P caches fill when they overflow and empty when they
@@ -33,8 +33,8 @@
  *
  * Locking: c->tc_lock (rank TRANSFER) for the transfer cache; c->lock (rank
  * CENTRAL) for the lists, the spans' bitmaps, the kept flags and the
- * counters. They are not
- * held together. The heap lock is never held with either.
+ * counters. They are not held together. The heap lock is never held with
+ * either.
  */
 
 #include "os/os.h"
@@ -178,6 +178,19 @@ static void unlink_empty(struct mcentral *c, struct mspan *s)
 		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 }
 
+/* Give the n empty spans collected under c->lock to the heap. Called with
+ * c->lock held; drops it (the heap lock is never taken under it), and takes
+ * it again if relock. */
+static void free_empty_spans(struct mcentral *c, struct mheap *h, struct mspan **empty, unsigned *n, bool relock)
+{
+	mutex_unlock(&c->lock);
+	for (unsigned j = 0; j < *n; j++)
+		mheap_free_span(h, empty[j]);
+	*n = 0;
+	if (relock)
+		mutex_lock(&c->lock);
+}
+
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
 {
 	if (transfer_put(c, objs, n) == n)
@@ -226,18 +239,11 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 			unlink_empty(c, s);
 			empty[nempty++] = s;
 			lo = hi = 0; /* s goes back to the heap */
-			if (nempty == 64) {
-				mutex_unlock(&c->lock);
-				for (unsigned j = 0; j < nempty; j++)
-					mheap_free_span(h, empty[j]);
-				nempty = 0;
-				mutex_lock(&c->lock);
-			}
+			if (nempty == 64)
+				free_empty_spans(c, h, empty, &nempty, true);
 		}
 	}
-	mutex_unlock(&c->lock);
-	for (unsigned j = 0; j < nempty; j++)
-		mheap_free_span(h, empty[j]);
+	free_empty_spans(c, h, empty, &nempty, false);
 }
 
 /* Give the kept empty spans back to the heap. */
@@ -507,18 +513,11 @@ void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct s
 		if (s->nalloc == 0 && !s->kept && c->partial.count > 1) {
 			unlink_empty(c, s);
 			empty[nempty++] = s;
-			if (nempty == 64) {
-				mutex_unlock(&c->lock);
-				for (unsigned j = 0; j < nempty; j++)
-					mheap_free_span(h, empty[j]);
-				nempty = 0;
-				mutex_lock(&c->lock);
-			}
+			if (nempty == 64)
+				free_empty_spans(c, h, empty, &nempty, true);
 		}
 	}
-	mutex_unlock(&c->lock);
-	for (unsigned j = 0; j < nempty; j++)
-		mheap_free_span(h, empty[j]);
+	free_empty_spans(c, h, empty, &nempty, false);
 }
 
 /* The released OS pages of span s inside [lo, hi), as bits of s->released. */

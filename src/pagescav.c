@@ -276,7 +276,7 @@ bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_
 /* ---- what pre-faulting takes back ----------------------------------------- */
 
 /*
- * For pre-faulting (scavenger.c): walk up from search_addr, where the next
+ * For pre-faulting (prefault.c): walk up from search_addr, where the next
  * spans come from (first fit packs low), through the free pages. Free
  * resident ones count towards the window as they are; released ones get
  * their scavenged bits cleared and go into out[] as runs, in address

@@ -77,7 +77,11 @@ size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint
 /* scav_lock, which a pre-faulting episode holds through each look. */
 void scavenger_lock(void);
 void scavenger_unlock(void);
-/* One look of pre-faulting at every node's window, scav_lock held: 0, or
+/* Memory of every heap that is mapped and not released: what the memory
+ * limit limits (racy sums; no lock). */
+size_t scavenger_resident_bytes(void);
+
+/* prefault.c. One look of pre-faulting at every node's window, scav_lock held: 0, or
  * -1 if the kernel cannot pre-fault. *last_work gets the time of the last
  * node that faulted something in. */
 int prefault_pass(uint64_t *last_work);

@@ -224,6 +224,55 @@ void scavenger_install_signal(void)
  * half released and the regrown heap on base pages for minutes. */
 #define SCAV_BURST_NS ((int64_t)1000000000)
 
+/*
+ * Churn back-off. Memory released and taken back soon after costs a
+ * release and a refault for nothing: the kernel zeroes it again, on the
+ * program's CPU or on this thread's (pre-faulting), CPU time of the process
+ * either way. redis-server under perf/run's redis-mix, whose phases of a
+ * second or two free what the next phase takes again, spent about 5% more
+ * CPU per request than with NUMAHEAP_SCAVENGER=off. So when the program
+ * grows back into a huge page or more of released memory within
+ * CHURN_WINDOW_NS of a background release, the background delays
+ * (NUMAHEAP_SCAVENGE_DELAY, NUMAHEAP_SUBRELEASE_DELAY) double, at most
+ * CHURN_MAX_SHIFT times and once per delay; after a window with no such
+ * regrowth they halve again. A heap that frees and then stays idle (a
+ * server after its deletes, perf/rss) does not grow back meanwhile and
+ * keeps the options' delays; malloc_trim, numaheap_release and the memory
+ * limit have none.
+ */
+#define CHURN_WINDOW_NS ((uint64_t)30000000000)
+#define CHURN_MAX_SHIFT 3
+
+struct bg_churn {
+	uint64_t last_release; /* the last round that released something (0: none) */
+	uint64_t last_churn;   /* the last regrowth that counted */
+	uint64_t changed_at;   /* the last change of nh_scav.delay_shift */
+	uint64_t regrown_seen; /* scavenger_regrown_bytes() at the last round */
+	uint64_t regrown;      /* bytes grown back since the last counted regrowth */
+};
+
+static void churn_update(struct bg_churn *c, uint64_t now)
+{
+	uint64_t r = scavenger_regrown_bytes(), grew = r - c->regrown_seen;
+	uint64_t since_change = now - c->changed_at;
+	uint64_t delay = (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift;
+	c->regrown_seen = r;
+	bool soon = c->last_release && now - c->last_release < CHURN_WINDOW_NS;
+	c->regrown = soon ? c->regrown + grew : 0;
+	if (c->regrown >= NH_HUGE_BYTES) {
+		c->regrown = 0;
+		c->last_churn = now;
+		nh_scav.churn_events++;
+		if (nh_scav.delay_shift < CHURN_MAX_SHIFT && since_change >= delay) {
+			nh_scav.delay_shift++;
+			c->changed_at = now;
+		}
+	} else if (nh_scav.delay_shift && now - c->last_churn >= CHURN_WINDOW_NS && since_change >= CHURN_WINDOW_NS) {
+		nh_scav.delay_shift--;
+		c->changed_at = now;
+	}
+}
+
 /* The thread's own state: its jobs' clocks and its CPU budget. */
 struct bg_pacing {
 	bool scav_on;	   /* NUMAHEAP_SCAVENGER is not off */
@@ -231,6 +280,7 @@ struct bg_pacing {
 	uint64_t pct;	   /* NUMAHEAP_SCAVENGE_CPU: the budget, percent of the time */
 	int64_t credit;	   /* the token bucket, in ns of work */
 	uint64_t last_round, last_dump;
+	struct bg_churn churn;
 };
 
 static void bg_setup(struct bg_pacing *p)
@@ -301,7 +351,7 @@ static uint64_t bg_sleep_time(struct bg_pacing *p, uint64_t now, uint64_t due, s
 static void *bg_main(void *arg)
 {
 	(void)arg;
-	struct bg_pacing p;
+	struct bg_pacing p = {0};
 	bg_setup(&p);
 	for (;;) {
 		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
@@ -325,7 +375,13 @@ static void *bg_main(void *arg)
 		uint64_t due = 0;
 		/* What the pass may spend on its paced steps: the credit left. */
 		uint64_t budget = !p.pct ? UINT64_MAX / 4 : p.credit > 0 ? (uint64_t)p.credit : 0;
-		size_t released = p.scav_on ? scavenge_background(now, &bg_batch, &due, budget) : 0;
+		size_t released = 0;
+		if (p.scav_on) {
+			churn_update(&p.churn, now);
+			released = scavenge_background(now, &bg_batch, &due, budget);
+			if (released)
+				p.churn.last_release = now;
+		}
 		if (cache_due && (!due || cache_due < due))
 			due = cache_due;
 		/*

@@ -37,7 +37,8 @@
  *   collapse after the program grew back into broken huge pages, they are
  *            made huge again (MADV_COLLAPSE), so a heap in steady use keeps
  *            its huge pages. Broken huge pages are marked MADV_NOHUGEPAGE
- *            meanwhile, or khugepaged would fill them in again.
+ *            meanwhile, or khugepaged would fill them in again (both in
+ *            hugepages.c).
  *            malloc_trim, numaheap_release and the memory limit break any
  *            huge page, and release inside every span, at once.
  *   limit    NUMAHEAP_MEMORY_LIMIT: a thread that takes a span while the
@@ -48,6 +49,10 @@
  *            (NUMAHEAP_PREFAULT, "pre-faulting" below), so the kernel
  *            zeroes it on an idle CPU rather than on the program's.
  *            prefault.c says what to fault in; bgthread.c runs the episodes.
+ *   churn    when the program grows back into what the background thread
+ *            released soon after, the delays above back off (doubled, up
+ *            to 8x; bgthread.c), so phases of a few seconds do not release
+ *            and refault the same memory over and over.
  *
  * Correct by construction, as in Go: a run being released is first
  * allocated in the pageAlloc (page_alloc_take_idle), so no span can be
@@ -89,8 +94,9 @@ static struct mutex scav_lock;
 
 struct nh_scav_stats nh_scav;
 
-static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY); }
-static uint64_t sub_delay_ns(void) { return (uint64_t)NH_OPTION(SUBRELEASE_DELAY); }
+/* The background delays, backed off while releases churn (bgthread.c). */
+static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift; }
+static uint64_t sub_delay_ns(void) { return (uint64_t)NH_OPTION(SUBRELEASE_DELAY) << nh_scav.delay_shift; }
 /* Collapse split huge pages when the heap is on transparent huge pages. */
 static bool collapse_wanted;
 
@@ -156,24 +162,6 @@ static size_t excess_bytes(struct mheap *h)
 	return free_resident > goal ? free_resident - goal : 0;
 }
 
-/*
- * Khugepaged and split huge pages. A run released inside a huge page
- * splits it; with the default max_ptes_none (511), khugepaged would later
- * collapse it again, faulting in everything that was released (it did in
- * redis-frag: RSS back up by 12 MiB within seconds; scanning a few MiB
- * every ten seconds, it would refill the whole heap in minutes). So a huge
- * page the scavenger splits is also marked MADV_NOHUGEPAGE, which
- * khugepaged respects, and marked back MADV_HUGEPAGE when it is made whole
- * again (collapse_node). Go went the other way (1.21.1 stopped changing
- * the flags: its heap grew too many VMAs, and the calls contended on the
- * address space's lock); here a flag changes only for a huge page the
- * background thread splits on purpose, and at most NOHUGE_MAX huge pages
- * are so marked at once (each may cost two VMAs of the 65530 the kernel
- * allows by default); past that, khugepaged may have them back.
- */
-#define NOHUGE_MAX 8192
-static _Atomic size_t nohuge_count; /* huge pages marked MADV_NOHUGEPAGE now */
-
 /* The runs of batch b are about to be released: note the huge pages they
  * split, and keep khugepaged away from the newly split ones. */
 static void break_huge_pages(struct mheap *h, struct os_batch *b)
@@ -184,14 +172,8 @@ static void break_huge_pages(struct mheap *h, struct os_batch *b)
 	for (unsigned i = 0; i < b->n && n + 2 <= 2 * OS_BATCH_MAX; i++)
 		n += page_alloc_note_broken(&h->pages, (uintptr_t)b->op[i].p, b->op[i].len, hps + n, 2);
 	mutex_unlock(&h->lock);
-	if (!collapse_wanted)
-		return;
-	for (unsigned i = 0; i < n; i++) {
-		if (atomic_load_explicit(&nohuge_count, memory_order_relaxed) >= NOHUGE_MAX)
-			break;
-		if (os_hugepage((void *)hps[i], NH_HUGE_BYTES, false) == 0)
-			atomic_fetch_add_explicit(&nohuge_count, 1, memory_order_relaxed);
-	}
+	if (collapse_wanted)
+		hugepages_mark_split(hps, n);
 }
 
 /*
@@ -244,14 +226,14 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
 
 /*
  * The subrelease (tcmalloc's Temeraire subreleases, Go's scavenger breaks
- * huge pages below 96% use): the free runs of huge pages the program
- * still uses, once their chunks have seen neither a free nor a span taken
- * for NUMAHEAP_SUBRELEASE_DELAY, sparsest huge pages first (rounds of
- * growing occupancy), until the node is at its goal. A heap that grows
- * and shrinks takes and frees spans in its chunks all the time, so it is
- * not split; one in steady use within its spans (caches serving the same
- * classes, no span taken or freed) is split only where it keeps more free
- * pages than its goal, unused for the delay. Memory a program stopped using comes back, at
+ * huge pages below 96% use): the free runs of huge pages the program still
+ * uses, once their chunks have seen neither a free nor a span taken for
+ * NUMAHEAP_SUBRELEASE_DELAY, sparsest huge pages first (rounds of growing
+ * occupancy), until the node is at its goal. A heap that grows and shrinks
+ * takes and frees spans in its chunks all the time, so it is not split; one
+ * in steady use within its spans (caches serving the same classes, no span
+ * taken or freed) is split only where it keeps more free pages than its
+ * goal, unused for the delay. Memory a program stopped using comes back, at
  * the price of base pages where it picks up again (faulted in a page at a
  * time; made huge again by the collapse step once it is all in use).
  */
@@ -394,108 +376,6 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 	return released;
 }
 
-/*
- * Huge pages come back. A huge page the scavenger split stays on base
- * pages after the program has grown back into it, each of its pages a TLB
- * entry (and marked MADV_NOHUGEPAGE, so khugepaged leaves it too). After
- * the program took released memory back (pages of the pageAlloc, or OS
- * pages inside spans), for COLLAPSE_WINDOW_NS, the background thread makes
- * such huge pages whole again: those at least half allocated, with at most
- * COLLAPSE_MAX_RELEASED pages still released (in the pageAlloc and inside
- * their spans together; they are filled in and count as resident again).
- * It marks the range MADV_HUGEPAGE and asks for MADV_COLLAPSE (the kernel
- * copies the 2 MiB into a huge page: 0.3-1 ms here); without MADV_COLLAPSE
- * (before Linux 6.1) the flag alone lets khugepaged collapse it, later.
- * Not in a round in which the program grew back by a huge page or more:
- * the copy holds the address space's lock, and the program's own faults
- * would wait for it (perf/rss measured that when pre-faulting collapsed).
- * A collapse counts as a use of its chunk (page_alloc_collapse_begin), so
- * that neither the subrelease nor the in-span release splits the huge
- * page again before a delay has passed: at most one back and forth per
- * delay, and only while the window is open. (A longer hold kept a
- * program that grew back and then freed most of it again, perf/rss's
- * second phase, from getting its memory back in its 3 s idle.) Paced by
- * the CPU budget; scav_lock is held around each, so that a synchronous
- * scavenge does not release pages of a huge page being collapsed (the
- * kernel would fill them in again).
- */
-static bool collapse_by_khugepaged; /* the background thread's: no MADV_COLLAPSE */
-/* A split huge page is made whole once at most this many of its pages are
- * still released (they are faulted in by the collapse): 64 KiB. */
-#define COLLAPSE_MAX_RELEASED (NH_PAGES_PER_HUGE / 32)
-/* Collapses follow a regrowth for this long (after it, the heap is either
- * whole again or idle, and an idle heap's split huge pages are what the
- * scavenger released on purpose). */
-#define COLLAPSE_WINDOW_NS ((uint64_t)30000000000)
-
-/* Bytes of released memory node h has taken back so far: pages of the
- * pageAlloc and OS pages inside spans (racy sums). */
-static uint64_t regrown_bytes(struct mheap *h)
-{
-	uint64_t r = h->released_reused_bytes;
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		r += mcentral_reclaimed_bytes(&h->central[k]);
-	return r;
-}
-
-/* Make the broken huge pages of h that the program grew back into whole. */
-static void collapse_node(struct mheap *h, struct scav_pass *ps)
-{
-	uint64_t r = regrown_bytes(h);
-	bool growing = r - h->collapse_seen_regrown >= NH_HUGE_BYTES;
-	if (r != h->collapse_seen_regrown) {
-		h->collapse_seen_regrown = r;
-		h->regrown_at = ps->now;
-	}
-	if (growing || !h->regrown_at || ps->now - h->regrown_at > COLLAPSE_WINDOW_NS)
-		return;
-	mutex_lock(&h->lock);
-	bool any = h->pages.broken != 0;
-	mutex_unlock(&h->lock);
-	if (!any)
-		return;
-	/* The first NH_SMALL_HEAP_BYTES of the slice stay on base pages (arena.c). */
-	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
-	uint64_t hold = ps->now;
-	while (!pass_late(ps)) {
-		unsigned nscav = 0;
-		mutex_lock(&scav_lock);
-		mutex_lock(&h->lock);
-		uintptr_t hp = page_alloc_next_collapse(&h->pages, &cursor, floor, COLLAPSE_MAX_RELEASED,
-							NH_PAGES_PER_HUGE / 2, &nscav);
-		mutex_unlock(&h->lock);
-		if (!hp) {
-			mutex_unlock(&scav_lock);
-			break;
-		}
-		/* Released OS pages inside its spans count too. */
-		size_t left = (size_t)(COLLAPSE_MAX_RELEASED - nscav) << NH_PAGE_SHIFT;
-		if (mcentral_reclaim_range(h, hp, hp + NH_HUGE_BYTES, left) == SIZE_MAX) {
-			mutex_unlock(&scav_lock);
-			continue;
-		}
-		mutex_lock(&h->lock);
-		page_alloc_collapse_begin(&h->pages, hp, hold);
-		mutex_unlock(&h->lock);
-		/* Huge pages allowed again (harmless if it never lost them). */
-		if (os_hugepage((void *)hp, NH_HUGE_BYTES, true) == 0 &&
-		    atomic_load_explicit(&nohuge_count, memory_order_relaxed))
-			atomic_fetch_sub_explicit(&nohuge_count, 1, memory_order_relaxed);
-		int r2 = collapse_by_khugepaged ? 0 : os_collapse((void *)hp, NH_HUGE_BYTES);
-		mutex_unlock(&scav_lock);
-		if (r2 == -EINVAL) {
-			/* No MADV_COLLAPSE (before 6.1): the range is allowed
-			 * huge pages again, and khugepaged will collapse it. */
-			collapse_by_khugepaged = true;
-			nh_scav.collapse = "khugepaged";
-		}
-		if (r2 == 0 || r2 == -EINVAL)
-			nh_scav.collapses++;
-		else
-			nh_scav.collapse_failures++;
-	}
-}
-
 /* ---- the background thread's passes ------------------------------------------------- */
 
 size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns)
@@ -514,7 +394,7 @@ size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint
 		if (sub_delay_ns() && !ps.cut)
 			released += release_in_spans(h, &ps);
 		if (collapse_wanted && !ps.cut)
-			collapse_node(h, &ps);
+			ps.cut = hugepages_collapse(h, now, ps.deadline);
 	}
 	nh_scav.bg_released_bytes += released;
 	nh_scav.submissions = b->submissions;

@@ -35,6 +35,8 @@ struct nh_scav_stats {
 	const char *collapse;	/* "on", "off" or "unsupported" (kernel before 6.1) */
 	uint64_t collapses;	/* split huge pages made whole again (MADV_COLLAPSE) */
 	uint64_t collapse_failures;	/* collapses the kernel refused (no huge page to be had) */
+	unsigned delay_shift;	/* the background delays are the options' << this (churn back-off) */
+	uint64_t churn_events;	/* background releases the program soon grew back into */
 };
 extern struct nh_scav_stats nh_scav; /* scavenger.c */
 
@@ -77,6 +79,9 @@ size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint
 /* scav_lock, which a pre-faulting episode holds through each look. */
 void scavenger_lock(void);
 void scavenger_unlock(void);
+/* Released memory the program has taken back so far, every node (pages
+ * handed out again or faulted in ahead, OS pages inside spans; racy sums). */
+uint64_t scavenger_regrown_bytes(void);
 /* Memory of every heap that is mapped and not released: what the memory
  * limit limits (racy sums; no lock). */
 size_t scavenger_resident_bytes(void);
@@ -87,6 +92,15 @@ size_t scavenger_resident_bytes(void);
 int prefault_pass(uint64_t *last_work);
 /* The next episode's program starts from anywhere. */
 void prefault_forget_fronts(void);
+
+struct mheap;
+/* hugepages.c, for the policy. Mark the n huge pages at hps, just split
+ * by a release, MADV_NOHUGEPAGE (no lock needed). */
+void hugepages_mark_split(const uintptr_t *hps, unsigned n);
+/* Make the split huge pages of h that the program grew back into whole,
+ * until deadline: true if it stopped there with work left. Takes h's lock
+ * and scav_lock, never together across a system call. Background thread. */
+bool hugepages_collapse(struct mheap *h, uint64_t now, uint64_t deadline);
 
 /* bgthread.c, for the policy. */
 void bg_init(bool prefault);

@@ -176,6 +176,9 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		put_bytes(b, now_in_spans, 0);
 		buf_printf(b, " now); %llu huge pages made whole again\n", (unsigned long long)nh_scav.collapses);
 	}
+	if (nh_scav.churn_events)
+		buf_printf(b, "churn: %llu regrowths soon after a release; background delays now %ux\n",
+			   (unsigned long long)nh_scav.churn_events, 1u << nh_scav.delay_shift);
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
 		put_bytes(b, s->prefaulted, 0);

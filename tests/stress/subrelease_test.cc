@@ -1,4 +1,5 @@
-// The subrelease and the in-span release (src/scavenger.c, src/mcentral.c):
+// The subrelease and the in-span release (src/scavenger.c, src/mcentral.c),
+// and the churn back-off (src/bgthread.c):
 // a fragmented heap that the program stops using gives its memory back in
 // the background, within NUMAHEAP_SUBRELEASE_DELAY and a few rounds, with
 // no call from the program; live objects keep their contents, and the
@@ -153,6 +154,9 @@ TEST(Subrelease, FragmentedHeapComesBackWithoutCalls)
 	EXPECT_GT(sub, 0);
 	EXPECT_GT(span, 0);
 	EXPECT_GT(json_number(s, "nodes", "span_released_bytes"), 0);
+	// Freed, then idle: nothing grew back, the delays are the options'.
+	EXPECT_EQ(json_number(s, "scavenger", "delay_shift"), 0);
+	EXPECT_EQ(json_number(s, "scavenger", "churn_events"), 0);
 	check(v, "after the release");
 
 	// Growing back: the same sizes again, into released pages and
@@ -173,6 +177,15 @@ TEST(Subrelease, FragmentedHeapComesBackWithoutCalls)
 	}
 	check(v, "after growing back");
 	ASSERT_EQ(v.size(), old);
+	// Grown back into what was released seconds before: the background
+	// delays back off (bgthread.c, churn), at its next round.
+	s = stats();
+	for (int i = 0; i < 60 && json_number(s, "scavenger", "churn_events") <= 0; i++) {
+		usleep(50000);
+		s = stats();
+	}
+	EXPECT_GE(json_number(s, "scavenger", "churn_events"), 1);
+	EXPECT_EQ(json_number(s, "scavenger", "delay_shift"), 1);
 	for (auto &b : w)
 		free(b.p);
 	// Everything released now, then checked once more.

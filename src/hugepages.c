@@ -3,7 +3,8 @@
  * khugepaged while split, made whole again when the program grows back.
  *
  * The scavenger (scavenger.c) releases runs inside huge pages still in
- * use (the subrelease, the in-span release); each such huge page is noted
+ * use (sparse huge pages, the subrelease, the in-span release, and
+ * everything on malloc_trim); each such huge page is noted
  * broken in the pageAlloc (page_alloc_note_broken) and, here, marked
  * MADV_NOHUGEPAGE. When the program has grown back into it, the
  * background thread collapses it (MADV_COLLAPSE) and marks it
@@ -87,7 +88,6 @@ static bool collapse_by_khugepaged; /* the background thread's: no MADV_COLLAPSE
  * scavenger released on purpose). */
 #define COLLAPSE_WINDOW_NS ((uint64_t)30000000000)
 
-
 /* Bytes of released memory node h has taken back so far: pages of the
  * pageAlloc and OS pages inside spans (racy sums). */
 static uint64_t regrown_bytes(struct mheap *h)
@@ -98,6 +98,7 @@ static uint64_t regrown_bytes(struct mheap *h)
 	return r;
 }
 
+/* For the churn back-off (bgthread.c): pre-faulted pages count too. */
 uint64_t scavenger_regrown_bytes(void)
 {
 	uint64_t r = 0;

@@ -232,13 +232,15 @@ void scavenger_install_signal(void)
  * second or two free what the next phase takes again, spent about 5% more
  * CPU per request than with NUMAHEAP_SCAVENGER=off. So when the program
  * grows back into a huge page or more of released memory within
- * CHURN_WINDOW_NS of a background release, the background delays
- * (NUMAHEAP_SCAVENGE_DELAY, NUMAHEAP_SUBRELEASE_DELAY) double, at most
- * CHURN_MAX_SHIFT times and once per delay; after a window with no such
- * regrowth they halve again. A heap that frees and then stays idle (a
- * server after its deletes, perf/rss) does not grow back meanwhile and
- * keeps the options' delays; malloc_trim, numaheap_release and the memory
- * limit have none.
+ * CHURN_WINDOW_NS of a background release made while it kept allocating,
+ * the background delays (NUMAHEAP_SCAVENGE_DELAY,
+ * NUMAHEAP_SUBRELEASE_DELAY) double, at most CHURN_MAX_SHIFT times and
+ * once per delay; after a window with no such regrowth they halve again.
+ * A program that stopped allocating for the delay or longer (a server
+ * after its deletes; perf/rss's compute phases) gets its memory back and
+ * may grow back into it without backing off: it was idle, which is what
+ * the delay is for. malloc_trim, numaheap_release and the memory limit
+ * have no delay.
  */
 #define CHURN_WINDOW_NS ((uint64_t)30000000000)
 #define CHURN_MAX_SHIFT 3
@@ -249,7 +251,20 @@ struct bg_churn {
 	uint64_t changed_at;   /* the last change of nh_scav.delay_shift */
 	uint64_t regrown_seen; /* scavenger_regrown_bytes() at the last round */
 	uint64_t regrown;      /* bytes grown back since the last counted regrowth */
+	uint64_t allocs_seen;  /* mallocs counted at the last round */
+	uint64_t active_at;    /* the last round that saw mallocs */
+	uint64_t resumed_at;   /* the last round that saw them resume after a quiet spell */
 };
+
+/* Mallocs so far, all caches and the direct ones (racy sums; takes allm_lock). */
+static uint64_t alloc_count(void)
+{
+	uint64_t a[NH_NUM_CLASSES], t = 0;
+	proc_sum_allocs(a);
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
+		t += a[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
+	return t;
+}
 
 static void churn_update(struct bg_churn *c, uint64_t now)
 {
@@ -257,7 +272,14 @@ static void churn_update(struct bg_churn *c, uint64_t now)
 	uint64_t since_change = now - c->changed_at;
 	uint64_t delay = (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift;
 	c->regrown_seen = r;
-	bool soon = c->last_release && now - c->last_release < CHURN_WINDOW_NS;
+	uint64_t a = alloc_count();
+	if (a != c->allocs_seen) {
+		if (now - c->active_at >= (uint64_t)NH_OPTION(SCAVENGE_DELAY))
+			c->resumed_at = now; /* after a quiet spell */
+		c->allocs_seen = a;
+		c->active_at = now;
+	}
+	bool soon = c->last_release > c->resumed_at && now - c->last_release < CHURN_WINDOW_NS;
 	c->regrown = soon ? c->regrown + grew : 0;
 	if (c->regrown >= NH_HUGE_BYTES) {
 		c->regrown = 0;

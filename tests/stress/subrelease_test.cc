@@ -177,15 +177,7 @@ TEST(Subrelease, FragmentedHeapComesBackWithoutCalls)
 	}
 	check(v, "after growing back");
 	ASSERT_EQ(v.size(), old);
-	// Grown back into what was released seconds before: the background
-	// delays back off (bgthread.c, churn), at its next round.
-	s = stats();
-	for (int i = 0; i < 60 && json_number(s, "scavenger", "churn_events") <= 0; i++) {
-		usleep(50000);
-		s = stats();
-	}
-	EXPECT_GE(json_number(s, "scavenger", "churn_events"), 1);
-	EXPECT_EQ(json_number(s, "scavenger", "delay_shift"), 1);
+
 	for (auto &b : w)
 		free(b.p);
 	// Everything released now, then checked once more.
@@ -193,6 +185,66 @@ TEST(Subrelease, FragmentedHeapComesBackWithoutCalls)
 	check(v, "after numaheap_release");
 	for (auto &b : v)
 		free(b.p);
+}
+
+// The churn back-off (bgthread.c): 64 MiB freed whole, released after the
+// delay while the program keeps allocating, then taken back. Active: the
+// delays double. Quiet (no malloc at all while the memory went back, as a
+// batch job's compute phase): they stay.
+size_t release_then_regrow(bool active)
+{
+	std::vector<void *> big;
+	for (int i = 0; i < 64; i++) {
+		big.push_back(malloc(1 << 20));
+		memset(big.back(), 1, 1 << 20);
+	}
+	std::string s(1 << 20, '\0'); // the statistics' buffer, allocated before the quiet spell
+	for (void *p : big)
+		free(p);
+	long long released = 0;
+	auto t0 = std::chrono::steady_clock::now();
+	while (seconds_since(t0) < 10.0) {
+		if (active) {
+			// A server still serving: small mallocs and frees all along.
+			for (int k = 0; k < 1000; k++)
+				free(malloc(64 + k % 512));
+		}
+		usleep(20000);
+		if (seconds_since(t0) > 2.5) {
+			numaheap_stats_json(&s[0], s.size());
+			released = json_number(s, "scavenger", "released_bytes");
+			if (released >= (32ll << 20))
+				break;
+		}
+	}
+	EXPECT_GE(released, 32ll << 20) << "the freed 64 MiB did not go back within 10 s";
+	for (auto &p : big) {
+		p = malloc(1 << 20);
+		memset(p, 2, 1 << 20);
+	}
+	// The background thread's next rounds see the regrowth.
+	for (int i = 0; i < 30; i++) {
+		free(malloc(100));
+		usleep(50000);
+	}
+	numaheap_stats_json(&s[0], s.size());
+	for (void *p : big)
+		free(p);
+	return (size_t)json_number(s, "scavenger", "delay_shift");
+}
+
+TEST(Subrelease, ChurnBacksOffWhileActive)
+{
+	EXPECT_EQ(release_then_regrow(true), 1u);
+	std::string s = stats();
+	EXPECT_GE(json_number(s, "scavenger", "churn_events"), 1);
+}
+
+TEST(Subrelease, QuietSpellIsNotChurn)
+{
+	EXPECT_EQ(release_then_regrow(false), 0u);
+	std::string s = stats();
+	EXPECT_EQ(json_number(s, "scavenger", "churn_events"), 0);
 }
 
 TEST(Subrelease, SteadyHeapIsNotSplit)

@@ -18,8 +18,9 @@ struct pctx;
  * rseq area and the CPU number are arch/'s (arch/rseq.h).
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
-/* nh_fast.plain: PLAIN_PROF sends every malloc to the general path, where
- * heap profiling counts it (prof.h). */
+/* nh_fast.plain: PLAIN_PROF (heap profiling on, set once initialisation
+ * is done) sends every malloc through malloc_other's profiling path, where
+ * the thread's countdown counts it (prof.h, api.c). */
 enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2, PLAIN_PROF = 3 };
 
 struct m {

@@ -159,8 +159,10 @@ void nh_init_slow(void)
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
 	/* Last: malloc_other's profiling path counts on initialisation done. */
-	if (nh_prof_on)
+	if (nh_prof_on) {
 		nh_fast.plain = PLAIN_PROF;
+		nh_fast.prof_limit = NH_SMALL_SIZE_MAX + 1;
+	}
 	if (NH_OPTION(SHOW_CONFIG))
 		options_print(2);
 }

@@ -59,6 +59,7 @@
 #include "os/os.h"
 #include "pprof.h"
 #include "report.h"
+#include "stackwalk.h"
 
 bool nh_prof_on;
 __thread int64_t nh_prof_countdown __attribute__((tls_model("initial-exec")));
@@ -194,9 +195,18 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 {
 	struct walk w;
 	w.n = 0;
-	prof_walking = true;
-	_Unwind_Backtrace(walk_frame, &w);
-	prof_walking = false;
+	/* stackwalk.c's walk, with its rules kept from sample to sample (under
+	 * the lock, which is its table's); libgcc's where it declines. */
+	mutex_lock(&prof_lock);
+	int fast = nh_unwind(w.pcs, sizeof w.pcs / sizeof w.pcs[0]);
+	mutex_unlock(&prof_lock);
+	if (fast >= 0) {
+		w.n = (unsigned)fast;
+	} else {
+		prof_walking = true;
+		_Unwind_Backtrace(walk_frame, &w);
+		prof_walking = false;
+	}
 	unsigned first = w.n;
 	for (unsigned i = 0; i < w.n; i++)
 		if (w.pcs[i] == ret) {
@@ -291,6 +301,7 @@ bool prof_init(void)
 		return false;
 	}
 	own_text_range();
+	nh_unwind_init(); /* without it, every walk is libgcc's */
 	prof_start_ns = prof_last_dump_ns = os_nanotime();
 	nh_prof_on = true;
 	return true;

@@ -11,7 +11,10 @@
  *
  * Where the tables are: _dl_find_object (glibc 2.35 on; no lock, no
  * malloc) gives the object's PT_GNU_EH_FRAME, whose .eh_frame_hdr holds a
- * sorted table of (function start, FDE) to search.
+ * sorted table of (function start, FDE) to search. It is asked again for
+ * every frame of every walk (a few dozen instructions), and a kept rule is
+ * used only if it came from the same object (start and table): a library
+ * unloaded and another loaded at its address never inherit its rules.
  *
  * Anything else (expressions, other registers, signal frames, 64-bit
  * DWARF, an unexpected encoding) makes the walk decline, and prof.c walks
@@ -37,6 +40,11 @@ enum { RULE_EMPTY = 0, RULE_OK, RULE_END, RULE_NO };
 
 struct rule {
 	uintptr_t pc;	 /* the address looked up (a return address - 1, or the first pc) */
+	/* the object it was read from: its start and .eh_frame_hdr, checked
+	 * against _dl_find_object's answer at every use, so a rule read from
+	 * a library since unloaded is never applied to another one */
+	uintptr_t map_start;
+	const void *eh;
 	int32_t cfa_off; /* CFA = (cfa_rbp ? %rbp : %rsp) + cfa_off */
 	int32_t rbp_off; /* %rbp saved at CFA + rbp_off; 0: not saved */
 	uint8_t cfa_rbp;
@@ -363,16 +371,14 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
 	return hdr + t[2 * lo + 1];
 }
 
-/* Work out the rule for pc (a return address - 1, or the exact first pc). */
-static void make_rule(uintptr_t pc, struct rule *r)
+/* Work out the rule for pc (a return address - 1, or the exact first pc)
+ * in the object fo describes. */
+static void make_rule(uintptr_t pc, const struct dl_find_object *fo, struct rule *r)
 {
 	r->kind = RULE_NO;
-	struct dl_find_object fo;
-	if (_dl_find_object((void *)pc, &fo) != 0) {
-		r->kind = RULE_END; /* no object: the stack ends here */
-		return;
-	}
-	const uint8_t *fde = find_fde(fo.dlfo_eh_frame, pc);
+	r->map_start = (uintptr_t)fo->dlfo_map_start;
+	r->eh = fo->dlfo_eh_frame;
+	const uint8_t *fde = find_fde(fo->dlfo_eh_frame, pc);
 	if (!fde) {
 		r->kind = RULE_END;
 		return;
@@ -424,10 +430,15 @@ static void make_rule(uintptr_t pc, struct rule *r)
 
 static const struct rule *rule_of(uintptr_t pc)
 {
+	static const struct rule end = {.kind = RULE_END};
+	struct dl_find_object fo;
+	if (_dl_find_object((void *)pc, &fo) != 0)
+		return &end; /* no object's code: the stack ends here */
 	struct rule *r = &rules[(pc * 0x9e3779b97f4a7c15ULL) >> (64 - 13)];
-	if (r->kind == RULE_EMPTY || r->pc != pc) {
+	if (r->kind == RULE_EMPTY || r->pc != pc || r->map_start != (uintptr_t)fo.dlfo_map_start ||
+	    r->eh != fo.dlfo_eh_frame) {
 		r->pc = pc;
-		make_rule(pc, r);
+		make_rule(pc, &fo, r);
 	}
 	return r;
 }

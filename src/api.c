@@ -49,32 +49,84 @@
 /* The class of n <= NH_SMALL_SIZE_MAX bytes: one table load. */
 #define CLASS8(n) nh_size_to_class8[((n) + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]
 
-/* malloc with heap profiling on: this block may be the sample (prof.h). */
-NH_NOINLINE static void *malloc_profiled(size_t n, uintptr_t ret)
+/* malloc of a block that is not sampled, past the fast path's sizes. */
+NH_NOINLINE static void *malloc_unsampled(size_t n)
 {
-	if (prof_tick(n))
-		return prof_alloc(n, 0, false, ret);
 	if (n <= NH_MAX_SMALL_SIZE)
 		return alloc_small(nh_size_to_class(n));
 	return alloc_large(n, 0, false);
 }
 
-/* malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
- * heap profiling, before initialisation (malloc_limit 0). */
-NH_NOINLINE static void *malloc_other(size_t n)
+/*
+ * malloc with heap profiling on, when this thread's countdown crossed zero
+ * (prof_count has subtracted n): this block may be the sample (prof.h).
+ * Reached by tail jumps (nh_malloc to malloc_other, maybe malloc_special,
+ * to here), so its return address is the program's call of malloc;
+ * malloc_other cannot pass its own without a stack frame (gcc aligns the
+ * stack for __builtin_return_address). Should a compiler make one of the
+ * jumps a call, the address is numaheap's own, and the stack walk skips
+ * numaheap's frames anyway (prof.c, walk_stack).
+ */
+NH_NOINLINE static void *malloc_profiled(size_t n)
 {
-	nh_ensure_init();
-	if (NH_UNLIKELY(nh_prof_on))
-		return malloc_profiled(n, (uintptr_t)__builtin_return_address(0));
-	if (NH_UNLIKELY(nh_hardened))
-		return hardened_alloc(n, 0, false);
-	if (n <= NH_MAX_SMALL_SIZE)
-		return alloc_small(nh_size_to_class(n));
-	return alloc_large(n, 0, false);
+	if (prof_should_sample(n))
+		return prof_alloc(n, 0, false, (uintptr_t)__builtin_return_address(0));
+	return malloc_unsampled(n);
 }
 
 /* malloc(n)'s pop missed (n within the fast path's sizes). */
 NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
+
+NH_NOINLINE static void *malloc_other(size_t n);
+
+/* malloc before initialisation: initialise, then start over. Out of line,
+ * so that malloc_other needs no stack frame. */
+NH_NOINLINE static void *malloc_first(size_t n)
+{
+	nh_init_slow();
+	return malloc_other(n);
+}
+
+/* malloc in hardened mode, or of more than 1 KiB with heap profiling on. */
+NH_NOINLINE static void *malloc_special(size_t n)
+{
+	if (nh_hardened)
+		return hardened_alloc(n, 0, false);
+	if (NH_UNLIKELY(prof_count(n)))
+		return malloc_profiled(n);
+	return malloc_unsampled(n);
+}
+
+/*
+ * malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
+ * heap profiling, before initialisation (malloc_limit 0).
+ *
+ * With heap profiling on, malloc_limit is 0 and every malloc comes here;
+ * one compare with prof_limit (0 with profiling off) takes those of up to
+ * 1 KiB to the profiling path: the block's size comes off the thread's
+ * countdown (prof_count), and unless that crossed zero the same inlined
+ * sequence as nh_malloc's fast path pops the block. 6 instructions more
+ * than the fast path (docs/performance.md). With profiling off, larger
+ * blocks pay that compare, then one test of plain tells hardened mode and
+ * profiling (malloc_special) from the plain modes: as many instructions as
+ * before profiling existed (a test of nh_hardened was there).
+ */
+NH_NOINLINE static void *malloc_other(size_t n)
+{
+	if (n < nh_fast.prof_limit) {
+		if (NH_UNLIKELY(prof_count(n)))
+			return malloc_profiled(n);
+		uintptr_t e;
+		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
+			return malloc_small_slow(n);
+		return entry_to_object(e);
+	}
+	if (NH_UNLIKELY(atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2))
+		return malloc_first(n);
+	if (NH_UNLIKELY(nh_fast.plain > PLAIN_PER_THREAD))
+		return malloc_special(n);
+	return malloc_unsampled(n);
+}
 
 void *nh_malloc(size_t n)
 {

@@ -152,13 +152,17 @@ void nh_init_slow(void)
 		numa_policy_restrict(ok);
 	nh_heaps_ok = ok != 0;
 	proc_init();
-	if (prof_init())
-		nh_fast.plain = PLAIN_PROF;
+	prof_init();
 	scavenger_init();
 	stats_init();
-	nh_fast_publish();
+	nh_fast_publish(); /* malloc_limit stays 0 with profiling on */
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
+	/* Last: malloc_other's profiling path counts on initialisation done. */
+	if (nh_prof_on) {
+		nh_fast.plain = PLAIN_PROF;
+		nh_fast.prof_limit = NH_SMALL_SIZE_MAX + 1;
+	}
 	if (NH_OPTION(SHOW_CONFIG))
 		options_print(2);
 }

@@ -141,6 +141,10 @@ struct pctx {
  *               p >> NH_PAGE_SHIFT is entry (p >> NH_PAGE_SHIFT) - page_lo
  *               if that is below page_count (0 sends every free the
  *               general way: hardened, before initialisation, no table)
+ *   prof_limit  with heap profiling on, malloc(n) for n < prof_limit
+ *               (NH_SMALL_SIZE_MAX + 1; 0 when off) takes malloc_other's
+ *               profiling path: the countdown, then the fast path's pop
+ *               (api.c)
  *   cpu_mode    CPU_MODE_RSEQ: the P's are CPUs (slow paths, statistics)
  *   pcpu_count  CPU slabs reserved (CPUs possible at start-up)
  */
@@ -151,14 +155,16 @@ struct nh_fast {
 	uintptr_t page_lo;
 	uintptr_t page_count;
 	const uint16_t *page_table;
-	int cpu_mode;
+	size_t prof_limit;
 	uint32_t pcpu_count;
+	uint8_t cpu_mode;
 	bool hardened;	/* NUMAHEAP_HARDENED: every call goes through hardened.c */
-	/* PLAIN_RSEQ (per-CPU P's) or PLAIN_PER_THREAD; PLAIN_PROF (heap
-	 * profiling: malloc goes the general way); 0: hardened, or before
-	 * initialisation. */
+	/* PLAIN_RSEQ (per-CPU P's) or PLAIN_PER_THREAD; PLAIN_NO (hardened)
+	 * or PLAIN_PROF (heap profiling): malloc goes the general way
+	 * (proc.h). */
 	uint8_t plain;
 } NH_ALIGNED(NH_CACHE_LINE);
+_Static_assert(sizeof(struct nh_fast) == NH_CACHE_LINE, "nh_fast is one cache line");
 /* Open the fast paths (malloc_limit, page_count) as the mode says; the
  * last step of initialisation (proc.c). */
 void nh_fast_publish(void);

@@ -18,9 +18,12 @@ struct pctx;
  * rseq area and the CPU number are arch/'s (arch/rseq.h).
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
-/* nh_fast.plain: PLAIN_PROF sends every malloc to the general path, where
- * heap profiling counts it (prof.h). */
-enum { PLAIN_NO = 0, PLAIN_RSEQ = 1, PLAIN_PER_THREAD = 2, PLAIN_PROF = 3 };
+/* nh_fast.plain, once initialisation is done: PLAIN_RSEQ or
+ * PLAIN_PER_THREAD, the modes with malloc's fast path; above them the
+ * modes whose every malloc goes the general way: PLAIN_NO (hardened) and
+ * PLAIN_PROF (heap profiling on, set last), so one compare tells malloc's
+ * general path (api.c, malloc_other) it has nothing special to do. */
+enum { PLAIN_RSEQ = 0, PLAIN_PER_THREAD = 1, PLAIN_NO = 2, PLAIN_PROF = 3 };
 
 struct m {
 	struct mcache *cache; /* the thread's per-thread P's cache */

@@ -59,6 +59,7 @@
 #include "os/os.h"
 #include "pprof.h"
 #include "report.h"
+#include "stackwalk.h"
 
 bool nh_prof_on;
 __thread int64_t nh_prof_countdown __attribute__((tls_model("initial-exec")));
@@ -75,17 +76,27 @@ static uint64_t prof_start_ns, prof_last_dump_ns;
 
 /* ---- buckets ---------------------------------------------------------------------------- */
 
-#define PROF_BUCKETS (1u << 16) /* open addressing over stack hash and node */
+#define PROF_BUCKETS (1u << 16)		   /* slots of the hash table (open addressing) */
+#define PROF_MAX_BUCKETS (PROF_BUCKETS / 4 * 3) /* buckets it may hold */
 
 struct bucket {
-	uint64_t hash; /* 0: empty */
+	uint64_t hash;
 	int node;
 	unsigned npc;
 	double alloc_objects, alloc_bytes, free_objects, free_bytes; /* scaled */
 	uintptr_t pcs[PPROF_MAX_DEPTH];
 };
 
-static struct bucket *buckets; /* PROF_BUCKETS of them, mapped at init */
+/*
+ * The buckets fill an array in order (mapped at init, PROF_MAX_BUCKETS of
+ * them, ~27 MiB of address space); the hash table over stack hash and node
+ * holds their numbers plus one (0: an empty slot), 256 KiB. Only the
+ * buckets in use and the slots probed are ever touched: a dump reads
+ * buckets[0..nbuckets), not the whole table (reading every slot of a
+ * table of buckets faulted in ~9,000 pages at exit, 20-30 ms).
+ */
+static struct bucket *buckets;
+static uint32_t *bucket_slots;
 static size_t nbuckets;
 
 static uint64_t stack_hash(const uintptr_t *pcs, unsigned n, int node)
@@ -101,19 +112,21 @@ static struct bucket *bucket_of(const uintptr_t *pcs, unsigned n, int node)
 {
 	uint64_t h = stack_hash(pcs, n, node);
 	for (size_t i = h & (PROF_BUCKETS - 1), k = 0; k < PROF_BUCKETS; i = (i + 1) & (PROF_BUCKETS - 1), k++) {
-		struct bucket *b = &buckets[i];
-		if (b->hash == h && b->node == node && b->npc == n && !memcmp(b->pcs, pcs, n * sizeof *pcs))
-			return b;
-		if (b->hash == 0) {
-			if (nbuckets >= PROF_BUCKETS / 4 * 3)
+		uint32_t slot = bucket_slots[i];
+		if (slot == 0) {
+			if (nbuckets >= PROF_MAX_BUCKETS)
 				return NULL;
+			struct bucket *b = &buckets[nbuckets++];
 			b->hash = h;
 			b->node = node;
 			b->npc = n;
 			memcpy(b->pcs, pcs, n * sizeof *pcs);
-			nbuckets++;
+			bucket_slots[i] = (uint32_t)nbuckets;
 			return b;
 		}
+		struct bucket *b = &buckets[slot - 1];
+		if (b->hash == h && b->node == node && b->npc == n && !memcmp(b->pcs, pcs, n * sizeof *pcs))
+			return b;
 	}
 	return NULL;
 }
@@ -182,9 +195,18 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 {
 	struct walk w;
 	w.n = 0;
-	prof_walking = true;
-	_Unwind_Backtrace(walk_frame, &w);
-	prof_walking = false;
+	/* stackwalk.c's walk, with its rules kept from sample to sample (under
+	 * the lock, which is its table's); libgcc's where it declines. */
+	mutex_lock(&prof_lock);
+	int fast = nh_unwind(w.pcs, sizeof w.pcs / sizeof w.pcs[0]);
+	mutex_unlock(&prof_lock);
+	if (fast >= 0) {
+		w.n = (unsigned)fast;
+	} else {
+		prof_walking = true;
+		_Unwind_Backtrace(walk_frame, &w);
+		prof_walking = false;
+	}
 	unsigned first = w.n;
 	for (unsigned i = 0; i < w.n; i++)
 		if (w.pcs[i] == ret) {
@@ -272,12 +294,14 @@ bool prof_init(void)
 	prof_rate = (double)NH_OPTION(PROF_RATE);
 	if (!nh_opt.prof_file[0])
 		memcpy(nh_opt.prof_file, "numaheap.%p.pb.gz", sizeof "numaheap.%p.pb.gz");
-	buckets = os_map((size_t)PROF_BUCKETS * sizeof(struct bucket), 0);
-	if (!buckets) {
+	buckets = os_map((size_t)PROF_MAX_BUCKETS * sizeof(struct bucket), 0);
+	bucket_slots = os_map((size_t)PROF_BUCKETS * sizeof(uint32_t), 0);
+	if (!buckets || !bucket_slots) {
 		nh_warn("NUMAHEAP_PROF=1: cannot map the profile's tables; profiling off");
 		return false;
 	}
 	own_text_range();
+	nh_unwind_init(); /* without it, every walk is libgcc's */
 	prof_start_ns = prof_last_dump_ns = os_nanotime();
 	nh_prof_on = true;
 	return true;
@@ -301,10 +325,8 @@ static struct pprof_sample *snapshot(size_t *n, size_t *bytes)
 	*n = 0;
 	if (s) {
 		uintptr_t *pcs = (uintptr_t *)(s + cap);
-		for (size_t i = 0; i < PROF_BUCKETS && *n < cap; i++) {
+		for (size_t i = 0; i < nbuckets && *n < cap; i++) {
 			const struct bucket *b = &buckets[i];
-			if (!b->hash)
-				continue;
 			struct pprof_sample *o = &s[(*n)++];
 			memcpy(pcs, b->pcs, b->npc * sizeof *pcs);
 			o->pcs = pcs;

@@ -10,8 +10,11 @@
  * objects take already, and free's fast path has nothing to test.
  *
  * With profiling off, nothing here runs: malloc's per-CPU and per-thread
- * fast paths never read this header's state (nh_fast.plain is PLAIN_PROF
- * when profiling is on, which sends every malloc to the general path).
+ * fast paths never read this header's state. With it on, malloc_limit is 0
+ * and nh_fast.plain PLAIN_PROF, which sends every malloc to malloc_other
+ * (api.c): the countdown, then the fast path's own pop when it has not
+ * crossed zero. free is unchanged either way: only a sampled block's page
+ * fails its checks (its span is a large one).
  */
 #ifndef NUMAHEAP_PROF_H
 #define NUMAHEAP_PROF_H
@@ -31,6 +34,16 @@ bool prof_init(void);
 /* The countdown crossed zero (or was never drawn): is this block of n
  * bytes the sample? Draws the next countdown. */
 bool prof_should_sample(size_t n);
+
+/* Count n bytes against this thread's countdown: true when it crossed
+ * zero (then prof_should_sample decides). malloc's profiling path
+ * (api.c, malloc_other): a subtract from the thread-local word and a
+ * branch. */
+NH_INLINE bool prof_count(size_t n)
+{
+	nh_prof_countdown -= (int64_t)n;
+	return nh_prof_countdown < 0;
+}
 
 /* Count n bytes against this thread's countdown: true when this block is
  * to be sampled. */

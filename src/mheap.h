@@ -35,7 +35,7 @@ struct mheap {
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
 	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
 	uintptr_t regrow_front;	/* end of the highest span taken from released pages this pre-faulting episode; lock */
-	/* The collapse step's (scavenger.c; the background thread's alone):
+	/* The collapse step's (hugepages.c; the background thread's alone):
 	 * released memory taken back so far when it last looked, and when
 	 * that last changed. */
 	uint64_t collapse_seen_regrown;

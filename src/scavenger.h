@@ -1,6 +1,7 @@
 /*
- * scavenger.h — returning memory to the OS (scavenger.c), and the
- * background thread that does it among its other jobs (bgthread.c).
+ * scavenger.h — returning memory to the OS (scavenger.c; split huge pages:
+ * hugepages.c; pre-faulting: prefault.c), and the background thread that
+ * does it among its other jobs (bgthread.c).
  */
 #ifndef NUMAHEAP_SCAVENGER_H
 #define NUMAHEAP_SCAVENGER_H

@@ -133,6 +133,9 @@ void os_write_all(int fd, const char *p, size_t n);
 int os_open(const char *path, int flags, int mode);
 ssize_t os_read(int fd, void *buf, size_t n);
 int os_close(int fd);
+/* The process's address-space limit (RLIMIT_AS, ulimit -v) in bytes;
+ * SIZE_MAX if there is none. */
+size_t os_address_space_limit(void);
 /* The OS page size (4 KiB on x86-64; 4, 16 or 64 KiB on aarch64). */
 size_t os_page_size(void);
 

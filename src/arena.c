@@ -47,7 +47,14 @@ void arena_page_table_init(int max_node)
 {
 	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PAGE_SHIFT);
 	size_t kinds = NH_PAGE_KINDS * sizeof(struct nh_pagekind);
-	char *m = os_map(kinds + n * sizeof(uint16_t), 4096);
+	size_t bytes = kinds + n * sizeof(uint16_t);
+	/* The table only speeds free up, and it is big (512 MiB of address
+	 * space per node). Under an address-space limit (RLIMIT_AS) it must
+	 * not take the room the heap needs: left out when it would take more
+	 * than half of the limit. */
+	if (bytes > os_address_space_limit() / 2)
+		return; /* free takes the general path */
+	char *m = os_map(bytes, 4096);
 	if (!m)
 		return; /* free takes the general path */
 	struct nh_pagekind *kind = (struct nh_pagekind *)m;

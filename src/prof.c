@@ -357,14 +357,14 @@ int prof_dump(const char *path)
 		errno = ENOMEM;
 		return -1;
 	}
-	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int fd = os_open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	int r = -1;
 	if (fd >= 0) {
 		uint64_t now = os_nanotime();
 		r = ends_with(file, ".heap") ? pprof_write_text(fd, s, n, (uint64_t)prof_rate)
 					     : pprof_write(fd, s, n, (uint64_t)prof_rate, os_realtime_ns(),
 							   now - prof_start_ns);
-		if (close(fd) != 0)
+		if (os_close(fd) != 0)
 			r = -1;
 	}
 	os_unmap(s, (bytes + 4095) & ~(size_t)4095);

@@ -376,7 +376,7 @@ void stats_dump(bool periodic)
 		char path[NH_PATH_MAX];
 		nh_path_expand(nh_opt.stats_file, path, sizeof path);
 		int flags = O_WRONLY | O_CREAT | O_CLOEXEC | (periodic || stats_file_started ? O_APPEND : O_TRUNC);
-		fd = open(path, flags, 0644);
+		fd = os_open(path, flags, 0644);
 		if (fd < 0) {
 			nh_warn("cannot open NUMAHEAP_STATS_FILE %s; statistics go to stderr", path);
 			fd = 2;
@@ -391,7 +391,7 @@ void stats_dump(bool periodic)
 	}
 	stats_print(fd, NH_OPTION(STATS) == 2);
 	if (fd != 2 && fd != stderr_copy)
-		close(fd);
+		os_close(fd);
 }
 
 void stats_at_exit(void)

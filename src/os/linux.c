@@ -18,6 +18,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -233,14 +234,29 @@ int os_signal_install(int sig, void (*handler)(int))
 	return sigaction(sig, &sa, NULL) == 0 ? 0 : -errno;
 }
 
+int os_open(const char *path, int flags, int mode)
+{
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+ssize_t os_read(int fd, void *buf, size_t n)
+{
+	return (ssize_t)syscall(SYS_read, fd, buf, n);
+}
+
+int os_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
 int os_read_lines(const char *path, char *buf, size_t cap, void (*fn)(char *line, void *arg), void *arg)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = os_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	size_t have = 0;
 	for (;;) {
-		ssize_t r = read(fd, buf + have, cap - 1 - have);
+		ssize_t r = os_read(fd, buf + have, cap - 1 - have);
 		if (r <= 0)
 			break;
 		have += (size_t)r;
@@ -256,7 +272,7 @@ int os_read_lines(const char *path, char *buf, size_t cap, void (*fn)(char *line
 		if (have == cap - 1)
 			have = 0; /* an absurdly long line: drop what was read of it */
 	}
-	close(fd);
+	os_close(fd);
 	return 0;
 }
 
@@ -303,17 +319,17 @@ void os_random(void *buf, size_t n)
 
 ssize_t os_read_file(const char *path, char *buf, size_t cap)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = os_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	size_t len = 0;
 	while (len + 1 < cap) {
-		ssize_t r = read(fd, buf + len, cap - 1 - len);
+		ssize_t r = os_read(fd, buf + len, cap - 1 - len);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			int e = errno;
-			close(fd);
+			os_close(fd);
 			return -e;
 		}
 		if (r == 0)
@@ -321,14 +337,14 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
 		len += (size_t)r;
 	}
 	buf[len] = 0;
-	close(fd);
+	os_close(fd);
 	return (ssize_t)len;
 }
 
 void os_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = syscall(SYS_write, fd, p, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -337,6 +353,14 @@ void os_write_all(int fd, const char *p, size_t n)
 		p += w;
 		n -= (size_t)w;
 	}
+}
+
+size_t os_address_space_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= SIZE_MAX)
+		return SIZE_MAX;
+	return (size_t)rl.rlim_cur;
 }
 
 size_t os_page_size(void)

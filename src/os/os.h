@@ -123,6 +123,19 @@ void os_random(void *buf, size_t n);
 /* Read a small file (sysfs, procfs) into buf, NUL-terminated; bytes or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);
 void os_write_all(int fd, const char *p, size_t n);
+/*
+ * open, read and close as direct system calls, never thread cancellation
+ * points (libc's are): numaheap's file I/O (its statistics, profiles and
+ * reads of /proc and /sys, above, included) may run in a thread that has a
+ * cancellation request pending, and must neither stop halfway nor leave a
+ * descriptor or lock behind. -1 with errno on failure, like libc's.
+ */
+int os_open(const char *path, int flags, int mode);
+ssize_t os_read(int fd, void *buf, size_t n);
+int os_close(int fd);
+/* The process's address-space limit (RLIMIT_AS, ulimit -v) in bytes;
+ * SIZE_MAX if there is none. */
+size_t os_address_space_limit(void);
 /* The OS page size (4 KiB on x86-64; 4, 16 or 64 KiB on aarch64). */
 size_t os_page_size(void);
 

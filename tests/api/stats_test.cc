@@ -2,6 +2,7 @@
 // statistics API (numaheap_stats_json, numaheap_stats_print, numaheap_release).
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <malloc.h>
 #include <map>
 #include <memory>
+#include <pthread.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -519,6 +521,53 @@ TEST(MallocStats, PrintsToStderr)
 	std::string out = ::testing::internal::GetCapturedStderr();
 	EXPECT_GT(out.size(), 100u);
 	EXPECT_NE(out.find("node"), std::string::npos) << out;
+}
+
+// A thread with a cancellation request pending calls malloc_stats: the
+// statistics must all be written and malloc_stats must return (glibc's is no
+// cancellation point either, since 2.28); the request is acted on at the
+// thread's next cancellation point. fd 2 goes to a pipe meanwhile.
+static pthread_barrier_t cancel_gate;
+static std::atomic<int> cancel_stats_returned{0};
+
+static void *stats_with_cancel_pending(void *)
+{
+	pthread_barrier_wait(&cancel_gate); // not a cancellation point
+	malloc_stats();
+	cancel_stats_returned.store(1);
+	pthread_testcancel();
+	return nullptr;
+}
+
+TEST(MallocStats, IsNotACancellationPoint)
+{
+	int pipefd[2];
+	ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+	fcntl(pipefd[0], F_SETPIPE_SZ, 1 << 20); // room for the whole text
+	fflush(stderr);
+	int saved = dup(2);
+	ASSERT_GE(saved, 0);
+	ASSERT_EQ(dup2(pipefd[1], 2), 2);
+	ASSERT_EQ(pthread_barrier_init(&cancel_gate, nullptr, 2), 0);
+	pthread_t t;
+	ASSERT_EQ(pthread_create(&t, nullptr, stats_with_cancel_pending, nullptr), 0);
+	ASSERT_EQ(pthread_cancel(t), 0);
+	pthread_barrier_wait(&cancel_gate);
+	void *rv = nullptr;
+	ASSERT_EQ(pthread_join(t, &rv), 0);
+	dup2(saved, 2);
+	close(saved);
+	close(pipefd[1]);
+	pthread_barrier_destroy(&cancel_gate);
+	std::string out;
+	char buf[4096];
+	ssize_t r;
+	while ((r = read(pipefd[0], buf, sizeof buf)) > 0)
+		out.append(buf, (size_t)r);
+	close(pipefd[0]);
+	EXPECT_EQ(rv, PTHREAD_CANCELED);
+	EXPECT_EQ(cancel_stats_returned.load(), 1) << "the thread was cancelled inside malloc_stats";
+	EXPECT_NE(out.find("node"), std::string::npos) << "malloc_stats wrote: [" << out << "]";
 }
 
 // ---- malloc_info -------------------------------------------------------------------------

@@ -268,6 +268,20 @@ TEST(RealFault, AddressSpaceLimitAtStartup)
 	EXPECT_GT(nomem_runs, 0) << "no limit left the program loadable but the heap unusable";
 }
 
+// A limit the heap fits in, but not together with the page table (arena.h:
+// 512 MiB of address space per node, an accelerator for free): the heap must
+// work, the table left out. Before, the table was mapped first and took the
+// room of the first arena, so that every allocation failed under a limit
+// (about 560-640 MiB) that a lower one (the table left out) did not.
+TEST(RealFault, AddressSpaceLimitLeavesRoomForTheHeap)
+{
+	for (size_t mib : {400, 560, 600, 640, 700}) {
+		Result r = run(kRel, {"works", "3000"}, {}, mib << 20);
+		EXPECT_TRUE(r.exited_ok()) << mib << " MiB: " << r.describe();
+		EXPECT_EQ(count(r.out, "FAIL"), 0u) << mib << " MiB: " << r.describe();
+	}
+}
+
 TEST(RealFault, HugetlbWithoutReservedPagesFallsBack)
 {
 	std::ifstream f("/proc/sys/vm/nr_hugepages");

@@ -751,7 +751,11 @@ TEST(MallocTrim, EndsPreFaulting)
 		malloc_trim(0);
 	}
 	usleep(100000); // the episode would have faulted its window back in by now
-	EXPECT_EQ(numaheap_release(), 0u) << "memory faulted back in after malloc_trim";
+	// Pre-faulting faults in a whole huge page at a time: anything it did
+	// shows as 2 MiB or more. Less can be other tests' leftovers, which the
+	// background thread may drain from idle caches meanwhile (1.3 MiB once,
+	// on a loaded machine).
+	EXPECT_LT(numaheap_release(), (size_t)2 << 20) << "memory faulted back in after malloc_trim";
 }
 
 TEST(MallocTrim, ReleaseReportsBytes)

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "numaheap.h"
+#include "stats_json.h"
 #include "stress_util.h"
 
 namespace {
@@ -285,8 +286,7 @@ TEST(ForkPerThreadCaches, ChildTakesBackTheCachesOfThreadsThatAreGone)
 	// last. In a child that thread does not exist: its cache goes back to
 	// mcentral, as at thread exit, so the child can allocate those objects
 	// again instead of keeping them for nobody.
-	std::string s(1 << 20, '\0');
-	s.resize(numaheap_stats_json(&s[0], s.size()));
+	std::string s = stats();
 	ASSERT_NE(s.find("\"cpu_mode\":\"per-thread\""), std::string::npos)
 		<< "per-thread caches only (per-CPU mode: freed objects are in the CPU's cache, which the child keeps)";
 	const size_t kSize = 5000; // a class nothing else in this test binary uses

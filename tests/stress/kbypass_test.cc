@@ -15,15 +15,14 @@
 #include <vector>
 
 #include "numaheap.h"
+#include "stats_json.h"
 #include "stress_util.h"
 
 namespace {
 
 long long kernel_calls()
 {
-	std::string s(1 << 20, '\0');
-	size_t n = numaheap_stats_json(&s[0], s.size());
-	s.resize(n < s.size() ? n : s.size() - 1);
+	std::string s = stats();
 	size_t o = s.find("\"kernel_calls\":{");
 	if (o == std::string::npos)
 		return -1;

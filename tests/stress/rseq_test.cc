@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "numaheap.h"
+#include "stats_json.h"
 
 namespace {
 
@@ -41,29 +42,9 @@ uint64_t rng(uint64_t *s)
 	return *s;
 }
 
-// The value of a JSON number field named key inside the object named obj.
-long long json_number(const std::string &json, const char *obj, const char *key)
-{
-	size_t o = json.find(std::string("\"") + obj + "\":{");
-	if (o == std::string::npos)
-		return -1;
-	size_t k = json.find(std::string("\"") + key + "\":", o);
-	if (k == std::string::npos)
-		return -1;
-	return atoll(json.c_str() + k + strlen(key) + 3);
-}
-
-std::string stats_json()
-{
-	std::string s(1 << 20, '\0');
-	size_t n = numaheap_stats_json(&s[0], s.size());
-	s.resize(n < s.size() ? n : s.size() - 1);
-	return s;
-}
-
 std::string cpu_mode()
 {
-	std::string j = stats_json();
+	std::string j = stats();
 	size_t p = j.find("\"cpu_mode\":\"");
 	if (p == std::string::npos)
 		return "";
@@ -161,7 +142,7 @@ TEST(RseqTorture, MigratingThreadsWithSignalsLoseNothing)
 	long long aborts = 0;
 	for (int t = 0; t < 200; t++) {
 		usleep(100000);
-		aborts = json_number(stats_json(), "caches", "rseq_aborts");
+		aborts = json_number(stats(), "caches", "rseq_aborts");
 		if (t >= 30 && (!percpu || aborts >= 25))
 			break;
 	}
@@ -171,7 +152,7 @@ TEST(RseqTorture, MigratingThreadsWithSignalsLoseNothing)
 	struct itimerval off = {{0, 0}, {0, 0}};
 	setitimer(ITIMER_PROF, &off, nullptr);
 
-	aborts = json_number(stats_json(), "caches", "rseq_aborts");
+	aborts = json_number(stats(), "caches", "rseq_aborts");
 	printf("cpu_mode %s, %d threads on %d CPUs, %llu operations, %llu signals, %lld rseq aborts\n",
 	       cpu_mode().c_str(), nthreads, ncpus, (unsigned long long)ops.load(),
 	       (unsigned long long)g_signals.load(), aborts);

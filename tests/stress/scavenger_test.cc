@@ -21,46 +21,10 @@
 
 #include "numaheap.h"
 #include "sizeclasses.h" /* NH_NUM_CLASSES */
+#include "stats_json.h"
 #include "stress_util.h"
 
 namespace {
-
-// Resident memory of this process, from the kernel, in bytes: Rss less
-// LazyFree (pages released with MADV_FREE, which the kernel takes back
-// whenever it needs them; NUMAHEAP_RELEASE=free leaves them counted in Rss).
-size_t rss_bytes()
-{
-	FILE *f = fopen("/proc/self/smaps_rollup", "r");
-	if (!f)
-		return 0;
-	char line[256];
-	size_t kb = 0, lazy = 0;
-	while (fgets(line, sizeof line, f)) {
-		if (!strncmp(line, "Rss:", 4))
-			kb = strtoull(line + 4, nullptr, 10);
-		else if (!strncmp(line, "LazyFree:", 9))
-			lazy = strtoull(line + 9, nullptr, 10);
-	}
-	fclose(f);
-	return (kb - (lazy < kb ? lazy : kb)) * 1024;
-}
-
-std::string stats()
-{
-	std::string s(1 << 20, '\0');
-	size_t n = numaheap_stats_json(&s[0], s.size());
-	s.resize(n < s.size() ? n : s.size() - 1);
-	return s;
-}
-
-long long json_number(const std::string &json, const char *obj, const char *key)
-{
-	size_t o = json.find(std::string("\"") + obj + "\":{");
-	if (o == std::string::npos)
-		return -1;
-	size_t k = json.find(std::string("\"") + key + "\":", o);
-	return k == std::string::npos ? -1 : atoll(json.c_str() + k + strlen(key) + 3);
-}
 
 std::string json_string(const std::string &json, const char *obj, const char *key)
 {

@@ -117,45 +117,35 @@ int os_protect(void *p, size_t n, bool rw)
 	return mprotect(p, n, rw ? PROT_READ | PROT_WRITE : PROT_NONE) == 0 ? 0 : -errno;
 }
 
-int os_release(void *p, size_t n, enum os_release_mode mode)
+/* madvise, counted in the kernel-call statistics: 0 or -errno. */
+static int advise(void *p, size_t n, int advice)
 {
 	NH_KSTAT_INC(madvise);
-	int advice = mode == RELEASE_FREE ? MADV_FREE : MADV_DONTNEED;
-	if (madvise(p, n, advice) == 0)
-		return 0;
-	if (mode == RELEASE_FREE && errno == EINVAL) {
-		/* MADV_FREE needs Linux 4.5; DONTNEED is always there. */
-		NH_KSTAT_INC(madvise);
-		return madvise(p, n, MADV_DONTNEED) == 0 ? 0 : -errno;
-	}
-	return -errno;
+	return madvise(p, n, advice) == 0 ? 0 : -errno;
+}
+
+int os_release(void *p, size_t n, enum os_release_mode mode)
+{
+	int r = advise(p, n, mode == RELEASE_FREE ? MADV_FREE : MADV_DONTNEED);
+	/* MADV_FREE needs Linux 4.5; DONTNEED is always there. */
+	if (r == -EINVAL && mode == RELEASE_FREE)
+		r = advise(p, n, MADV_DONTNEED);
+	return r;
 }
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
-int os_populate(void *p, size_t n)
-{
-	NH_KSTAT_INC(madvise);
-	return madvise(p, n, MADV_POPULATE_WRITE) == 0 ? 0 : -errno;
-}
+int os_populate(void *p, size_t n) { return advise(p, n, MADV_POPULATE_WRITE); }
 
-int os_hugepage(void *p, size_t n, bool enable)
-{
-	NH_KSTAT_INC(madvise);
-	return madvise(p, n, enable ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) == 0 ? 0 : -errno;
-}
+int os_hugepage(void *p, size_t n, bool enable) { return advise(p, n, enable ? MADV_HUGEPAGE : MADV_NOHUGEPAGE); }
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25 /* Linux 6.1 */
 #endif
 
-int os_collapse(void *p, size_t n)
-{
-	NH_KSTAT_INC(madvise);
-	return madvise(p, n, MADV_COLLAPSE) == 0 ? 0 : -errno;
-}
+int os_collapse(void *p, size_t n) { return advise(p, n, MADV_COLLAPSE); }
 
 /*
  * glibc (2.36 on) decides at every fork whether the process is

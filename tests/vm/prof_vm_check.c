@@ -64,69 +64,7 @@
 /* Node k's request size: no other code in this program asks for these. */
 #define SIZE(k) ((size_t)328 + 56 * (size_t)(k))
 
-static int npass, nfail;
-
-static bool check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static bool check(bool ok, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("%s [prof] ", ok ? "ok  " : "FAIL");
-	vprintf(fmt, ap);
-	putchar('\n');
-	fflush(stdout);
-	va_end(ap);
-	if (ok)
-		npass++;
-	else
-		nfail++;
-	return ok;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	printf("FAIL [prof] fatal: ");
-	vprintf(fmt, ap);
-	putchar('\n');
-	fflush(stdout);
-	va_end(ap);
-	exit(2);
-}
-
-/* The test's own bookkeeping is mmap'd, never from the heap it checks. */
-static void *xmap(size_t n)
-{
-	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		die("mmap(%zu): %s", n, strerror(errno));
-	return p;
-}
-
-/* ---- topology ------------------------------------------------------------------------------------- */
-
-static int nnodes;
-static cpu_set_t node_cpus[MAXN];
-
-static void topology(void)
-{
-	if (numa_available() < 0)
-		die("libnuma: NUMA is not available on this kernel");
-	nnodes = numa_max_node() + 1;
-	if (nnodes > MAXN)
-		die("%d nodes: this test handles at most %d", nnodes, MAXN);
-	int ncpu = numa_num_configured_cpus();
-	for (int n = 0; n < nnodes; n++) {
-		CPU_ZERO(&node_cpus[n]);
-		for (int c = 0; c < ncpu && c < CPU_SETSIZE; c++)
-			if (numa_node_of_cpu(c) == n)
-				CPU_SET(c, &node_cpus[n]);
-		if (CPU_COUNT(&node_cpus[n]) == 0)
-			die("node %d has no CPU: every node needs one", n);
-	}
-}
+#include "vm_check.h"
 
 /* ---- the sites ----------------------------------------------------------------------------------- */
 
@@ -565,6 +503,7 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	(void)argc;
+	mode_name = "prof";
 	if (getenv("PROF_VM_CHECK_CHILD"))
 		return run();
 	/* numaheap reads its options when it starts: run again with them. */

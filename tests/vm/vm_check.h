@@ -1,0 +1,100 @@
+/*
+ * vm_check.h — what the multi-node VM checks share (numa_vm_check.c,
+ * prof_vm_check.c): "ok" and "FAIL" lines tagged with the mode under test,
+ * a fatal exit, bookkeeping in mmap'd memory (never in the heap the checks
+ * measure), and the nodes' CPUs. Include after the system headers, with
+ * MAXN (the most nodes a check handles) defined.
+ */
+#ifndef NUMAHEAP_TESTS_VM_CHECK_H
+#define NUMAHEAP_TESTS_VM_CHECK_H
+
+static int npass, nfail;
+static const char *mode_name = "";
+
+static inline bool check(bool ok, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline bool check(bool ok, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("%s [%s] ", ok ? "ok  " : "FAIL", mode_name);
+	vprintf(fmt, ap);
+	putchar('\n');
+	fflush(stdout);
+	va_end(ap);
+	if (ok)
+		npass++;
+	else
+		nfail++;
+	return ok;
+}
+
+static inline void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void note(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("     [%s] ", mode_name);
+	vprintf(fmt, ap);
+	putchar('\n');
+	fflush(stdout);
+	va_end(ap);
+}
+
+static inline void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static inline void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("FAIL [%s] fatal: ", mode_name);
+	vprintf(fmt, ap);
+	putchar('\n');
+	fflush(stdout);
+	va_end(ap);
+	exit(2);
+}
+
+static inline double now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static inline void *xmap(size_t n)
+{
+	void *p = mmap(NULL, n ? n : 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED)
+		die("mmap(%zu): %s", n, strerror(errno));
+	return p;
+}
+
+static inline void xunmap(void *p, size_t n) { munmap(p, n ? n : 1); }
+
+/* ---- topology ------------------------------------------------------------------------------ */
+
+static int nnodes; /* nodes 0..nnodes-1, each with CPUs and memory */
+static cpu_set_t node_cpus[MAXN];
+
+static inline void topology(void)
+{
+	if (numa_available() < 0)
+		die("libnuma: NUMA is not available on this kernel");
+	int maxn = numa_max_node();
+	if (maxn + 1 > MAXN)
+		die("%d nodes: this test handles at most %d", maxn + 1, MAXN);
+	nnodes = maxn + 1;
+	int ncpu = numa_num_configured_cpus();
+	for (int n = 0; n < nnodes; n++) {
+		CPU_ZERO(&node_cpus[n]);
+		for (int c = 0; c < ncpu && c < CPU_SETSIZE; c++)
+			if (numa_node_of_cpu(c) == n)
+				CPU_SET(c, &node_cpus[n]);
+		long long free_b = 0;
+		long long size = numa_node_size64(n, &free_b);
+		if (CPU_COUNT(&node_cpus[n]) == 0 || size <= 0)
+			die("node %d has %d CPUs and %lld bytes: every node needs both", n, CPU_COUNT(&node_cpus[n]),
+			    size);
+	}
+}
+
+#endif /* NUMAHEAP_TESTS_VM_CHECK_H */

@@ -31,21 +31,9 @@
 
 #define NHB_RNG_SEED 0x2545f4914f6cdd1dULL
 #include "../lib/rng.h"
+#include "blocks.h"
 static size_t loguniform(double lo, double hi) { return (size_t)exp(log(lo) + unit() * (log(hi) - log(lo))); }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-struct blk {
-	unsigned char *p;
-	size_t size;
-};
-static struct blk *v;
-static size_t n, cap, live;
 
 static void mark(const char *name)
 {
@@ -100,16 +88,6 @@ static void free_most(int runs)
 		}
 	}
 	n = keep;
-}
-
-static uint64_t compute(double seconds)
-{
-	double end = now() + seconds;
-	uint64_t h = 1469598103934665603ULL;
-	while (now() < end)
-		for (size_t i = 0; i < n && (i & 1023 || now() < end); i++)
-			h = (h ^ v[i].p[v[i].size - 1]) * 1099511628211ULL;
-	return h;
 }
 
 int main(int argc, char **argv)

@@ -26,32 +26,10 @@
 #include <string.h>
 #include <time.h>
 
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rng(void)
-{
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return x * 0x2545f4914f6cdd1dULL;
-}
-static double unit(void) { return (double)(rng() >> 11) / 9007199254740992.0; }
+#include "../lib/rng.h"
+#include "blocks.h"
 static size_t next_size(void) { return (size_t)exp(log(16.0) + unit() * (log(1024.0) - log(16.0))); }
 
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-struct blk {
-	unsigned char *p;
-	size_t size;
-};
-static struct blk *v;
-static size_t n, cap, live;
 
 static long rollup(const char *key)
 {
@@ -128,16 +106,6 @@ static void free_most(void)
 		}
 	}
 	n = keep;
-}
-
-static uint64_t compute(double seconds)
-{
-	double end = now() + seconds;
-	uint64_t h = 1469598103934665603ULL;
-	while (now() < end)
-		for (size_t i = 0; i < n && (i & 1023 || now() < end); i++)
-			h = (h ^ v[i].p[v[i].size - 1]) * 1099511628211ULL;
-	return h;
 }
 
 int main(int argc, char **argv)

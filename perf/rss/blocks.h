@@ -1,7 +1,7 @@
 /*
  * blocks.h — what mixed.c and steady.c share: the clock, the program's
- * table of live blocks (v[0..n), cap slots, live bytes requested), and the
- * idle phase's computation, which reads every live block without calling
+ * table of live blocks (v[0..n), cap slots, live bytes requested), the
+ * frees that leave 10% of them, and the idle phase's computation, which reads every live block without calling
  * the allocator.
  */
 #ifndef NHB_RSS_BLOCKS_H
@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <time.h>
 
 static double now(void)
@@ -24,6 +25,24 @@ struct blk {
 };
 static struct blk *v;
 static size_t n, cap, live;
+
+/* Free 90% of the blocks: with runs, one run of 32 consecutive ones in ten
+ * survives; without, each one survives alone with probability 1/10 (unit(),
+ * perf/lib/rng.h, included before this file). */
+static void free_most(int runs)
+{
+	size_t keep = 0;
+	for (size_t i = 0; i < n; i++) {
+		int survive = runs ? (i / 32) % 10 == 0 : unit() < 0.1;
+		if (survive) {
+			v[keep++] = v[i];
+		} else {
+			free(v[i].p);
+			live -= v[i].size;
+		}
+	}
+	n = keep;
+}
 
 /* Read the last byte of every live block for seconds; a hash, so the
  * reads are not optimised away. */

@@ -75,21 +75,6 @@ static void fill(size_t target)
 	}
 }
 
-static void free_most(int runs)
-{
-	size_t keep = 0;
-	for (size_t i = 0; i < n; i++) {
-		int survive = runs ? (i / 32) % 10 == 0 : unit() < 0.1;
-		if (survive) {
-			v[keep++] = v[i];
-		} else {
-			free(v[i].p);
-			live -= v[i].size;
-		}
-	}
-	n = keep;
-}
-
 int main(int argc, char **argv)
 {
 	size_t target = (size_t)(argc > 1 ? atol(argv[1]) : 1024) << 20;

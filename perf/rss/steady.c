@@ -94,20 +94,6 @@ static void churn(double seconds)
 		}
 }
 
-static void free_most(void)
-{
-	size_t keep = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (unit() < 0.1) {
-			v[keep++] = v[i];
-		} else {
-			free(v[i].p);
-			live -= v[i].size;
-		}
-	}
-	n = keep;
-}
-
 int main(int argc, char **argv)
 {
 	size_t target = (size_t)(argc > 1 ? atol(argv[1]) : 512) << 20;
@@ -118,7 +104,7 @@ int main(int argc, char **argv)
 	mark("grown");
 	churn(churn_s);
 	mark("steady1");
-	free_most();
+	free_most(0);
 	mark("freed");
 	uint64_t h = compute(idle_s);
 	mark("idle");

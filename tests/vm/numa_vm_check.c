@@ -80,24 +80,7 @@
 
 #include "vm_check.h"
 
-/* ---- pinning ------------------------------------------------------------------------------- */
-
-/* Pin the calling thread to the CPUs of node n and make sure it runs there. */
-static bool pin_self(int n)
-{
-	if (sched_setaffinity(0, sizeof node_cpus[n], &node_cpus[n]) != 0) {
-		check(false, "sched_setaffinity to node %d: %s", n, strerror(errno));
-		return false;
-	}
-	for (int i = 0; i < 1000; i++) {
-		int cpu = sched_getcpu();
-		if (cpu >= 0 && numa_node_of_cpu(cpu) == n)
-			return true;
-		sched_yield();
-	}
-	check(false, "thread pinned to node %d still runs on CPU %d", n, sched_getcpu());
-	return false;
-}
+/* ---- running on a node ----------------------------------------------------------------------- */
 
 struct job {
 	int node;

@@ -96,20 +96,6 @@ static char *(*const sites[MAXN + 1])(size_t) = {
 	prof_vm_site6,	prof_vm_site7,	prof_vm_site8,	prof_vm_site9,	prof_vm_site10, prof_vm_site11,
 	prof_vm_site12, prof_vm_site13, prof_vm_site14, prof_vm_site15, prof_vm_site16};
 
-/* Move the calling thread to node n's CPUs and make sure it runs there. */
-static bool pin_self(int n)
-{
-	if (sched_setaffinity(0, sizeof node_cpus[n], &node_cpus[n]) != 0)
-		return false;
-	for (int i = 0; i < 1000; i++) {
-		int cpu = sched_getcpu();
-		if (cpu >= 0 && numa_node_of_cpu(cpu) == n)
-			return true;
-		sched_yield();
-	}
-	return false;
-}
-
 static void *thread_main(void *arg)
 {
 	struct thread *t = arg;

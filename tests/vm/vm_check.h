@@ -2,7 +2,7 @@
  * vm_check.h — what the multi-node VM checks share (numa_vm_check.c,
  * prof_vm_check.c): "ok" and "FAIL" lines tagged with the mode under test,
  * a fatal exit, bookkeeping in mmap'd memory (never in the heap the checks
- * measure), and the nodes' CPUs. Include after the system headers, with
+ * measure), the nodes' CPUs, and pinning a thread to them. Include after the system headers, with
  * MAXN (the most nodes a check handles) defined.
  */
 #ifndef NUMAHEAP_TESTS_VM_CHECK_H
@@ -95,6 +95,23 @@ static inline void topology(void)
 			die("node %d has %d CPUs and %lld bytes: every node needs both", n, CPU_COUNT(&node_cpus[n]),
 			    size);
 	}
+}
+
+/* Pin the calling thread to the CPUs of node n and make sure it runs there. */
+static inline bool pin_self(int n)
+{
+	if (sched_setaffinity(0, sizeof node_cpus[n], &node_cpus[n]) != 0) {
+		check(false, "sched_setaffinity to node %d: %s", n, strerror(errno));
+		return false;
+	}
+	for (int i = 0; i < 1000; i++) {
+		int cpu = sched_getcpu();
+		if (cpu >= 0 && numa_node_of_cpu(cpu) == n)
+			return true;
+		sched_yield();
+	}
+	check(false, "thread pinned to node %d still runs on CPU %d", n, sched_getcpu());
+	return false;
 }
 
 #endif /* NUMAHEAP_TESTS_VM_CHECK_H */

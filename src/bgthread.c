@@ -256,23 +256,24 @@ struct bg_churn {
 	uint64_t resumed_at;   /* the last round that saw them resume after a quiet spell */
 };
 
-/* Mallocs so far, all caches and the direct ones (racy sums; takes allm_lock). */
-static uint64_t alloc_count(void)
+/* Mallocs so far by class (0: large), all caches and the direct ones (racy
+ * sums; takes allm_lock), for the round's churn check and in-span release. */
+static void sum_allocs(uint64_t allocs[NH_NUM_CLASSES])
 {
-	uint64_t a[NH_NUM_CLASSES], t = 0;
-	proc_sum_allocs(a);
+	proc_sum_allocs(allocs);
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		t += a[k] + atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
-	return t;
+		allocs[k] += atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
 }
 
-static void churn_update(struct bg_churn *c, uint64_t now)
+static void churn_update(struct bg_churn *c, uint64_t now, const uint64_t allocs[NH_NUM_CLASSES])
 {
 	uint64_t r = scavenger_regrown_bytes(), grew = r - c->regrown_seen;
 	uint64_t since_change = now - c->changed_at;
 	uint64_t delay = (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift;
 	c->regrown_seen = r;
-	uint64_t a = alloc_count();
+	uint64_t a = 0;
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
+		a += allocs[k];
 	if (a != c->allocs_seen) {
 		if (now - c->active_at >= (uint64_t)NH_OPTION(SCAVENGE_DELAY))
 			c->resumed_at = now; /* after a quiet spell */
@@ -399,8 +400,10 @@ static void *bg_main(void *arg)
 		uint64_t budget = !p.pct ? UINT64_MAX / 4 : p.credit > 0 ? (uint64_t)p.credit : 0;
 		size_t released = 0;
 		if (p.scav_on) {
-			churn_update(&p.churn, now);
-			released = scavenge_background(now, &bg_batch, &due, budget);
+			uint64_t allocs[NH_NUM_CLASSES];
+			sum_allocs(allocs);
+			churn_update(&p.churn, now, allocs);
+			released = scavenge_background(now, &bg_batch, &due, budget, allocs);
 			if (released)
 				p.churn.last_release = now;
 		}

@@ -82,7 +82,6 @@
 
 #include "mheap.h"
 #include "mcache.h"
-#include "proc.h"
 
 #include "scavenger.h"
 #include "hardened.h"
@@ -378,16 +377,11 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 
 /* ---- the background thread's passes ------------------------------------------------- */
 
-size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns)
+size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns,
+			   const uint64_t allocs[NH_NUM_CLASSES])
 {
-	uint64_t allocs[NH_NUM_CLASSES];
 	struct scav_pass ps = {.now = now, .deadline = now + budget_ns, .b = b, .allocs = allocs};
 	size_t released = 0;
-	if (sub_delay_ns()) {
-		proc_sum_allocs(allocs);
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-			allocs[k] += atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
-	}
 	nh_scav.backend = b->backend == OS_BACKEND_URING ? "io_uring" : "madvise";
 	for_each_heap(h) {
 		released += scavenge_node(h, &ps);

@@ -9,6 +9,17 @@
  * opcode — the same batch goes through plain madvise calls, and the
  * statistics say so. Setting up the ring does not allocate (liburing maps
  * the rings itself). A batch belongs to one thread (the scavenger's).
+ *
+ * The ring keeps no descriptor in the program's table where the kernel
+ * allows (Linux 5.18: the thread registers the ring, io_uring_enter names
+ * it by that registration, and the descriptor is closed), and never one of
+ * 0, 1 and 2 (a program started with stdin closed would find numaheap's
+ * ring there: Python's test_posix did). So a daemon that closes every
+ * descriptor cannot take a registered ring away, and a program that counts
+ * on an fd it closed staying closed is not surprised. On older kernels the
+ * ring's descriptor stays visible (3 or above); if the program closes it,
+ * the next submission fails and the number is forgotten, not closed (it
+ * may be the program's file by then), and madvise takes over.
  */
 
 #include "os/os.h"
@@ -16,6 +27,7 @@
 
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -35,6 +47,20 @@ int os_batch_init(struct os_batch *b, bool want_uring)
 		return b->backend;
 	if (io_uring_queue_init(OS_BATCH_MAX, b->ring, 0) != 0)
 		return b->backend;
+	if (io_uring_register_ring_fd(b->ring) == 1) {
+		/* Submissions go by the registration (IORING_ENTER_REGISTERED_RING),
+		 * which holds the ring: the descriptor is not needed. */
+		os_close(b->ring->ring_fd);
+		b->ring->ring_fd = -1;
+	} else if (b->ring->ring_fd <= 2) {
+		int fd = fcntl(b->ring->ring_fd, F_DUPFD_CLOEXEC, 3);
+		if (fd < 0) {
+			io_uring_queue_exit(b->ring);
+			return b->backend;
+		}
+		os_close(b->ring->ring_fd);
+		b->ring->ring_fd = b->ring->enter_ring_fd = fd;
+	}
 	b->backend = OS_BACKEND_URING;
 	return b->backend;
 }
@@ -51,8 +77,8 @@ void os_batch_fini(struct os_batch *b)
  * the child must not touch it; dropping the fd leaves the parent's intact. */
 void os_batch_forget(struct os_batch *b)
 {
-	if (b->backend == OS_BACKEND_URING)
-		close(b->ring->ring_fd);
+	if (b->backend == OS_BACKEND_URING && b->ring->ring_fd >= 0)
+		os_close(b->ring->ring_fd); /* a direct system call: no cancellation point in a fork handler */
 	b->backend = OS_BACKEND_MADVISE;
 	b->n = 0;
 }
@@ -90,6 +116,8 @@ unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode)
 			done++;
 		}
 		bool unsupported = r < 0;
+		if (r == -EBADF || r == -EOPNOTSUPP || r == -ENXIO)
+			b->ring->ring_fd = -1; /* not our ring (the program closed it): not ours to close */
 		for (unsigned i = 0; i < b->n; i++)
 			if (b->op[i].res == -EINVAL || b->op[i].res == -EOPNOTSUPP || b->op[i].res == 1)
 				unsupported = true;

@@ -106,6 +106,8 @@ static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t 
 static void count_reused(struct mheap *h, uintptr_t end, size_t scav, size_t fresh)
 {
 	if (scav > fresh) {
+		if (!h->regrow_front)
+			h->regrow_base = h->released_reused_bytes; /* a regrowth begins (prefault.c) */
 		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
 		if (end > h->regrow_front)
 			h->regrow_front = end;

@@ -35,6 +35,7 @@ struct mheap {
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
 	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
 	uintptr_t regrow_front;	/* end of the highest span taken from released pages this pre-faulting episode; lock */
+	uint64_t regrow_base;	/* released_reused_bytes when the episode's regrowth began; lock */
 	/* The collapse step's (hugepages.c; the background thread's alone):
 	 * released memory taken back so far when it last looked, and when
 	 * that last changed. */

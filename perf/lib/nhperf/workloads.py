@@ -353,6 +353,8 @@ def catalogue():
                  "realloc growth x1.125 to 16 MiB and +4 KiB to 2 MiB"),
         Workload("frag", "fill 256 MiB of 16-512 B objects, free 90% at random, allocate 128 MiB of "
                  "1-8 KiB objects, free all, malloc_trim: RSS after each phase"),
+        Workload("swell", "a small heap swelling and shrinking: T threads grow to 6 MiB each (8-16000 B), "
+                 "free 90%, pause 1.5 s, 3 rounds; for the peak RSS"),
         Workload("tlb", "256 MiB of 32-256 B nodes linked in random order, T threads chase pointers "
                  "(TLB/cache misses set by the heap layout)"),
         Redis(),
@@ -365,4 +367,4 @@ def catalogue():
 
 
 C_WORKLOAD_SOURCES = ["larson", "xmalloc", "cache_scratch", "cache_thrash", "pareto", "mstress", "rptest",
-                      "large", "frag", "tlb"]
+                      "large", "frag", "swell", "tlb"]

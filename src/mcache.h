@@ -87,7 +87,7 @@ struct mcache {
 	uint32_t id;	   /* P id: the CPU, or a per-thread P number */
 	struct mutex lock; /* per-CPU slow paths; unused per-thread */
 	uint32_t ready;	   /* set up */
-	uint32_t pad;
+	uint32_t fork_locked; /* its lock taken by fork's prepare handler (proc.c); under the lock */
 	size_t budget;	   /* byte budget for all classes */
 	size_t cap_bytes;  /* sum of (end - begin) * size */
 	uint64_t gen;	   /* bumped by every slow path: idle detection */

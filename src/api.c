@@ -388,7 +388,13 @@ NH_EXPORT(malloc_usable_size, nh_malloc_usable_size);
 int nh_malloc_trim(size_t pad)
 {
 	(void)pad;
-	return numaheap_release() > 0;
+	nh_ensure_init();
+	if (!scavenger_trim_turn())
+		return 0; /* paced: a program trimming all the time (scavenger.c) */
+	uint64_t start = os_nanotime();
+	int r = numaheap_release() > 0;
+	scavenger_trim_spent(start);
+	return r;
 }
 NH_EXPORT(malloc_trim, nh_malloc_trim);
 

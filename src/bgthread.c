@@ -391,8 +391,12 @@ static void *bg_main(void *arg)
 		if ((signalled && nh_prof_on) || prof_interval_due(now))
 			prof_dump(NULL);
 		if (atomic_load(&pf_state) != PF_IDLE) {
-			prefault_episode();
-			now = os_nanotime();
+			if (scavenger_trims_paced(now)) {
+				atomic_store(&pf_state, PF_IDLE); /* the program keeps giving it back */
+			} else {
+				prefault_episode();
+				now = os_nanotime();
+			}
 		}
 		uint64_t cache_due = drain_idle_caches(now);
 		uint64_t due = 0;

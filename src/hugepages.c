@@ -125,8 +125,11 @@ bool hugepages_collapse(struct mheap *h, uint64_t now, uint64_t deadline)
 	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
 	uint64_t hold = now;
 	for (;;) {
-		if (os_nanotime() >= deadline)
+		uint64_t t = os_nanotime();
+		if (t >= deadline)
 			return true; /* cut: work may be left */
+		if (scavenger_trims_paced(t))
+			return false; /* the program keeps trimming (scavenger.c) */
 		unsigned nscav = 0;
 		scavenger_lock();
 		mutex_lock(&h->lock);

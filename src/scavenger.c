@@ -99,6 +99,57 @@ static uint64_t sub_delay_ns(void) { return (uint64_t)NH_OPTION(SUBRELEASE_DELAY
 /* Collapse split huge pages when the heap is on transparent huge pages. */
 static bool collapse_wanted;
 
+/*
+ * malloc_trim's pacing. A trim costs the call (a walk of the heap, a
+ * madvise per free run, a TLB shootdown per call once a second thread has
+ * run) and, after it, the faults that bring back what the program reuses
+ * (2 MiB at a time on huge pages). A program that trims after every few
+ * operations (stress-ng's malloc stressor: one call in eight; jemalloc,
+ * tcmalloc and mimalloc do not implement the call) spent most of its time
+ * there: 0.3 M operations a second against jemalloc's 2.3 M. So the calls
+ * may take TRIM_SHARE of the time, with a burst of TRIM_BURST_NS: a call
+ * whose turn has not come releases nothing and returns 0 (glibc's
+ * contract: it "attempts" to release). A program that trims now and then
+ * gets every call; numaheap_release is not paced.
+ * trim_tat: the time from which the calls' spending is paid for (GCRA's
+ * theoretical arrival time); races between trimming threads only blur it.
+ */
+#define TRIM_SHARE 20				/* 1/20: 5% of the time */
+#define TRIM_BURST_NS ((uint64_t)1000000000)	/* 1 s: 50 ms of trimming at once */
+static _Atomic uint64_t trim_tat;
+/*
+ * While calls are being paced, and for TRIM_QUIET_NS after the last paced
+ * one, the background thread neither pre-faults nor collapses huge pages:
+ * the program keeps asking for its memory to go back, and the thread would
+ * fault in and copy back, on another CPU, what each call releases (under
+ * stress-ng, 35% of the process's CPU time, as much as the program's own
+ * page faults).
+ */
+#define TRIM_QUIET_NS ((uint64_t)1000000000)
+static _Atomic uint64_t trim_paced_at; /* the last paced call (os_nanotime; 0: none) */
+
+bool scavenger_trim_turn(void)
+{
+	uint64_t now = os_nanotime(), tat = atomic_load_explicit(&trim_tat, memory_order_relaxed);
+	if (tat <= now + TRIM_BURST_NS)
+		return true;
+	atomic_store_explicit(&trim_paced_at, now, memory_order_relaxed);
+	atomic_fetch_add_explicit(&nh_scav.trims_paced, 1, memory_order_relaxed);
+	return false;
+}
+
+bool scavenger_trims_paced(uint64_t now)
+{
+	uint64_t t = atomic_load_explicit(&trim_paced_at, memory_order_relaxed);
+	return t && (t >= now || now - t < TRIM_QUIET_NS); /* now may predate t */
+}
+
+void scavenger_trim_spent(uint64_t start)
+{
+	uint64_t now = os_nanotime(), tat = atomic_load_explicit(&trim_tat, memory_order_relaxed);
+	atomic_store_explicit(&trim_tat, NH_MAX(tat, start) + (now - start) * TRIM_SHARE, memory_order_relaxed);
+}
+
 void scavenger_init(void)
 {
 	mutex_init(&scav_lock, LOCK_RANK_SCAV);
@@ -387,7 +438,7 @@ size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint
 		released += scavenge_node(h, &ps);
 		if (sub_delay_ns() && !ps.cut)
 			released += release_in_spans(h, &ps);
-		if (collapse_wanted && !ps.cut)
+		if (collapse_wanted && !ps.cut && !scavenger_trims_paced(now))
 			ps.cut = hugepages_collapse(h, now, ps.deadline);
 	}
 	nh_scav.bg_released_bytes += released;
@@ -411,8 +462,10 @@ size_t scavenge_now(bool all)
 	/* A release of everything ends pre-faulting (the episode holds
 	 * scav_lock while it faults in, so it is between two looks now): it
 	 * would fault straight back in what the program asked to give back. */
-	if (all)
+	if (all) {
 		bg_prefault_cancel();
+		nh_scav.sync_releases++;
+	}
 	if (sync_batch.backend != OS_BACKEND_MADVISE)
 		sync_batch.backend = OS_BACKEND_MADVISE;
 	struct scav_pass ps = {.all = all, .now = now, .deadline = UINT64_MAX, .b = &sync_batch};

@@ -21,6 +21,8 @@ struct nh_scav_stats {
 	uint64_t passes;
 	uint64_t bg_released_bytes;
 	uint64_t sync_released_bytes; /* malloc_trim, numaheap_release, the limit */
+	uint64_t sync_releases;	/* releases of everything: those calls (under scav_lock) */
+	_Atomic uint64_t trims_paced; /* malloc_trim calls that came before their turn (released nothing) */
 	uint64_t submissions;	/* madvise runs submitted through io_uring */
 	uint64_t syscalls;	/* synchronous madvise calls */
 	uint64_t bg_syscalls;	/* io_uring_enter or madvise calls of the thread */
@@ -54,6 +56,14 @@ void scavenger_check_limit(void);
  * No lock held; takes scav_lock, and each heap's lock around each batch
  * (never across the system call). */
 size_t scavenge_now(bool all);
+/* malloc_trim's pacing (scavenger.c): whether this call may release (false:
+ * counted in trims_paced), and what a call that started at start spent. No
+ * lock. */
+bool scavenger_trim_turn(void);
+void scavenger_trim_spent(uint64_t start);
+/* A malloc_trim call was paced less than a second before now: no
+ * pre-faulting, no collapsing. No lock. */
+bool scavenger_trims_paced(uint64_t now);
 /* fork's handlers: take or drop scav_lock (rank SCAV). */
 void scavenger_fork_lock(bool lock);
 void scavenger_fork_child(void);

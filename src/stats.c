@@ -288,7 +288,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
 		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
-		   "\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu},",
+		   "\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
+		   "\"trims_paced\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
 		   (unsigned long long)nh_scav.submissions,
@@ -299,7 +300,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.collapse_failures,
-		   nh_scav.delay_shift, (unsigned long long)nh_scav.churn_events);
+		   nh_scav.delay_shift, (unsigned long long)nh_scav.churn_events,
+		   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced);
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
 		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",

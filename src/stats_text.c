@@ -179,6 +179,9 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 	if (nh_scav.churn_events)
 		buf_printf(b, "churn: %llu regrowths soon after a release; background delays now %ux\n",
 			   (unsigned long long)nh_scav.churn_events, 1u << nh_scav.delay_shift);
+	if (nh_scav.trims_paced)
+		buf_printf(b, "trims: %llu releases of everything; %llu malloc_trim calls paced (came too often: released nothing)\n",
+			   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced);
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
 		put_bytes(b, s->prefaulted, 0);

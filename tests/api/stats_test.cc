@@ -771,6 +771,54 @@ TEST(MallocTrim, ReleaseReportsBytes)
 	EXPECT_EQ(released % (size_t)sysconf(_SC_PAGESIZE), 0u);
 }
 
+static uint64_t scavenger_field(const char *key)
+{
+	Json j;
+	std::string s = stats_json();
+	EXPECT_TRUE(JsonParser(s).parse(j));
+	return num(j.get("scavenger")->get(key));
+}
+
+// A program that calls malloc_trim all the time (stress-ng's malloc
+// stressor: after one operation in eight) has the calls paced: they may
+// take 5% of the time, and a call before its turn releases nothing and
+// returns 0. numaheap_release is never paced, and once the program stops
+// trimming for a while a call releases again.
+TEST(MallocTrim, CallsThatComeTooOftenArePaced)
+{
+	const uint64_t paced0 = scavenger_field("trims_paced");
+	const uint64_t trims0 = scavenger_field("trims");
+	unsigned calls = 0, released = 0;
+	// Trims back to back: after their burst (50 ms of trimming), calls
+	// must be turned away. A few MiB freed before each, so each has work.
+	for (int i = 0; i < 200000 && scavenger_field("trims_paced") == paced0; i++) {
+		void *p = malloc(4 << 20);
+		ASSERT_NE(p, nullptr);
+		memset(p, 1, 4 << 20);
+		free(p);
+		released += malloc_trim(0);
+		calls++;
+	}
+	const uint64_t paced = scavenger_field("trims_paced") - paced0;
+	ASSERT_GT(paced, 0u) << calls << " back-to-back malloc_trim calls, none paced";
+	EXPECT_GT(released, 0u) << "the first calls release";
+	EXPECT_EQ(scavenger_field("trims") - trims0 + paced, calls) << "every call either releases or is paced";
+	// While paced: numaheap_release still releases.
+	void *p = malloc(8 << 20);
+	ASSERT_NE(p, nullptr);
+	memset(p, 2, 8 << 20);
+	free(p);
+	EXPECT_GE(numaheap_release(), (size_t)(8 << 20)) << "numaheap_release is not paced";
+	// After a pause of twenty times the last call's cost (well under 1 s
+	// here: each call releases a few MiB), calls release again.
+	usleep(1500000);
+	p = malloc(8 << 20);
+	ASSERT_NE(p, nullptr);
+	memset(p, 3, 8 << 20);
+	free(p);
+	EXPECT_EQ(malloc_trim(0), 1) << "a call after a pause releases";
+}
+
 TEST(MallocTrim, CallocAfterTrimIsZeroed)
 {
 	// Runs that mix released pages (given back by malloc_trim) and dirty

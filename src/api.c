@@ -392,9 +392,9 @@ int nh_malloc_trim(size_t pad)
 	if (!scavenger_trim_turn())
 		return 0; /* paced: a program trimming all the time (scavenger.c) */
 	uint64_t start = os_nanotime();
-	int r = numaheap_release() > 0;
-	scavenger_trim_spent(start);
-	return r;
+	size_t released = numaheap_release();
+	scavenger_trim_spent(start, released);
+	return released > 0;
 }
 NH_EXPORT(malloc_trim, nh_malloc_trim);
 

@@ -355,6 +355,8 @@ def catalogue():
                  "1-8 KiB objects, free all, malloc_trim: RSS after each phase"),
         Workload("swell", "a small heap swelling and shrinking: T threads grow to 6 MiB each (8-16000 B), "
                  "free 90%, pause 1.5 s, 3 rounds; for the peak RSS"),
+        Workload("trim", "stress-ng's malloc stressor: T threads, 8192 slots each, random malloc/calloc/"
+                 "memalign/realloc/free of 1 B-32 KiB (pages written), malloc_trim(0) after 1 step in 8"),
         Workload("tlb", "256 MiB of 32-256 B nodes linked in random order, T threads chase pointers "
                  "(TLB/cache misses set by the heap layout)"),
         Redis(),
@@ -367,4 +369,4 @@ def catalogue():
 
 
 C_WORKLOAD_SOURCES = ["larson", "xmalloc", "cache_scratch", "cache_thrash", "pareto", "mstress", "rptest",
-                      "large", "frag", "swell", "tlb"]
+                      "large", "frag", "swell", "trim", "tlb"]

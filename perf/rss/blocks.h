@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "mixedheap.h"
+
 static double now(void)
 {
 	struct timespec ts;
@@ -26,15 +28,12 @@ struct blk {
 static struct blk *v;
 static size_t n, cap, live;
 
-/* Free 90% of the blocks: with runs, one run of 32 consecutive ones in ten
- * survives; without, each one survives alone with probability 1/10 (unit(),
- * perf/lib/rng.h, included before this file). */
+/* Free 90% of the blocks, as block_survives() says (mixedheap.h). */
 static void free_most(int runs)
 {
 	size_t keep = 0;
 	for (size_t i = 0; i < n; i++) {
-		int survive = runs ? (i / 32) % 10 == 0 : unit() < 0.1;
-		if (survive) {
+		if (block_survives(i, runs)) {
 			v[keep++] = v[i];
 		} else {
 			free(v[i].p);

@@ -32,7 +32,6 @@
 #define NHB_RNG_SEED 0x2545f4914f6cdd1dULL
 #include "../lib/rng.h"
 #include "blocks.h"
-static size_t loguniform(double lo, double hi) { return (size_t)exp(log(lo) + unit() * (log(hi) - log(lo))); }
 
 
 static void mark(const char *name)
@@ -41,21 +40,10 @@ static void mark(const char *name)
 	fflush(stdout);
 }
 
-/* Blocks by kind: small 90%, medium 9%, large 1%. */
-static size_t next_size(void)
-{
-	double u = unit();
-	if (u < 0.90)
-		return loguniform(16, 512);
-	if (u < 0.99)
-		return loguniform(1024, 8192);
-	return loguniform(65536, 1 << 20);
-}
-
 static void fill(size_t target)
 {
 	while (live < target) {
-		size_t s = next_size();
+		size_t s = mixed_size();
 		unsigned char *p = malloc(s);
 		if (!p) {
 			fprintf(stderr, "mixed: malloc(%zu) failed\n", s);

@@ -33,19 +33,7 @@
 #define NHB_RNG_SEED 0x2545f4914f6cdd1dULL /* mixed.c's */
 #include "../lib/rng.h"
 #include "../../src/sizeclasses.h"
-
-static size_t loguniform(double lo, double hi) { return (size_t)exp(log(lo) + unit() * (log(hi) - log(lo))); }
-
-/* mixed.c's next_size(). */
-static size_t next_size(void)
-{
-	double u = unit();
-	if (u < 0.90)
-		return loguniform(16, 512);
-	if (u < 0.99)
-		return loguniform(1024, 8192);
-	return loguniform(65536, 1 << 20);
-}
+#include "mixedheap.h"
 
 enum { SEGREGATED, BANDS4, BANDS2, MIXED, NPLACEMENTS };
 static const char *names[] = {"segregated", "bands4", "bands2", "mixed"};
@@ -129,12 +117,12 @@ int main(int argc, char **argv)
 		while (live < target) {
 			if (n == cap)
 				v = realloc(v, (cap *= 2) * sizeof *v);
-			size_t s = next_size();
+			size_t s = mixed_size();
 			v[n++] = (struct blk){(uint32_t)s, 1};
 			live += s;
 		}
 		for (size_t i = 0; i < n; i++) /* mixed.c's free_most() */
-			if (!(pattern == 0 ? (i / 32) % 10 == 0 : unit() < 0.1)) {
+			if (!block_survives(i, pattern == 0)) {
 				v[i].live = 0;
 				live -= v[i].size;
 			}

@@ -53,6 +53,18 @@ static void *fresh(wl_rng *r, size_t n)
 	}
 }
 
+/* Slot i gets q, sz bytes from what (a failure ends the run): every page
+ * written, tagged for the check when it goes. */
+static void store(void **p, size_t *n, size_t i, void *q, size_t sz, const char *what)
+{
+	if (!q)
+		wl_fail("%s of %zu bytes failed", what, sz);
+	p[i] = q;
+	n[i] = sz;
+	wl_touch_pages(q, sz, 1);
+	wl_fill(q, sz);
+}
+
 static void *work(void *arg)
 {
 	worker *w = arg;
@@ -75,22 +87,10 @@ static void *work(void *arg)
 				free(p[i]);
 				p[i] = NULL;
 			} else {
-				void *q = realloc(p[i], sz);
-				if (!q)
-					wl_fail("realloc(%zu) failed", sz);
-				p[i] = q;
-				n[i] = sz;
-				wl_touch_pages(q, sz, 1);
-				wl_fill(q, sz);
+				store(p, n, i, realloc(p[i], sz), sz, "realloc");
 			}
 		} else if (half) {
-			void *q = fresh(&r, sz);
-			if (!q)
-				wl_fail("allocation of %zu bytes failed", sz);
-			p[i] = q;
-			n[i] = sz;
-			wl_touch_pages(q, sz, 2);
-			wl_fill(q, sz);
+			store(p, n, i, fresh(&r, sz), sz, "allocation");
 		}
 		if ((x & 7) == 0) {
 			malloc_trim(0);

@@ -388,10 +388,9 @@ NH_EXPORT(malloc_usable_size, nh_malloc_usable_size);
 int nh_malloc_trim(size_t pad)
 {
 	(void)pad;
-	nh_ensure_init();
-	if (!scavenger_trim_turn())
+	uint64_t start = scavenger_trim_turn();
+	if (!start)
 		return 0; /* paced: a program trimming all the time (scavenger.c) */
-	uint64_t start = os_nanotime();
 	size_t released = numaheap_release();
 	scavenger_trim_spent(start, released);
 	return released > 0;

@@ -134,14 +134,14 @@ static _Atomic uint64_t trim_tat;
 #define TRIM_QUIET_NS ((uint64_t)1000000000)
 static _Atomic uint64_t trim_paced_at; /* the last paced call (os_nanotime; 0: none) */
 
-bool scavenger_trim_turn(void)
+uint64_t scavenger_trim_turn(void)
 {
 	uint64_t now = os_nanotime(), tat = atomic_load_explicit(&trim_tat, memory_order_relaxed);
 	if (tat <= now + TRIM_BURST_NS)
-		return true;
+		return now;
 	atomic_store_explicit(&trim_paced_at, now, memory_order_relaxed);
 	atomic_fetch_add_explicit(&nh_scav.trims_paced, 1, memory_order_relaxed);
-	return false;
+	return 0;
 }
 
 bool scavenger_trims_paced(uint64_t now)
@@ -445,7 +445,7 @@ size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint
 		released += scavenge_node(h, &ps);
 		if (sub_delay_ns() && !ps.cut)
 			released += release_in_spans(h, &ps);
-		if (collapse_wanted && !ps.cut && !scavenger_trims_paced(now))
+		if (collapse_wanted && !ps.cut) /* it stops while trims are paced */
 			ps.cut = hugepages_collapse(h, now, ps.deadline);
 	}
 	nh_scav.bg_released_bytes += released;

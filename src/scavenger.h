@@ -56,10 +56,10 @@ void scavenger_check_limit(void);
  * No lock held; takes scav_lock, and each heap's lock around each batch
  * (never across the system call). */
 size_t scavenge_now(bool all);
-/* malloc_trim's pacing (scavenger.c): whether this call may release (false:
- * counted in trims_paced), and what a call that started at start and
- * released bytes spent. No lock. */
-bool scavenger_trim_turn(void);
+/* malloc_trim's pacing (scavenger.c): the time this call starts at if it may
+ * release, 0 if not (counted in trims_paced); and what a call that started
+ * at start and released bytes spent. No lock. */
+uint64_t scavenger_trim_turn(void);
 void scavenger_trim_spent(uint64_t start, size_t released);
 /* A malloc_trim call was paced less than a second before now: no
  * pre-faulting, no collapsing. No lock. */

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "numaheap.h"
 
@@ -49,4 +50,23 @@ inline long long json_number(const std::string &json, const char *obj, const cha
 		return -1;
 	size_t k = json.find(std::string("\"") + key + "\":", o);
 	return k == std::string::npos ? -1 : atoll(json.c_str() + k + strlen(key) + 3);
+}
+
+// The number under key in each element of the array of flat objects named
+// arr, in order (-1 where an element lacks it; empty if there is no such
+// array).
+inline std::vector<long long> json_numbers(const std::string &json, const char *arr, const char *key)
+{
+	std::vector<long long> out;
+	size_t pos = json.find(std::string("\"") + arr + "\":[");
+	if (pos == std::string::npos)
+		return out;
+	const size_t end = json.find(']', pos);
+	const std::string k = std::string("\"") + key + "\":";
+	while ((pos = json.find('{', pos)) < end) {
+		size_t close = json.find('}', pos), q = json.find(k, pos);
+		out.push_back(q < close ? atoll(json.c_str() + q + k.size()) : -1);
+		pos = close;
+	}
+	return out;
 }

@@ -214,26 +214,6 @@ TEST(Subrelease, QuietSpellIsNotChurn)
 	EXPECT_EQ(json_number(s, "scavenger", "churn_events"), 0);
 }
 
-// Each size class's size and the bytes released inside its spans now
-// (classes[].span_released_bytes), in the order of the statistics.
-static std::vector<std::pair<long long, long long>> class_span_released(const std::string &s)
-{
-	std::vector<std::pair<long long, long long>> out;
-	size_t pos = s.find("\"classes\":[");
-	size_t end = pos == std::string::npos ? pos : s.find(']', pos);
-	while (pos != std::string::npos && (pos = s.find('{', pos)) < end) {
-		size_t close = s.find('}', pos);
-		std::string obj = s.substr(pos, close - pos + 1);
-		auto field = [&](const std::string &k) {
-			size_t q = obj.find("\"" + k + "\":");
-			return q == std::string::npos ? -1LL : atoll(obj.c_str() + q + k.size() + 3);
-		};
-		out.push_back({field("size"), field("span_released_bytes")});
-		pos = close;
-	}
-	return out;
-}
-
 TEST(Subrelease, SteadyHeapIsNotSplit)
 {
 	Rng r(5);
@@ -280,13 +260,16 @@ TEST(Subrelease, SteadyHeapIsNotSplit)
 	// them (on a loaded machine its CPU budget can put that past the first
 	// 3 s: 68 KiB of them were released in the measured window twice).
 	// Only they may account for what was released inside spans.
-	auto c0 = class_span_released(s0), c1 = class_span_released(s1);
-	ASSERT_EQ(c0.size(), c1.size());
-	ASSERT_FALSE(c1.empty());
+	std::vector<long long> size = json_numbers(s1, "classes", "size"),
+			       r0 = json_numbers(s0, "classes", "span_released_bytes"),
+			       r1 = json_numbers(s1, "classes", "span_released_bytes");
+	ASSERT_EQ(r0.size(), r1.size());
+	ASSERT_EQ(size.size(), r1.size());
+	ASSERT_FALSE(r1.empty());
 	long long idle = 0;
-	for (size_t k = 0; k < c1.size(); k++)
-		if (c1[k].first > 1024)
-			idle += c1[k].second - c0[k].second;
+	for (size_t k = 0; k < r1.size(); k++)
+		if (size[k] > 1024)
+			idle += r1[k] - r0[k];
 	printf("%zu rounds of churn; subreleased %lld KiB, inside spans %lld KiB (of classes above 1 KiB: %lld KiB), "
 	       "broken huge pages %lld\n",
 	       rounds, sub >> 10, span >> 10, idle >> 10, json_number(s1, "nodes", "broken_huge_pages"));

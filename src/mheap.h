@@ -33,9 +33,14 @@ struct mheap {
 	uint64_t released_reused_bytes;	/* scavenged pages handed out again */
 	uint64_t grow_calls;
 	uint64_t scav_released_bytes;	/* released to the OS by scavenging, in total */
-	uint64_t prefault_bytes;	/* released pages faulted in ahead of the program */
-	uintptr_t regrow_front;	/* end of the highest span taken from released pages this pre-faulting episode; lock */
-	uint64_t regrow_base;	/* released_reused_bytes when the episode's regrowth began; lock */
+	uint64_t fresh_bytes;	/* pages handed out for the first time */
+	uintptr_t fresh_top;	/* end of the highest span that took fresh pages */
+	/* What pre-faulting follows (prefault.c): released pages handed out
+	 * again, and fresh ones once the heap is past PF_FRESH_MIN. */
+	uint64_t regrowth_bytes;
+	uint64_t prefault_bytes;	/* pages faulted in ahead of the program */
+	uintptr_t regrow_front;	/* end of the highest span taken from released or fresh pages this pre-faulting episode; lock */
+	uint64_t regrow_base;	/* regrowth_bytes when the episode began; lock */
 	/* The collapse step's (hugepages.c; the background thread's alone):
 	 * released memory taken back so far when it last looked, and when
 	 * that last changed. */

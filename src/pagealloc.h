@@ -116,8 +116,9 @@ struct page_run {
 	uintptr_t base;
 	size_t bytes;
 };
-/* The lowest released pages, un-scavenged for pre-faulting: see pagescav.c. */
-unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
+/* The lowest released pages in [from, to), un-scavenged for pre-faulting:
+ * see pagescav.c. */
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, uintptr_t to, size_t window, size_t take,
 				   struct page_run *out, unsigned max_runs);
 
 /* [addr, addr + bytes) is about to go back to the OS: the huge pages it

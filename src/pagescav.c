@@ -281,14 +281,15 @@ bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_
  * resident ones count towards the window as they are; released ones get
  * their scavenged bits cleared and go into out[] as runs, in address
  * order, for the caller to fault in. Stops when window pages are free and
- * resident (or about to be), or out[] is full, or take pages have been
+ * resident (or about to be), or out[] is full, or it reaches to (no page
+ * from there up is taken), or take pages have been
  * taken and the next page starts a huge page: the caller faults in a
  * little at a time, nearest first, and looks again, so that it moves
  * ahead of a program that overtook it instead of faulting in behind it.
  * The chunks touched get a fresh free tick, so the scavenger leaves what
  * was faulted in alone for its delay. Returns the number of runs.
  */
-unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t window, size_t take,
+unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, uintptr_t to, size_t window, size_t take,
 				   struct page_run *out, unsigned max_runs)
 {
 	size_t have = 0, taken = 0;
@@ -319,6 +320,10 @@ unsigned page_alloc_unscavenge_low(struct page_alloc *pa, uintptr_t from, size_t
 				if (pg < from) {
 					have++; /* the program's, soon */
 					continue;
+				}
+				if (pg >= to) {
+					have = window; /* not to be faulted in: done */
+					break;
 				}
 				if (taken >= take && pg % NH_HUGE_BYTES == 0) {
 					have = window; /* enough for this call */

@@ -1,6 +1,7 @@
 /*
- * prefault.c — pre-faulting: which released memory the background thread
- * faults in ahead of a program that grows back into it.
+ * prefault.c — pre-faulting: which memory the background thread faults in
+ * ahead of a program that grows back into released memory, or keeps
+ * growing into fresh memory once its heap is large (mheap.c, PF_FRESH_MIN).
  *
  * The policy half of NUMAHEAP_PREFAULT; bgthread.c runs the episodes
  * (when one starts and ends, its pacing), scavenger.c is what released
@@ -13,7 +14,9 @@
 
 #include "options.h"
 #include "os/os.h"
+#include "numa.h"
 
+#include "arena.h"
 #include "mheap.h"
 #include "scavenger.h"
 
@@ -55,6 +58,86 @@
 #define PF_LEAD (2 * NH_HUGE_BYTES)
 
 /*
+ * Is fresh memory slow to fault in here? Pre-faulting fresh growth pays
+ * where a fresh huge page is expensive (on a VM whose host backs guest
+ * memory lazily, 3-5 ms of CPU per 2 MiB: the host faults in 512 pages
+ * behind the guest's back), not where the kernel zeroes 2 MiB in a
+ * quarter of a millisecond (bare metal, or memory the host still backs):
+ * there the thread only takes a CPU from a program that would fault the
+ * page in about as fast itself (perf/run's frag, two threads filling 256
+ * MiB on 2 CPUs: 10-15% slower). So the thread times its own faults (its
+ * CPU time, so that a loaded machine's waits do not count) and keeps a
+ * moving average per huge page; once it is below PF_CHEAP_NS, fresh
+ * growth is left to the program for PF_REPROBE_NS, then tried again (the
+ * host's state changes: memory it backs now it may take back later).
+ * Released memory is pre-faulted either way: that was the program's
+ * before, and its regrowth is known to come.
+ */
+#define PF_CHEAP_NS ((uint64_t)1000000)
+#define PF_REPROBE_NS ((uint64_t)10000000000)
+#define PF_MIN_SAMPLES 2
+static _Atomic uint64_t fresh_off_until; /* 0: fresh growth is pre-faulted */
+static uint64_t cost_avg;		 /* the background thread's */
+static unsigned cost_samples;
+
+/*
+ * Is a CPU idle for the thread? Pre-faulting moves the kernel's work off
+ * the program's threads; it saves time only if it runs where no thread
+ * of the program would. When the program's threads keep every CPU it may
+ * use busy (perf/run's frag: two threads filling 256 MiB on 2 CPUs), the
+ * thread would only take turns with them, and what it faults in beyond
+ * where the program stops (the window) is work for nothing: 10-20% of
+ * that run. So fresh growth is pre-faulted only while the program, less
+ * this thread, used less than all its CPUs but a quarter over the last
+ * look (at least PF_BUSY_SPAN_NS apart; other processes' load is not
+ * seen). The background thread's.
+ */
+#define PF_BUSY_SPAN_NS ((uint64_t)5000000)
+static bool cpu_to_spare(void)
+{
+	static uint64_t wall0, proc0, self0;
+	static bool spare = true;
+	uint64_t wall = os_nanotime();
+	if (wall - wall0 < PF_BUSY_SPAN_NS)
+		return spare;
+	uint64_t proc = os_process_cputime(), self = os_thread_cputime();
+	if (wall0 && wall - wall0 < 50 * PF_BUSY_SPAN_NS) {
+		uint64_t cpus = (uint64_t)NH_MAX(numa_pol.allowed_cpus, 1);
+		if (numa_pol.cgroup_cpus_x100)
+			cpus = NH_MIN(cpus, NH_MAX((uint64_t)numa_pol.cgroup_cpus_x100 / 100, 1));
+		uint64_t busy = (proc - proc0) - NH_MIN(proc - proc0, self - self0);
+		spare = busy * 4 < (wall - wall0) * (4 * cpus - 1);
+	}
+	wall0 = wall, proc0 = proc, self0 = self;
+	return spare;
+}
+
+bool prefault_fresh_wanted(void)
+{
+	uint64_t until = atomic_load_explicit(&fresh_off_until, memory_order_relaxed);
+	return !until || os_nanotime() >= until;
+}
+
+/* ns of CPU for bytes just faulted in (the background thread). */
+static void note_cost(uint64_t ns, size_t bytes)
+{
+	if (bytes < NH_HUGE_BYTES)
+		return; /* a sliver's fault says little */
+	uint64_t until = atomic_load_explicit(&fresh_off_until, memory_order_relaxed);
+	if (until && os_nanotime() >= until) {
+		atomic_store_explicit(&fresh_off_until, 0, memory_order_relaxed);
+		cost_samples = 0; /* probe again */
+	}
+	uint64_t per_huge = ns / (bytes / NH_HUGE_BYTES);
+	cost_avg = cost_samples ? (cost_avg * 3 + per_huge) / 4 : per_huge;
+	nh_scav.prefault_huge_ns = cost_avg;
+	if (++cost_samples >= PF_MIN_SAMPLES && cost_avg < PF_CHEAP_NS && !until) {
+		atomic_store_explicit(&fresh_off_until, os_nanotime() + PF_REPROBE_NS, memory_order_relaxed);
+		nh_scav.prefault_fresh_offs++;
+	}
+}
+
+/*
  * Fault in the window of node h, a huge page at a time, the nearest
  * first; returns the bytes faulted in, or -1 if the kernel cannot (no
  * MADV_POPULATE_WRITE). Each step looks at the window again: when the
@@ -78,15 +161,22 @@ static ssize_t prefault_node(struct mheap *h)
 			window = NH_MIN(window, (limit - res) >> NH_PAGE_SHIFT);
 		}
 		mutex_lock(&h->lock);
-		size_t regrown = (size_t)(h->released_reused_bytes - h->regrow_base);
+		size_t regrown = (size_t)(h->regrowth_bytes - h->regrow_base);
 		window = NH_MIN(window, NH_MAX((size_t)NH_HUGE_BYTES, regrown) >> NH_PAGE_SHIFT);
 		uintptr_t from = h->regrow_front ? (h->regrow_front & ~(NH_HUGE_BYTES - 1)) + PF_LEAD : 0;
-		unsigned n = page_alloc_unscavenge_low(&h->pages, from, window, PF_STEP, run, PF_RUNS);
+		/* Fresh pages only while they are slow to fault in and a CPU is
+		 * to spare (above); the rest of the huge page the program grows
+		 * in is resident already under THP, by its own first touch. */
+		uintptr_t to = prefault_fresh_wanted() && cpu_to_spare() ? UINTPTR_MAX : h->fresh_top;
+		unsigned n = page_alloc_unscavenge_low(&h->pages, from, to, window, PF_STEP, run, PF_RUNS);
 		mutex_unlock(&h->lock);
 		if (n == 0)
 			break;
 		for (unsigned i = 0; i < n; i++) {
+			uint64_t t0 = os_thread_cputime();
 			int r = os_populate((void *)run[i].base, run[i].bytes);
+			if (r == 0)
+				note_cost(os_thread_cputime() - t0, run[i].bytes);
 			if (r == -EINVAL)
 				return -1;
 			if (r == 0)
@@ -115,10 +205,32 @@ int prefault_pass(uint64_t *last_work)
 	return 0;
 }
 
+/*
+ * The huge page where the program's fresh growth stopped: its pages past
+ * the program's last span were faulted in with it (by the program's own
+ * first touch under THP, or by pre-faulting), but were never handed out.
+ * Marked released again, as fresh memory is, so that the subrelease does
+ * not split the huge page of a heap that has stopped growing for the sake
+ * of the pages just above its top (SteadyHeapIsNotSplit). The whole huge
+ * pages pre-faulted above it stay resident until the scavenger returns
+ * them whole, after its delay. Heap lock held.
+ */
+static void forget_fresh_top(struct mheap *h)
+{
+	if (!h->regrow_front || !NH_OPTION(THP))
+		return;
+	struct heap_arena *ha = arena_of(h->regrow_front - 1);
+	uintptr_t top = ha->zeroed_base;
+	uintptr_t end = (top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1);
+	if (top < end && top >= ha->base)
+		page_alloc_mark_scavenged(&h->pages, top, (end - top) >> NH_PAGE_SHIFT);
+}
+
 void prefault_forget_fronts(void)
 {
 	for_each_heap(h) {
 		mutex_lock(&h->lock);
+		forget_fresh_top(h);
 		h->regrow_front = 0;
 		mutex_unlock(&h->lock);
 	}

@@ -30,8 +30,10 @@ struct nh_scav_stats {
 	uint64_t limit_hits;	/* synchronous scavenges forced by the memory limit */
 	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
 	const char *prefault;	/* "on", "off" or "unsupported" (kernel before 5.14) */
-	uint64_t prefault_episodes;	/* times the heap grew back into released memory */
+	uint64_t prefault_episodes;	/* times the heap grew back into released memory (or fresh, when large) */
 	uint64_t prefault_ns;	/* time spent doing it (wall) */
+	uint64_t prefault_huge_ns;	/* moving average of the thread's CPU time per huge page faulted in */
+	uint64_t prefault_fresh_offs;	/* times fresh growth was left to the program (fresh memory faults in quickly here) */
 	uint64_t subreleased_bytes;	/* released from huge pages still in use (the subrelease) */
 	uint64_t span_released_bytes;	/* released inside spans still in use (the in-span release) */
 	uint64_t budget_cuts;	/* background passes the CPU budget stopped with work left */
@@ -105,6 +107,8 @@ size_t scavenger_resident_bytes(void);
 int prefault_pass(uint64_t *last_work);
 /* The next episode's program starts from anywhere. */
 void prefault_forget_fronts(void);
+/* Is fresh growth worth faulting in ahead here (prefault.c)? Any thread. */
+bool prefault_fresh_wanted(void);
 
 struct mheap;
 /* hugepages.c, for the policy. Mark the n huge pages at hps, just split

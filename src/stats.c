@@ -286,7 +286,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"scavenger\":{\"backend\":\"%s\",\"running\":%s,\"passes\":%llu,\"released_bytes\":%llu,"
 		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
 		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
-		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"subreleased_bytes\":%llu,"
+		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"prefault_huge_ns\":%llu,\"prefault_fresh_offs\":%llu,"
+		   "\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
 		   "\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
 		   "\"trims_paced\":%llu},",
@@ -297,6 +298,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)nh_scav.limit_hits, (unsigned long long)nh_scav.cache_drained_objects,
 		   nh_scav.prefault, (unsigned long long)nh_scav.prefault_episodes,
 		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns,
+		   (unsigned long long)nh_scav.prefault_huge_ns, (unsigned long long)nh_scav.prefault_fresh_offs,
 		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.collapse_failures,

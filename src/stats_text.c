@@ -185,8 +185,13 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
 		put_bytes(b, s->prefaulted, 0);
-		buf_printf(b, " of released memory in %llu regrowths, %llu ms\n",
-			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000));
+		buf_printf(b, " ahead of a growing heap in %llu episodes, %llu ms; %llu us of CPU per huge page",
+			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000),
+			   (unsigned long long)(nh_scav.prefault_huge_ns / 1000));
+		if (nh_scav.prefault_fresh_offs)
+			buf_printf(b, " (fresh growth left to the program %llu times: it faults in quickly)",
+				   (unsigned long long)nh_scav.prefault_fresh_offs);
+		buf_printf(b, "\n");
 	}
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,

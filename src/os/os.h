@@ -119,6 +119,7 @@ void os_yield(void);
 uint64_t os_nanotime(void); /* CLOCK_MONOTONIC, nanoseconds */
 uint64_t os_realtime_ns(void); /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */
+uint64_t os_process_cputime(void); /* the process's CPU time (all its threads), nanoseconds */
 void os_random(void *buf, size_t n);
 /* Read a small file (sysfs, procfs) into buf, NUL-terminated; bytes or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);

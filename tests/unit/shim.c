@@ -324,7 +324,7 @@ unsigned nht_pa_unscavenge_from(struct nht_pa *t, uintptr_t from, size_t window,
 	struct page_run run[16];
 	if (max_runs > 16)
 		max_runs = 16;
-	unsigned n = LOCKED(t, page_alloc_unscavenge_low(&t->pa, from, window, take, run, max_runs));
+	unsigned n = LOCKED(t, page_alloc_unscavenge_low(&t->pa, from, UINTPTR_MAX, window, take, run, max_runs));
 	for (unsigned i = 0; i < n; i++) {
 		base[i] = run[i].base;
 		bytes[i] = run[i].bytes;

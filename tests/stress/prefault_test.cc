@@ -1,0 +1,118 @@
+// Pre-faulting fresh growth (src/prefault.c, mheap.c's PF_FRESH_MIN): a heap
+// that keeps growing past 64 MiB has the background thread fault its next
+// pages in ahead of it; a smaller one is never given memory it did not ask
+// for; and what was faulted in ahead reads as the program expects (calloc
+// zero, written objects unchanged). Each test in a process of its own
+// (CMakeLists.txt): the 64 MiB count is per process.
+#include <gtest/gtest.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "numaheap.h"
+#include "stats_json.h"
+#include "stress_util.h"
+
+namespace {
+
+struct Block {
+	unsigned char *p;
+	size_t n;
+	bool zeroed;
+};
+
+// Allocate about `bytes` of a server's mix (mostly 16 B - 1 KiB, some
+// 1-64 KiB), every other block through calloc; a calloc'd block must read
+// zero, every block is then written with its pattern. Stops early once
+// stop() says so, checked every 16 MiB.
+template <class Stop> std::vector<Block> grow(size_t bytes, Rng &r, Stop stop)
+{
+	std::vector<Block> v;
+	size_t total = 0, next_check = 16u << 20;
+	while (total < bytes) {
+		size_t n = r.below(8) ? r.range(16, 1024) : r.range(1025, 65536);
+		bool zeroed = r.below(2);
+		auto *p = (unsigned char *)(zeroed ? calloc(1, n) : malloc(n));
+		EXPECT_NE(p, nullptr);
+		if (!p)
+			break;
+		if (zeroed && !is_zero(p, n)) {
+			ADD_FAILURE() << "calloc(" << n << ") does not read zero at " << total << " bytes of growth";
+			free(p);
+			break;
+		}
+		fill(p, n, v.size());
+		v.push_back({p, n, zeroed});
+		total += n;
+		if (total >= next_check) {
+			next_check += 16u << 20;
+			if (stop())
+				break;
+		}
+	}
+	return v;
+}
+
+void check_and_free(std::vector<Block> &v)
+{
+	for (size_t i = 0; i < v.size(); i++) {
+		ASSERT_TRUE(verify(v[i].p, v[i].n, i)) << "block " << i << " of " << v[i].n << " bytes changed";
+		free(v[i].p);
+	}
+}
+
+bool prefault_off()
+{
+	const char *pf = getenv("NUMAHEAP_PREFAULT");
+	return pf && !strcmp(pf, "0");
+}
+
+TEST(Prefault, SmallHeapIsNotGivenMemory)
+{
+	// 48 MiB of growth, no frees: below 64 MiB nothing is faulted in
+	// ahead (and nothing was released, so there is no regrowth either).
+	Rng r(11);
+	std::vector<Block> v = grow(48u << 20, r, [] { return false; });
+	usleep(200000); // time for a background thread that would act
+	std::string s = stats();
+	EXPECT_EQ(json_number(s, "scavenger", "prefault_episodes"), 0);
+	EXPECT_EQ(json_number(s, "scavenger", "prefaulted_bytes"), 0)
+		<< "a 48 MiB heap was given memory ahead of its growth";
+	check_and_free(v);
+}
+
+TEST(Prefault, LargeFreshGrowthIsFaultedInAhead)
+{
+	// Grow until the background thread has faulted something in (at
+	// most 640 MiB). Whatever this host's fresh memory costs, the thread
+	// faults in at least the huge pages it times before deciding, as
+	// long as this single-threaded program leaves it a CPU.
+	Rng r(12);
+	bool off = prefault_off();
+	auto seen = [&] { return !off && json_number(stats(), "scavenger", "prefaulted_bytes") > 0; };
+	std::vector<Block> v = grow(640u << 20, r, seen);
+	std::string s = stats();
+	for (int i = 0; i < 40 && !off && json_number(s, "scavenger", "prefaulted_bytes") == 0; i++) {
+		usleep(50000); // a loaded machine: the thread may be late
+		s = stats();
+	}
+	if (off) {
+		EXPECT_EQ(json_number(s, "scavenger", "prefaulted_bytes"), 0);
+	} else {
+		EXPECT_GE(json_number(s, "scavenger", "prefault_episodes"), 1);
+		EXPECT_GT(json_number(s, "scavenger", "prefaulted_bytes"), 0)
+			<< "nothing was faulted in ahead of a heap growing past 64 MiB";
+		EXPECT_GT(json_number(s, "scavenger", "prefault_huge_ns"), 0);
+	}
+	// More growth into what was faulted in ahead: calloc must still read
+	// zero there (grow checks), and nothing written before changes.
+	std::vector<Block> w = grow(64u << 20, r, [] { return false; });
+	check_and_free(v);
+	check_and_free(w);
+}
+
+} // namespace

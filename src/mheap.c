@@ -126,8 +126,10 @@ static void count_reused(struct mheap *h, uintptr_t end, size_t scav, size_t fre
 	if (fresh) {
 		h->fresh_bytes += fresh << NH_PAGE_SHIFT;
 		h->fresh_top = NH_MAX(h->fresh_top, end);
-		if (h->fresh_bytes > PF_FRESH_MIN && prefault_fresh_wanted())
+		if (h->fresh_bytes > PF_FRESH_MIN && prefault_fresh_wanted()) {
 			grown += fresh << NH_PAGE_SHIFT;
+			h->regrow_fresh = true;
+		}
 	}
 	if (!grown)
 		return;

@@ -392,7 +392,13 @@ static void *bg_main(void *arg)
 			prof_dump(NULL);
 		if (atomic_load(&pf_state) != PF_IDLE) {
 			if (scavenger_trims_paced(now)) {
-				atomic_store(&pf_state, PF_IDLE); /* the program keeps giving it back */
+				/* The program keeps giving it back: no episode, but
+				 * where fresh huge pages are slow and the CPUs busy,
+				 * base pages all the same (prefault.c). */
+				scavenger_lock();
+				prefault_probe();
+				scavenger_unlock();
+				atomic_store(&pf_state, PF_IDLE);
 			} else {
 				prefault_episode();
 				now = os_nanotime();

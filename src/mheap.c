@@ -122,9 +122,11 @@ static void count_reused(struct mheap *h, uintptr_t end, size_t scav, size_t fre
 	if (scav > fresh) {
 		h->released_reused_bytes += (scav - fresh) << NH_PAGE_SHIFT;
 		grown += (scav - fresh) << NH_PAGE_SHIFT;
+		h->regrow_released = true;
 	}
 	if (fresh) {
 		h->fresh_bytes += fresh << NH_PAGE_SHIFT;
+		prefault_note_fresh(fresh << NH_PAGE_SHIFT);
 		h->fresh_top = NH_MAX(h->fresh_top, end);
 		if (h->fresh_bytes > PF_FRESH_MIN && prefault_fresh_wanted()) {
 			grown += fresh << NH_PAGE_SHIFT;

@@ -42,6 +42,7 @@ struct mheap {
 	uintptr_t regrow_front;	/* end of the highest span taken from released or fresh pages this pre-faulting episode; lock */
 	uint64_t regrow_base;	/* regrowth_bytes when the episode began; lock */
 	bool regrow_fresh;	/* the episode follows fresh growth; lock */
+	bool regrow_released;	/* and released memory taken back; lock */
 	/* The collapse step's (hugepages.c; the background thread's alone):
 	 * released memory taken back so far when it last looked, and when
 	 * that last changed. */

@@ -78,15 +78,34 @@
  * MiB on 2 CPUs: 10-15% slower). So the thread times its own faults (its
  * CPU time, so that a loaded machine's waits do not count) and keeps a
  * moving average per huge page; once it is below PF_CHEAP_NS, fresh
- * growth is left to the program for PF_REPROBE_NS, then tried again (the
- * host's state changes: memory it backs now it may take back later).
+ * growth is left to the program for PF_REPROBE_NS or PF_REPROBE_BYTES of
+ * fresh growth, whichever comes first, then tried again (the host's state
+ * changes: memory it backs now it may take back later, and a program
+ * often starts on memory another just freed, still backed, and goes on
+ * into memory that is not: stress-ng's first two huge pages took 0.2 ms,
+ * the next gigabytes 5 ms each).
  * Released memory is pre-faulted either way: that was the program's
  * before, and its regrowth is known to come.
  */
 #define PF_CHEAP_NS ((uint64_t)1000000)
 #define PF_REPROBE_NS ((uint64_t)10000000000)
+#define PF_REPROBE_BYTES ((uint64_t)256 << 20)
 #define PF_MIN_SAMPLES 2
 static _Atomic uint64_t fresh_off_until; /* 0: fresh growth is pre-faulted */
+static _Atomic uint64_t fresh_off_mark;	 /* ... or again once fresh_total passes this */
+static _Atomic uint64_t fresh_total;	 /* fresh bytes handed out, every heap */
+
+void prefault_note_fresh(size_t bytes)
+{
+	atomic_fetch_add_explicit(&fresh_total, bytes, memory_order_relaxed);
+}
+
+/* Fresh growth left to the program, and not yet time to try again. */
+static bool fresh_off(uint64_t until)
+{
+	return until && os_nanotime() < until &&
+	       atomic_load_explicit(&fresh_total, memory_order_relaxed) < atomic_load_explicit(&fresh_off_mark, memory_order_relaxed);
+}
 static uint64_t cost_avg;		 /* the background thread's */
 static unsigned cost_samples;
 
@@ -122,10 +141,66 @@ static bool cpu_to_spare(void)
 	return spare;
 }
 
+/*
+ * Fresh memory on base pages. Where a fresh huge page is slow to fault in
+ * and the program keeps its CPUs busy, nothing hides the cost: each huge
+ * page costs a program thread 3-7 ms (on this VM, 2.5 times the same
+ * memory in base pages, which come from the guest's never-reported small
+ * free blocks), and a program that writes a word here and there of large
+ * blocks has every 2 MiB around each word zeroed and resident (stress-ng's
+ * malloc stressor with 4 threads: 0.28 M operations in 8 s and 4.6 GB of
+ * RSS on huge pages; 9.4 M and 3.5 GB on base pages; jemalloc, which asks
+ * for no huge pages, 5.5 M and 1.9 GB). So while the thread's timing says
+ * slow and the program leaves no CPU to spare, the arenas mapped from then
+ * on, and the rest of the arena the heap is growing in, are advised
+ * MADV_NOHUGEPAGE (arena.c); new arenas get huge pages again once the
+ * timing says fast (not when a CPU turns idle for a moment: under 4
+ * threads on 2 CPUs that happened some 150 times in 8 s). Memory so placed stays on base pages: the price is TLB reach,
+ * on a host where huge pages cost this much to get.
+ */
+static _Atomic bool fresh_base;
+
+bool prefault_fresh_on_base(void) { return atomic_load_explicit(&fresh_base, memory_order_relaxed); }
+
+/* After a look (the background thread): decide, and move the rest of
+ * each heap's growing arena if base pages it is. */
+static void decide_base(bool spare)
+{
+	if (cost_samples < PF_MIN_SAMPLES)
+		return; /* no verdict yet */
+	bool was = atomic_load_explicit(&fresh_base, memory_order_relaxed);
+	bool base = cost_avg >= PF_CHEAP_NS && (was || !spare) && NH_OPTION(THP) && NH_OPTION(THP_ADAPT) &&
+		    !NH_OPTION(HUGETLB);
+	if (base == was)
+		return;
+	atomic_store_explicit(&fresh_base, base, memory_order_relaxed);
+	if (!base)
+		return;
+	nh_scav.fresh_base_switches++;
+	for_each_heap(h) {
+		mutex_lock(&h->lock);
+		uintptr_t top = (h->fresh_top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1);
+		struct heap_arena *ha = h->fresh_top ? arena_of(h->fresh_top - 1) : NULL;
+		uintptr_t end = ha ? ha->base + NH_ARENA_BYTES : 0;
+		mutex_unlock(&h->lock);
+		if (ha && top < end)
+			os_hugepage((void *)top, end - top, false);
+	}
+}
+
 bool prefault_fresh_wanted(void)
 {
+	return !fresh_off(atomic_load_explicit(&fresh_off_until, memory_order_relaxed));
+}
+
+/* Time to try fresh growth again: time it anew (the background thread). */
+static void reprobe_if_due(void)
+{
 	uint64_t until = atomic_load_explicit(&fresh_off_until, memory_order_relaxed);
-	return !until || os_nanotime() >= until;
+	if (until && !fresh_off(until)) {
+		atomic_store_explicit(&fresh_off_until, 0, memory_order_relaxed);
+		cost_samples = 0;
+	}
 }
 
 /* ns of CPU for bytes just faulted in (the background thread). */
@@ -134,14 +209,11 @@ static void note_cost(uint64_t ns, size_t bytes)
 	if (bytes < NH_HUGE_BYTES)
 		return; /* a sliver's fault says little */
 	uint64_t until = atomic_load_explicit(&fresh_off_until, memory_order_relaxed);
-	if (until && os_nanotime() >= until) {
-		atomic_store_explicit(&fresh_off_until, 0, memory_order_relaxed);
-		cost_samples = 0; /* probe again */
-	}
 	uint64_t per_huge = ns / (bytes / NH_HUGE_BYTES);
 	cost_avg = cost_samples ? (cost_avg * 3 + per_huge) / 4 : per_huge;
 	nh_scav.prefault_huge_ns = cost_avg;
 	if (++cost_samples >= PF_MIN_SAMPLES && cost_avg < PF_CHEAP_NS && !until) {
+		atomic_store_explicit(&fresh_off_mark, atomic_load(&fresh_total) + PF_REPROBE_BYTES, memory_order_relaxed);
 		atomic_store_explicit(&fresh_off_until, os_nanotime() + PF_REPROBE_NS, memory_order_relaxed);
 		nh_scav.prefault_fresh_offs++;
 	}
@@ -170,16 +242,23 @@ static ssize_t prefault_node(struct mheap *h)
 				break;
 			window = NH_MIN(window, (limit - res) >> NH_PAGE_SHIFT);
 		}
+		/* Fresh pages while they are slow to fault in and a CPU is to
+		 * spare (above), or to time them (the first PF_MIN_SAMPLES). */
+		bool fresh = prefault_fresh_wanted() && (cpu_to_spare() || cost_samples < PF_MIN_SAMPLES);
 		mutex_lock(&h->lock);
+		if (!fresh && !h->regrow_released) {
+			mutex_unlock(&h->lock);
+			break; /* an episode of fresh growth left to the program */
+		}
 		size_t regrown = (size_t)(h->regrowth_bytes - h->regrow_base);
 		window = NH_MIN(window, NH_MAX((size_t)NH_HUGE_BYTES, regrown) >> NH_PAGE_SHIFT);
 		if (h->regrow_fresh)
 			window = NH_MIN(window, PF_FRESH_WINDOW >> NH_PAGE_SHIFT);
 		uintptr_t from = h->regrow_front ? (h->regrow_front & ~(NH_HUGE_BYTES - 1)) + PF_LEAD : 0;
-		/* Fresh pages only while they are slow to fault in and a CPU is
-		 * to spare (above); the rest of the huge page the program grows
-		 * in is resident already under THP, by its own first touch. */
-		uintptr_t to = prefault_fresh_wanted() && cpu_to_spare() ? UINTPTR_MAX : h->fresh_top;
+		/* Not fresh: the released pages below the top (the rest of the
+		 * huge page the program grows in is resident already under THP,
+		 * by its own first touch). */
+		uintptr_t to = fresh ? UINTPTR_MAX : h->fresh_top;
 		unsigned n = page_alloc_unscavenge_low(&h->pages, from, to, window, PF_STEP, run, PF_RUNS);
 		mutex_unlock(&h->lock);
 		if (n == 0)
@@ -205,8 +284,41 @@ static ssize_t prefault_node(struct mheap *h)
 	return (ssize_t)done;
 }
 
+void prefault_probe(void)
+{
+	reprobe_if_due();
+	if (cost_samples < PF_MIN_SAMPLES && prefault_fresh_wanted()) {
+		for_each_heap(h) {
+			struct page_run run[PF_RUNS];
+			mutex_lock(&h->lock);
+			/* Only a heap past PF_FRESH_MIN (regrow_fresh); the huge
+			 * page after the next: the program's own next one may be
+			 * under its fault already. */
+			uintptr_t at = ((h->fresh_top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1)) + NH_HUGE_BYTES;
+			unsigned n = h->regrow_fresh ? page_alloc_unscavenge_low(&h->pages, at, at + NH_HUGE_BYTES, SIZE_MAX / 2,
+									     PF_STEP, run, PF_RUNS)
+						  : 0;
+			mutex_unlock(&h->lock);
+			size_t done = 0;
+			for (unsigned i = 0; i < n; i++) {
+				uint64_t t0 = os_thread_cputime();
+				if (os_populate((void *)run[i].base, run[i].bytes) == 0) {
+					note_cost(os_thread_cputime() - t0, run[i].bytes);
+					done += run[i].bytes;
+				}
+			}
+			mutex_lock(&h->lock);
+			h->prefault_bytes += done;
+			mutex_unlock(&h->lock);
+		}
+	}
+	decide_base(cpu_to_spare());
+}
+
 int prefault_pass(uint64_t *last_work)
 {
+	reprobe_if_due();
+	decide_base(cpu_to_spare());
 	for_each_heap(h) {
 		ssize_t r = prefault_node(h);
 		if (r < 0)
@@ -245,6 +357,7 @@ void prefault_forget_fronts(void)
 		forget_fresh_top(h);
 		h->regrow_front = 0;
 		h->regrow_fresh = false;
+		h->regrow_released = false;
 		mutex_unlock(&h->lock);
 	}
 }

@@ -34,6 +34,8 @@ struct nh_scav_stats {
 	uint64_t prefault_ns;	/* time spent doing it (wall) */
 	uint64_t prefault_huge_ns;	/* moving average of the thread's CPU time per huge page faulted in */
 	uint64_t prefault_fresh_offs;	/* times fresh growth was left to the program (fresh memory faults in quickly here) */
+	uint64_t fresh_base_switches;	/* times new arenas were put on base pages (fresh huge pages slow, CPUs busy) */
+	_Atomic uint64_t base_arena_bytes;	/* arenas mapped on base pages for that reason */
 	uint64_t subreleased_bytes;	/* released from huge pages still in use (the subrelease) */
 	uint64_t span_released_bytes;	/* released inside spans still in use (the in-span release) */
 	uint64_t budget_cuts;	/* background passes the CPU budget stopped with work left */
@@ -107,8 +109,17 @@ size_t scavenger_resident_bytes(void);
 int prefault_pass(uint64_t *last_work);
 /* The next episode's program starts from anywhere. */
 void prefault_forget_fronts(void);
+/* Instead of an episode, while malloc_trim calls are paced: time a fresh
+ * huge page if none was yet, and decide whether new arenas go on base
+ * pages. scav_lock held. */
+void prefault_probe(void);
 /* Is fresh growth worth faulting in ahead here (prefault.c)? Any thread. */
 bool prefault_fresh_wanted(void);
+/* bytes of fresh pages were handed out (mheap.c). Any thread. */
+void prefault_note_fresh(size_t bytes);
+/* Should new arenas go on base pages (prefault.c: fresh huge pages are
+ * slow here and the program keeps its CPUs busy)? Any thread. */
+bool prefault_fresh_on_base(void);
 
 struct mheap;
 /* hugepages.c, for the policy. Mark the n huge pages at hps, just split

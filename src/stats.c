@@ -287,6 +287,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"sync_released_bytes\":%llu,\"submissions\":%llu,\"syscalls\":%llu,\"cpu_ns\":%llu,"
 		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
 		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"prefault_huge_ns\":%llu,\"prefault_fresh_offs\":%llu,"
+		   "\"fresh_base_switches\":%llu,\"base_arena_bytes\":%llu,"
 		   "\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
 		   "\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
@@ -299,6 +300,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   nh_scav.prefault, (unsigned long long)nh_scav.prefault_episodes,
 		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns,
 		   (unsigned long long)nh_scav.prefault_huge_ns, (unsigned long long)nh_scav.prefault_fresh_offs,
+		   (unsigned long long)nh_scav.fresh_base_switches, (unsigned long long)atomic_load(&nh_scav.base_arena_bytes),
 		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.collapse_failures,

@@ -188,6 +188,11 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		buf_printf(b, " ahead of a growing heap in %llu episodes, %llu ms; %llu us of CPU per huge page",
 			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000),
 			   (unsigned long long)(nh_scav.prefault_huge_ns / 1000));
+		if (atomic_load(&nh_scav.base_arena_bytes)) {
+			buf_printf(b, "; arenas put on base pages ");
+			put_bytes(b, atomic_load(&nh_scav.base_arena_bytes), 0);
+			buf_printf(b, " (fresh huge pages slow here, the CPUs busy)");
+		}
 		if (nh_scav.prefault_fresh_offs)
 			buf_printf(b, " (fresh growth left to the program %llu times: it faults in quickly)",
 				   (unsigned long long)nh_scav.prefault_fresh_offs);

@@ -78,9 +78,13 @@ def rotate(seq, k):
     return seq[k:] + seq[:k]
 
 
-def run_standard(ctx, workloads, allocators, reps, threads, scale, raw, progress=True):
+def run_standard(ctx, workloads, allocators, reps, threads, scale, raw, progress=True, settle=0.0):
     """For each workload: reps rounds, each running every allocator once, the
-    allocator order rotated per round (alternation spreads drift evenly)."""
+    allocator order rotated per round (alternation spreads drift evenly).
+    settle: seconds of pause before each run, so that it starts on memory
+    the host took back, as a program started on a quiet machine does (on a
+    VM with free page reporting, runs that follow each other within a second
+    or two find the memory the last one freed still backed)."""
     records = []
     total = len(workloads) * len(allocators) * reps
     done = 0
@@ -88,6 +92,8 @@ def run_standard(ctx, workloads, allocators, reps, threads, scale, raw, progress
     for w in workloads:
         for rep in range(reps):
             for a in rotate(list(allocators), rep):
+                if settle > 0:
+                    time.sleep(settle)
                 r = w.run(ctx, a, threads, scale)
                 rec = record(r, "std", "", w, a, rep, threads, scale)
                 raw.add(rec)

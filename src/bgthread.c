@@ -147,7 +147,7 @@ void bg_prefault_cancel(void) { atomic_store(&pf_state, PF_IDLE); }
 static bool prefault_look(uint64_t *last_work)
 {
 	if (atomic_load(&pf_state) == PF_IDLE) {
-		prefault_forget_fronts(); /* ended by a release */
+		prefault_forget_fronts(false); /* ended by a release */
 		return false;
 	}
 	if (prefault_pass(last_work) < 0) {
@@ -159,7 +159,7 @@ static bool prefault_look(uint64_t *last_work)
 	if (atomic_load(&dump_requested))
 		return false; /* still running: the thread comes back after the dump */
 	if (os_nanotime() - *last_work > PF_QUIET_NS) {
-		prefault_forget_fronts();
+		prefault_forget_fronts(true);
 		int s = PF_RUNNING;
 		if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
 			return false;

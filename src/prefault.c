@@ -350,14 +350,17 @@ static void forget_fresh_top(struct mheap *h)
 		page_alloc_mark_scavenged(&h->pages, top, (end - top) >> NH_PAGE_SHIFT);
 }
 
-void prefault_forget_fronts(void)
+void prefault_forget_fronts(bool quiet)
 {
 	for_each_heap(h) {
 		mutex_lock(&h->lock);
 		forget_fresh_top(h);
 		h->regrow_front = 0;
 		h->regrow_fresh = false;
-		h->regrow_released = false;
+		/* After a release the program's regrowth may have begun already
+		 * (and said so) before this: its pages must stay wanted. */
+		if (quiet)
+			h->regrow_released = false;
 		mutex_unlock(&h->lock);
 	}
 }

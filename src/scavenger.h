@@ -107,8 +107,10 @@ size_t scavenger_resident_bytes(void);
  * -1 if the kernel cannot pre-fault. *last_work gets the time of the last
  * node that faulted something in. */
 int prefault_pass(uint64_t *last_work);
-/* The next episode's program starts from anywhere. */
-void prefault_forget_fronts(void);
+/* The next episode's program starts from anywhere. quiet: the episode
+ * ended because the heap stopped growing (not because of a release of
+ * everything, which the program may already be growing back from). */
+void prefault_forget_fronts(bool quiet);
 /* Instead of an episode, while malloc_trim calls are paced: time a fresh
  * huge page if none was yet, and decide whether new arenas go on base
  * pages. scav_lock held. */

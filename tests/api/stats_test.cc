@@ -366,14 +366,16 @@ TEST(StatsJson, ReturnValueAndTruncation)
 	}
 }
 
-// One counter of the statistics' "large" object, read now.
-static uint64_t large_counter(const char *key)
+// One counter of one of the statistics' objects ("large", "scavenger"...), read now.
+static uint64_t stats_counter(const char *obj, const char *key)
 {
 	Json j;
 	std::string s = stats_json();
 	EXPECT_TRUE(JsonParser(s).parse(j));
-	return num(j.get("large")->get(key));
+	return num(j.get(obj)->get(key));
 }
+
+static uint64_t large_counter(const char *key) { return stats_counter("large", key); }
 
 TEST(StatsJson, CountersFollowAllocations)
 {
@@ -782,13 +784,7 @@ TEST(MallocTrim, ReleaseReportsBytes)
 	EXPECT_EQ(released % (size_t)sysconf(_SC_PAGESIZE), 0u);
 }
 
-static uint64_t scavenger_field(const char *key)
-{
-	Json j;
-	std::string s = stats_json();
-	EXPECT_TRUE(JsonParser(s).parse(j));
-	return num(j.get("scavenger")->get(key));
-}
+static uint64_t scavenger_field(const char *key) { return stats_counter("scavenger", key); }
 
 // A program that calls malloc_trim all the time (stress-ng's malloc
 // stressor: after one operation in eight) has the calls paced: they may

@@ -164,10 +164,10 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
 		if (from > addr)
 			os_hugepage(p, from - addr, false);
 		/* Base pages where huge ones cost more than they give (prefault.c). */
-		bool huge = NH_OPTION(THP) && !prefault_fresh_on_base();
-		if (NH_OPTION(THP) && !huge)
+		bool base = NH_OPTION(THP) && prefault_fresh_on_base();
+		if (base)
 			atomic_fetch_add_explicit(&nh_scav.base_arena_bytes, bytes, memory_order_relaxed);
-		os_hugepage((void *)from, addr + bytes - from, huge);
+		os_hugepage((void *)from, addr + bytes - from, NH_OPTION(THP) && !base);
 	}
 	if (numa_bind_heap(p, bytes, h->node) != 0 && !bind_warned) {
 		bind_warned = true;

@@ -125,11 +125,12 @@ static void count_reused(struct mheap *h, uintptr_t end, size_t scav, size_t fre
 		h->regrow_released = true;
 	}
 	if (fresh) {
-		h->fresh_bytes += fresh << NH_PAGE_SHIFT;
-		prefault_note_fresh(fresh << NH_PAGE_SHIFT);
+		size_t bytes = fresh << NH_PAGE_SHIFT;
+		h->fresh_bytes += bytes;
+		prefault_note_fresh(bytes);
 		h->fresh_top = NH_MAX(h->fresh_top, end);
 		if (h->fresh_bytes > PF_FRESH_MIN && prefault_fresh_wanted()) {
-			grown += fresh << NH_PAGE_SHIFT;
+			grown += bytes;
 			h->regrow_fresh = true;
 		}
 	}

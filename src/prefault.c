@@ -56,6 +56,8 @@
 /* Pages faulted in per look at the window: a huge page. */
 #define PF_STEP NH_PAGES_PER_HUGE
 #define PF_LEAD (2 * NH_HUGE_BYTES)
+/* a rounded up to a huge page boundary. */
+static inline uintptr_t huge_up(uintptr_t a) { return (a + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1); }
 /*
  * The window of an episode that follows fresh growth. The thread faults
  * in a huge page at a time and looks again every 250 us, so all a window
@@ -155,8 +157,9 @@ static bool cpu_to_spare(void)
  * on, and the rest of the arena the heap is growing in, are advised
  * MADV_NOHUGEPAGE (arena.c); new arenas get huge pages again once the
  * timing says fast (not when a CPU turns idle for a moment: under 4
- * threads on 2 CPUs that happened some 150 times in 8 s). Memory so placed stays on base pages: the price is TLB reach,
- * on a host where huge pages cost this much to get.
+ * threads on 2 CPUs that happened some 150 times in 8 s). Memory so
+ * placed stays on base pages: the price is TLB reach, on a host where huge
+ * pages cost this much to get.
  */
 static _Atomic bool fresh_base;
 
@@ -179,7 +182,7 @@ static void decide_base(bool spare)
 	nh_scav.fresh_base_switches++;
 	for_each_heap(h) {
 		mutex_lock(&h->lock);
-		uintptr_t top = (h->fresh_top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1);
+		uintptr_t top = huge_up(h->fresh_top);
 		struct heap_arena *ha = h->fresh_top ? arena_of(h->fresh_top - 1) : NULL;
 		uintptr_t end = ha ? ha->base + NH_ARENA_BYTES : 0;
 		mutex_unlock(&h->lock);
@@ -217,6 +220,29 @@ static void note_cost(uint64_t ns, size_t bytes)
 		atomic_store_explicit(&fresh_off_until, os_nanotime() + PF_REPROBE_NS, memory_order_relaxed);
 		nh_scav.prefault_fresh_offs++;
 	}
+}
+
+/*
+ * Fault in n runs whose scavenged bits were just cleared, timing each
+ * (note_cost); the bytes faulted in, or -1 if the kernel cannot (no
+ * MADV_POPULATE_WRITE). A run that fails otherwise (no memory) stays free
+ * and marked resident though it is not: the program faults it in itself
+ * (and calloc clears it, needlessly), or the scavenger releases it again.
+ */
+static ssize_t fault_in(const struct page_run *run, unsigned n)
+{
+	size_t done = 0;
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t t0 = os_thread_cputime();
+		int r = os_populate((void *)run[i].base, run[i].bytes);
+		if (r == -EINVAL)
+			return -1;
+		if (r == 0) {
+			note_cost(os_thread_cputime() - t0, run[i].bytes);
+			done += run[i].bytes;
+		}
+	}
+	return (ssize_t)done;
 }
 
 /*
@@ -263,20 +289,10 @@ static ssize_t prefault_node(struct mheap *h)
 		mutex_unlock(&h->lock);
 		if (n == 0)
 			break;
-		for (unsigned i = 0; i < n; i++) {
-			uint64_t t0 = os_thread_cputime();
-			int r = os_populate((void *)run[i].base, run[i].bytes);
-			if (r == 0)
-				note_cost(os_thread_cputime() - t0, run[i].bytes);
-			if (r == -EINVAL)
-				return -1;
-			if (r == 0)
-				done += run[i].bytes;
-			/* Otherwise (no memory; or, with -EINVAL, this run and the
-			 * rest) the pages stay free and marked resident though they
-			 * are not: the program faults them itself (and calloc clears
-			 * them, needlessly), or the scavenger releases them again. */
-		}
+		ssize_t r = fault_in(run, n);
+		if (r < 0)
+			return -1;
+		done += (size_t)r;
 	}
 	mutex_lock(&h->lock);
 	h->prefault_bytes += done;
@@ -294,21 +310,14 @@ void prefault_probe(void)
 			/* Only a heap past PF_FRESH_MIN (regrow_fresh); the huge
 			 * page after the next: the program's own next one may be
 			 * under its fault already. */
-			uintptr_t at = ((h->fresh_top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1)) + NH_HUGE_BYTES;
+			uintptr_t at = huge_up(h->fresh_top) + NH_HUGE_BYTES;
 			unsigned n = h->regrow_fresh ? page_alloc_unscavenge_low(&h->pages, at, at + NH_HUGE_BYTES, SIZE_MAX / 2,
 									     PF_STEP, run, PF_RUNS)
 						  : 0;
 			mutex_unlock(&h->lock);
-			size_t done = 0;
-			for (unsigned i = 0; i < n; i++) {
-				uint64_t t0 = os_thread_cputime();
-				if (os_populate((void *)run[i].base, run[i].bytes) == 0) {
-					note_cost(os_thread_cputime() - t0, run[i].bytes);
-					done += run[i].bytes;
-				}
-			}
+			ssize_t done = fault_in(run, n);
 			mutex_lock(&h->lock);
-			h->prefault_bytes += done;
+			h->prefault_bytes += done > 0 ? (size_t)done : 0;
 			mutex_unlock(&h->lock);
 		}
 	}
@@ -345,7 +354,7 @@ static void forget_fresh_top(struct mheap *h)
 		return;
 	struct heap_arena *ha = arena_of(h->regrow_front - 1);
 	uintptr_t top = ha->zeroed_base;
-	uintptr_t end = (top + NH_HUGE_BYTES - 1) & ~(uintptr_t)(NH_HUGE_BYTES - 1);
+	uintptr_t end = huge_up(top);
 	if (top < end && top >= ha->base)
 		page_alloc_mark_scavenged(&h->pages, top, (end - top) >> NH_PAGE_SHIFT);
 }

@@ -22,7 +22,6 @@ namespace {
 struct Block {
 	unsigned char *p;
 	size_t n;
-	bool zeroed;
 };
 
 // Allocate about `bytes` of a server's mix (mostly 16 B - 1 KiB, some
@@ -46,7 +45,7 @@ template <class Stop> std::vector<Block> grow(size_t bytes, Rng &r, Stop stop)
 			break;
 		}
 		fill(p, n, v.size());
-		v.push_back({p, n, zeroed});
+		v.push_back({p, n});
 		total += n;
 		if (total >= next_check) {
 			next_check += 16u << 20;

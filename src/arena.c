@@ -149,7 +149,7 @@ static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_
  * THP, node binding: advice only, a failure costs speed, not memory
  * (strict binding fails later, at first touch, as the kernel decides).
  */
-static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes, uintptr_t slice)
+static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes, uintptr_t slice, uintptr_t *base_from)
 {
 	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed)) {
 		/*
@@ -167,6 +167,7 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
 		bool base = NH_OPTION(THP) && prefault_fresh_on_base();
 		if (base)
 			atomic_fetch_add_explicit(&nh_scav.base_arena_bytes, bytes, memory_order_relaxed);
+		*base_from = base ? from : 0;
 		os_hugepage((void *)from, addr + bytes - from, NH_OPTION(THP) && !base);
 	}
 	if (numa_bind_heap(p, bytes, h->node) != 0 && !bind_warned) {
@@ -216,12 +217,15 @@ int arena_grow(struct mheap *h, size_t bytes)
 	void *p = map_arenas(h, &addr, bytes, slice_end);
 	if (!p)
 		return -ENOMEM;
-	advise_arenas(h, p, addr, bytes, slice);
+	uintptr_t base_from = 0;
+	advise_arenas(h, p, addr, bytes, slice, &base_from);
 	struct heap_arena *list = publish_arenas(h, addr, &bytes);
 	if (bytes == 0)
 		return -ENOMEM;
 	if (page_alloc_grow(&h->pages, addr, bytes) != 0)
 		return -ENOMEM;
+	if (base_from && base_from < addr + bytes) /* made huge once the heap stops growing (hugepages.c) */
+		page_alloc_note_base(&h->pages, base_from, addr + bytes - base_from);
 	while (list) {
 		struct heap_arena *next = list->next;
 		list->next = h->arenas;

@@ -106,8 +106,119 @@ uint64_t scavenger_regrown_bytes(void)
 	return r;
 }
 
+/*
+ * Huge pages for what grew on base pages. Where fresh huge pages were
+ * slow to get and the program kept its CPUs busy, arenas were advised
+ * MADV_NOHUGEPAGE (prefault.c, fresh_base) and their huge pages noted
+ * (page_alloc_note_base). Once the program has stopped growing for
+ * BASE_SETTLE_NS, the background thread collapses them, top down, one at
+ * a time: only those of which mincore finds at most BASE_MAX_ABSENT
+ * pages missing (a collapse fills in every page: memory the program never
+ * wrote, or that was released, becomes resident, so at most 3% more; all
+ * resident would leave out most huge pages, where a large block's last
+ * page or a span's free tail was never written). The copy is the thread's time, paced by the CPU budget,
+ * when the program is not faulting in memory of its own; khugepaged would
+ * not do it (the ranges are marked NOHUGEPAGE, and it fills in pages).
+ * Those left out are asked again after BASE_REWALK_NS or the
+ * next growth.
+ */
+#define BASE_SETTLE_NS ((uint64_t)2000000000)
+#define BASE_MAX_ABSENT (NH_HUGE_BYTES / 32)
+#define BASE_REWALK_NS ((uint64_t)30000000000)
+
+/* Make huge page hp whole: allowed huge pages again, collapsed. Counts
+ * the result. scav_lock held (so that no release meets the copy); the
+ * pageAlloc already says it is not broken (page_alloc_collapse_begin). */
+static void collapse_one(uintptr_t hp, bool was_nohuge)
+{
+	if (os_hugepage((void *)hp, NH_HUGE_BYTES, true) == 0 && was_nohuge &&
+	    atomic_load_explicit(&nohuge_count, memory_order_relaxed))
+		atomic_fetch_sub_explicit(&nohuge_count, 1, memory_order_relaxed);
+	int r = collapse_by_khugepaged ? 0 : os_collapse((void *)hp, NH_HUGE_BYTES);
+	if (r == -EINVAL) {
+		/* No MADV_COLLAPSE (before 6.1): the range is allowed huge
+		 * pages again, and khugepaged will collapse it. */
+		collapse_by_khugepaged = true;
+		nh_scav.collapse = "khugepaged";
+	}
+	if (r == 0 || r == -EINVAL)
+		nh_scav.collapses++;
+	else
+		nh_scav.collapse_failures++;
+}
+
+/*
+ * Walk node h's huge pages grown on base pages (base) or split by the
+ * scavenger, top down, and collapse those the program (nearly) fills.
+ * Returns true if cut by the deadline (work may be left), false when the
+ * walk is done or malloc_trim calls are paced (scavenger.c).
+ */
+static bool collapse_walk(struct mheap *h, bool base, uint64_t now, uint64_t deadline)
+{
+	/* The first NH_SMALL_HEAP_BYTES of the slice stay on base pages (arena.c). */
+	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
+	for (;;) {
+		uint64_t t = os_nanotime();
+		if (t >= deadline)
+			return true;
+		if (scavenger_trims_paced(t))
+			return false;
+		unsigned nscav = 0;
+		scavenger_lock();
+		mutex_lock(&h->lock);
+		uintptr_t hp = base ? page_alloc_next_base(&h->pages, &cursor, floor, BASE_MAX_ABSENT >> NH_PAGE_SHIFT)
+				    : page_alloc_next_collapse(&h->pages, &cursor, floor, COLLAPSE_MAX_RELEASED,
+							       NH_PAGES_PER_HUGE / 2, &nscav);
+		mutex_unlock(&h->lock);
+		if (!hp) {
+			scavenger_unlock();
+			return false;
+		}
+		/* Released OS pages inside its spans count too (MADV_FREE'd
+		 * ones read as resident to mincore). */
+		size_t left = base ? BASE_MAX_ABSENT : (size_t)(COLLAPSE_MAX_RELEASED - nscav) << NH_PAGE_SHIFT;
+		if ((base && os_absent_pages((void *)hp, NH_HUGE_BYTES) > BASE_MAX_ABSENT / 4096) ||
+		    mcentral_reclaim_range(h, hp, hp + NH_HUGE_BYTES, left) == SIZE_MAX) {
+			scavenger_unlock();
+			continue;
+		}
+		mutex_lock(&h->lock);
+		bool broken = page_alloc_collapse_begin(&h->pages, hp, now);
+		mutex_unlock(&h->lock);
+		collapse_one(hp, broken);
+		if (base)
+			nh_scav.base_collapses++;
+		scavenger_unlock();
+	}
+}
+
+/* The base-page step; returns true if cut by the deadline. */
+static bool collapse_base(struct mheap *h, uint64_t now, uint64_t deadline)
+{
+	mutex_lock(&h->lock);
+	uint64_t fresh = h->fresh_bytes;
+	size_t base_huge = h->pages.base_huge;
+	mutex_unlock(&h->lock);
+	if (fresh - h->base_seen_fresh >= NH_HUGE_BYTES || !h->fresh_grown_at) {
+		h->base_seen_fresh = fresh;
+		h->fresh_grown_at = now;
+	}
+	if (!base_huge || now - h->fresh_grown_at < BASE_SETTLE_NS)
+		return false;
+	if (fresh == h->base_walked_fresh && h->base_walked_at && now - h->base_walked_at < BASE_REWALK_NS)
+		return false;
+	if (collapse_walk(h, true, now, deadline))
+		return true; /* cut: the walk goes on next round, from the top */
+	h->base_walked_at = now;
+	h->base_walked_fresh = fresh;
+	return false;
+}
+
 bool hugepages_collapse(struct mheap *h, uint64_t now, uint64_t deadline)
 {
+	if (collapse_base(h, now, deadline))
+		return true;
+
 	uint64_t r = regrown_bytes(h);
 	bool growing = r - h->collapse_seen_regrown >= NH_HUGE_BYTES;
 	if (r != h->collapse_seen_regrown) {
@@ -121,50 +232,5 @@ bool hugepages_collapse(struct mheap *h, uint64_t now, uint64_t deadline)
 	mutex_unlock(&h->lock);
 	if (!any)
 		return false;
-	/* The first NH_SMALL_HEAP_BYTES of the slice stay on base pages (arena.c). */
-	uintptr_t cursor = UINTPTR_MAX, floor = h->pages.base + NH_SMALL_HEAP_BYTES;
-	uint64_t hold = now;
-	for (;;) {
-		uint64_t t = os_nanotime();
-		if (t >= deadline)
-			return true; /* cut: work may be left */
-		if (scavenger_trims_paced(t))
-			return false; /* the program keeps trimming (scavenger.c) */
-		unsigned nscav = 0;
-		scavenger_lock();
-		mutex_lock(&h->lock);
-		uintptr_t hp = page_alloc_next_collapse(&h->pages, &cursor, floor, COLLAPSE_MAX_RELEASED,
-							NH_PAGES_PER_HUGE / 2, &nscav);
-		mutex_unlock(&h->lock);
-		if (!hp) {
-			scavenger_unlock();
-			break;
-		}
-		/* Released OS pages inside its spans count too. */
-		size_t left = (size_t)(COLLAPSE_MAX_RELEASED - nscav) << NH_PAGE_SHIFT;
-		if (mcentral_reclaim_range(h, hp, hp + NH_HUGE_BYTES, left) == SIZE_MAX) {
-			scavenger_unlock();
-			continue;
-		}
-		mutex_lock(&h->lock);
-		page_alloc_collapse_begin(&h->pages, hp, hold);
-		mutex_unlock(&h->lock);
-		/* Huge pages allowed again (harmless if it never lost them). */
-		if (os_hugepage((void *)hp, NH_HUGE_BYTES, true) == 0 &&
-		    atomic_load_explicit(&nohuge_count, memory_order_relaxed))
-			atomic_fetch_sub_explicit(&nohuge_count, 1, memory_order_relaxed);
-		int r2 = collapse_by_khugepaged ? 0 : os_collapse((void *)hp, NH_HUGE_BYTES);
-		scavenger_unlock();
-		if (r2 == -EINVAL) {
-			/* No MADV_COLLAPSE (before 6.1): the range is allowed
-			 * huge pages again, and khugepaged will collapse it. */
-			collapse_by_khugepaged = true;
-			nh_scav.collapse = "khugepaged";
-		}
-		if (r2 == 0 || r2 == -EINVAL)
-			nh_scav.collapses++;
-		else
-			nh_scav.collapse_failures++;
-	}
-	return false;
+	return collapse_walk(h, false, now, deadline);
 }

@@ -284,7 +284,7 @@ int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 		memset(cs[i].alloc, 0, sizeof cs[i].alloc);
 		memset(cs[i].scav, 0xff, sizeof cs[i].scav); /* new memory is not backed */
 		cs[i].free_tick = cs[i].alloc_tick = 0;
-		cs[i].broken = 0;
+		cs[i].broken = cs[i].base = 0;
 		pa->chunks[first + i] = &cs[i];
 	}
 	size_t npages = bytes >> NH_PAGE_SHIFT;
@@ -508,7 +508,7 @@ int page_alloc_check(struct page_alloc *pa)
 {
 	unsigned leaf = NH_SUMMARY_LEVELS - 1;
 	size_t lo = chunk_index(pa, pa->base), hi = pa->grown_end > pa->base ? chunk_index(pa, pa->grown_end - 1) : 0;
-	size_t nalloc = 0, nscav = 0, nbroken = 0;
+	size_t nalloc = 0, nscav = 0, nbroken = 0, nbase = 0;
 	for (size_t ci = lo; pa->grown_end > pa->base && ci <= hi; ci++) {
 		struct palloc_chunk *c = pa->chunks[ci];
 		palloc_sum want = c ? chunk_summarize(c) : 0;
@@ -518,6 +518,7 @@ int page_alloc_check(struct page_alloc *pa)
 			nalloc += bits_count(c->alloc, 0, NH_CHUNK_PAGES);
 			nscav += bits_count(c->scav, 0, NH_CHUNK_PAGES);
 			nbroken += (size_t)nh_popcount64(c->broken);
+			nbase += (size_t)nh_popcount64(c->base);
 			for (int w = 0; w < NH_CHUNK_WORDS; w++)
 				if (c->alloc[w] & c->scav[w])
 					return 100; /* allocated pages are never scavenged */
@@ -539,6 +540,8 @@ int page_alloc_check(struct page_alloc *pa)
 		return 102;
 	if (nbroken != pa->broken)
 		return 104;
+	if (nbase != pa->base_huge)
+		return 105;
 	/* search_addr: no free page below it. */
 	if (pa->search_addr > pa->base && pa->grown_end > pa->base) {
 		uintptr_t a = pa->base;

@@ -46,7 +46,11 @@ struct palloc_chunk {
 	 * split it into base pages); cleared when made whole again
 	 * (page_alloc_collapse_begin). Counted in page_alloc.broken. */
 	uint32_t broken;
-	uint32_t pad;
+	/* Bit h: huge page h grew on base pages (its arena advised
+	 * MADV_NOHUGEPAGE, prefault.c's fresh_base) and is to be made huge
+	 * once the program stops growing (page_alloc_next_base). Cleared by
+	 * page_alloc_collapse_begin. Counted in page_alloc.base_huge. */
+	uint32_t base;
 };
 
 struct page_alloc {
@@ -66,6 +70,7 @@ struct page_alloc {
 	size_t pages_alloc;
 	size_t pages_scav; /* free and scavenged */
 	size_t broken;	   /* huge pages with their bit set in chunk->broken */
+	size_t base_huge;  /* huge pages with their bit set in chunk->base */
 };
 
 int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int node, struct mutex *lock); /* at heap set-up, no lock */
@@ -135,11 +140,20 @@ unsigned page_alloc_note_broken(struct page_alloc *pa, uintptr_t addr, size_t by
  */
 uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
 				   unsigned min_used, unsigned *nscav);
+/* The whole huge pages of [addr, addr + bytes) grow on base pages (their
+ * range was just advised MADV_NOHUGEPAGE): noted, to be collapsed later. */
+void page_alloc_note_base(struct page_alloc *pa, uintptr_t addr, size_t bytes); /* pa->lock held */
+/* The next huge page below *cursor (which moves down past it) and not
+ * below floor that grew on base pages and holds at most max_scav released
+ * (or never touched) free pages (how much of it is resident is the
+ * caller's question: mincore). 0 when there is none. */
+uintptr_t page_alloc_next_base(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav); /* pa->lock held */
 /* Huge page hp is about to be collapsed: no longer broken, its free
  * released pages count as resident (the kernel fills them in), and its
  * chunk counts as used until hold_until (so that nothing splits it again
  * meanwhile: scav_query.allocs_too, page_alloc_chunk_idle). */
-void page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until);
+/* Returns whether it was broken (as opposed to only grown on base pages). */
+bool page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until);
 /* Has the chunk holding addr been neither freed into nor allocated from
  * at or after idle_before? *tick gets its last use. A racy read: no lock. */
 bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_before, uint64_t *tick);

@@ -220,11 +220,13 @@ unsigned page_alloc_note_broken(struct page_alloc *pa, uintptr_t addr, size_t by
 	return nout;
 }
 
-uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
-				   unsigned min_used, unsigned *nscav)
+/* The walk of next_collapse and next_base: the next huge page below
+ * *cursor, not below floor, with its bit set in chunk->base (base) or
+ * chunk->broken, at most max_scav released pages and at least min_used
+ * allocated ones. */
+static uintptr_t next_marked(struct page_alloc *pa, bool base, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+			     unsigned min_used, unsigned *nscav)
 {
-	if (!pa->broken)
-		return 0;
 	uintptr_t top = NH_MIN(*cursor, pa->grown_end);
 	floor = NH_MAX(floor, pa->base);
 	while (top > floor) {
@@ -232,14 +234,15 @@ uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uin
 		struct palloc_chunk *c = pa->chunks[ci];
 		uintptr_t cbase = pa->base + (ci << NH_CHUNK_SHIFT);
 		top = cbase;
-		for (int h = NH_CHUNK_HUGE - 1; c && c->broken && h >= 0; h--) {
+		uint32_t marks = !c ? 0 : base ? c->base : c->broken;
+		for (int h = NH_CHUNK_HUGE - 1; marks && h >= 0; h--) {
 			uintptr_t hp = cbase + ((uintptr_t)h << NH_HUGE_SHIFT);
-			if (hp >= *cursor || hp < floor || !(c->broken >> h & 1))
+			if (hp >= *cursor || hp < floor || !(marks >> h & 1))
 				continue;
 			unsigned first = (unsigned)h * NH_PAGES_PER_HUGE;
 			unsigned ns = bits_count(c->scav, first, NH_PAGES_PER_HUGE);
 			if (ns > max_scav || bits_count(c->alloc, first, NH_PAGES_PER_HUGE) < min_used)
-				continue; /* not grown back into (yet) */
+				continue; /* not grown back into (yet), or never touched */
 			*cursor = hp;
 			*nscav = ns;
 			return hp;
@@ -249,20 +252,52 @@ uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uin
 	return 0;
 }
 
-void page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until)
+uintptr_t page_alloc_next_collapse(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav,
+				   unsigned min_used, unsigned *nscav)
+{
+	return pa->broken ? next_marked(pa, false, cursor, floor, max_scav, min_used, nscav) : 0;
+}
+
+void page_alloc_note_base(struct page_alloc *pa, uintptr_t addr, size_t bytes)
+{
+	uintptr_t hp = (addr + NH_HUGE_BYTES - 1) & ~(NH_HUGE_BYTES - 1);
+	for (; hp + NH_HUGE_BYTES <= addr + bytes; hp += NH_HUGE_BYTES) {
+		struct palloc_chunk *c = pa->chunks[chunk_index(pa, hp)];
+		uint32_t bit = (uint32_t)1 << (chunk_page(hp) / NH_PAGES_PER_HUGE);
+		if (!(c->base & bit)) {
+			c->base |= bit;
+			pa->base_huge++;
+		}
+	}
+}
+
+uintptr_t page_alloc_next_base(struct page_alloc *pa, uintptr_t *cursor, uintptr_t floor, unsigned max_scav)
+{
+	unsigned ns;
+	return pa->base_huge ? next_marked(pa, true, cursor, floor, max_scav, 0, &ns) : 0;
+}
+
+bool page_alloc_collapse_begin(struct page_alloc *pa, uintptr_t hp, uint64_t hold_until)
 {
 	struct palloc_chunk *c = pa->chunks[chunk_index(pa, hp)];
 	unsigned h = chunk_page(hp) / NH_PAGES_PER_HUGE, first = h * NH_PAGES_PER_HUGE;
+	uint32_t bit = (uint32_t)1 << h;
 	/* The free pages still released: the collapse fills them in. */
 	pa->pages_scav -= bits_count(c->scav, first, NH_PAGES_PER_HUGE);
 	bits_clear(c->scav, first, NH_PAGES_PER_HUGE);
-	if (c->broken >> h & 1) {
-		c->broken &= ~((uint32_t)1 << h);
+	bool was_broken = c->broken & bit;
+	if (was_broken) {
+		c->broken &= ~bit;
 		pa->broken--;
+	}
+	if (c->base & bit) {
+		c->base &= ~bit;
+		pa->base_huge--;
 	}
 	/* Counts as used until then: not split again meanwhile. */
 	if (c->alloc_tick < hold_until)
 		c->alloc_tick = hold_until;
+	return was_broken;
 }
 
 bool page_alloc_chunk_idle(struct page_alloc *pa, uintptr_t addr, uint64_t idle_before, uint64_t *tick)

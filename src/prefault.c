@@ -158,12 +158,17 @@ static bool cpu_to_spare(void)
  * MADV_NOHUGEPAGE (arena.c); new arenas get huge pages again once the
  * timing says fast (not when a CPU turns idle for a moment: under 4
  * threads on 2 CPUs that happened some 150 times in 8 s). Memory so
- * placed stays on base pages: the price is TLB reach, on a host where huge
- * pages cost this much to get.
+ * placed is on base pages while the heap grows; once it has stopped, the
+ * background thread makes its wholly resident huge pages huge
+ * (hugepages.c, collapse_base), at its own pace and cost.
+ * NUMAHEAP_THP_ADAPT=base puts every new arena on base pages first.
  */
 static _Atomic bool fresh_base;
 
-bool prefault_fresh_on_base(void) { return atomic_load_explicit(&fresh_base, memory_order_relaxed); }
+bool prefault_fresh_on_base(void)
+{
+	return NH_OPTION(THP_ADAPT) == THP_ADAPT_BASE || atomic_load_explicit(&fresh_base, memory_order_relaxed);
+}
 
 /* After a look (the background thread): decide, and move the rest of
  * each heap's growing arena if base pages it is. */
@@ -172,7 +177,7 @@ static void decide_base(bool spare)
 	if (cost_samples < PF_MIN_SAMPLES)
 		return; /* no verdict yet */
 	bool was = atomic_load_explicit(&fresh_base, memory_order_relaxed);
-	bool base = cost_avg >= PF_CHEAP_NS && (was || !spare) && NH_OPTION(THP) && NH_OPTION(THP_ADAPT) &&
+	bool base = cost_avg >= PF_CHEAP_NS && (was || !spare) && NH_OPTION(THP) && NH_OPTION(THP_ADAPT) == THP_ADAPT_ON &&
 		    !NH_OPTION(HUGETLB);
 	if (base == was)
 		return;
@@ -186,8 +191,12 @@ static void decide_base(bool spare)
 		struct heap_arena *ha = h->fresh_top ? arena_of(h->fresh_top - 1) : NULL;
 		uintptr_t end = ha ? ha->base + NH_ARENA_BYTES : 0;
 		mutex_unlock(&h->lock);
-		if (ha && top < end)
-			os_hugepage((void *)top, end - top, false);
+		if (!ha || top >= end)
+			continue;
+		os_hugepage((void *)top, end - top, false);
+		mutex_lock(&h->lock);
+		page_alloc_note_base(&h->pages, top, end - top); /* made huge once growth stops */
+		mutex_unlock(&h->lock);
 	}
 }
 

@@ -12,6 +12,8 @@ struct os_batch;
 
 /* NUMAHEAP_SCAVENGER */
 enum { SCAV_IO_URING = 0, SCAV_MADVISE = 1, SCAV_OFF = 2 };
+/* NUMAHEAP_THP_ADAPT */
+enum { THP_ADAPT_OFF = 0, THP_ADAPT_ON = 1, THP_ADAPT_BASE = 2 };
 
 /* Written by the background thread or under scav_lock; read racily by stats.c. */
 struct nh_scav_stats {
@@ -41,6 +43,7 @@ struct nh_scav_stats {
 	uint64_t budget_cuts;	/* background passes the CPU budget stopped with work left */
 	const char *collapse;	/* "on", "off" or "unsupported" (kernel before 6.1) */
 	uint64_t collapses;	/* split huge pages made whole again (MADV_COLLAPSE) */
+	uint64_t base_collapses;	/* of collapses: huge pages grown on base pages (fresh huge pages slow) */
 	uint64_t collapse_failures;	/* collapses the kernel refused (no huge page to be had) */
 	unsigned delay_shift;	/* the background delays are the options' << this (churn back-off) */
 	uint64_t churn_events;	/* background releases the program soon grew back into */

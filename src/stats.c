@@ -290,7 +290,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"fresh_base_switches\":%llu,\"base_arena_bytes\":%llu,"
 		   "\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
-		   "\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
+		   "\"base_collapses\":%llu,\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
 		   "\"trims_paced\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
@@ -303,7 +303,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)nh_scav.fresh_base_switches, (unsigned long long)atomic_load(&nh_scav.base_arena_bytes),
 		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
-		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.collapse_failures,
+		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.base_collapses,
+		   (unsigned long long)nh_scav.collapse_failures,
 		   nh_scav.delay_shift, (unsigned long long)nh_scav.churn_events,
 		   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced);
 	buf_printf(b,

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "mcache.h"
+#include "options.h"
 #include "os/os.h"
 #include "proc.h"
 #include "scavenger.h"
@@ -174,7 +175,7 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		put_bytes(b, __atomic_load_n(&nh_scav.span_released_bytes, __ATOMIC_RELAXED), 0);
 		buf_puts(b, " inside spans in use (");
 		put_bytes(b, now_in_spans, 0);
-		buf_printf(b, " now); %llu huge pages made whole again\n", (unsigned long long)nh_scav.collapses);
+		buf_printf(b, " now); %llu huge pages made whole again\n", (unsigned long long)(nh_scav.collapses - nh_scav.base_collapses));
 	}
 	if (nh_scav.churn_events)
 		buf_printf(b, "churn: %llu regrowths soon after a release; background delays now %ux\n",
@@ -188,15 +189,18 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		buf_printf(b, " ahead of a growing heap in %llu episodes, %llu ms; %llu us of CPU per huge page",
 			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000),
 			   (unsigned long long)(nh_scav.prefault_huge_ns / 1000));
-		if (atomic_load(&nh_scav.base_arena_bytes)) {
-			buf_printf(b, "; arenas put on base pages ");
-			put_bytes(b, atomic_load(&nh_scav.base_arena_bytes), 0);
-			buf_printf(b, " (fresh huge pages slow here, the CPUs busy)");
-		}
 		if (nh_scav.prefault_fresh_offs)
 			buf_printf(b, " (fresh growth left to the program %llu times: it faults in quickly)",
 				   (unsigned long long)nh_scav.prefault_fresh_offs);
 		buf_printf(b, "\n");
+	}
+	if (atomic_load(&nh_scav.base_arena_bytes)) {
+		buf_printf(b, "arenas put on base pages: ");
+		put_bytes(b, atomic_load(&nh_scav.base_arena_bytes), 0);
+		buf_printf(b, " (%s); %llu huge pages of them made whole once the heap stopped growing\n",
+			   NH_OPTION(THP_ADAPT) == THP_ADAPT_BASE ? "NUMAHEAP_THP_ADAPT=base"
+								 : "fresh huge pages slow here, the CPUs busy",
+			   (unsigned long long)nh_scav.base_collapses);
 	}
 	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, madvise %llu, mbind %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,

@@ -147,6 +147,21 @@ int os_hugepage(void *p, size_t n, bool enable) { return advise(p, n, enable ? M
 
 int os_collapse(void *p, size_t n) { return advise(p, n, MADV_COLLAPSE); }
 
+size_t os_absent_pages(void *p, size_t n)
+{
+	enum { PAGE = 4096, VEC = 512 };
+	unsigned char vec[VEC];
+	size_t absent = 0;
+	for (size_t off = 0; off < n; off += (size_t)VEC * PAGE) {
+		size_t len = n - off < (size_t)VEC * PAGE ? n - off : (size_t)VEC * PAGE;
+		if (mincore((char *)p + off, len, vec) != 0)
+			return SIZE_MAX;
+		for (size_t i = 0; i < (len + PAGE - 1) / PAGE; i++)
+			absent += !(vec[i] & 1);
+	}
+	return absent;
+}
+
 /*
  * glibc (2.36 on) decides at every fork whether the process is
  * multi-threaded from __libc_single_threaded, which its pthread_create

@@ -57,6 +57,10 @@ int os_hugepage(void *p, size_t n, bool enable);
  * what its base pages hold (MADV_COLLAPSE; -EINVAL before Linux 6.1 or
  * where huge pages are refused, -EAGAIN or -ENOMEM when none could be had). */
 int os_collapse(void *p, size_t n);
+/* How many of the OS pages of [p, p+n) are not resident (mincore);
+ * SIZE_MAX on error. Not counted in the statistics' kernel calls (a
+ * question, not a change). */
+size_t os_absent_pages(void *p, size_t n);
 
 /*
  * Batched release (os/uring.c): add runs, submit them with one system call

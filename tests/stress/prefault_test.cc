@@ -114,4 +114,54 @@ TEST(Prefault, LargeFreshGrowthIsFaultedInAhead)
 	check_and_free(w);
 }
 
+// Kilobytes of the process's memory on transparent huge pages (only
+// numaheap's arenas ask for them).
+long long anon_huge_kb()
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	if (!f)
+		return -1;
+	char line[256];
+	long long kb = -1;
+	while (fgets(line, sizeof line, f))
+		if (!strncmp(line, "AnonHugePages:", 14))
+			kb = strtoll(line + 14, nullptr, 10);
+	fclose(f);
+	return kb;
+}
+
+TEST(Prefault, BaseArenasAreMadeHugeOnceGrowthStops)
+{
+	// Run with NUMAHEAP_THP_ADAPT=base (CMakeLists.txt): every new arena
+	// grows on base pages, as where fresh huge pages are slow and the
+	// CPUs busy. Once the heap has stopped growing, the background thread
+	// collapses the huge pages that are wholly resident: the heap ends on
+	// huge pages with its resident memory unchanged (nothing that was not
+	// resident is faulted in), and its contents unchanged.
+	Rng r(13);
+	std::vector<Block> v = grow(160u << 20, r, [] { return false; });
+	std::string s = stats();
+	ASSERT_GE(json_number(s, "scavenger", "base_arena_bytes"), 128ll << 20)
+		<< "the arenas were not put on base pages (NUMAHEAP_THP_ADAPT=base)";
+	EXPECT_LT(anon_huge_kb(), 16 << 10) << "the heap grew on huge pages";
+	size_t rss0 = rss_bytes();
+	long long collapses = 0;
+	for (int i = 0, still = 0; i < 150 && (collapses < 48 || still < 10); i++) {
+		usleep(100000); // 2 s of no growth, then the thread's pace; until it is done
+		long long c = json_number(stats(), "scavenger", "base_collapses");
+		still = c == collapses ? still + 1 : 0;
+		collapses = c;
+	}
+	s = stats();
+	EXPECT_GE(collapses, 48) << "fewer than 48 of the heap's ~80 huge pages were made whole: " << s;
+	EXPECT_EQ(json_number(s, "scavenger", "collapse_failures"), 0);
+	EXPECT_GE(anon_huge_kb(), (collapses - 8) * 2048) << "the kernel does not show the collapsed huge pages";
+	size_t rss1 = rss_bytes();
+	printf("base pages: %lld huge pages made whole, %lld MiB of the process on huge pages, RSS %zu -> %zu MiB\n",
+	       collapses, anon_huge_kb() >> 10, rss0 >> 20, rss1 >> 20);
+	EXPECT_LT(rss1, rss0 + (4u << 20)) << "collapsing faulted memory in: RSS " << (rss0 >> 20) << " -> "
+					  << (rss1 >> 20) << " MiB";
+	check_and_free(v);
+}
+
 } // namespace

@@ -205,7 +205,7 @@ static bool collapse_base(struct mheap *h, uint64_t now, uint64_t deadline)
 	}
 	if (!base_huge || now - h->fresh_grown_at < BASE_SETTLE_NS)
 		return false;
-	if (fresh == h->base_walked_fresh && h->base_walked_at && now - h->base_walked_at < BASE_REWALK_NS)
+	if (fresh - h->base_walked_fresh < NH_HUGE_BYTES && h->base_walked_at && now - h->base_walked_at < BASE_REWALK_NS)
 		return false;
 	if (collapse_walk(h, true, now, deadline))
 		return true; /* cut: the walk goes on next round, from the top */

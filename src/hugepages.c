@@ -127,9 +127,10 @@ uint64_t scavenger_regrown_bytes(void)
 #define BASE_REWALK_NS ((uint64_t)30000000000)
 
 /* Make huge page hp whole: allowed huge pages again, collapsed. Counts
- * the result. scav_lock held (so that no release meets the copy); the
- * pageAlloc already says it is not broken (page_alloc_collapse_begin). */
-static void collapse_one(uintptr_t hp, bool was_nohuge)
+ * the result; false if the kernel refused. scav_lock held (so that no
+ * release meets the copy); the pageAlloc already says it is not broken
+ * (page_alloc_collapse_begin). */
+static bool collapse_one(uintptr_t hp, bool was_nohuge)
 {
 	if (os_hugepage((void *)hp, NH_HUGE_BYTES, true) == 0 && was_nohuge &&
 	    atomic_load_explicit(&nohuge_count, memory_order_relaxed))
@@ -141,10 +142,12 @@ static void collapse_one(uintptr_t hp, bool was_nohuge)
 		collapse_by_khugepaged = true;
 		nh_scav.collapse = "khugepaged";
 	}
-	if (r == 0 || r == -EINVAL)
+	if (r == 0 || r == -EINVAL) {
 		nh_scav.collapses++;
-	else
-		nh_scav.collapse_failures++;
+		return true;
+	}
+	nh_scav.collapse_failures++;
+	return false;
 }
 
 /*
@@ -185,9 +188,15 @@ static bool collapse_walk(struct mheap *h, bool base, uint64_t now, uint64_t dea
 		mutex_lock(&h->lock);
 		bool broken = page_alloc_collapse_begin(&h->pages, hp, now);
 		mutex_unlock(&h->lock);
-		collapse_one(hp, broken);
-		if (base)
-			nh_scav.base_collapses++;
+		if (collapse_one(hp, broken)) {
+			nh_scav.base_collapses += base;
+		} else if (base) {
+			/* Refused (no huge page to be had, or pages shared with a
+			 * forked child): asked again at the next walk. */
+			mutex_lock(&h->lock);
+			page_alloc_note_base(&h->pages, hp, NH_HUGE_BYTES);
+			mutex_unlock(&h->lock);
+		}
 		scavenger_unlock();
 	}
 }

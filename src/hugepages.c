@@ -151,6 +151,19 @@ static bool collapse_one(uintptr_t hp, bool was_nohuge)
 }
 
 /*
+ * A huge page grown on base pages is collapsed when nearly all of it is
+ * resident (mincore) and at least half of it holds objects: a sparse one
+ * (a heap that stopped growing because it freed most of what it had) is
+ * the scavenger's to release, and a collapse would only hold that back
+ * for a delay (page_alloc_collapse_begin) and be split again after it.
+ */
+static bool base_worth_collapsing(struct mheap *h, uintptr_t hp)
+{
+	return os_absent_pages((void *)hp, NH_HUGE_BYTES) <= BASE_MAX_ABSENT / 4096 &&
+	       mcentral_used_in_range(h, hp, hp + NH_HUGE_BYTES) >= NH_HUGE_BYTES / 2;
+}
+
+/*
  * Walk node h's huge pages grown on base pages (base) or split by the
  * scavenger, top down, and collapse those the program (nearly) fills.
  * Returns true if cut by the deadline (work may be left), false when the
@@ -180,7 +193,7 @@ static bool collapse_walk(struct mheap *h, bool base, uint64_t now, uint64_t dea
 		/* Released OS pages inside its spans count too (MADV_FREE'd
 		 * ones read as resident to mincore). */
 		size_t left = base ? BASE_MAX_ABSENT : (size_t)(COLLAPSE_MAX_RELEASED - nscav) << NH_PAGE_SHIFT;
-		if ((base && os_absent_pages((void *)hp, NH_HUGE_BYTES) > BASE_MAX_ABSENT / 4096) ||
+		if ((base && !base_worth_collapsing(h, hp)) ||
 		    mcentral_reclaim_range(h, hp, hp + NH_HUGE_BYTES, left) == SIZE_MAX) {
 			scavenger_unlock();
 			continue;

@@ -129,5 +129,9 @@ void span_piece_range(const struct span_piece *p, uintptr_t *addr, size_t *len);
  * as the program's again (the collapse fills them in) and their bytes are
  * returned; else nothing changes and SIZE_MAX is returned. */
 size_t mcentral_reclaim_range(struct mheap *h, uintptr_t lo, uintptr_t hi, size_t max_bytes);
+/* Bytes the objects of heap h over [lo, hi) take, in use or cached (small
+ * spans by their share of the range, large ones whole): how dense a huge
+ * page is (hugepages.c). Takes the class locks one at a time. */
+size_t mcentral_used_in_range(struct mheap *h, uintptr_t lo, uintptr_t hi);
 
 #endif /* NUMAHEAP_MCENTRAL_H */

@@ -385,14 +385,6 @@ uint64_t mcentral_rescan_at(const struct mcentral *c) { return c->rescan_at; }
 size_t mcentral_released_bytes(const struct mcentral *c) { return c->released_bytes; }
 uint64_t mcentral_reclaimed_bytes(const struct mcentral *c) { return c->reclaimed_bytes; }
 
-/* A peek at a span's released OS pages, and its class, before taking the
- * class's lock; rechecked under it (range_walk). */
-static uint32_t span_peek_released(const struct mspan *s, unsigned *k)
-{
-	*k = s->sizeclass;
-	return s->released;
-}
-
 /* Objects just taken from s by a refill: the OS pages they cover are the
  * program's again (it writes them, and they fault in). */
 static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *objs, unsigned k)
@@ -518,92 +510,6 @@ void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct s
 		}
 	}
 	free_empty_spans(c, h, empty, &nempty, false);
-}
-
-/* The released OS pages of span s inside [lo, hi), as bits of s->released. */
-static uint32_t released_in(const struct mspan *s, uintptr_t lo, uintptr_t hi)
-{
-	uint32_t m = 0;
-	for (uint32_t bits = s->released; bits; bits &= bits - 1) {
-		unsigned j = (unsigned)nh_ctz64(bits);
-		uintptr_t a = s->base + ((uintptr_t)j << unit_shift);
-		if (a >= lo && a < hi)
-			m |= (uint32_t)1 << j;
-	}
-	return m;
-}
-
-/* What range_walk does with each span over [lo, hi). */
-enum range_op {
-	RANGE_RELEASED, /* count the released OS pages of the small spans */
-	RANGE_RECLAIM,	/* and take them back: the program's again */
-	RANGE_USED,	/* count the bytes objects take (in use or cached) */
-};
-
-/* Bytes of [base, end) inside [lo, hi). */
-static size_t overlap(uintptr_t base, uintptr_t end, uintptr_t lo, uintptr_t hi)
-{
-	uintptr_t a = NH_MAX(base, lo), b = NH_MIN(end, hi);
-	return b > a ? (size_t)(b - a) : 0;
-}
-
-/* One small span's share of range_walk; its class's lock held. */
-static size_t range_span(struct mcentral *c, struct mspan *s, uintptr_t lo, uintptr_t hi, enum range_op op)
-{
-	uintptr_t end = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
-	if (op == RANGE_USED) /* the objects' share of the span, by its overlap */
-		return (size_t)((uint64_t)s->nalloc * s->elemsize * overlap(s->base, end, lo, hi) / (end - s->base));
-	uint32_t m = released_in(s, lo, hi);
-	size_t b = (size_t)nh_popcount64(m) << unit_shift;
-	if (op == RANGE_RECLAIM && m) {
-		s->released &= ~m;
-		c->released_bytes -= b;
-	}
-	return b;
-}
-
-/* The spans over [lo, hi), for op. A small span is looked at under its
- * class's lock (one that left its class meanwhile is skipped); a large
- * one, for RANGE_USED, by its state alone. */
-static size_t range_walk(struct mheap *h, uintptr_t lo, uintptr_t hi, enum range_op op)
-{
-	size_t bytes = 0;
-	for (uintptr_t a = lo; a < hi;) {
-		struct mspan *s = span_of(a);
-		if (!s) {
-			a += NH_PAGE_SIZE;
-			continue;
-		}
-		uintptr_t end = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT); /* a hint */
-		unsigned k;
-		uint32_t released = span_peek_released(s, &k);
-		if (k && (released || op == RANGE_USED)) {
-			struct mcentral *c = &h->central[k];
-			mutex_lock(&c->lock);
-			if (s->sizeclass == k && s->list != SPAN_LIST_NONE && s->base < hi && end > lo)
-				bytes += range_span(c, s, lo, hi, op);
-			mutex_unlock(&c->lock);
-		} else if (!k && op == RANGE_USED &&
-			   atomic_load_explicit(&s->state, memory_order_acquire) == SPAN_INUSE) {
-			bytes += overlap(s->base, end, lo, hi);
-		}
-		a = end > a ? end : a + NH_PAGE_SIZE;
-	}
-	return bytes;
-}
-
-size_t mcentral_reclaim_range(struct mheap *h, uintptr_t lo, uintptr_t hi, size_t max_bytes)
-{
-	if (!unit_shift)
-		return 0; /* nothing was ever released inside a span */
-	if (range_walk(h, lo, hi, RANGE_RELEASED) > max_bytes)
-		return SIZE_MAX;
-	return range_walk(h, lo, hi, RANGE_RECLAIM);
-}
-
-size_t mcentral_used_in_range(struct mheap *h, uintptr_t lo, uintptr_t hi)
-{
-	return range_walk(h, lo, hi, RANGE_USED);
 }
 
 void mcentral_fork_lock(bool lock)

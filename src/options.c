@@ -159,7 +159,9 @@ static bool parse_enum(const struct opt_desc *d, const char *s, int64_t *out)
 		c += n + (c[n] == '|');
 		idx++;
 	}
-	return false;
+	/* An enum that grew out of a bool (its first choices off and on)
+	 * still takes the bool's spellings. */
+	return strncmp(d->choices, "off|on|", 7) == 0 && parse_bool(s, out);
 }
 
 /* A node list ("0-1,3") as a bitmap, which may not exceed hi; empty is 0. */

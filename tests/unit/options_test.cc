@@ -113,6 +113,12 @@ TEST_F(Options, WellFormedValues)
 		{"THP", "YES", 1},
 		{"THP", "On", 1},
 		{"THP", "true", 1},
+		{"THP_ADAPT", "base", 2},
+		{"THP_ADAPT", "2", 2},
+		{"THP_ADAPT", "off", 0},
+		{"THP_ADAPT", "on", 1},
+		{"THP_ADAPT", "no", 0}, // an enum grown out of a bool keeps its spellings
+		{"THP_ADAPT", "true", 1},
 		{"RELEASE", "free", 1},
 		{"RELEASE", "dontneed", 0},
 		{"RELEASE", "1", 1},
@@ -151,6 +157,8 @@ TEST_F(Options, BadValuesWarnAndKeepTheDefault)
 		{"THP", "maybe", "NUMAHEAP_THP=maybe: malformed value, default kept"},
 		{"THP", "2", "NUMAHEAP_THP=2: malformed value, default kept"},
 		{"RELEASE", "never", "NUMAHEAP_RELEASE=never: malformed value, default kept"},
+		{"THP_ADAPT", "3", "NUMAHEAP_THP_ADAPT=3: malformed value, default kept"},
+		{"THP_ADAPT", "maybe", "NUMAHEAP_THP_ADAPT=maybe: malformed value, default kept"},
 	};
 	for (const Bad &c : cases) {
 		SCOPED_TRACE(std::string("NUMAHEAP_") + c.name + "=" + c.value);

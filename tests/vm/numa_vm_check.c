@@ -609,6 +609,28 @@ static void thp_job(void *argp)
 			}
 	note("thp: %zu objects, %zu MiB, allocated and churned in %.1f s", b.n, bytes >> 20, now() - t0);
 
+	/* NUMAHEAP_THP_ADAPT=base (vm.base2): the heap grew on base pages, and
+	 * the background thread collapses it once growth stops; the counts
+	 * below are then taken after it is done (collapses unchanged for 2 s). */
+	const char *adapt = getenv("NUMAHEAP_THP_ADAPT");
+	if (adapt && !strcmp(adapt, "base")) {
+		uint64_t seen = 0, n = 0;
+		double t1 = now(), still_since = now();
+		while (now() - t1 < 120) {
+			usleep(250 * 1000);
+			const char *f = strstr(stats_now(), "\"base_collapses\":");
+			n = f ? strtoull(f + strlen("\"base_collapses\":"), NULL, 10) : 0;
+			if (n != seen) {
+				seen = n;
+				still_since = now();
+			} else if (n > 0 && now() - still_since >= 2) {
+				break;
+			}
+		}
+		check(n >= 50, "thp: the heap grown on base pages was collapsed once it stopped growing: %" PRIu64
+		      " huge pages in %.1f s", n, now() - t1);
+	}
+
 	struct pages pg;
 	pages_of(&b, 0, b.n, &pg);
 	size_t thp = 0, present = 0;

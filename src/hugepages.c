@@ -110,19 +110,18 @@ uint64_t scavenger_regrown_bytes(void)
  * Huge pages for what grew on base pages. Where fresh huge pages were
  * slow to get and the program kept its CPUs busy, arenas were advised
  * MADV_NOHUGEPAGE (prefault.c, fresh_base) and their huge pages noted
- * (page_alloc_note_base). Once the program has stopped growing for
- * BASE_SETTLE_NS, the background thread collapses them, top down, one at
- * a time: only those of which mincore finds at most BASE_MAX_ABSENT
- * pages missing (a collapse fills in every page: memory the program never
- * wrote, or that was released, becomes resident, so at most 3% more; all
- * resident would leave out most huge pages, where a large block's last
- * page or a span's free tail was never written). The copy is the thread's time, paced by the CPU budget,
- * when the program is not faulting in memory of its own; khugepaged would
+ * (page_alloc_note_base). Once the program has grown by less than a huge
+ * page a second for BASE_SETTLE_NS, the background thread collapses them,
+ * top down, one at a time, where base_worth_collapsing says so (nearly
+ * all resident, at least half objects). The copy is the thread's time,
+ * paced by its CPU budget, while the program faults in little memory of
+ * its own (a collapse holds the address space's lock); khugepaged would
  * not do it (the ranges are marked NOHUGEPAGE, and it fills in pages).
- * Those left out are asked again after BASE_REWALK_NS or the
- * next growth.
+ * Those left out, or refused by the kernel, are asked again after
+ * BASE_REWALK_NS or the next huge page of growth.
  */
 #define BASE_SETTLE_NS ((uint64_t)2000000000)
+#define BASE_RATE_NS ((uint64_t)1000000000)
 #define BASE_MAX_ABSENT (NH_HUGE_BYTES / 32)
 #define BASE_REWALK_NS ((uint64_t)30000000000)
 
@@ -151,8 +150,11 @@ static bool collapse_one(uintptr_t hp, bool was_nohuge)
 }
 
 /*
- * A huge page grown on base pages is collapsed when nearly all of it is
- * resident (mincore) and at least half of it holds objects: a sparse one
+ * A huge page grown on base pages is collapsed when at most
+ * BASE_MAX_ABSENT of it is not resident (mincore: a collapse fills in
+ * every page, so RSS grows by 3% at most; all resident would leave out
+ * most huge pages, where a large block's last page or a span's free tail
+ * was never written) and at least half of it holds objects: a sparse one
  * (a heap that stopped growing because it freed most of what it had) is
  * the scavenger's to release, and a collapse would only hold that back
  * for a delay (page_alloc_collapse_begin) and be split again after it.
@@ -221,9 +223,18 @@ static bool collapse_base(struct mheap *h, uint64_t now, uint64_t deadline)
 	uint64_t fresh = h->fresh_bytes;
 	size_t base_huge = h->pages.base_huge;
 	mutex_unlock(&h->lock);
-	if (fresh - h->base_seen_fresh >= NH_HUGE_BYTES || !h->fresh_grown_at) {
+	/* Growing: a huge page of fresh pages a second or more, over a second
+	 * at least (rounds come closer together, and growth in bursts). A
+	 * heap that keeps growing slowly is collapsed as it goes: its program
+	 * faults little, and the copies are paced. */
+	if (!h->fresh_grown_at) {
+		h->fresh_grown_at = h->base_seen_at = now;
 		h->base_seen_fresh = fresh;
-		h->fresh_grown_at = now;
+	} else if (now - h->base_seen_at >= BASE_RATE_NS) {
+		if ((double)(fresh - h->base_seen_fresh) * 1e9 >= (double)NH_HUGE_BYTES * (double)(now - h->base_seen_at))
+			h->fresh_grown_at = now;
+		h->base_seen_fresh = fresh;
+		h->base_seen_at = now;
 	}
 	if (!base_huge || now - h->fresh_grown_at < BASE_SETTLE_NS)
 		return false;

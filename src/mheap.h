@@ -49,9 +49,10 @@ struct mheap {
 	uint64_t collapse_seen_regrown;
 	uint64_t regrown_at;
 	/* And for the huge pages grown on base pages: fresh bytes when it
-	 * last looked, when they last grew, and when it last walked them all
-	 * (and the fresh bytes then). */
+	 * last looked and when that was, when they last grew fast, and when
+	 * it last walked them all (and the fresh bytes then). */
 	uint64_t base_seen_fresh;
+	uint64_t base_seen_at;
 	uint64_t fresh_grown_at;
 	uint64_t base_walked_at;
 	uint64_t base_walked_fresh;

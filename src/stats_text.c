@@ -197,7 +197,7 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 	if (atomic_load(&nh_scav.base_arena_bytes)) {
 		buf_printf(b, "arenas put on base pages: ");
 		put_bytes(b, atomic_load(&nh_scav.base_arena_bytes), 0);
-		buf_printf(b, " (%s); %llu huge pages of them made whole once the heap stopped growing\n",
+		buf_printf(b, " (%s); %llu huge pages of them made whole since (growth slowed below 2 MiB/s)\n",
 			   NH_OPTION(THP_ADAPT) == THP_ADAPT_BASE ? "NUMAHEAP_THP_ADAPT=base"
 								 : "fresh huge pages slow here, the CPUs busy",
 			   (unsigned long long)nh_scav.base_collapses);

@@ -170,6 +170,27 @@ TEST(Prefault, BaseArenasAreMadeHugeOnceGrowthStops)
 	check_and_free(v);
 }
 
+TEST(Prefault, SlowlyGrowingBaseHeapIsCollapsedAsItGoes)
+{
+	// A heap on base pages that keeps growing, slowly (1 MiB a second,
+	// a cache filling up): its huge pages are collapsed while it grows,
+	// not only once it stops, which a server of that kind never does.
+	Rng r(15);
+	std::vector<Block> v = grow(128u << 20, r, [] { return false; });
+	ASSERT_GE(json_number(stats(), "scavenger", "base_arena_bytes"), 128ll << 20);
+	long long collapses = 0;
+	std::vector<std::vector<Block>> more;
+	for (int i = 0; i < 80 && collapses < 24; i++) { // at most 8 s
+		more.push_back(grow(100u << 10, r, [] { return false; }));
+		usleep(100000);
+		collapses = json_number(stats(), "scavenger", "base_collapses");
+	}
+	EXPECT_GE(collapses, 24) << "a heap growing by 1 MiB a second was not collapsed as it grew";
+	check_and_free(v);
+	for (auto &w : more)
+		check_and_free(w);
+}
+
 TEST(Prefault, SparseBaseHeapIsLeftToTheScavenger)
 {
 	// The same heap on base pages, 90% of it freed at random before the

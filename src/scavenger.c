@@ -468,9 +468,15 @@ size_t scavenge_now(bool all)
 	mutex_lock(&scav_lock);
 	/* A release of everything ends pre-faulting (the episode holds
 	 * scav_lock while it faults in, so it is between two looks now): it
-	 * would fault straight back in what the program asked to give back. */
+	 * would fault straight back in what the program asked to give back.
+	 * Its fronts go now, not at its next look: by then the program may
+	 * have begun growing back and asked for an episode, and the old one,
+	 * finding the state running again, would go on from fronts above
+	 * everything released, fault in nothing, and end as quiet, taking
+	 * the regrowth's episode with it. */
 	if (all) {
 		bg_prefault_cancel();
+		prefault_forget_fronts(false);
 		nh_scav.sync_releases++;
 	}
 	if (sync_batch.backend != OS_BACKEND_MADVISE)

@@ -1,9 +1,13 @@
 // soak.cc — long runs, bounded in time (docs/reliability.md gives the long
 // commands and the figures of the last long run).
 //
-//   soak mixed   --seconds S [--threads T]   every size and allocation function
-//                 across threads, objects handed between threads, every object's
-//                 contents checked; RSS sampled and required to stay flat
+//   soak mixed   --seconds S [--threads T] [--rss-check no]
+//                 every size and allocation function across threads, objects
+//                 handed between threads, every object's contents checked; RSS
+//                 sampled and required to stay flat (unless --rss-check no: under
+//                 valgrind the run makes ~4,000 operations a second, so after 20 s
+//                 the 4,096 mailboxes are still filling and the heap is still
+//                 growing as it should; the native soak.mixed judges RSS)
 //   soak threads --seconds S                 thread-creation storm: batches of
 //                 short-lived joinable and detached threads that allocate, hand
 //                 objects over and exit; RSS with no thread of the storm alive
@@ -227,7 +231,7 @@ std::string mib(size_t b)
 
 // ---- mixed ---------------------------------------------------------------------------
 
-int soak_mixed(double secs, int nthreads)
+int soak_mixed(double secs, int nthreads, bool rss_check)
 {
 	const size_t kSlots = 1500, kMail = 4096;
 	std::vector<std::atomic<Obj *>> mailbox(kMail);
@@ -294,11 +298,11 @@ int soak_mixed(double secs, int nthreads)
 	printf("soak mixed: %d threads, %.0f s, %llu operations (%.0f/s), %llu handed between threads, %ld errors; "
 	       "RSS peak %s, middle-third peak %s, last-third peak %s (%s), after release %s\n",
 	       nthreads, total, (unsigned long long)ops.load(), ops.load() / total, (unsigned long long)handed.load(),
-	       errors.load(), mib(peak).c_str(), mib(mid).c_str(), mib(last).c_str(), flat ? "flat" : "GROWING",
-	       mib(after).c_str());
-	if (!flat)
+	       errors.load(), mib(peak).c_str(), mib(mid).c_str(), mib(last).c_str(),
+	       !rss_check ? "not judged: --rss-check no" : flat ? "flat" : "GROWING", mib(after).c_str());
+	if (rss_check && !flat)
 		fprintf(stderr, "soak: RSS grew from %s to %s\n", mib(mid).c_str(), mib(last).c_str());
-	return errors.load() == 0 && flat ? 0 : 1;
+	return errors.load() == 0 && (flat || !rss_check) ? 0 : 1;
 }
 
 // ---- thread-creation storm ----------------------------------------------------------
@@ -588,23 +592,30 @@ int soak_fork(double secs)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: soak mixed|threads|fork [--seconds S] [--threads T]\n");
+		fprintf(stderr, "usage: soak mixed|threads|fork [--seconds S] [--threads T] [--rss-check yes|no]\n");
 		return 2;
 	}
 	std::string mode = argv[1];
 	double secs = 60;
 	int threads = 4;
+	bool rss_check = true;
 	for (int i = 2; i + 1 < argc; i += 2) {
 		std::string a = argv[i];
 		if (a == "--seconds")
 			secs = atof(argv[i + 1]);
 		else if (a == "--threads")
 			threads = atoi(argv[i + 1]);
+		else if (a == "--rss-check")
+			rss_check = std::string(argv[i + 1]) != "no";
+		else {
+			fprintf(stderr, "soak: unknown option %s\n", a.c_str());
+			return 2;
+		}
 	}
 	setvbuf(stdout, nullptr, _IOLBF, 0);
 	int rc;
 	if (mode == "mixed")
-		rc = soak_mixed(secs, threads);
+		rc = soak_mixed(secs, threads, rss_check);
 	else if (mode == "threads")
 		rc = soak_threads(secs);
 	else if (mode == "fork")

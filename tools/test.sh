@@ -3,7 +3,9 @@
 # run every test (ctest). Exit status is ctest's.
 #   tools/test.sh [ctest arguments...]     e.g. tools/test.sh -R api
 # Says how long the packages and the build took; ctest ends with its own
-# "Total Test time".
+# "Total Test time". When a test fails, its own failure lines (googletest's
+# "[  FAILED  ]", the checks' "FAIL" and "not ok", numa-vm's messages) are printed
+# again at the very end, where a log cut to its head and tail still shows them.
 set -eu
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -14,4 +16,11 @@ cmake --build build -j "$(nproc)"
 t2=$(date +%s)
 echo "test.sh: packages $((t1 - t0)) s, build $((t2 - t1)) s; now ctest"
 cd build
-exec ctest --output-on-failure -j "$(nproc)" "$@"
+rc=0
+ctest --output-on-failure -j "$(nproc)" "$@" || rc=$?
+if [ "$rc" != 0 ] && [ -f Testing/Temporary/LastTest.log ]; then
+	echo "test.sh: ctest failed (exit $rc); the failing tests' own failure lines:"
+	grep -E '^([0-9]+: )?(FAIL|\[  FAILED  \]|not ok|numa-vm: )' \
+		Testing/Temporary/LastTest.log | cut -c1-400 | head -n 80 || true
+fi
+exit "$rc"

@@ -86,18 +86,27 @@ TEST(Prefault, SmallHeapIsNotGivenMemory)
 
 TEST(Prefault, LargeFreshGrowthIsFaultedInAhead)
 {
-	// Grow until the background thread has faulted something in (at
-	// most 640 MiB). Whatever this host's fresh memory costs, the thread
-	// faults in at least the huge pages it times before deciding, as
-	// long as this single-threaded program leaves it a CPU.
+	// Grow until the background thread has faulted something in and
+	// timed a whole huge page of it (at most 640 MiB). Whatever this
+	// host's fresh memory costs, the thread faults in at least the huge
+	// pages it times before deciding, as long as this single-threaded
+	// program leaves it a CPU. Both, not just the first: the thread's
+	// first run may be a sliver (the rest of a huge page), which it does
+	// not time, and its window is as long as the growth it follows, so a
+	// program that stopped there could wait for the timed page forever
+	// (CI, beside the sanitizer builds: 0 ns after 2 s of waiting).
 	Rng r(12);
 	bool off = prefault_off();
-	auto seen = [&] { return !off && json_number(stats(), "scavenger", "prefaulted_bytes") > 0; };
+	auto seen = [&] {
+		if (off)
+			return false;
+		std::string st = stats();
+		return json_number(st, "scavenger", "prefaulted_bytes") > 0 &&
+		       json_number(st, "scavenger", "prefault_huge_ns") > 0;
+	};
 	std::vector<Block> v = grow(640u << 20, r, seen);
 	std::string s = stats();
-	// A loaded machine: the thread may be late. Its first run may also be
-	// a sliver (the rest of a huge page), which it does not time; the
-	// whole huge pages of its window come next.
+	// A loaded machine: the thread may be late.
 	for (int i = 0; i < 40 && !off &&
 			(json_number(s, "scavenger", "prefaulted_bytes") == 0 ||
 			 json_number(s, "scavenger", "prefault_huge_ns") == 0);

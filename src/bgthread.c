@@ -159,7 +159,8 @@ static bool prefault_look(uint64_t *last_work)
 	if (atomic_load(&dump_requested))
 		return false; /* still running: the thread comes back after the dump */
 	if (os_nanotime() - *last_work > PF_QUIET_NS) {
-		prefault_forget_fronts(true);
+		if (!prefault_forget_fronts(true))
+			return true; /* grown back since this look began: look again */
 		int s = PF_RUNNING;
 		if (atomic_compare_exchange_strong(&pf_state, &s, PF_IDLE))
 			return false;

@@ -41,6 +41,7 @@ struct mheap {
 	uint64_t prefault_bytes;	/* pages faulted in ahead of the program */
 	uintptr_t regrow_front;	/* end of the highest span taken from released or fresh pages this pre-faulting episode; lock */
 	uint64_t regrow_base;	/* regrowth_bytes when the episode began; lock */
+	uint64_t regrow_looked;	/* regrowth_bytes at the episode's last look at this heap; lock */
 	bool regrow_fresh;	/* the episode follows fresh growth; lock */
 	bool regrow_released;	/* and released memory taken back; lock */
 	/* The collapse step's (hugepages.c; the background thread's alone):

@@ -268,6 +268,10 @@ static ssize_t prefault_node(struct mheap *h)
 	struct page_run run[PF_RUNS];
 	size_t limit = (size_t)NH_OPTION(MEMORY_LIMIT);
 	size_t done = 0;
+	/* What this look has seen (prefault_forget_fronts). */
+	mutex_lock(&h->lock);
+	h->regrow_looked = h->regrowth_bytes;
+	mutex_unlock(&h->lock);
 	for (;;) {
 		size_t window = (size_t)NH_OPTION(PREFAULT) >> NH_PAGE_SHIFT;
 		if (limit) {
@@ -368,10 +372,18 @@ static void forget_fresh_top(struct mheap *h)
 		page_alloc_mark_scavenged(&h->pages, top, (end - top) >> NH_PAGE_SHIFT);
 }
 
-void prefault_forget_fronts(bool quiet)
+bool prefault_forget_fronts(bool quiet)
 {
+	bool all = true;
 	for_each_heap(h) {
 		mutex_lock(&h->lock);
+		/* Grown back after the last look: its mark would be lost (the
+		 * program said so once, and may say nothing more). */
+		if (quiet && h->regrowth_bytes != h->regrow_looked) {
+			mutex_unlock(&h->lock);
+			all = false;
+			continue;
+		}
 		forget_fresh_top(h);
 		h->regrow_front = 0;
 		h->regrow_fresh = false;
@@ -381,4 +393,5 @@ void prefault_forget_fronts(bool quiet)
 			h->regrow_released = false;
 		mutex_unlock(&h->lock);
 	}
+	return all;
 }

@@ -111,9 +111,12 @@ size_t scavenger_resident_bytes(void);
  * node that faulted something in. */
 int prefault_pass(uint64_t *last_work);
 /* The next episode's program starts from anywhere. quiet: the episode
- * ended because the heap stopped growing (not because of a release of
- * everything, which the program may already be growing back from). */
-void prefault_forget_fronts(bool quiet);
+ * ends because the heap stopped growing (not because of a release of
+ * everything, which the program may already be growing back from); then a
+ * heap that grew back since the episode's last look at it keeps its
+ * fronts, and the result is false: the episode must look again. Takes
+ * each heap's lock. */
+bool prefault_forget_fronts(bool quiet);
 /* Instead of an episode, while malloc_trim calls are paced: time a fresh
  * huge page if none was yet, and decide whether new arenas go on base
  * pages. scav_lock held. */

@@ -192,10 +192,14 @@ void *nh_calloc(size_t nmemb, size_t size)
 		return hardened_alloc(n, 0, true);
 	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
 		return prof_alloc(n, 0, true, (uintptr_t)__builtin_return_address(0));
+	/* The whole usable size is zeroed, not just the n bytes asked for, as
+	 * glibc does: malloc_usable_size tells the program the rest is its to
+	 * use (bionic's calloc_usable_size test). */
 	if (n <= NH_MAX_SMALL_SIZE) {
-		void *p = alloc_small(nh_size_to_class(n));
+		unsigned cls = nh_size_to_class(n);
+		void *p = alloc_small(cls);
 		if (p)
-			memset(p, 0, n);
+			memset(p, 0, nh_class_to_size[cls]);
 		return p;
 	}
 	return alloc_large(n, 0, true);

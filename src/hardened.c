@@ -92,8 +92,8 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 			if (!p)
 				return NULL;
 			set_canary(p, cls);
-			if (zero)
-				memset((void *)p, 0, n);
+			if (zero) /* the usable size: all but the canary */
+				memset((void *)p, 0, nh_class_to_size[cls] - 8);
 			return (void *)p;
 		}
 	}
@@ -121,8 +121,8 @@ void *hardened_alloc(size_t n, size_t align, bool zero)
 	}
 	s->guarded = 1;
 	uintptr_t p = s->base + NH_PAGE_SIZE;
-	if (zero && s->needzero)
-		memset((void *)p, 0, n);
+	if (zero && s->needzero) /* the usable size, between the guards */
+		memset((void *)p, 0, npages << NH_PAGE_SHIFT);
 	return (void *)p;
 }
 

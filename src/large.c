@@ -69,8 +69,8 @@ NH_NOINLINE void *alloc_large(size_t n, size_t align, bool zero)
 	struct mspan *s = alloc_large_span(n, align, false);
 	if (!s)
 		return NULL;
-	if (zero && s->needzero)
-		memset((void *)s->base, 0, n);
+	if (zero && s->needzero) /* the usable size, as calloc's small objects */
+		memset((void *)s->base, 0, (size_t)s->npages << NH_PAGE_SHIFT);
 	return (void *)s->base;
 }
 

@@ -234,8 +234,8 @@ void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
 	if (!s)
 		return NULL;
 	void *p = (void *)s->base;
-	if (zero && s->needzero)
-		memset(p, 0, n);
+	if (zero && s->needzero) /* the usable size, as calloc's others */
+		memset(p, 0, (size_t)s->npages << NH_PAGE_SHIFT);
 	double w = weight(n ? n : 1);
 	mutex_lock(&prof_lock);
 	struct bucket *b = bucket_of(pcs, npc, s->node);

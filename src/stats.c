@@ -35,6 +35,7 @@
 #include "stats.h"
 #include "statsview.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -455,8 +456,10 @@ NH_API void NH_NAME(malloc_stats)(void)
  * from inside the allocator, so stdio (which may malloc) is fine here. */
 NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 {
-	if (options != 0 || !fp)
+	if (options != 0 || !fp) {
+		errno = EINVAL; /* as glibc */
 		return -1;
+	}
 	nh_ensure_init();
 	struct snapshot s;
 	snapshot(&s);

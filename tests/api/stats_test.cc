@@ -2,6 +2,8 @@
 // statistics API (numaheap_stats_json, numaheap_stats_print, numaheap_release).
 #include <gtest/gtest.h>
 
+#include <cerrno>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -622,7 +624,9 @@ TEST(MallocInfo, EachHeapCountsItsOwnObjects)
 	for (void *p : v)
 		free(p);
 	EXPECT_LE(malloc_info_count(malloc_info_xml(), kSize), (before < 0 ? 0 : before) + 64);
+	errno = 0;
 	EXPECT_EQ(malloc_info(1, stdout), -1) << "options other than 0";
+	EXPECT_EQ(errno, EINVAL) << "as glibc";
 }
 
 // ---- mallinfo2 -----------------------------------------------------------------------

@@ -149,26 +149,39 @@ static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_
  * THP, node binding: advice only, a failure costs speed, not memory
  * (strict binding fails later, at first touch, as the kernel decides).
  */
-static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes, uintptr_t slice, uintptr_t *base_from)
+static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes, uintptr_t slice, uintptr_t *base_lo,
+			  uintptr_t *base_hi)
 {
 	if (!(NH_OPTION(HUGETLB) && !hugetlb_failed)) {
 		/*
 		 * The first NH_SMALL_HEAP_BYTES of a node's heap stay on base
 		 * pages: a small program should not pay 2 MiB of RSS for its
-		 * first object. The heap packs low, so everything past them —
-		 * all of a big heap but a sliver — gets huge pages.
+		 * first object. Up to NH_SMALL_HEAP_BASE_BYTES, base pages too,
+		 * made huge once the heap stops growing where the program fills
+		 * them (hugepages.c): a heap of a few MiB does not pay for the
+		 * holes of half-used huge pages, a big one gets them back. The
+		 * heap packs low, so everything past them — all of a big heap
+		 * but a sliver — gets huge pages from the start.
 		 */
-		uintptr_t from = addr;
-		if (NH_OPTION(THP) && addr == slice)
+		uintptr_t from = addr, huge_from = addr;
+		if (NH_OPTION(THP) && addr == slice) {
 			from = addr + NH_SMALL_HEAP_BYTES;
+			huge_from = NH_MIN(addr + NH_SMALL_HEAP_BASE_BYTES, addr + bytes);
+		}
 		if (from > addr)
 			os_hugepage(p, from - addr, false);
 		/* Base pages where huge ones cost more than they give (prefault.c). */
 		bool base = NH_OPTION(THP) && prefault_fresh_on_base();
-		if (base)
+		if (base) {
 			atomic_fetch_add_explicit(&nh_scav.base_arena_bytes, bytes, memory_order_relaxed);
-		*base_from = base ? from : 0;
-		os_hugepage((void *)from, addr + bytes - from, NH_OPTION(THP) && !base);
+			huge_from = addr + bytes;
+		}
+		*base_lo = from;
+		*base_hi = huge_from;
+		if (huge_from > from)
+			os_hugepage((void *)from, huge_from - from, false);
+		if (addr + bytes > huge_from)
+			os_hugepage((void *)huge_from, addr + bytes - huge_from, NH_OPTION(THP));
 	}
 	if (numa_bind_heap(p, bytes, h->node) != 0 && !bind_warned) {
 		bind_warned = true;
@@ -217,15 +230,16 @@ int arena_grow(struct mheap *h, size_t bytes)
 	void *p = map_arenas(h, &addr, bytes, slice_end);
 	if (!p)
 		return -ENOMEM;
-	uintptr_t base_from = 0;
-	advise_arenas(h, p, addr, bytes, slice, &base_from);
+	uintptr_t base_lo = 0, base_hi = 0;
+	advise_arenas(h, p, addr, bytes, slice, &base_lo, &base_hi);
 	struct heap_arena *list = publish_arenas(h, addr, &bytes);
 	if (bytes == 0)
 		return -ENOMEM;
 	if (page_alloc_grow(&h->pages, addr, bytes) != 0)
 		return -ENOMEM;
-	if (base_from && base_from < addr + bytes) /* made huge once the heap stops growing (hugepages.c) */
-		page_alloc_note_base(&h->pages, base_from, addr + bytes - base_from);
+	base_hi = NH_MIN(base_hi, addr + bytes); /* publish_arenas may have shrunk bytes */
+	if (base_lo < base_hi) /* made huge once the heap stops growing (hugepages.c) */
+		page_alloc_note_base(&h->pages, base_lo, base_hi - base_lo);
 	while (list) {
 		struct heap_arena *next = list->next;
 		list->next = h->arenas;

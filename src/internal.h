@@ -100,7 +100,10 @@ NH_INLINE size_t large_round_pages(size_t npages)
 	return npages > 16 && npages <= NH_LARGE_CACHE_PAGES ? (npages + 1) & ~(size_t)1 : npages;
 }
 
-/* The start of each node's heap that stays on base pages (arena.c). */
+/* The start of each node's heap that stays on base pages, and the start
+ * that begins on base pages and is made huge once the heap stops growing
+ * where the program fills it (arena.c). */
 #define NH_SMALL_HEAP_BYTES ((uintptr_t)4 << 20)
+#define NH_SMALL_HEAP_BASE_BYTES ((uintptr_t)16 << 20)
 
 #endif /* NUMAHEAP_INTERNAL_H */

@@ -24,7 +24,8 @@ const char *numaheap_version(void);
 
 /*
  * Give every free page back to the OS now (synchronously), after returning
- * the calling thread's cached objects. Returns the bytes released.
+ * the objects cached by the calling thread's CPU (per-CPU mode) or by the
+ * thread itself (per-thread mode). Returns the bytes released.
  * malloc_trim(0) does the same.
  */
 size_t numaheap_release(void);

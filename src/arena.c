@@ -161,12 +161,17 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
 		 * them (hugepages.c): a heap of a few MiB does not pay for the
 		 * holes of half-used huge pages, a big one gets them back. The
 		 * heap packs low, so everything past them — all of a big heap
-		 * but a sliver — gets huge pages from the start.
+		 * but a sliver — gets huge pages from the start. Not in
+		 * interleave mode: a collapse puts the huge page on the node
+		 * that holds most of its 4 KiB pages (the first, when they are
+		 * interleaved evenly), where a huge page faulted in takes its
+		 * turn in the interleave (vm.numa4 saw 3 MiB move to node 0).
 		 */
 		uintptr_t from = addr, huge_from = addr;
 		if (NH_OPTION(THP) && addr == slice) {
 			from = addr + NH_SMALL_HEAP_BYTES;
-			huge_from = NH_MIN(addr + NH_SMALL_HEAP_BASE_BYTES, addr + bytes);
+			huge_from = numa_pol.mode == NUMA_INTERLEAVE ? from
+								  : NH_MIN(addr + NH_SMALL_HEAP_BASE_BYTES, addr + bytes);
 		}
 		if (from > addr)
 			os_hugepage(p, from - addr, false);

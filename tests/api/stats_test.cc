@@ -14,12 +14,12 @@
 #include <map>
 #include <memory>
 #include <pthread.h>
-#include <sched.h>
 #include <string>
 #include <unistd.h>
 #include <vector>
 
 #include "api_util.h"
+#include "../common/cpu_pin.h"
 #include "numaheap.h"
 
 // ---- a tiny JSON parser: enough to say the output is valid and to walk it --------
@@ -707,28 +707,9 @@ TEST(Mallinfo2, OldMallinfoAgrees)
 // test thread that moved to another CPU while it freed would leave objects
 // in the first CPU's cache for a later call to find (1 run in 30-150 here:
 // numaheap_release gave 32-280 KiB after the trim), so it stays on one.
-struct OnOneCpu {
-	cpu_set_t saved;
-	bool ok;
-	OnOneCpu()
-	{
-		ok = sched_getaffinity(0, sizeof saved, &saved) == 0;
-		int cpu = sched_getcpu();
-		cpu_set_t one;
-		CPU_ZERO(&one);
-		CPU_SET(cpu < 0 ? 0 : cpu, &one);
-		sched_setaffinity(0, sizeof one, &one);
-	}
-	~OnOneCpu()
-	{
-		if (ok)
-			sched_setaffinity(0, sizeof saved, &saved);
-	}
-};
-
 TEST(MallocTrim, ReturnsOneAfterFreeingALargeHeap)
 {
-	OnOneCpu pin;
+	PinnedToCurrentCpu pin;
 	std::vector<void *> v;
 	for (int i = 0; i < 64; i++) {
 		void *p = malloc(1 << 20);

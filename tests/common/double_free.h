@@ -13,23 +13,16 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <sched.h>
 #include <string>
 
 #include "numaheap.h"
+#include "cpu_pin.h"
 
 namespace dfree {
 
 // Every thread of the (death-test) process on the CPU it runs on now, so
 // that the entries of a double free made on several threads share a cache.
-inline void pin_to_one_cpu()
-{
-	int cpu = sched_getcpu();
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu < 0 ? 0 : cpu, &s);
-	sched_setaffinity(0, sizeof s, &s);
-}
+inline void pin_to_one_cpu() { pin_to_current_cpu(); }
 
 // Allocate objects of n bytes until a duplicate entry comes out (this
 // CPU's cache, then the transfer cache), then give this CPU's cache back

@@ -28,8 +28,9 @@
  * gets it released within the scavenger's delay and a round or two, while
  * steady churn costs no more than the budget. While the program itself is
  * idle (SCAV_IDLE_PCT), credit accrues at 20%: a fragmented release that
- * needs more than the burst is done in seconds, not minutes. When there is nothing to do
- * it sleeps until the first busy chunk turns idle, or a second.
+ * needs more than the burst is done in seconds, not minutes. When there is
+ * nothing to do it sleeps until the first busy chunk turns idle, or a
+ * second.
  *
  * Life: the thread starts on the first heap growth (scavenger_heap_grew,
  * then scavenger_poll from a slow path with no allocator lock held:

@@ -15,8 +15,8 @@
  * tables, then slots. Stack positions are 16-bit indices of 8-byte words
  * from the slab's start, so a class's stack is words [begin, begin + max)
  * (a few unused lines between one class's stack and the next: mcache.c,
- * NH_MCACHE_SKEW) and holds cur - begin objects; end (begin <= end <= begin + max) is its
- * current capacity. A class header changes by single stores, so an
+ * NH_MCACHE_SKEW) and holds cur - begin objects; end (begin <= end <=
+ * begin + max) is its current capacity. A class header changes by single stores, so an
  * all-zero header (cur == begin == end) means "not set up": every pop and
  * push misses on it and goes to the slow path, which sets it up.
  *

@@ -7,14 +7,27 @@
  * metadata — the page-to-span map that lets free() find a pointer's span in
  * O(1) — allocated on the arena's node, outside the heap.
  *
- * The arena map nh_arena_map[p >> 26] leads from an address to its
- * heapArena, whose spans[] leads to the page's span: a two-level map (arena,
- * then page), as in Go. It lives in BSS (16 MiB of address space for the
- * whole 47-bit user space, touched only around the heap's slices). Entries
- * are published once with a release store, after the metadata is ready, and
- * never change again; lockless readers use acquire loads.
+ * The arena map nh_arena_map[(p - NH_HEAP_BASE) >> 26] leads from an
+ * address to its heapArena, whose spans[] leads to the page's span: a
+ * two-level map (arena, then page), as in Go. Entries are published once
+ * with a release store, after the metadata is ready, and never change
+ * again; lockless readers use acquire loads.
  *
- * Arena growth runs under the node's heap lock.
+ * Commit charge (Go's Reserved and Ready states, mem.go). Under strict
+ * overcommit (vm.overcommit_memory=2) the kernel charges every writable
+ * private mapping in full when it is mapped, and again in a forked child,
+ * however little of it is used: a heap that mapped its tables and arenas
+ * writable cost 630 MiB of commit for a program that allocated 100 bytes,
+ * and a shell under it could not fork. So everything sparse starts
+ * reserved: the arena map and the page table readable (they read as
+ * zeros: lockless readers may index them anywhere), each part made
+ * writable when its arena is published; an arena PROT_NONE, made ready
+ * in NH_COMMIT_STEP pieces as the pages handed out reach into them
+ * (heapArena.ready). A commit past the limit fails like any mapping:
+ * ENOMEM, nothing lost. (hugetlbfs arenas are mapped ready: the kernel
+ * charges their pages to the hugetlb pool, not to the commit limit.)
+ *
+ * Arena growth and commits run under the node's heap lock.
  */
 
 #include "options.h"
@@ -32,7 +45,7 @@
 
 #include <errno.h>
 
-struct heap_arena *_Atomic nh_arena_map[(uintptr_t)1 << (NH_ADDR_BITS - NH_ARENA_SHIFT)];
+struct heap_arena *_Atomic *nh_arena_map;
 static bool hugetlb_failed, bind_warned;
 
 /* The page table (arena.h): written under the heap locks, read by free. */
@@ -43,7 +56,25 @@ _Static_assert(NH_HOFF(NH_MAX_NODES - 1, NH_NUM_CLASSES - 1) + 15 < 65536, "an e
 _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
 _Static_assert(NH_MAX_SMALL_SIZE <= 15 * NH_PAGE_SIZE, "spans have fewer than 15 pages: kind 15 is free for the size");
 
-void arena_page_table_init(int max_node)
+/* Make the OS pages holding [p, p + n) of a reserved table writable. */
+static int commit_table(const void *p, size_t n)
+{
+	uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095, hi = ((uintptr_t)p + n + 4095) & ~(uintptr_t)4095;
+	return os_commit((void *)lo, hi - lo);
+}
+
+static void page_table_init(int max_node);
+
+bool arena_init(int max_node)
+{
+	nh_arena_map = os_reserve_zero(NH_ARENA_MAP_ENTRIES * sizeof *nh_arena_map, 4096);
+	if (!nh_arena_map)
+		return false;
+	page_table_init(max_node);
+	return true;
+}
+
+static void page_table_init(int max_node)
 {
 	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PAGE_SHIFT);
 	size_t kinds = NH_PAGE_KINDS * sizeof(struct nh_pagekind);
@@ -54,9 +85,13 @@ void arena_page_table_init(int max_node)
 	 * than half of the limit. */
 	if (bytes > os_address_space_limit() / 2)
 		return; /* free takes the general path */
-	char *m = os_map(bytes, 4096);
+	char *m = os_reserve_zero(bytes, 4096);
 	if (!m)
 		return; /* free takes the general path */
+	if (commit_table(m, kinds) != 0) {
+		os_unmap(m, bytes);
+		return;
+	}
 	struct nh_pagekind *kind = (struct nh_pagekind *)m;
 	for (int node = 0; node <= max_node; node++)
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
@@ -109,20 +144,42 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 	}
 }
 
+int arena_commit(uintptr_t base, size_t bytes)
+{
+	uintptr_t end = base + bytes;
+	for (uintptr_t a = base; a < end;) {
+		struct heap_arena *ha = arena_of(a);
+		uintptr_t aend = NH_MIN(end, ha->base + NH_ARENA_BYTES);
+		uint32_t want = arena_steps(ha, a, aend) & ~ha->ready;
+		while (want) {
+			/* One mprotect for each run of steps not yet ready. */
+			unsigned i = (unsigned)__builtin_ctz(want), n = (unsigned)__builtin_ctz(~(want >> i));
+			if (os_commit((void *)(ha->base + ((uintptr_t)i << NH_COMMIT_SHIFT)), (uintptr_t)n << NH_COMMIT_SHIFT) != 0)
+				return -ENOMEM;
+			uint32_t run = (uint32_t)(((1ull << n) - 1) << i);
+			ha->ready |= run;
+			want &= ~run;
+		}
+		a = aend;
+	}
+	return 0;
+}
+
 /*
  * Map bytes (a multiple of the arena size) at the first free place from
  * *addr up, inside h's slice: hugetlbfs pages if NUMAHEAP_HUGETLB asks and
- * the kernel has them, else plain. Moves *addr to where the mapping
+ * the kernel has them (*ready), else reserved. Moves *addr to where the mapping
  * landed; NULL if the slice has no room or the kernel refuses (the hint
  * then stays where it refused).
  */
-static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_t slice_end)
+static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_t slice_end, bool *ready)
 {
 	uintptr_t a = *addr;
 	while (a + bytes <= slice_end && a + bytes > a) {
 		void *p = NULL;
 		if (NH_OPTION(HUGETLB) && !hugetlb_failed) {
 			p = os_map_hugetlb_at(a, bytes);
+			*ready = p != NULL;
 			if (!p && errno != EEXIST && errno != EBUSY) {
 				hugetlb_failed = true;
 				nh_warn("NUMAHEAP_HUGETLB=1 but no hugetlbfs pages could be mapped (reserve them in "
@@ -130,7 +187,7 @@ static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_
 			}
 		}
 		if (!p)
-			p = os_map_at(a, bytes);
+			p = os_reserve_at(a, bytes);
 		if (p) {
 			*addr = a;
 			return p;
@@ -200,12 +257,15 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
  * published go back to the OS and *bytes shrinks to those that were.
  * Returns them as a list, last first.
  */
-static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t *bytes)
+static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t *bytes, bool ready)
 {
 	struct heap_arena *list = NULL;
 	for (uintptr_t a = addr; a < addr + *bytes; a += NH_ARENA_BYTES) {
 		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
-		if (!ha) {
+		_Atomic uint16_t *pt = page_table ? &page_table[(a - NH_HEAP_BASE) >> NH_PAGE_SHIFT] : NULL;
+		size_t i = (a - NH_HEAP_BASE) >> NH_ARENA_SHIFT;
+		if (!ha || commit_table(&nh_arena_map[i], sizeof *nh_arena_map) != 0 ||
+		    (pt && commit_table(pt, NH_PAGES_PER_ARENA * sizeof *pt) != 0)) {
 			/* Arenas already published stay; the rest goes back. */
 			os_unmap((void *)a, addr + *bytes - a);
 			*bytes = a - addr;
@@ -213,10 +273,11 @@ static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t
 		}
 		ha->base = a;
 		ha->zeroed_base = a;
+		ha->ready = ready ? NH_COMMIT_ALL : 0;
 		ha->node = h->node;
 		ha->next = list;
 		list = ha;
-		atomic_store_explicit(&nh_arena_map[a >> NH_ARENA_SHIFT], ha, memory_order_release);
+		atomic_store_explicit(&nh_arena_map[i], ha, memory_order_release);
 	}
 	return list;
 }
@@ -232,12 +293,13 @@ int arena_grow(struct mheap *h, size_t bytes)
 	uintptr_t slice_end = slice + ((uintptr_t)1 << NH_NODE_SHIFT);
 	bytes = (bytes + NH_ARENA_BYTES - 1) & ~(NH_ARENA_BYTES - 1);
 	uintptr_t addr = h->arena_hint ? h->arena_hint : slice;
-	void *p = map_arenas(h, &addr, bytes, slice_end);
+	bool ready = false;
+	void *p = map_arenas(h, &addr, bytes, slice_end, &ready);
 	if (!p)
 		return -ENOMEM;
 	uintptr_t base_lo = 0, base_hi = 0;
 	advise_arenas(h, p, addr, bytes, slice, &base_lo, &base_hi);
-	struct heap_arena *list = publish_arenas(h, addr, &bytes);
+	struct heap_arena *list = publish_arenas(h, addr, &bytes, ready);
 	if (bytes == 0)
 		return -ENOMEM;
 	if (page_alloc_grow(&h->pages, addr, bytes) != 0)

@@ -11,15 +11,24 @@ struct mspan;
 /* ------------------------------------------------------------------------
  * heapArena and the arena map (arena.c).
  *
- * nh_arena_map[p >> 26] is the metadata of the 64 MiB arena holding p, or
- * NULL. It spans the whole 47-bit user address space (2^21 entries, 16 MiB
- * of BSS, of which only the pages around the heap's slices are ever
- * touched), so a lookup is one shift and one load, and any pointer below
- * 2^47 that numaheap did not hand out finds NULL. Entries go from NULL to an
- * arena once, under the owning node's heap lock, and never change back, so
- * free() reads them without a lock.
+ * nh_arena_map[(p - NH_HEAP_BASE) >> 26] is the metadata of the 64 MiB
+ * arena holding p, or NULL. It covers the heap's whole range (2^19 entries,
+ * 4 MiB of address space), reserved readable at start-up (arena_init) so
+ * that it reads as zeros and costs nothing under strict overcommit; a page
+ * of it is made writable when its first entry is published. So a lookup is
+ * a subtraction, a compare and two loads, and any pointer that numaheap did
+ * not hand out finds NULL (before start-up too: the map is then NULL).
+ * Entries go from NULL to an arena once, under the owning node's heap
+ * lock, and never change back, so free() reads them without a lock.
  * ------------------------------------------------------------------------ */
-#define NH_ADDR_BITS 47
+#define NH_ARENA_MAP_ENTRIES (NH_HEAP_RANGE >> NH_ARENA_SHIFT)
+/* Arenas are mapped reserved and made ready this much at a time, as the
+ * pages handed out reach them (arena_commit): under strict overcommit a
+ * process is charged for what its heap reached, not for whole arenas. */
+#define NH_COMMIT_SHIFT 22
+#define NH_COMMIT_STEP ((uintptr_t)1 << NH_COMMIT_SHIFT)
+#define NH_COMMIT_ALL ((uint32_t)((1ull << (NH_ARENA_SHIFT - NH_COMMIT_SHIFT)) - 1))
+_Static_assert(NH_ARENA_SHIFT - NH_COMMIT_SHIFT <= 32, "heapArena.ready has a bit per step");
 struct heap_arena {
 	/* spans[i]: the in-use span holding page i, NULL if the page is free.
 	 * Written under the heap lock; read locklessly by free/realloc. */
@@ -28,17 +37,22 @@ struct heap_arena {
 	/* Pages from here up have never been handed out since the arena was
 	 * mapped: they are known to be zero. Under the heap lock. */
 	uintptr_t zeroed_base;
+	/* Bit i: [base + i * NH_COMMIT_STEP, + NH_COMMIT_STEP) is ready
+	 * (arena_commit); the rest is reserved. Heap lock. */
+	uint32_t ready;
 	struct heap_arena *next; /* the node's arenas; under the heap lock */
 	int node;
 };
 
-extern struct heap_arena *_Atomic nh_arena_map[(uintptr_t)1 << (NH_ADDR_BITS - NH_ARENA_SHIFT)];
+extern struct heap_arena *_Atomic *nh_arena_map;
 
 NH_INLINE struct heap_arena *arena_of(uintptr_t p)
 {
-	if (NH_UNLIKELY(p >> NH_ADDR_BITS))
+	uintptr_t i = (p - NH_HEAP_BASE) >> NH_ARENA_SHIFT;
+	struct heap_arena *_Atomic *map = nh_arena_map;
+	if (NH_UNLIKELY(i >= NH_ARENA_MAP_ENTRIES || !map))
 		return NULL;
-	return atomic_load_explicit(&nh_arena_map[p >> NH_ARENA_SHIFT], memory_order_acquire);
+	return atomic_load_explicit(&map[i], memory_order_acquire);
 }
 
 NH_INLINE struct mspan *span_of(uintptr_t p)
@@ -51,6 +65,16 @@ NH_INLINE struct mspan *span_of(uintptr_t p)
 }
 
 NH_INLINE int node_of_addr(uintptr_t p) { return (int)((p - NH_HEAP_BASE) >> NH_NODE_SHIFT); }
+
+/* Make [base, base + bytes) of the heap ready (writable), in whole commit
+ * steps; 0 or -ENOMEM (the commit limit). Heap lock held. */
+int arena_commit(uintptr_t base, size_t bytes);
+/* The steps of [a, aend) (one arena's) as heapArena.ready bits. */
+NH_INLINE uint32_t arena_steps(const struct heap_arena *ha, uintptr_t a, uintptr_t aend)
+{
+	unsigned lo = (unsigned)((a - ha->base) >> NH_COMMIT_SHIFT), hi = (unsigned)((aend - 1 - ha->base) >> NH_COMMIT_SHIFT);
+	return (uint32_t)(((2ull << hi) - 1) & ~((1ull << lo) - 1));
+}
 
 /* Map spans[] and the page table for [base, base + npages pages) to s
  * (NULL to clear). Heap lock. */
@@ -107,9 +131,10 @@ NH_INLINE const struct nh_pagekind *page_kinds(const uint16_t *table)
 }
 /* The object size of a small object's page entry e (a valid one). */
 NH_INLINE uint32_t page_entry_size(const uint16_t *table, unsigned e) { return page_kinds(table)[e | 15].mul; }
-/* Reserve the table for nodes 0..max_node and fill the kinds for them;
- * without room for it every free takes the general path. Start-up. */
-void arena_page_table_init(int max_node);
+/* Start-up: reserve the arena map (false: no room, so no heap), and the
+ * page table for nodes 0..max_node with its kinds filled in (without room
+ * for it every free takes the general path). */
+bool arena_init(int max_node);
 /* Let free use the table (nh_fast.page_count), if there is one. */
 void arena_publish_page_table(void);
 

@@ -137,13 +137,13 @@ void nh_init_slow(void)
 		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
 	mcache_layout_init();
-	arena_page_table_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
+	bool mapped = arena_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)
 	 * is left out; with none at all, every allocation fails with ENOMEM. */
 	uint32_t ok = 0;
 	for (int n = 0; n < NH_MAX_NODES; n++)
 		if ((numa_pol.heap_mask >> n) & 1) {
-			if (mheap_init(n) == 0)
+			if (mapped && mheap_init(n) == 0)
 				ok |= 1u << n;
 			else
 				nh_warn("cannot set up the heap of node %d (out of memory or address space)", n);

@@ -81,6 +81,8 @@ static bool alloc_needs_zero(uintptr_t base, size_t npages, size_t scav, size_t 
 	for (uintptr_t a = base; a < end;) {
 		struct heap_arena *ha = arena_of(a);
 		uintptr_t aend = NH_MIN(end, ha->base + NH_ARENA_BYTES);
+		if (NH_UNLIKELY(arena_steps(ha, a, aend) & ~ha->ready))
+			nh_fatal("mheap: pages handed out at %p, where their arena is reserved, not ready", (void *)a);
 		if (a < ha->zeroed_base)
 			dirty = true;
 		if (aend > ha->zeroed_base) {
@@ -165,7 +167,11 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 			return NULL;
 		}
 	}
-	struct mspan *s = fixalloc_alloc(&h->spanalloc[spanalloc_index(sizeclass)]);
+	/* Reserved pages are made ready before they are handed out (arena.c,
+	 * commit charge); past the commit limit this allocation fails alone. */
+	struct mspan *s = arena_commit(base, npages << NH_PAGE_SHIFT) == 0
+				  ? fixalloc_alloc(&h->spanalloc[spanalloc_index(sizeclass)])
+				  : NULL;
 	if (!s) {
 		page_alloc_free(&h->pages, base, npages);
 		mutex_unlock(&h->lock);
@@ -250,6 +256,10 @@ bool mheap_grow_span(struct mheap *h, struct mspan *s, size_t npages)
 	uintptr_t tail = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
 	mutex_lock(&h->lock);
 	bool ok = page_alloc_alloc_at(&h->pages, tail, extra, &scav);
+	if (ok && arena_commit(tail, extra << NH_PAGE_SHIFT) != 0) {
+		page_alloc_free(&h->pages, tail, extra); /* past the commit limit: moved instead, or ENOMEM */
+		ok = false;
+	}
 	if (ok) {
 		size_t fresh;
 		alloc_needs_zero(tail, extra, scav, &fresh);

@@ -115,11 +115,11 @@ int page_alloc_init(struct page_alloc *pa, uintptr_t base, unsigned shift, int n
 	pa->nchunks = (size_t)1 << (shift - NH_CHUNK_SHIFT);
 	for (unsigned l = 0; l < NH_SUMMARY_LEVELS; l++) {
 		size_t n = (size_t)1 << (pa->l0bits + NH_SUMMARY_LEVEL_BITS * l);
-		pa->summary[l] = os_map(n * sizeof(palloc_sum), 0);
+		pa->summary[l] = os_reserve_zero(n * sizeof(palloc_sum), 0);
 		if (!pa->summary[l])
 			return -ENOMEM;
 	}
-	pa->chunks = os_map(pa->nchunks * sizeof(struct palloc_chunk *), 0);
+	pa->chunks = os_reserve_zero(pa->nchunks * sizeof(struct palloc_chunk *), 0);
 	if (!pa->chunks)
 		return -ENOMEM;
 	pa->search_addr = base + ((uintptr_t)1 << shift); /* nothing free yet */
@@ -268,11 +268,32 @@ static void update(struct page_alloc *pa, uintptr_t addr, size_t npages)
 
 /* ---- growth, allocation, freeing --------------------------------------- */
 
+/* Make the OS pages under elements [lo, hi] of array a writable. */
+static int commit_elems(void *a, size_t elem, size_t lo, size_t hi)
+{
+	uintptr_t from = ((uintptr_t)a + lo * elem) & ~(uintptr_t)4095;
+	uintptr_t to = ((uintptr_t)a + (hi + 1) * elem + 4095) & ~(uintptr_t)4095;
+	return os_commit((void *)from, to - from);
+}
+
+/* The summaries and chunks[] are reserved readable (zeros) for the whole
+ * range and made writable where the heap grows (os.h: commit charge). */
+static int commit_metadata(struct page_alloc *pa, uintptr_t addr, size_t bytes)
+{
+	uintptr_t last = addr + bytes - 1;
+	for (unsigned l = 0; l < NH_SUMMARY_LEVELS; l++)
+		if (commit_elems(pa->summary[l], sizeof(palloc_sum), level_index(pa, l, addr), level_index(pa, l, last)) != 0)
+			return -ENOMEM;
+	return commit_elems(pa->chunks, sizeof *pa->chunks, chunk_index(pa, addr), chunk_index(pa, last));
+}
+
 int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 {
 	if (bytes == 0 || (addr | bytes) & (NH_CHUNK_BYTES - 1) || addr < pa->base ||
 	    addr + bytes > pa->base + ((uintptr_t)1 << pa->shift))
 		return -EINVAL;
+	if (commit_metadata(pa, addr, bytes) != 0)
+		return -ENOMEM;
 	size_t first = chunk_index(pa, addr), n = bytes >> NH_CHUNK_SHIFT;
 	struct palloc_chunk *cs = persistentalloc(n * sizeof *cs, 64, pa->node);
 	if (!cs)

@@ -232,6 +232,20 @@ static void note_cost(uint64_t ns, size_t bytes)
 }
 
 /*
+ * Of n runs just taken, those whose pages are ready (arena_commit; an
+ * arena's pages are reserved only until the heap reaches them): a run that
+ * cannot be made ready ends the list, and it and those after it stay as
+ * a failed fault-in leaves them (fault_in). Heap lock held.
+ */
+static unsigned ready_runs(const struct page_run *run, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (arena_commit(run[i].base, run[i].bytes) != 0)
+			return i;
+	return n;
+}
+
+/*
  * Fault in n runs whose scavenged bits were just cleared, timing each
  * (note_cost); the bytes faulted in, or -1 if the kernel cannot (no
  * MADV_POPULATE_WRITE). A run that fails otherwise (no memory) stays free
@@ -298,7 +312,7 @@ static ssize_t prefault_node(struct mheap *h)
 		 * huge page the program grows in is resident already under THP,
 		 * by its own first touch). */
 		uintptr_t to = fresh ? UINTPTR_MAX : h->fresh_top;
-		unsigned n = page_alloc_unscavenge_low(&h->pages, from, to, window, PF_STEP, run, PF_RUNS);
+		unsigned n = ready_runs(run, page_alloc_unscavenge_low(&h->pages, from, to, window, PF_STEP, run, PF_RUNS));
 		mutex_unlock(&h->lock);
 		if (n == 0)
 			break;
@@ -324,8 +338,8 @@ void prefault_probe(void)
 			 * page after the next: the program's own next one may be
 			 * under its fault already. */
 			uintptr_t at = huge_up(h->fresh_top) + NH_HUGE_BYTES;
-			unsigned n = h->regrow_fresh ? page_alloc_unscavenge_low(&h->pages, at, at + NH_HUGE_BYTES, SIZE_MAX / 2,
-									     PF_STEP, run, PF_RUNS)
+			unsigned n = h->regrow_fresh ? ready_runs(run, page_alloc_unscavenge_low(&h->pages, at, at + NH_HUGE_BYTES,
+												 SIZE_MAX / 2, PF_STEP, run, PF_RUNS))
 						  : 0;
 			mutex_unlock(&h->lock);
 			ssize_t done = fault_in(run, n);

@@ -155,9 +155,13 @@ static uint32_t possible_cpus(void)
 /*
  * The slab region: the two sentinels, then (per-CPU mode) one slab per
  * possible CPU, each set up by its CPU's first slow path (so a process
- * confined to a few CPUs touches a few slabs). The sentinels are never
- * written (a sequence misses on them before its commit) and only their
- * first NH_RSEQ_SLAB_READ bytes are ever read: zero pages. false: no room.
+ * confined to a few CPUs touches a few slabs). The region is reserved
+ * readable (zero pages): a slab is made writable when its CPU first takes
+ * it (proc_acquire_p), so a process is charged commit for the CPUs it ran
+ * on, not for every possible one. The sentinels are never written (a
+ * sequence misses on them before its commit: now the MMU says so too)
+ * and only their first NH_RSEQ_SLAB_READ bytes are ever read. false: no
+ * room.
  */
 static bool map_slabs(uint32_t count)
 {
@@ -166,7 +170,7 @@ static bool map_slabs(uint32_t count)
 	 * from them (its alignment differs): no region, no heap. */
 	static char no_slabs[2 * NH_MCACHE_BYTES + NH_RSEQ_SLAB_READ] NH_ALIGNED(4096);
 	nh_fast.pcpu_base = (uintptr_t)no_slabs + 2 * NH_MCACHE_BYTES;
-	void *r = os_map((size_t)(count + 2) << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
+	void *r = os_reserve_zero((size_t)(count + 2) << NH_MCACHE_SHIFT, NH_MCACHE_BYTES);
 	if (!r)
 		return false;
 	nh_fast.pcpu_base = (uintptr_t)r + ((uintptr_t)2 << NH_MCACHE_SHIFT);
@@ -334,6 +338,22 @@ static void m_exit(void *arg)
 
 /* ---- P's ------------------------------------------------------------------------ */
 
+/* Slab cpu's pages are writable (map_slabs); set once, never cleared. */
+static _Atomic uint8_t slab_committed[NH_MAX_CPUS];
+_Static_assert(NUMA_MAX_CPUS <= NH_MAX_CPUS, "a slab per CPU number");
+
+/* Make slab cpu writable, once; false past the commit limit. Two threads
+ * may both do it (mprotect is idempotent). */
+static bool slab_writable(struct mcache *c, uint32_t cpu)
+{
+	if (NH_LIKELY(atomic_load_explicit(&slab_committed[cpu], memory_order_acquire)))
+		return true;
+	if (os_commit(c, NH_MCACHE_BYTES) != 0)
+		return false;
+	atomic_store_explicit(&slab_committed[cpu], 1, memory_order_release);
+	return true;
+}
+
 bool proc_acquire_p(struct pctx *x)
 {
 	if (nh_fast.cpu_mode == CPU_MODE_RSEQ && tls_state != 1) {
@@ -345,6 +365,8 @@ bool proc_acquire_p(struct pctx *x)
 			if (cpu >= nh_fast.pcpu_count)
 				return false; /* a CPU beyond those possible at start-up */
 			struct mcache *c = pcpu_slab(cpu);
+			if (!slab_writable(c, cpu))
+				return false; /* past the commit limit: the direct paths */
 			mutex_lock(&c->lock);
 			*x = (struct pctx){c, true, cpu};
 			if (NH_LIKELY(c->ready))

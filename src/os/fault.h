@@ -6,6 +6,7 @@
  * is true for the listed failures, so tests reproduce each one:
  *
  *   mmap          arena and metadata mappings fail (ENOMEM)
+ *   commit        making reserved memory ready fails (the commit limit)
  *   mbind         binding memory to a node fails
  *   io_uring      setting up the scavenger's ring fails
  *   thread        the background thread cannot be created

@@ -33,15 +33,14 @@
 struct nh_kstats nh_kstats;
 
 /* Map [addr, addr + n) with extra flags, never over an existing mapping. */
-static void *map_fixed(uintptr_t addr, size_t n, int flags)
+static void *map_fixed(uintptr_t addr, size_t n, int prot, int flags)
 {
 	if (nh_fault("mmap")) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	NH_KSTAT_INC(mmap);
-	void *p = mmap((void *)addr, n, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags, -1, 0);
+	void *p = mmap((void *)addr, n, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | flags, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	if ((uintptr_t)p != addr) {
@@ -54,14 +53,17 @@ static void *map_fixed(uintptr_t addr, size_t n, int flags)
 	return p;
 }
 
-void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, MAP_NORESERVE); }
+void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_NORESERVE); }
+
+void *os_reserve_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_NONE, MAP_NORESERVE); }
 
 void *os_map_hugetlb_at(uintptr_t addr, size_t n)
 {
-	return map_fixed(addr, n, MAP_HUGETLB | (21 << MAP_HUGE_SHIFT));
+	return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_HUGETLB | (21 << MAP_HUGE_SHIFT));
 }
 
-void *os_map(size_t n, size_t align)
+/* n bytes with protection prot anywhere, aligned to align. */
+static void *map_aligned(size_t n, size_t align, int prot)
 {
 	size_t ps = os_page_size();
 	if (align < ps)
@@ -72,7 +74,7 @@ void *os_map(size_t n, size_t align)
 		return NULL;
 	}
 	NH_KSTAT_INC(mmap);
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	if (align > ps) {
@@ -92,6 +94,10 @@ void *os_map(size_t n, size_t align)
 	return p;
 }
 
+void *os_map(size_t n, size_t align) { return map_aligned(n, align, PROT_READ | PROT_WRITE); }
+
+void *os_reserve_zero(size_t n, size_t align) { return map_aligned(n, align, PROT_READ); }
+
 void *os_reserve(size_t n)
 {
 	NH_KSTAT_INC(mmap);
@@ -101,6 +107,8 @@ void *os_reserve(size_t n)
 
 int os_commit(void *p, size_t n)
 {
+	if (nh_fault("commit"))
+		return -ENOMEM;
 	NH_KSTAT_INC(mprotect);
 	return mprotect(p, n, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
 }
@@ -192,6 +200,10 @@ static char *libc_own_single_threaded(void)
 	return dlsym ? dlsym(RTLD_NEXT, "__libc_single_threaded") : NULL;
 }
 
+/* The background thread's stack: its deepest path (a statistics or
+ * profile dump) uses a few tens of KiB. */
+#define OS_THREAD_STACK ((size_t)256 << 10)
+
 int os_thread_start(void *(*fn)(void *), void *arg)
 {
 	bool single = &__libc_single_threaded && __libc_single_threaded;
@@ -202,8 +214,18 @@ int os_thread_start(void *(*fn)(void *), void *arg)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	/* A stack of its own size, not RLIMIT_STACK's (8 MiB, all of it
+	 * charged under strict overcommit, in every forked child too); the
+	 * default if the program's static TLS does not fit in it. */
+	pthread_attr_setstacksize(&attr, OS_THREAD_STACK);
 	pthread_t t;
 	int r = pthread_create(&t, &attr, fn, arg);
+	if (r == EINVAL) {
+		pthread_attr_destroy(&attr);
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		r = pthread_create(&t, &attr, fn, arg);
+	}
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r == 0 && single) {

@@ -8,11 +8,19 @@
  * (4 KiB); functions never call malloc; errors come back as NULL or a
  * negative errno, never as a crash. Memory states follow Go's mem.go:
  *
- *   reserved  (os_reserve)   address space only, PROT_NONE
- *   ready     (os_map*)      readable and writable, zero on first touch
+ *   reserved  (os_reserve*)  address space only, PROT_NONE; or readable
+ *                            zeros (os_reserve_zero), for sparse tables
+ *   ready     (os_map*, os_commit)  readable and writable, zero on first
+ *                            touch
  *   released  (os_release)   ready, but its physical pages were given back:
  *                            zero on next touch for RELEASE_DONTNEED,
  *                            zero or old contents for RELEASE_FREE
+ *
+ * Under strict overcommit (vm.overcommit_memory=2) the kernel charges
+ * every private writable mapping against its commit limit when it is
+ * mapped, MAP_NORESERVE or not, and fork charges it again in the child:
+ * what may stay unused is reserved (not writable, not charged) and made
+ * ready (os_commit, charged then) as it comes into use.
  */
 #ifndef NUMAHEAP_OS_H
 #define NUMAHEAP_OS_H
@@ -41,7 +49,13 @@ void *os_map_hugetlb_at(uintptr_t addr, size_t n);
 void *os_map(size_t n, size_t align);
 /* Reserve n bytes of address space anywhere (PROT_NONE, no memory). */
 void *os_reserve(size_t n);
-/* Make reserved [p, p+n) ready. */
+/* Like os_map_at, but reserved (PROT_NONE): os_commit makes parts ready. */
+void *os_reserve_at(uintptr_t addr, size_t n);
+/* Reserve n bytes anywhere, aligned to align (a power of two), readable:
+ * they read as zero (the kernel's zero page) until os_commit makes parts
+ * writable. For tables that lockless readers may index anywhere. */
+void *os_reserve_zero(size_t n, size_t align);
+/* Make reserved [p, p+n) ready; 0 or -errno (-ENOMEM past the commit limit). */
 int os_commit(void *p, size_t n);
 void os_unmap(void *p, size_t n);
 /* Give the physical pages of [p, p+n) back to the OS. */

@@ -330,6 +330,50 @@ static int scenario_maxmap()
 	return finish();
 }
 
+// What strict overcommit (vm.overcommit_memory=2) would charge this
+// process: every private writable mapping, in full, mapped or forked.
+static size_t commit_charge()
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	if (!f)
+		return 0;
+	char line[512];
+	size_t sum = 0;
+	while (fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
+			sum += hi - lo;
+	}
+	fclose(f);
+	return sum;
+}
+
+// A small program's commit charge stays small: numaheap's sparse tables,
+// arenas and per-CPU slabs are reserved, not writable, until used.
+static int scenario_charge(size_t max_mib)
+{
+	std::vector<void *> v;
+	for (int i = 0; i < 1000; i++)
+		v.push_back(malloc(16 + (size_t)i * 37));
+	void *big = malloc(3 << 20);
+	ok(big != nullptr, "a 3 MiB block");
+	size_t mib = commit_charge() >> 20;
+	ok(mib <= max_mib, "writable private mappings within the bound (MiB)", (long)mib);
+	// Growing uses more, in proportion: 64 MiB of blocks add about 64 MiB.
+	std::vector<void *> w;
+	for (int i = 0; i < 64; i++)
+		w.push_back(malloc(1 << 20));
+	size_t grown = (commit_charge() >> 20) - mib;
+	ok(grown >= 60 && grown <= 64 + 16, "64 MiB of blocks add 60-80 MiB of charge", (long)grown);
+	for (auto p : w)
+		free(p);
+	for (auto p : v)
+		free(p);
+	free(big);
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	std::string s = argc > 1 ? argv[1] : "";
@@ -341,6 +385,8 @@ int main(int argc, char **argv)
 		return scenario_rlimit(argc > 2 ? strtoul(argv[2], nullptr, 10) : 256);
 	if (s == "maxmap")
 		return scenario_maxmap();
+	if (s == "charge")
+		return scenario_charge(argc > 2 ? strtoul(argv[2], nullptr, 10) : 32);
 	if (s == "hello") {
 		// For configuration checks: start-up and one allocation.
 		void *p = malloc(10);
@@ -348,6 +394,6 @@ int main(int argc, char **argv)
 		free(p);
 		return finish();
 	}
-	fprintf(stderr, "usage: fault_probe nomem|works [rounds]|rlimit [MiB]|maxmap|hello\n");
+	fprintf(stderr, "usage: fault_probe nomem|works [rounds]|rlimit [MiB]|maxmap|charge [MiB]|hello\n");
 	return 2;
 }

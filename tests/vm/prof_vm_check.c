@@ -500,21 +500,5 @@ int main(int argc, char **argv)
 	setenv("NUMAHEAP_PROF_RATE", rate, 1);
 	setenv("NUMAHEAP_PROF_FILE", "/dev/null", 1); /* the dump at exit: not needed */
 	setenv("NUMAHEAP_NUMA", "local", 1);
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		execv("/proc/self/exe", argv);
-		printf("FAIL [prof] exec /proc/self/exe: %s\n", strerror(errno));
-		_exit(2);
-	}
-	int st;
-	if (waitpid(pid, &st, 0) != pid)
-		die("waitpid: %s", strerror(errno));
-	if (WIFSIGNALED(st)) {
-		printf("FAIL [prof] the child was killed by signal %d\n", WTERMSIG(st));
-		return 1;
-	}
-	return WEXITSTATUS(st);
+	return run_self_again(argv);
 }

@@ -1,5 +1,5 @@
 /*
- * vm_check.h — what the multi-node VM checks share (numa_vm_check.c,
+ * vm_check.h — what the multi-node VM checks share (numa_vm_check.c, commit_vm_check.c,
  * prof_vm_check.c): "ok" and "FAIL" lines tagged with the mode under test,
  * a fatal exit, bookkeeping in mmap'd memory (never in the heap the checks
  * measure), the nodes' CPUs, and pinning a thread to them. Include after the system headers, with
@@ -69,6 +69,31 @@ static inline void *xmap(size_t n)
 }
 
 static inline void xunmap(void *p, size_t n) { munmap(p, n ? n : 1); }
+
+/* Run this program again, as a child, and return its status (1 if a
+ * signal killed it): numaheap reads its settings when it starts, so a
+ * check that changes them (the environment, a sysctl) runs in a process
+ * started after the change. */
+static inline int run_self_again(char **argv)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		execv("/proc/self/exe", argv);
+		printf("FAIL [%s] exec /proc/self/exe: %s\n", mode_name, strerror(errno));
+		_exit(2);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid)
+		die("waitpid: %s", strerror(errno));
+	if (WIFSIGNALED(st)) {
+		printf("FAIL [%s] the child was killed by signal %d\n", mode_name, WTERMSIG(st));
+		return 1;
+	}
+	return WEXITSTATUS(st);
+}
 
 /* ---- topology ------------------------------------------------------------------------------ */
 

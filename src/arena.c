@@ -56,13 +56,6 @@ _Static_assert(NH_HOFF(NH_MAX_NODES - 1, NH_NUM_CLASSES - 1) + 15 < 65536, "an e
 _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
 _Static_assert(NH_MAX_SMALL_SIZE <= 15 * NH_PAGE_SIZE, "spans have fewer than 15 pages: kind 15 is free for the size");
 
-/* Make the OS pages holding [p, p + n) of a reserved table writable. */
-static int commit_table(const void *p, size_t n)
-{
-	uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095, hi = ((uintptr_t)p + n + 4095) & ~(uintptr_t)4095;
-	return os_commit((void *)lo, hi - lo);
-}
-
 static void page_table_init(int max_node);
 
 bool arena_init(int max_node)
@@ -88,7 +81,7 @@ static void page_table_init(int max_node)
 	char *m = os_reserve_zero(bytes, 4096);
 	if (!m)
 		return; /* free takes the general path */
-	if (commit_table(m, kinds) != 0) {
+	if (os_commit_range(m, kinds) != 0) {
 		os_unmap(m, bytes);
 		return;
 	}
@@ -264,8 +257,8 @@ static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t
 		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
 		_Atomic uint16_t *pt = page_table ? &page_table[(a - NH_HEAP_BASE) >> NH_PAGE_SHIFT] : NULL;
 		size_t i = (a - NH_HEAP_BASE) >> NH_ARENA_SHIFT;
-		if (!ha || commit_table(&nh_arena_map[i], sizeof *nh_arena_map) != 0 ||
-		    (pt && commit_table(pt, NH_PAGES_PER_ARENA * sizeof *pt) != 0)) {
+		if (!ha || os_commit_range(&nh_arena_map[i], sizeof *nh_arena_map) != 0 ||
+		    (pt && os_commit_range(pt, NH_PAGES_PER_ARENA * sizeof *pt) != 0)) {
 			/* Arenas already published stay; the rest goes back. */
 			os_unmap((void *)a, addr + *bytes - a);
 			*bytes = a - addr;

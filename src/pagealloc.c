@@ -268,23 +268,18 @@ static void update(struct page_alloc *pa, uintptr_t addr, size_t npages)
 
 /* ---- growth, allocation, freeing --------------------------------------- */
 
-/* Make the OS pages under elements [lo, hi] of array a writable. */
-static int commit_elems(void *a, size_t elem, size_t lo, size_t hi)
-{
-	uintptr_t from = ((uintptr_t)a + lo * elem) & ~(uintptr_t)4095;
-	uintptr_t to = ((uintptr_t)a + (hi + 1) * elem + 4095) & ~(uintptr_t)4095;
-	return os_commit((void *)from, to - from);
-}
-
 /* The summaries and chunks[] are reserved readable (zeros) for the whole
  * range and made writable where the heap grows (os.h: commit charge). */
 static int commit_metadata(struct page_alloc *pa, uintptr_t addr, size_t bytes)
 {
 	uintptr_t last = addr + bytes - 1;
-	for (unsigned l = 0; l < NH_SUMMARY_LEVELS; l++)
-		if (commit_elems(pa->summary[l], sizeof(palloc_sum), level_index(pa, l, addr), level_index(pa, l, last)) != 0)
+	for (unsigned l = 0; l < NH_SUMMARY_LEVELS; l++) {
+		size_t lo = level_index(pa, l, addr), n = level_index(pa, l, last) - lo + 1;
+		if (os_commit_range(&pa->summary[l][lo], n * sizeof(palloc_sum)) != 0)
 			return -ENOMEM;
-	return commit_elems(pa->chunks, sizeof *pa->chunks, chunk_index(pa, addr), chunk_index(pa, last));
+	}
+	size_t lo = chunk_index(pa, addr);
+	return os_commit_range(&pa->chunks[lo], (chunk_index(pa, last) - lo + 1) * sizeof *pa->chunks);
 }
 
 int page_alloc_grow(struct page_alloc *pa, uintptr_t addr, size_t bytes)

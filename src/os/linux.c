@@ -53,8 +53,6 @@ static void *map_fixed(uintptr_t addr, size_t n, int prot, int flags)
 	return p;
 }
 
-void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_NORESERVE); }
-
 void *os_reserve_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_NONE, MAP_NORESERVE); }
 
 void *os_map_hugetlb_at(uintptr_t addr, size_t n)
@@ -111,6 +109,12 @@ int os_commit(void *p, size_t n)
 		return -ENOMEM;
 	NH_KSTAT_INC(mprotect);
 	return mprotect(p, n, PROT_READ | PROT_WRITE) == 0 ? 0 : -errno;
+}
+
+int os_commit_range(const void *p, size_t n)
+{
+	uintptr_t ps = os_page_size(), lo = (uintptr_t)p & ~(ps - 1), hi = ((uintptr_t)p + n + ps - 1) & ~(ps - 1);
+	return os_commit((void *)lo, hi - lo);
 }
 
 void os_unmap(void *p, size_t n)

@@ -40,16 +40,16 @@ extern struct nh_kstats nh_kstats;
 
 enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
 
-/* Map n bytes ready at exactly addr, or NULL (errno set) if anything lives
- * there or the kernel refuses. Never replaces an existing mapping. */
-void *os_map_at(uintptr_t addr, size_t n);
-/* Like os_map_at, backed by reserved 2 MiB hugetlbfs pages (MAP_HUGETLB). */
+/* Map n bytes ready at exactly addr, backed by reserved 2 MiB hugetlbfs
+ * pages (MAP_HUGETLB), or NULL (errno set) if anything lives there or the
+ * kernel refuses. Never replaces an existing mapping. */
 void *os_map_hugetlb_at(uintptr_t addr, size_t n);
 /* Map n bytes ready anywhere, aligned to align (a power of two); NULL on error. */
 void *os_map(size_t n, size_t align);
 /* Reserve n bytes of address space anywhere (PROT_NONE, no memory). */
 void *os_reserve(size_t n);
-/* Like os_map_at, but reserved (PROT_NONE): os_commit makes parts ready. */
+/* Like os_map_hugetlb_at, but plain pages, reserved (PROT_NONE): os_commit
+ * makes parts ready. */
 void *os_reserve_at(uintptr_t addr, size_t n);
 /* Reserve n bytes anywhere, aligned to align (a power of two), readable:
  * they read as zero (the kernel's zero page) until os_commit makes parts
@@ -57,6 +57,9 @@ void *os_reserve_at(uintptr_t addr, size_t n);
 void *os_reserve_zero(size_t n, size_t align);
 /* Make reserved [p, p+n) ready; 0 or -errno (-ENOMEM past the commit limit). */
 int os_commit(void *p, size_t n);
+/* Make ready the OS pages that hold [p, p+n), any alignment (a part of a
+ * table reserved by os_reserve_zero); 0 or -errno. */
+int os_commit_range(const void *p, size_t n);
 void os_unmap(void *p, size_t n);
 /* Give the physical pages of [p, p+n) back to the OS. */
 int os_release(void *p, size_t n, enum os_release_mode mode);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "../common/commit_charge.h"
 #include "hx_util.h"
 #include "numaheap.h"
 
@@ -330,25 +331,6 @@ static int scenario_maxmap()
 	return finish();
 }
 
-// What strict overcommit (vm.overcommit_memory=2) would charge this
-// process: every private writable mapping, in full, mapped or forked.
-static size_t commit_charge()
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	if (!f)
-		return 0;
-	char line[512];
-	size_t sum = 0;
-	while (fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
-			sum += hi - lo;
-	}
-	fclose(f);
-	return sum;
-}
-
 // A small program's commit charge stays small: numaheap's sparse tables,
 // arenas and per-CPU slabs are reserved, not writable, until used.
 static int scenario_charge(size_t max_mib)
@@ -358,13 +340,13 @@ static int scenario_charge(size_t max_mib)
 		v.push_back(malloc(16 + (size_t)i * 37));
 	void *big = malloc(3 << 20);
 	ok(big != nullptr, "a 3 MiB block");
-	size_t mib = commit_charge() >> 20;
+	size_t mib = commit_charge_bytes() >> 20;
 	ok(mib <= max_mib, "writable private mappings within the bound (MiB)", (long)mib);
 	// Growing uses more, in proportion: 64 MiB of blocks add about 64 MiB.
 	std::vector<void *> w;
 	for (int i = 0; i < 64; i++)
 		w.push_back(malloc(1 << 20));
-	size_t grown = (commit_charge() >> 20) - mib;
+	size_t grown = (commit_charge_bytes() >> 20) - mib;
 	ok(grown >= 60 && grown <= 64 + 16, "64 MiB of blocks add 60-80 MiB of charge", (long)grown);
 	for (auto p : w)
 		free(p);

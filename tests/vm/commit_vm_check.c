@@ -37,6 +37,7 @@
 
 #define MAXN 8
 #include "vm_check.h"
+#include "../common/commit_charge.h"
 
 #define HEADROOM_MIB 384 /* the commit limit above what is committed at start */
 #define NCHILD 24
@@ -64,29 +65,12 @@ static bool write_file(const char *path, const char *s)
 	return fclose(f) == 0 && good;
 }
 
-/* What the kernel charged this process: its private writable mappings. */
-static size_t charge_mib(void)
-{
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	size_t sum = 0;
-	while (f && fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
-			sum += hi - lo;
-	}
-	if (f)
-		fclose(f);
-	return sum >> 20;
-}
-
 static void check_charge(void)
 {
 	void *p[200];
 	for (int i = 0; i < 200; i++)
 		p[i] = malloc(16 + (size_t)i * 50);
-	size_t mib = charge_mib();
+	size_t mib = commit_charge_bytes() >> 20;
 	check(mib <= 32, "charge: %zu MiB of private writable mappings after 200 allocations (at most 32)", mib);
 	for (int i = 0; i < 200; i++)
 		free(p[i]);

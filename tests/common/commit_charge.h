@@ -1,0 +1,30 @@
+/*
+ * commit_charge.h — what strict overcommit (vm.overcommit_memory=2) charges
+ * the calling process: every private writable mapping, in full, whether it
+ * was mapped or inherited by fork. Read from /proc/self/maps, so a test
+ * can count it without the sysctl. C and C++ (fault_probe.cc,
+ * commit_vm_check.c); no heap of its own but stdio's.
+ */
+#ifndef NUMAHEAP_TESTS_COMMIT_CHARGE_H
+#define NUMAHEAP_TESTS_COMMIT_CHARGE_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+static inline size_t commit_charge_bytes(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	size_t sum = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
+			sum += hi - lo;
+	}
+	if (f)
+		fclose(f);
+	return sum;
+}
+
+#endif /* NUMAHEAP_TESTS_COMMIT_CHARGE_H */

@@ -88,16 +88,36 @@ struct bucket {
 };
 
 /*
- * The buckets fill an array in order (mapped at init, PROF_MAX_BUCKETS of
- * them, ~27 MiB of address space); the hash table over stack hash and node
- * holds their numbers plus one (0: an empty slot), 256 KiB. Only the
- * buckets in use and the slots probed are ever touched: a dump reads
- * buckets[0..nbuckets), not the whole table (reading every slot of a
- * table of buckets faulted in ~9,000 pages at exit, 20-30 ms).
+ * The buckets fill an array in order (reserved at init, PROF_MAX_BUCKETS
+ * of them, ~27 MiB of address space, and made writable 64 KiB at a time
+ * as it fills: under strict overcommit a writable mapping is charged in
+ * full, and a profiled program rarely has more than a few thousand
+ * sites); the hash table over stack hash and node holds their numbers
+ * plus one (0: an empty slot), 256 KiB. Only the buckets in use and the
+ * slots probed are ever touched: a dump reads buckets[0..nbuckets), not
+ * the whole table (reading every slot of a table of buckets faulted in
+ * ~9,000 pages at exit, 20-30 ms).
  */
+#define PROF_COMMIT_STEP ((size_t)64 << 10)
 static struct bucket *buckets;
 static uint32_t *bucket_slots;
 static size_t nbuckets;
+static size_t buckets_ready; /* bytes of buckets[] made writable */
+
+/* Make room for bucket number nbuckets; false if the commit limit refuses
+ * (the sample is then counted nowhere, as when the table is full). Lock
+ * held. */
+static bool bucket_room(void)
+{
+	size_t end = (nbuckets + 1) * sizeof(struct bucket);
+	if (end <= buckets_ready)
+		return true;
+	size_t to = (end + PROF_COMMIT_STEP - 1) & ~(PROF_COMMIT_STEP - 1);
+	if (os_commit((char *)buckets + buckets_ready, to - buckets_ready) != 0)
+		return false;
+	buckets_ready = to;
+	return true;
+}
 
 static uint64_t stack_hash(const uintptr_t *pcs, unsigned n, int node)
 {
@@ -114,7 +134,7 @@ static struct bucket *bucket_of(const uintptr_t *pcs, unsigned n, int node)
 	for (size_t i = h & (PROF_BUCKETS - 1), k = 0; k < PROF_BUCKETS; i = (i + 1) & (PROF_BUCKETS - 1), k++) {
 		uint32_t slot = bucket_slots[i];
 		if (slot == 0) {
-			if (nbuckets >= PROF_MAX_BUCKETS)
+			if (nbuckets >= PROF_MAX_BUCKETS || !bucket_room())
 				return NULL;
 			struct bucket *b = &buckets[nbuckets++];
 			b->hash = h;
@@ -294,7 +314,9 @@ bool prof_init(void)
 	prof_rate = (double)NH_OPTION(PROF_RATE);
 	if (!nh_opt.prof_file[0])
 		memcpy(nh_opt.prof_file, "numaheap.%p.pb.gz", sizeof "numaheap.%p.pb.gz");
-	buckets = os_map((size_t)PROF_MAX_BUCKETS * sizeof(struct bucket), 0);
+	/* Whole steps, so that bucket_room never reaches past the reservation. */
+	buckets = os_reserve(((size_t)PROF_MAX_BUCKETS * sizeof(struct bucket) + PROF_COMMIT_STEP - 1) &
+			     ~(PROF_COMMIT_STEP - 1));
 	bucket_slots = os_map((size_t)PROF_BUCKETS * sizeof(uint32_t), 0);
 	if (!buckets || !bucket_slots) {
 		nh_warn("NUMAHEAP_PROF=1: cannot map the profile's tables; profiling off");

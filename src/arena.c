@@ -250,6 +250,25 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
  * published go back to the OS and *bytes shrinks to those that were.
  * Returns them as a list, last first.
  */
+/* The arena map's OS pages made writable, a bit each (4 KiB pages or
+ * larger): an arena's entry is 8 bytes, so most new arenas find theirs
+ * ready and need no mprotect. Two nodes' heaps may grow at once (each
+ * under its own lock); both then make the same page writable, which is
+ * harmless. */
+static _Atomic uint64_t map_pages_ready[(NH_ARENA_MAP_ENTRIES * sizeof(void *) / 4096 + 63) / 64];
+
+static int commit_map_entry(size_t i)
+{
+	size_t pg = (i * sizeof *nh_arena_map) / os_page_size();
+	uint64_t bit = (uint64_t)1 << (pg % 64);
+	if (atomic_load_explicit(&map_pages_ready[pg / 64], memory_order_relaxed) & bit)
+		return 0;
+	int r = os_commit_range(&nh_arena_map[i], sizeof *nh_arena_map);
+	if (r == 0)
+		atomic_fetch_or_explicit(&map_pages_ready[pg / 64], bit, memory_order_relaxed);
+	return r;
+}
+
 static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t *bytes, bool ready)
 {
 	struct heap_arena *list = NULL;
@@ -257,7 +276,7 @@ static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t
 		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
 		_Atomic uint16_t *pt = page_table ? &page_table[(a - NH_HEAP_BASE) >> NH_PAGE_SHIFT] : NULL;
 		size_t i = (a - NH_HEAP_BASE) >> NH_ARENA_SHIFT;
-		if (!ha || os_commit_range(&nh_arena_map[i], sizeof *nh_arena_map) != 0 ||
+		if (!ha || commit_map_entry(i) != 0 ||
 		    (pt && os_commit_range(pt, NH_PAGES_PER_ARENA * sizeof *pt) != 0)) {
 			/* Arenas already published stay; the rest goes back. */
 			os_unmap((void *)a, addr + *bytes - a);

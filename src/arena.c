@@ -21,11 +21,16 @@
  * and a shell under it could not fork. So everything sparse starts
  * reserved: the arena map and the page table readable (they read as
  * zeros: lockless readers may index them anywhere), each part made
- * writable when its arena is published; an arena PROT_NONE, made ready
- * in NH_COMMIT_STEP pieces as the pages handed out reach into them
- * (heapArena.ready). A commit past the limit fails like any mapping:
- * ENOMEM, nothing lost. (hugetlbfs arenas are mapped ready: the kernel
- * charges their pages to the hugetlb pool, not to the commit limit.)
+ * writable when its arena is published; under strict overcommit, an
+ * arena PROT_NONE, made ready in NH_COMMIT_STEP pieces as the pages handed
+ * out reach into them (heapArena.ready). A commit past the limit fails
+ * like any mapping: ENOMEM, nothing lost. In the other modes the kernel
+ * does not charge a MAP_NORESERVE mapping, so arenas are mapped ready:
+ * each step's mprotect waits for the mmap lock behind the page faults and
+ * pre-faulting of the other threads, with the heap lock held (frag,
+ * large and rptest ran 4-10% slower with steps everywhere). (hugetlbfs
+ * arenas are mapped ready too: the kernel charges their pages to the
+ * hugetlb pool, not to the commit limit.)
  *
  * Arena growth and commits run under the node's heap lock.
  */
@@ -47,6 +52,10 @@
 
 struct heap_arena *_Atomic *nh_arena_map;
 static bool hugetlb_failed, bind_warned;
+/* Strict overcommit (os_commit_strict, read at start-up) or
+ * NUMAHEAP_COMMIT=reserve: arenas are reserved and made ready as they are
+ * used; otherwise mapped ready. */
+static bool commit_strict;
 
 /* The page table (arena.h): written under the heap locks, read by free. */
 static _Atomic uint16_t *page_table;
@@ -60,6 +69,7 @@ static void page_table_init(int max_node);
 
 bool arena_init(int max_node)
 {
+	commit_strict = NH_OPTION(COMMIT) == COMMIT_RESERVE || (NH_OPTION(COMMIT) == COMMIT_AUTO && os_commit_strict());
 	nh_arena_map = os_reserve_zero(NH_ARENA_MAP_ENTRIES * sizeof *nh_arena_map, 4096);
 	if (!nh_arena_map)
 		return false;
@@ -161,7 +171,8 @@ int arena_commit(uintptr_t base, size_t bytes)
 /*
  * Map bytes (a multiple of the arena size) at the first free place from
  * *addr up, inside h's slice: hugetlbfs pages if NUMAHEAP_HUGETLB asks and
- * the kernel has them (*ready), else reserved. Moves *addr to where the mapping
+ * the kernel has them, else plain pages, ready (*ready) unless the kernel
+ * runs strict overcommit, then reserved. Moves *addr to where the mapping
  * landed; NULL if the slice has no room or the kernel refuses (the hint
  * then stays where it refused).
  */
@@ -179,7 +190,11 @@ static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_
 					"/proc/sys/vm/nr_hugepages); using transparent huge pages");
 			}
 		}
-		if (!p)
+		if (!p && !commit_strict) {
+			p = os_map_at(a, bytes);
+			*ready = p != NULL;
+		}
+		if (!p && commit_strict)
 			p = os_reserve_at(a, bytes);
 		if (p) {
 			*addr = a;

@@ -25,10 +25,13 @@ struct mspan;
 /* Arenas are mapped reserved and made ready this much at a time, as the
  * pages handed out reach them (arena_commit): under strict overcommit a
  * process is charged for what its heap reached, not for whole arenas. */
+/* NUMAHEAP_COMMIT's values. */
+enum { COMMIT_AUTO = 0, COMMIT_RESERVE = 1, COMMIT_READY = 2 };
 #define NH_COMMIT_SHIFT 22
 #define NH_COMMIT_STEP ((uintptr_t)1 << NH_COMMIT_SHIFT)
-#define NH_COMMIT_ALL ((uint32_t)((1ull << (NH_ARENA_SHIFT - NH_COMMIT_SHIFT)) - 1))
-_Static_assert(NH_ARENA_SHIFT - NH_COMMIT_SHIFT <= 32, "heapArena.ready has a bit per step");
+#define NH_COMMIT_STEPS (1u << (NH_ARENA_SHIFT - NH_COMMIT_SHIFT)) /* steps in an arena */
+#define NH_COMMIT_ALL ((uint32_t)((1ull << NH_COMMIT_STEPS) - 1))
+_Static_assert(NH_COMMIT_STEPS <= 32, "heapArena.ready has a bit per step");
 struct heap_arena {
 	/* spans[i]: the in-use span holding page i, NULL if the page is free.
 	 * Written under the heap lock; read locklessly by free/realloc. */

@@ -55,6 +55,17 @@ static void *map_fixed(uintptr_t addr, size_t n, int prot, int flags)
 
 void *os_reserve_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_NONE, MAP_NORESERVE); }
 
+void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_NORESERVE); }
+
+bool os_commit_strict(void)
+{
+	/* 0 heuristic and 1 always ignore MAP_NORESERVE mappings; 2 charges
+	 * them. Unreadable (no /proc): assume strict, the safe side. */
+	char buf[8];
+	ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
+	return n <= 0 || buf[0] == '2';
+}
+
 void *os_map_hugetlb_at(uintptr_t addr, size_t n)
 {
 	return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_HUGETLB | (21 << MAP_HUGE_SHIFT));

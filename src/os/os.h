@@ -51,6 +51,13 @@ void *os_reserve(size_t n);
 /* Like os_map_hugetlb_at, but plain pages, reserved (PROT_NONE): os_commit
  * makes parts ready. */
 void *os_reserve_at(uintptr_t addr, size_t n);
+/* Like os_reserve_at, but ready (readable and writable, MAP_NORESERVE):
+ * for where the kernel does not charge such a mapping (os_commit_strict). */
+void *os_map_at(uintptr_t addr, size_t n);
+/* Does the kernel charge writable private mappings in full when they are
+ * mapped (strict overcommit, vm.overcommit_memory=2)? Read once, at
+ * start-up: an arena mapped ready then costs its whole size of commit. */
+bool os_commit_strict(void);
 /* Reserve n bytes anywhere, aligned to align (a power of two), readable:
  * they read as zero (the kernel's zero page) until os_commit makes parts
  * writable. For tables that lockless readers may index anywhere. */

@@ -356,6 +356,36 @@ static int scenario_charge(size_t max_mib)
 	return finish();
 }
 
+// How many mprotect calls growing the heap by 256 MiB takes (numaheap's
+// own count, kernel_calls.mprotect of its JSON statistics): with arenas
+// reserved, one per 4 MiB step reached; mapped ready, a few per arena (its
+// part of the page table). Prints the count and checks it against
+// [lo, hi].
+static long mprotect_calls()
+{
+	static char buf[1 << 16];
+	numaheap_stats_json(buf, sizeof buf);
+	const char *k = strstr(buf, "\"mprotect\":");
+	return k ? strtol(k + strlen("\"mprotect\":"), nullptr, 10) : -1;
+}
+
+static int scenario_mprotect(long lo, long hi)
+{
+	long before = mprotect_calls();
+	std::vector<void *> w;
+	for (int i = 0; i < 256; i++) {
+		void *p = malloc(1 << 20);
+		ok(p != nullptr, "a 1 MiB block");
+		memset(p, 1, 1 << 20);
+		w.push_back(p);
+	}
+	long n = mprotect_calls() - before;
+	ok(before >= 0 && n >= lo && n <= hi, "mprotect calls while the heap grew by 256 MiB, within the bounds", n);
+	for (auto p : w)
+		free(p);
+	return finish();
+}
+
 int main(int argc, char **argv)
 {
 	std::string s = argc > 1 ? argv[1] : "";
@@ -369,6 +399,8 @@ int main(int argc, char **argv)
 		return scenario_maxmap();
 	if (s == "charge")
 		return scenario_charge(argc > 2 ? strtoul(argv[2], nullptr, 10) : 32);
+	if (s == "mprotect" && argc > 3)
+		return scenario_mprotect(atol(argv[2]), atol(argv[3]));
 	if (s == "hello") {
 		// For configuration checks: start-up and one allocation.
 		void *p = malloc(10);
@@ -376,6 +408,6 @@ int main(int argc, char **argv)
 		free(p);
 		return finish();
 	}
-	fprintf(stderr, "usage: fault_probe nomem|works [rounds]|rlimit [MiB]|maxmap|charge [MiB]|hello\n");
+	fprintf(stderr, "usage: fault_probe nomem|works [rounds]|rlimit [MiB]|maxmap|charge [MiB]|mprotect LO HI|hello\n");
 	return 2;
 }

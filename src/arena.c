@@ -26,9 +26,9 @@
  * out reach into them (heapArena.ready). A commit past the limit fails
  * like any mapping: ENOMEM, nothing lost. In the other modes the kernel
  * does not charge a MAP_NORESERVE mapping, so arenas are mapped ready:
- * each step's mprotect waits for the mmap lock behind the page faults and
- * pre-faulting of the other threads, with the heap lock held (frag,
- * large and rptest ran 4-10% slower with steps everywhere). (hugetlbfs
+ * each step's mprotect takes the mmap lock for writing with the heap lock
+ * held (172 us a call in frag under strace; frag, large and rptest ran
+ * 4-10% slower with steps everywhere). (hugetlbfs
  * arenas are mapped ready too: the kernel charges their pages to the
  * hugetlb pool, not to the commit limit.)
  *
@@ -208,12 +208,10 @@ static void *map_arenas(struct mheap *h, uintptr_t *addr, size_t bytes, uintptr_
 					"/proc/sys/vm/nr_hugepages); using transparent huge pages");
 			}
 		}
-		if (!p && !commit_strict) {
-			p = os_map_at(a, bytes);
-			*ready = p != NULL;
+		if (!p) {
+			p = commit_strict ? os_reserve_at(a, bytes) : os_map_at(a, bytes);
+			*ready = p && !commit_strict;
 		}
-		if (!p && commit_strict)
-			p = os_reserve_at(a, bytes);
 		if (p) {
 			*addr = a;
 			return p;

@@ -22,11 +22,11 @@ struct mspan;
  * lock, and never change back, so free() reads them without a lock.
  * ------------------------------------------------------------------------ */
 #define NH_ARENA_MAP_ENTRIES (NH_HEAP_RANGE >> NH_ARENA_SHIFT)
-/* Arenas are mapped reserved and made ready this much at a time, as the
- * pages handed out reach them (arena_commit): under strict overcommit a
- * process is charged for what its heap reached, not for whole arenas. */
 /* NUMAHEAP_COMMIT's values. */
 enum { COMMIT_AUTO = 0, COMMIT_RESERVE = 1, COMMIT_READY = 2 };
+/* Reserved arenas are made ready this much at a time, as the pages handed
+ * out reach them (arena_commit): under strict overcommit a process is
+ * charged for what its heap reached, not for whole arenas. */
 #define NH_COMMIT_SHIFT 22
 #define NH_COMMIT_STEP ((uintptr_t)1 << NH_COMMIT_SHIFT)
 #define NH_COMMIT_STEPS (1u << (NH_ARENA_SHIFT - NH_COMMIT_SHIFT)) /* steps in an arena */

@@ -107,12 +107,7 @@ void *os_map(size_t n, size_t align) { return map_aligned(n, align, PROT_READ | 
 
 void *os_reserve_zero(size_t n, size_t align) { return map_aligned(n, align, PROT_READ); }
 
-void *os_reserve(size_t n)
-{
-	NH_KSTAT_INC(mmap);
-	void *p = mmap(NULL, n, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
-}
+void *os_reserve(size_t n) { return map_aligned(n, 0, PROT_NONE); }
 
 int os_commit(void *p, size_t n)
 {

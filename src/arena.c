@@ -147,6 +147,16 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 	}
 }
 
+void arena_set_page_entries(const struct mspan *s, bool cached)
+{
+	if (!page_table)
+		return;
+	uintptr_t t = (s->base - NH_HEAP_BASE) >> NH_PAGE_SHIFT;
+	for (uint32_t j = 0; j < s->npages && t + j < page_table_entries; j++)
+		atomic_store_explicit(&page_table[t + j], cached ? (uint16_t)(NH_HOFF(s->node, s->sizeclass) | j) : 0,
+				      memory_order_relaxed);
+}
+
 #define NH_COMMIT_AHEAD 2u /* steps made ready ahead of a growing heap (arena_commit) */
 
 int arena_commit(uintptr_t base, size_t bytes)

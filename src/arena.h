@@ -82,6 +82,10 @@ NH_INLINE uint32_t arena_steps(const struct heap_arena *ha, uintptr_t a, uintptr
 /* Map spans[] and the page table for [base, base + npages pages) to s
  * (NULL to clear). Heap lock. */
 void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
+/* Point the page-table entries of s, a small span in use, at its class's
+ * P header (cached) or at no class (0: free's fast path refuses its
+ * objects, which take the general way). s's central lock held. */
+void arena_set_page_entries(const struct mspan *s, bool cached);
 
 /* ------------------------------------------------------------------------
  * The page table (arena.c): what free needs about a page, in 2 bytes, one

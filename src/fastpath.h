@@ -31,6 +31,7 @@
 #include "alloc.h"
 #include "arena.h"
 #include "mcache.h"
+#include "mcentral.h"
 #include "mspan.h"
 
 /*
@@ -141,6 +142,9 @@ NH_INLINE void free_small_checked(struct mspan *s, uintptr_t p, bool hardened)
 {
 	if (hardened && NH_UNLIKELY(has_free_mark(p)))
 		free_double("free", p);
+	/* A span being evacuated takes its objects back itself (mcentral.c). */
+	if (NH_UNLIKELY(atomic_load_explicit(&s->evac, memory_order_relaxed)) && mcentral_free_evac(s, p))
+		return;
 	*mark_word(p) = free_mark(p);
 	if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, s->sizeclass), p)))
 		free_small_slow(p);

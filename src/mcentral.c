@@ -46,6 +46,7 @@
 #include "mcache.h"
 
 #include "alloc.h"
+#include "scavenger.h"
 
 #include <string.h>
 
@@ -100,27 +101,6 @@ static unsigned transfer_put(struct mcentral *c, const uintptr_t *objs, unsigned
 
 size_t mcentral_transfer_objects(struct mcentral *c) { return c->tc_count; }
 
-static void list_push(struct span_list_head *l, struct mspan *s)
-{
-	s->prev = NULL;
-	s->next = l->first;
-	if (l->first)
-		l->first->prev = s;
-	l->first = s;
-	l->count++;
-}
-
-static void list_remove(struct span_list_head *l, struct mspan *s)
-{
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		l->first = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	s->next = s->prev = NULL;
-	l->count--;
-}
 
 static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *objs, unsigned k);
 
@@ -178,6 +158,17 @@ static void unlink_empty(struct mcentral *c, struct mspan *s)
 		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 }
 
+void evac_unlink_empty(struct mcentral *c, struct mspan *s)
+{
+	list_remove(&c->evac, s);
+	atomic_store_explicit(&s->evac, 0, memory_order_relaxed);
+	s->list = SPAN_LIST_NONE;
+	c->nspans--;
+	if (s->released)
+		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
+	__atomic_fetch_add(&nh_scav.evacuated, 1, __ATOMIC_RELAXED);
+}
+
 /* Give the n empty spans collected under c->lock to the heap. Called with
  * c->lock held; drops it (the heap lock is never taken under it), and takes
  * it again if relock. */
@@ -225,6 +216,17 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 		}
 		mspan_put(s, p);
 		c->objects_out--;
+		if (s->list == SPAN_LIST_EVAC) {
+			c->evac_objects -= c->evac_objects != 0;
+			if (s->nalloc == 0) {
+				evac_unlink_empty(c, s);
+				empty[nempty++] = s;
+				lo = hi = 0;
+				if (nempty == 64)
+					free_empty_spans(c, h, empty, &nempty, true);
+			}
+			continue;
+		}
 		if (s->list == SPAN_LIST_FULL) {
 			list_remove(&c->full, s);
 			s->list = SPAN_LIST_PARTIAL;
@@ -497,6 +499,15 @@ void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct s
 		s->nalloc = (uint16_t)(s->nalloc - (p[i].own_hi - p[i].own_lo));
 		if (p[i].own_lo / 64 < s->freeindex)
 			s->freeindex = (uint16_t)(p[i].own_lo / 64);
+		if (s->list == SPAN_LIST_EVAC) {
+			if (s->nalloc == 0) {
+				evac_unlink_empty(c, s);
+				empty[nempty++] = s;
+				if (nempty == 64)
+					free_empty_spans(c, h, empty, &nempty, true);
+			}
+			continue;
+		}
 		if (s->list == SPAN_LIST_FULL) {
 			list_remove(&c->full, s);
 			s->list = SPAN_LIST_PARTIAL;

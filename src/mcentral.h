@@ -5,6 +5,7 @@
 #define NUMAHEAP_MCENTRAL_H
 
 #include "lock.h"
+#include "mspan.h"
 
 struct mspan;
 struct mheap;
@@ -48,6 +49,7 @@ struct mcentral {
 	uint8_t node;
 	struct span_list_head partial; /* under lock */
 	struct span_list_head full;    /* under lock */
+	struct span_list_head evac;    /* spans being emptied (evacuation); under lock */
 	/* Under lock. */
 	uint64_t nspans;	  /* spans of this class on this node */
 	uint64_t objects_out;	  /* sum of nalloc over the spans */
@@ -65,6 +67,12 @@ struct mcentral {
 	 * caches) when it last saw them change, and when. */
 	uint64_t sub_allocs;
 	uint64_t sub_since;
+	/* Evacuation's last look (under lock): the class's mallocs, and
+	 * objects_out. */
+	uint64_t evac_allocs;
+	uint64_t evac_out;	  /* live objects (objects_out less the cached) ... */
+	uint64_t evac_since;	  /* ... since then (os_nanotime), within 1/16 */
+	uint64_t evac_objects;	  /* objects out of the spans on the evac list */
 } NH_ALIGNED(NH_CACHE_LINE);
 
 /* At initialisation (no lock). */
@@ -81,6 +89,46 @@ void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs
  * last call (idle). Objects moved. Takes each class's tc_lock and lock, and
  * h->lock, one at a time. */
 size_t mcentral_drain(struct mheap *h, bool idle_only);
+/* A span list's front insert and removal (mcentral.c, evacuate.c); the
+ * list's central lock held. */
+NH_INLINE void list_push(struct span_list_head *l, struct mspan *s)
+{
+	s->prev = NULL;
+	s->next = l->first;
+	if (l->first)
+		l->first->prev = s;
+	l->first = s;
+	l->count++;
+}
+
+NH_INLINE void list_remove(struct span_list_head *l, struct mspan *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		l->first = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->next = s->prev = NULL;
+	l->count--;
+}
+
+/* An evacuated span, now empty, leaves c's evac list for the heap (as an
+ * empty partial span does; the caller gives it to the heap once c->lock
+ * is dropped). c->lock held. */
+void evac_unlink_empty(struct mcentral *c, struct mspan *s);
+
+/* Evacuation (evacuate.c; the background thread, each round): in each class of h
+ * that is busy, not growing and sparse, the spans at most a quarter full
+ * stop taking new objects until they empty and go back to the heap.
+ * allocs: the classes' mallocs so far; cached: the objects h's P caches
+ * hold. Takes each class's transfer and central locks, one at a time. */
+void mcentral_evacuate(struct mheap *h, const uint64_t allocs[NH_NUM_CLASSES], const uint64_t cached[NH_NUM_CLASSES],
+		       uint64_t now);
+/* Free p, an object of s, straight into s if s is being evacuated: true;
+ * false (nothing done) if it no longer is. Takes s's central lock, and
+ * the heap lock when s empties. */
+bool mcentral_free_evac(struct mspan *s, uintptr_t p);
 /* fork (fork.c): every class's tc_lock and lock of every heap, taken or
  * dropped; reset in the child. */
 void mcentral_fork_lock(bool lock);

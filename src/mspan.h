@@ -17,7 +17,7 @@ enum span_state {
 	SPAN_CACHED = 2, /* a freed large span kept whole for reuse (mheap.c) */
 };
 
-enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL };
+enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_EVAC };
 
 #define NH_MAX_SPAN_OBJECTS 1024 /* proven by mksizeclasses */
 #define NH_SPAN_BITMAP_WORDS (NH_MAX_SPAN_OBJECTS / 64)
@@ -42,7 +42,11 @@ struct mspan {
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
 	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
-	uint8_t pad1;
+	/* Being emptied (mcentral.c, evacuation): on the class's evac list,
+	 * no refill takes from it, and its frees go straight back to it
+	 * (free_small_checked), not to a cache. Written under the central
+	 * lock, read without. */
+	_Atomic uint8_t evac;
 	/* Small spans: the tail waste (npages pages - nelems * elemsize), at
 	 * the span's start: object i is at base + tail + i * elemsize, so the
 	 * last object ends at the span's end and every address that is a
@@ -59,6 +63,12 @@ struct mspan {
 	 * covered it (mcentral.c, the in-span release). Under the central
 	 * lock; 0 when the span comes from the heap. */
 	uint32_t released;
+	/* Evacuation (mcentral.c), under the central lock: nalloc when the
+	 * background thread last looked, looks in a row without a fall, and
+	 * looks left before the span may be evacuated again (after a stall). */
+	uint16_t evac_seen;
+	uint8_t evac_stalls;
+	uint8_t evac_rest;
 	/* 1: object allocated. Declared for the largest span; a span struct
 	 * is allocated only as long as its class needs (mspan_struct_size). */
 	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];

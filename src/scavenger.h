@@ -31,6 +31,9 @@ struct nh_scav_stats {
 	uint64_t cpu_ns;	/* time the background thread spent working (wall, an upper bound of its CPU) */
 	uint64_t limit_hits;	/* synchronous scavenges forced by the memory limit */
 	uint64_t cache_drained_objects; /* objects drained from idle CPUs' caches */
+	uint64_t evacuations;	 /* spans put under evacuation (mcentral.c) */
+	uint64_t evacuated;	 /* of those, emptied and given back to the heap */
+	uint64_t evac_stalls;	 /* of those, put back to use: they stopped emptying */
 	const char *prefault;	/* "on", "off" or "unsupported" (kernel before 5.14) */
 	uint64_t prefault_episodes;	/* times the heap grew back into released memory (or fresh, when large) */
 	uint64_t prefault_ns;	/* time spent doing it (wall) */

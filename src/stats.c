@@ -292,7 +292,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
 		   "\"base_collapses\":%llu,\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
-		   "\"trims_paced\":%llu},",
+		   "\"trims_paced\":%llu,\"evacuations\":%llu,\"evacuated\":%llu,\"evac_stalls\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
 		   (unsigned long long)nh_scav.submissions,
@@ -307,7 +307,10 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.base_collapses,
 		   (unsigned long long)nh_scav.collapse_failures,
 		   nh_scav.delay_shift, (unsigned long long)nh_scav.churn_events,
-		   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced);
+		   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced,
+		   (unsigned long long)__atomic_load_n(&nh_scav.evacuations, __ATOMIC_RELAXED),
+		   (unsigned long long)__atomic_load_n(&nh_scav.evacuated, __ATOMIC_RELAXED),
+		   (unsigned long long)__atomic_load_n(&nh_scav.evac_stalls, __ATOMIC_RELAXED));
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
 		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",

@@ -231,7 +231,7 @@ void *nh_realloc(void *ptr, size_t n)
 	uintptr_t i = ((uintptr_t)ptr >> NH_PAGE_SHIFT) - nh_fast.page_lo;
 	if (NH_LIKELY(i < nh_fast.page_count) && NH_LIKELY(n != 0)) {
 		const uint16_t *table = nh_fast.page_table;
-		unsigned e = table[i];
+		unsigned e = page_entry(table, i);
 		if (NH_LIKELY(page_entry_is_object(table, e, (uintptr_t)ptr))) {
 			size_t old = page_entry_size(table, e);
 			if (NH_UNLIKELY(has_free_mark((uintptr_t)ptr)))
@@ -381,7 +381,7 @@ size_t nh_malloc_usable_size(void *ptr)
 	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
 	if (NH_LIKELY(i < nh_fast.page_count)) {
 		const uint16_t *table = nh_fast.page_table;
-		unsigned e = table[i];
+		unsigned e = page_entry(table, i);
 		if (NH_LIKELY(page_entry_is_object(table, e, p)))
 			return page_entry_size(table, e);
 	}

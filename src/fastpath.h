@@ -124,7 +124,7 @@ NH_INLINE bool free_fast(uintptr_t p)
 	if (NH_UNLIKELY(i >= nh_fast.page_count))
 		return false;
 	const uint16_t *table = nh_fast.page_table;
-	unsigned e = table[i];
+	unsigned e = page_entry(table, i);
 	if (NH_UNLIKELY(!page_entry_is_object(table, e, p)))
 		return false;
 	*mark_word(p) = free_mark(p);

@@ -182,7 +182,7 @@ void worker(int id, int ops)
 
 long long scav_number(const char *key)
 {
-	static char buf[16384];
+	static char buf[1 << 18]; // the whole JSON document (a few tens of KiB)
 	numaheap_stats_json(buf, sizeof buf);
 	const char *s = strstr(buf, "\"scavenger\"");
 	const char *k = s ? strstr(s, key) : nullptr;

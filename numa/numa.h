@@ -37,6 +37,10 @@ enum numa_bind_mode { NUMA_BIND_PREFERRED = 0, NUMA_BIND_STRICT = 1, NUMA_BIND_I
 
 /* Bind [p, p+n) to node (mbind). 0 or -errno. With one node, does nothing. */
 int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask);
+/* Move the page at p to node (move_pages; a huge page moves whole, or is
+ * split and moved page by page when node has no free huge page). 0 if it
+ * is there now, else -errno or the page's negative status. */
+int numa_move_page(void *p, int node);
 
 /* ---- policy (policy.c) ------------------------------------------------- */
 enum { NUMA_LOCAL = 0, NUMA_INTERLEAVE = 1, NUMA_OFF = 2 };
@@ -65,6 +69,10 @@ void numa_policy_restrict(uint32_t heap_mask);
 int numa_heap_node_of_cpu(int cpu);
 /* Bind heap memory (arenas, metadata, caches) of heap_node per the policy. */
 int numa_bind_heap(void *p, size_t n, int heap_node);
+/* Interleave mode on several nodes: the node whose turn the huge page at
+ * hp is (where the kernel's MPOL_INTERLEAVE puts a huge page faulted
+ * there); -1 in the other modes. */
+int numa_interleave_node(uintptr_t hp);
 /* A P's cache budget, scaled down under a cgroup CPU limit. */
 size_t numa_cpu_budget(size_t budget);
 

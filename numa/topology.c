@@ -218,3 +218,15 @@ int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t in
 	long r = syscall(SYS_mbind, p, n, policy, mask, NUMA_MAX_NODES + 1, 0);
 	return r == 0 ? 0 : -errno;
 }
+
+#define MPOL_MF_MOVE (1 << 1)
+
+int numa_move_page(void *p, int node)
+{
+	int status = -1;
+	NH_KSTAT_INC(move_pages);
+	long r = syscall(SYS_move_pages, 0, 1ul, &p, &node, &status, MPOL_MF_MOVE);
+	if (r != 0)
+		return -errno;
+	return status == node ? 0 : (status < 0 ? status : -EAGAIN);
+}

@@ -256,7 +256,9 @@ static void advise_arenas(struct mheap *h, void *p, uintptr_t addr, size_t bytes
 		 * interleave mode: a collapse puts the huge page on the node
 		 * that holds most of its 4 KiB pages (the first, when they are
 		 * interleaved evenly), where a huge page faulted in takes its
-		 * turn in the interleave (vm.numa4 saw 3 MiB move to node 0).
+		 * turn in the interleave (vm.numa4 saw 3 MiB move to node 0;
+		 * hugepages.c moves a collapsed huge page back to its turn's
+		 * node, but that is a second 2 MiB copy).
 		 */
 		uintptr_t from = addr, huge_from = addr;
 		if (NH_OPTION(THP) && addr == slice) {

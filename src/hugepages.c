@@ -20,6 +20,7 @@
 #include "os/os.h"
 
 #include "mheap.h"
+#include "numa.h"
 #include "scavenger.h"
 
 #include <errno.h>
@@ -125,6 +126,24 @@ uint64_t scavenger_regrown_bytes(void)
 #define BASE_MAX_ABSENT (NH_HUGE_BYTES / 32)
 #define BASE_REWALK_NS ((uint64_t)30000000000)
 
+/*
+ * Interleave mode: the kernel puts a collapsed huge page on the node that
+ * held most of its base pages, the first of them on a tie, and base pages
+ * faulted under MPOL_INTERLEAVE alternate page by page: a tie in every
+ * huge page. Left alone, every collapse moved a huge page to the first
+ * node (a VM with 2 nodes: 98% of a 96 MiB heap there after the
+ * collapses of NUMAHEAP_THP_ADAPT=base), where a huge page faulted in
+ * takes its turn in the interleave. So the collapsed page is moved to the
+ * node whose turn it is (one more 2 MiB copy; split and moved page by page
+ * if that node has no free huge page; left where it is if the move fails).
+ */
+static void place_interleaved(uintptr_t hp)
+{
+	int node = numa_interleave_node(hp);
+	if (node >= 0 && numa_move_page((void *)hp, node) == 0)
+		nh_scav.collapse_moves++;
+}
+
 /* Make huge page hp whole: allowed huge pages again, collapsed. Counts
  * the result; false if the kernel refused. scav_lock held (so that no
  * release meets the copy); the pageAlloc already says it is not broken
@@ -143,6 +162,8 @@ static bool collapse_one(uintptr_t hp, bool was_nohuge)
 	}
 	if (r == 0 || r == -EINVAL) {
 		nh_scav.collapses++;
+		if (r == 0)
+			place_interleaved(hp);
 		return true;
 	}
 	nh_scav.collapse_failures++;

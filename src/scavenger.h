@@ -48,6 +48,7 @@ struct nh_scav_stats {
 	uint64_t collapses;	/* split huge pages made whole again (MADV_COLLAPSE) */
 	uint64_t base_collapses;	/* of collapses: huge pages grown on base pages (fresh huge pages slow) */
 	uint64_t collapse_failures;	/* collapses the kernel refused (no huge page to be had) */
+	uint64_t collapse_moves;	/* of collapses, interleave mode: moved to their turn's node */
 	unsigned delay_shift;	/* the background delays are the options' << this (churn back-off) */
 	uint64_t churn_events;	/* background releases the program soon grew back into */
 };

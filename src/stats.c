@@ -291,7 +291,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"fresh_base_switches\":%llu,\"base_arena_bytes\":%llu,"
 		   "\"subreleased_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
-		   "\"base_collapses\":%llu,\"collapse_failures\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
+		   "\"base_collapses\":%llu,\"collapse_failures\":%llu,\"collapse_moves\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
 		   "\"trims_paced\":%llu,\"evacuations\":%llu,\"evacuated\":%llu,\"evac_stalls\":%llu},",
 		   nh_scav.backend, nh_scav.running ? "true" : "false", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)nh_scav.bg_released_bytes, (unsigned long long)nh_scav.sync_released_bytes,
@@ -305,7 +305,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.base_collapses,
-		   (unsigned long long)nh_scav.collapse_failures,
+		   (unsigned long long)nh_scav.collapse_failures, (unsigned long long)nh_scav.collapse_moves,
 		   nh_scav.delay_shift, (unsigned long long)nh_scav.churn_events,
 		   (unsigned long long)nh_scav.sync_releases, (unsigned long long)nh_scav.trims_paced,
 		   (unsigned long long)__atomic_load_n(&nh_scav.evacuations, __ATOMIC_RELAXED),
@@ -313,10 +313,10 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)__atomic_load_n(&nh_scav.evac_stalls, __ATOMIC_RELAXED));
 	buf_printf(b,
 		   "\"kernel_calls\":{\"mmap\":%llu,\"munmap\":%llu,\"madvise\":%llu,\"mbind\":%llu,"
-		   "\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",
+		   "\"move_pages\":%llu,\"mprotect\":%llu,\"futex_wait\":%llu,\"futex_wake\":%llu,\"io_uring_enter\":%llu}",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.madvise, (unsigned long long)nh_kstats.mbind,
-		   (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.futex_wait,
+		   (unsigned long long)nh_kstats.move_pages, (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.futex_wait,
 		   (unsigned long long)nh_kstats.futex_wake, (unsigned long long)nh_kstats.io_uring_enter);
 }
 

@@ -202,11 +202,12 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 								 : "fresh huge pages slow here, the CPUs busy",
 			   (unsigned long long)nh_scav.base_collapses);
 	}
-	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, mprotect %llu, madvise %llu, mbind %llu, io_uring %llu, "
-		      "futex wait %llu, wake %llu\n",
+	buf_printf(b, "kernel calls: mmap %llu, munmap %llu, mprotect %llu, madvise %llu, mbind %llu, move_pages %llu, "
+		      "io_uring %llu, futex wait %llu, wake %llu\n",
 		   (unsigned long long)nh_kstats.mmap, (unsigned long long)nh_kstats.munmap,
 		   (unsigned long long)nh_kstats.mprotect, (unsigned long long)nh_kstats.madvise,
-		   (unsigned long long)nh_kstats.mbind, (unsigned long long)nh_kstats.io_uring_enter,
+		   (unsigned long long)nh_kstats.mbind, (unsigned long long)nh_kstats.move_pages,
+		   (unsigned long long)nh_kstats.io_uring_enter,
 		   (unsigned long long)nh_kstats.futex_wait, (unsigned long long)nh_kstats.futex_wake);
 }
 

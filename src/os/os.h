@@ -33,7 +33,7 @@
 
 /* Counts of the kernel calls numaheap made, by kind; relaxed atomics. */
 struct nh_kstats {
-	_Atomic uint64_t mmap, munmap, madvise, mbind, mprotect, futex_wait, futex_wake, io_uring_enter;
+	_Atomic uint64_t mmap, munmap, madvise, mbind, move_pages, mprotect, futex_wait, futex_wake, io_uring_enter;
 };
 extern struct nh_kstats nh_kstats;
 #define NH_KSTAT_INC(field) atomic_fetch_add_explicit(&nh_kstats.field, 1, memory_order_relaxed)

@@ -37,7 +37,9 @@
  *
  * and in "interleave" mode: pages of small and large objects allocated by
  * a thread on node 0 are spread over all nodes (each node >= 3/4 of a fair
- * share), and the statistics agree with move_pages.
+ * share), and the statistics agree with move_pages; with
+ * NUMAHEAP_THP_ADAPT=base, also after the background thread collapsed
+ * the heap into huge pages (>= 80% of the small objects' pages huge).
  *
  * Prints one "ok"/"FAIL" line per check and "N passed, N failed" at the end;
  * exits 0 only if every check passed.
@@ -1124,6 +1126,41 @@ static void interleave_job(void *argp)
 	spread_check("16 KiB objects (16 MiB) of a thread on node 0", &b, f2, f3);
 	spread_check("4 MiB objects (64 MiB) of a thread on node 0", &b, f3, b.n);
 	check_stats_agree("stats with interleaved objects");
+	/* NUMAHEAP_THP_ADAPT=base (vm.ibase4): the heap grew on base pages,
+	 * which the interleave alternates page by page, and the background
+	 * thread collapses it once growth stops; the kernel would put every
+	 * collapsed huge page on the first node (a tie in each), so numaheap
+	 * moves each to the node whose turn it is. After the collapses the
+	 * small objects must still be spread, on huge pages. */
+	const char *adapt = getenv("NUMAHEAP_THP_ADAPT");
+	if (adapt && !strcmp(adapt, "base")) {
+		uint64_t seen = 0, n = 0;
+		double t1 = now(), still_since = now();
+		while (now() - t1 < 120) {
+			usleep(250 * 1000);
+			const char *f = strstr(stats_now(), "\"base_collapses\":");
+			n = f ? strtoull(f + strlen("\"base_collapses\":"), NULL, 10) : 0;
+			if (n != seen) {
+				seen = n;
+				still_since = now();
+			} else if (n > 0 && now() - still_since >= 2) {
+				break;
+			}
+		}
+		const char *m = strstr(stats_now(), "\"collapse_moves\":");
+		uint64_t moves = m ? strtoull(m + strlen("\"collapse_moves\":"), NULL, 10) : 0;
+		check(n >= 8, "interleave: the heap grown on base pages was collapsed: %" PRIu64
+		      " huge pages in %.1f s, %" PRIu64 " moved to their node", n, now() - t1, moves);
+		spread_check("64 B objects (32 MiB) after the collapses", &b, f1, f2);
+		struct pages pg;
+		pages_of(&b, f1, f2, &pg);
+		size_t thp = 0, present = 0;
+		if (count_thp(pg.v, pg.n, &thp, &present))
+			check(pg.n > 0 && thp * 100 >= pg.n * 80,
+			      "interleave: %.1f%% of the %zu pages of the 64 B objects are huge pages after the collapses",
+			      pg.n ? 100.0 * thp / pg.n : 0.0, pg.n);
+		pages_destroy(&pg);
+	}
 	size_t bad = batch_release(&b);
 	check(bad == 0, "interleave: objects intact when freed (%zu damaged)", bad);
 	batch_destroy(&b);

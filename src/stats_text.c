@@ -186,12 +186,13 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 	if (nh_scav.prefault_episodes) {
 		buf_printf(b, "pre-faulted ");
 		put_bytes(b, s->prefaulted, 0);
-		buf_printf(b, " ahead of a growing heap in %llu episodes, %llu ms; %llu us of CPU per huge page",
-			   (unsigned long long)nh_scav.prefault_episodes, (unsigned long long)(nh_scav.prefault_ns / 1000000),
+		buf_printf(b, " ahead of a growing heap in %llu episode%s, %llu ms; %llu us of CPU per huge page",
+			   (unsigned long long)nh_scav.prefault_episodes, nh_scav.prefault_episodes == 1 ? "" : "s",
+			   (unsigned long long)(nh_scav.prefault_ns / 1000000),
 			   (unsigned long long)(nh_scav.prefault_huge_ns / 1000));
 		if (nh_scav.prefault_fresh_offs)
-			buf_printf(b, " (fresh growth left to the program %llu times: it faults in quickly)",
-				   (unsigned long long)nh_scav.prefault_fresh_offs);
+			buf_printf(b, " (fresh growth left to the program %llu time%s: it faults in quickly)",
+				   (unsigned long long)nh_scav.prefault_fresh_offs, nh_scav.prefault_fresh_offs == 1 ? "" : "s");
 		buf_printf(b, "\n");
 	}
 	if (atomic_load(&nh_scav.base_arena_bytes)) {

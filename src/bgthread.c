@@ -466,11 +466,12 @@ static void *bg_main(void *arg)
 			uint64_t allocs[NH_NUM_CLASSES];
 			sum_allocs(allocs);
 			churn_update(&p.churn, now, allocs);
-			for_each_heap(h) {
-				uint64_t cached[NH_NUM_CLASSES];
-				proc_sum_cached(cached, h->node);
-				mcentral_evacuate(h, allocs, cached, now);
-			}
+			if (NH_OPTION(EVACUATE))
+				for_each_heap(h) {
+					uint64_t cached[NH_NUM_CLASSES];
+					proc_sum_cached(cached, h->node);
+					mcentral_evacuate(h, allocs, cached, now);
+				}
 			released = scavenge_background(now, &bg_batch, &due, budget, allocs);
 			if (released)
 				p.churn.last_release = now;

@@ -121,6 +121,35 @@ TEST(Evacuation, BusyHeapAfterDeleteGivesSpansBack)
 	}
 }
 
+TEST(Evacuation, OffEvacuatesNothing)
+{
+	// NUMAHEAP_EVACUATE=0 (CMakeLists.txt): the busy heap after a delete
+	// keeps working three times as long as a class must be steady before
+	// it is evacuated, and nothing is.
+	const char *e = getenv("NUMAHEAP_EVACUATE");
+	ASSERT_TRUE(e && !strcmp(e, "0")) << "run with NUMAHEAP_EVACUATE=0";
+	Rng r(24);
+	uint64_t id = 1;
+	std::vector<Block> v = fill_heap(64u << 20, r, id);
+	v = delete_most(v, r);
+	double end = now_s() + 6;
+	while (now_s() < end)
+		for (int k = 0; k < 20000; k++) {
+			Block &b = v[r.below(v.size())];
+			ASSERT_TRUE(verify(b.p, b.n, b.id));
+			free(b.p);
+			b.n = r.range(16, 512);
+			b.p = (unsigned char *)malloc(b.n);
+			ASSERT_NE(b.p, nullptr);
+			b.id = id++;
+			fill(b.p, b.n, b.id);
+		}
+	std::string s = stats();
+	EXPECT_EQ(json_number(s, "scavenger", "evacuations"), 0) << s;
+	for (auto &b : v)
+		free(b.p);
+}
+
 TEST(Evacuation, GrowingBackIsNotEvacuated)
 {
 	// After the delete the program grows back to the same size: it fills

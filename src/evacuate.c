@@ -51,7 +51,7 @@
  * would take fresh memory instead of the holes it can fill.
  */
 #define EVAC_MIN_PARTIAL 16
-#define EVAC_STALL_LOOKS 50 /* the background thread looks up to 10 times a second */
+#define EVAC_STALL_LOOKS 50 /* about 5 s: up to 10 looks a second, each at up to EVAC_SCAN spans */
 #define EVAC_LIVE_SHARE 16
 #define EVAC_SCAN 512
 #define EVAC_STEADY_NS ((uint64_t)2000000000)
@@ -72,6 +72,8 @@ static void evac_begin(struct mcentral *c, struct mspan *s)
 /* s stopped emptying: back on the partial list, its frees to the caches. */
 static void evac_end(struct mcentral *c, struct mspan *s)
 {
+	if (c->evac_cursor == s)
+		c->evac_cursor = s->next;
 	list_remove(&c->evac, s);
 	c->evac_objects -= NH_MIN(c->evac_objects, (uint64_t)s->nalloc);
 	arena_set_page_entries(s, true);
@@ -84,10 +86,14 @@ static void evac_end(struct mcentral *c, struct mspan *s)
 
 static void evacuate_class(struct mcentral *c, uint64_t allocs, uint64_t held, uint64_t now)
 {
-	/* The spans being emptied: those that stopped emptying go back (at
-	 * most EVAC_SCAN looked at; the ones looked at go to the back). */
+	/* The spans being emptied: those that stopped emptying go back. At
+	 * most EVAC_SCAN are looked at, from where the last look stopped
+	 * (evac_cursor), so that every span of a long list is looked at in
+	 * turn; a span counts as stalled after EVAC_STALL_LOOKS looks at it
+	 * that found it no emptier. */
 	unsigned looked = 0;
-	for (struct mspan *s = c->evac.first, *next; s && looked < EVAC_SCAN; s = next, looked++) {
+	struct mspan *s = c->evac_cursor ? c->evac_cursor : c->evac.first;
+	for (struct mspan *next; s && looked < EVAC_SCAN; s = next, looked++) {
 		next = s->next;
 		if (s->nalloc < s->evac_seen) {
 			s->evac_seen = s->nalloc;
@@ -96,6 +102,7 @@ static void evacuate_class(struct mcentral *c, uint64_t allocs, uint64_t held, u
 			evac_end(c, s);
 		}
 	}
+	c->evac_cursor = s;
 	/* Live objects: out of the spans, less those the caches hold (a
 	 * program growing back first takes what its caches hold, which
 	 * objects_out counts already). */

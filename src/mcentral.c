@@ -160,6 +160,8 @@ static void unlink_empty(struct mcentral *c, struct mspan *s)
 
 void evac_unlink_empty(struct mcentral *c, struct mspan *s)
 {
+	if (c->evac_cursor == s)
+		c->evac_cursor = s->next;
 	list_remove(&c->evac, s);
 	atomic_store_explicit(&s->evac, 0, memory_order_relaxed);
 	s->list = SPAN_LIST_NONE;

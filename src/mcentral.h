@@ -50,6 +50,7 @@ struct mcentral {
 	struct span_list_head partial; /* under lock */
 	struct span_list_head full;    /* under lock */
 	struct span_list_head evac;    /* spans being emptied (evacuation); under lock */
+	struct mspan *evac_cursor;     /* where the next stall check resumes (NULL: the front); under lock */
 	/* Under lock. */
 	uint64_t nspans;	  /* spans of this class on this node */
 	uint64_t objects_out;	  /* sum of nalloc over the spans */

@@ -73,6 +73,8 @@ int numa_bind_heap(void *p, size_t n, int heap_node);
  * hp is (where the kernel's MPOL_INTERLEAVE puts a huge page faulted
  * there); -1 in the other modes. */
 int numa_interleave_node(uintptr_t hp);
+/* The same for interleave mask mask (nonzero), whatever the mode. */
+int numa_interleave_turn(uint32_t mask, uintptr_t hp);
 /* A P's cache budget, scaled down under a cgroup CPU limit. */
 size_t numa_cpu_budget(size_t budget);
 

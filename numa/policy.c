@@ -121,18 +121,24 @@ int numa_bind_heap(void *p, size_t n, int heap_node)
 	}
 }
 
+int numa_interleave_turn(uint32_t mask, uintptr_t hp)
+{
+	/* The kernel counts an anonymous mapping's huge pages (2 MiB, a PMD)
+	 * from address 0 (vm_pgoff is the address's page number), so the
+	 * turn is the huge page's number modulo the nodes, as offset_il_node
+	 * takes it. */
+	unsigned turn = (unsigned)((hp >> 21) % (uintptr_t)__builtin_popcount(mask));
+	while (turn--)
+		mask &= mask - 1;
+	return __builtin_ctz(mask);
+}
+
 int numa_interleave_node(uintptr_t hp)
 {
 	uint32_t mask = numa_pol.interleave_mask;
 	if (numa_pol.mode != NUMA_INTERLEAVE || numa_topo.nnodes <= 1 || (mask & (mask - 1)) == 0)
 		return -1;
-	/* The kernel counts an anonymous mapping's huge pages from address 0
-	 * (vm_pgoff is the address's page number), so the turn is the huge
-	 * page's number modulo the nodes, as offset_il_node takes it. */
-	unsigned turn = (unsigned)((hp >> 21) /* 2 MiB huge pages (PMD) */ % (uintptr_t)__builtin_popcount(mask));
-	while (turn--)
-		mask &= mask - 1;
-	return __builtin_ctz(mask);
+	return numa_interleave_turn(mask, hp);
 }
 
 size_t numa_cpu_budget(size_t budget)

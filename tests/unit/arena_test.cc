@@ -78,6 +78,21 @@ void ExpectHeapObject(void *ptr, size_t n)
 	EXPECT_EQ(numaheap_node_of(static_cast<char *>(ptr) + n - 1), (int)s.node);
 }
 
+// Interleave mode moves a collapsed huge page to the node whose turn it
+// is (hugepages.c): the kernel's MPOL_INTERLEAVE gives the huge page at hp
+// the (hp / 2 MiB mod n)-th node of the mask, n its node count.
+TEST(Interleave, TurnFollowsTheKernelsOrder)
+{
+	const uintptr_t huge = 2u << 20;
+	const int three[] = {0, 2, 3};
+	for (uintptr_t k = 0; k < 12; k++) {
+		EXPECT_EQ(nht_interleave_turn(0x3, k * huge), (int)(k % 2)) << k;
+		EXPECT_EQ(nht_interleave_turn(0xd, k * huge), three[k % 3]) << k;			 // nodes 0, 2, 3
+		EXPECT_EQ(nht_interleave_turn(0x30, k * huge + 12345), 4 + (int)(k % 2)) << k; // inside the page
+	}
+	EXPECT_EQ(nht_interleave_turn(0x8, 7 * huge), 3); // one node: always it
+}
+
 TEST(ArenaMap, SmallAndLargeObjectsFindTheirSpan)
 {
 	const size_t sizes[] = {1, 8, 9, 16, 17, 100, 1024, 1025, 4096, 10000, 32767, 32768,

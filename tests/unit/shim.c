@@ -331,3 +331,5 @@ unsigned nht_pa_unscavenge_from(struct nht_pa *t, uintptr_t from, size_t window,
 	}
 	return n;
 }
+
+int nht_interleave_turn(uint32_t mask, uintptr_t hp) { return numa_interleave_turn(mask, hp); }

@@ -32,6 +32,9 @@ extern const unsigned nht_max_span_objects; /* NH_MAX_SPAN_OBJECTS */
 extern const uintptr_t nht_entry_fresh;	  /* NH_ENTRY_FRESH */
 extern const int nht_span_inuse;	  /* SPAN_INUSE */
 
+/* ---- NUMA (numa/policy.c) ------------------------------------------------ */
+int nht_interleave_turn(uint32_t mask, uintptr_t hp);
+
 /* ---- pallocSum ----------------------------------------------------------- */
 uint64_t nht_sum_pack(unsigned start, unsigned max, unsigned end);
 unsigned nht_sum_start(uint64_t s);

@@ -224,9 +224,9 @@ TEST(Evacuation, EveryCallKeepsItsBlocksThroughEvacuation)
 	// The busy heap after a delete again, with the blocks made by every
 	// allocation call, resized with realloc, measured with
 	// malloc_usable_size, freed by another thread, and short-lived
-	// threads and a fork beside them: every path that meets an object
-	// of an evacuated span (its page entry says no class) keeps it
-	// intact.
+	// threads, a fork and numaheap_release beside them: every path that
+	// meets an object of an evacuated span (its page entry says no class)
+	// keeps it intact.
 	Rng r(23);
 	std::atomic<uint64_t> ids{1};
 	std::vector<Block> v;
@@ -303,7 +303,12 @@ TEST(Evacuation, EveryCallKeepsItsBlocksThroughEvacuation)
 	long long evacuated = 0, seen_after = 0;
 	bool forked = false;
 	double end = now_s() + 40, seen_at = 0;
-	while (now_s() < end) {
+	for (unsigned round = 0; now_s() < end; round++) {
+		// Now and then everything free goes back at once, from this
+		// thread, while spans are under evacuation (free pages of
+		// evacuated spans, the in-span release, cache drains).
+		if (round % 8 == 7)
+			numaheap_release();
 		// A short-lived thread: its cache goes back when it exits.
 		std::thread([&] {
 			Rng tr(ids.load());

@@ -12,7 +12,9 @@
  * page-table entries say "no class" (so free's fast path refuses its
  * objects); no refill takes from it; it leaves the list empty (to the
  * heap) or stalled (back to the partial list, entries restored, never
- * again while it serves the class).
+ * again while it serves the class). evac_cursor, where the next stall
+ * check resumes, is NULL or a span on the evac list (both ways off the
+ * list move it on).
  *
  * Locking: the class's central lock (c->lock) around every change of the
  * list, the flag and the entries; the transfer cache's lock alone, briefly,

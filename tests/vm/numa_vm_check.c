@@ -1126,7 +1126,7 @@ static void interleave_job(void *argp)
 	spread_check("16 KiB objects (16 MiB) of a thread on node 0", &b, f2, f3);
 	spread_check("4 MiB objects (64 MiB) of a thread on node 0", &b, f3, b.n);
 	check_stats_agree("stats with interleaved objects");
-	/* NUMAHEAP_THP_ADAPT=base (vm.ibase4): the heap grew on base pages,
+	/* NUMAHEAP_THP_ADAPT=base (vm.ibase2): the heap grew on base pages,
 	 * which the interleave alternates page by page, and the background
 	 * thread collapses it once growth stops; the kernel would put every
 	 * collapsed huge page on the first node (a tie in each), so numaheap

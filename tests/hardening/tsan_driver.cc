@@ -195,20 +195,29 @@ long long scav_number(const char *key)
 // little after, so frees meet evacuated spans) or at the limit.
 std::atomic<bool> evac_done{false};
 
+// A 16-512 B block from nh_malloc, filled with a byte of its own (p null,
+// and an error counted, if malloc failed).
+Obj make_small(Rng &r)
+{
+	size_t n = 16 + r.below(497);
+	uint8_t *p = (uint8_t *)nh_malloc(n);
+	if (!p) {
+		errors++;
+		return {nullptr, 0, 0};
+	}
+	uint8_t v = (uint8_t)r.next();
+	memset(p, v, n);
+	return {p, n, v};
+}
+
 void evac_worker(int id)
 {
 	Rng r(id + 1000);
 	std::vector<Obj> v;
 	for (size_t total = 0; total < (8u << 20);) {
-		Obj o;
-		o.n = 16 + r.below(497);
-		o.p = (uint8_t *)nh_malloc(o.n);
-		if (!o.p) {
-			errors++;
+		Obj o = make_small(r);
+		if (!o.p)
 			return;
-		}
-		o.v = (uint8_t)r.next();
-		memset(o.p, o.v, o.n);
 		v.push_back(o);
 		total += o.n;
 	}
@@ -229,14 +238,9 @@ void evac_worker(int id)
 			Obj got;
 			if (queues[id % 2].get(got))
 				destroy(got);
-			o.n = 16 + r.below(497);
-			o.p = (uint8_t *)nh_malloc(o.n);
-			if (!o.p) {
-				errors++;
+			o = make_small(r);
+			if (!o.p)
 				break;
-			}
-			o.v = (uint8_t)r.next();
-			memset(o.p, o.v, o.n);
 		}
 	}
 	for (auto &o : kept)

@@ -172,27 +172,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static long long scav_number(const char *key)
-{
-	static char *buf;
-	static size_t cap;
-	for (;;) {
-		if (!buf) {
-			cap = 1 << 20;
-			buf = xmap(cap);
-		}
-		size_t need = numaheap_stats_json(buf, cap);
-		if (need < cap)
-			break;
-		xunmap(buf, cap);
-		cap = need + 4096;
-		buf = NULL;
-	}
-	const char *s = strstr(buf, "\"scavenger\"");
-	const char *k = s ? strstr(s, key) : NULL;
-	return k ? atoll(k + strlen(key)) : -1;
-}
-
 int main(void)
 {
 	mode_name = "evac";
@@ -211,7 +190,7 @@ int main(void)
 	while (now() - t0 < LIMIT_S) {
 		struct timespec ts = {0, 200000000};
 		nanosleep(&ts, NULL);
-		if (!seen && done_fill == nnodes && scav_number("\"evacuated\":") > 0) {
+		if (!seen && done_fill == nnodes && stats_counter("\"evacuated\":") > 0) {
 			seen = now();
 			note("first spans emptied %.1f s after the start", seen - t0);
 		}
@@ -223,8 +202,8 @@ int main(void)
 		pthread_join(workers[i].th, NULL);
 	for (int i = 0; i < nnodes; i++)
 		drain(i);
-	long long evacuations = scav_number("\"evacuations\":"), evacuated = scav_number("\"evacuated\":");
-	check(evacuated > 0, "evac: %lld spans evacuated, %lld of them emptied, in %.0f s", evacuations, evacuated,
+	unsigned long long evacuations = stats_counter("\"evacuations\":"), evacuated = stats_counter("\"evacuated\":");
+	check(evacuated > 0, "evac: %llu spans evacuated, %llu of them emptied, in %.0f s", evacuations, evacuated,
 	      now() - t0);
 
 	/* Where each thread's blocks are, then the last pattern check. */

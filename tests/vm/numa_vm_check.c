@@ -293,25 +293,6 @@ static bool expect_on_node(const char *what, const struct batch *b, size_t from,
 
 /* ---- statistics ----------------------------------------------------------------------------- */
 
-static char *stats_buf;
-static size_t stats_cap;
-
-/* numaheap_stats_json into an mmap'd buffer (no heap allocation here). */
-static const char *stats_now(void)
-{
-	for (;;) {
-		if (!stats_buf) {
-			stats_cap = 1 << 20;
-			stats_buf = xmap(stats_cap);
-		}
-		size_t need = numaheap_stats_json(stats_buf, stats_cap);
-		if (need < stats_cap)
-			return stats_buf;
-		xunmap(stats_buf, stats_cap);
-		stats_cap = need + 4096;
-		stats_buf = xmap(stats_cap);
-	}
-}
 
 /* The object of heap node h in the "nodes" array: [*begin, *end). */
 static bool stats_node_obj(const char *json, int h, const char **begin, const char **end)
@@ -564,6 +545,26 @@ static bool count_thp(const uintptr_t *pg, size_t n, size_t *thp, size_t *presen
 	return true;
 }
 
+/* NUMAHEAP_THP_ADAPT=base: wait until the background thread has collapsed
+ * the heap grown on base pages (the count of collapses nonzero and
+ * unchanged for 2 s; at most 120 s). Returns that count. */
+static uint64_t wait_base_collapses(void)
+{
+	uint64_t seen = 0, n = 0;
+	double t1 = now(), still_since = now();
+	while (now() - t1 < 120) {
+		usleep(250 * 1000);
+		n = stats_counter("\"base_collapses\":");
+		if (n != seen) {
+			seen = n;
+			still_since = now();
+		} else if (n > 0 && now() - still_since >= 2) {
+			break;
+		}
+	}
+	return n;
+}
+
 static uint64_t rnd_state = 0x9e3779b97f4a7c15ULL;
 static uint64_t rnd(void)
 {
@@ -620,19 +621,8 @@ static void thp_job(void *argp)
 	 * below are then taken after it is done (collapses unchanged for 2 s). */
 	const char *adapt = getenv("NUMAHEAP_THP_ADAPT");
 	if (adapt && !strcmp(adapt, "base")) {
-		uint64_t seen = 0, n = 0;
-		double t1 = now(), still_since = now();
-		while (now() - t1 < 120) {
-			usleep(250 * 1000);
-			const char *f = strstr(stats_now(), "\"base_collapses\":");
-			n = f ? strtoull(f + strlen("\"base_collapses\":"), NULL, 10) : 0;
-			if (n != seen) {
-				seen = n;
-				still_since = now();
-			} else if (n > 0 && now() - still_since >= 2) {
-				break;
-			}
-		}
+		double t1 = now();
+		uint64_t n = wait_base_collapses();
 		check(n >= 50, "thp: the heap grown on base pages was collapsed once it stopped growing: %" PRIu64
 		      " huge pages in %.1f s", n, now() - t1);
 	}
@@ -1134,21 +1124,9 @@ static void interleave_job(void *argp)
 	 * small objects must still be spread, on huge pages. */
 	const char *adapt = getenv("NUMAHEAP_THP_ADAPT");
 	if (adapt && !strcmp(adapt, "base")) {
-		uint64_t seen = 0, n = 0;
-		double t1 = now(), still_since = now();
-		while (now() - t1 < 120) {
-			usleep(250 * 1000);
-			const char *f = strstr(stats_now(), "\"base_collapses\":");
-			n = f ? strtoull(f + strlen("\"base_collapses\":"), NULL, 10) : 0;
-			if (n != seen) {
-				seen = n;
-				still_since = now();
-			} else if (n > 0 && now() - still_since >= 2) {
-				break;
-			}
-		}
-		const char *m = strstr(stats_now(), "\"collapse_moves\":");
-		uint64_t moves = m ? strtoull(m + strlen("\"collapse_moves\":"), NULL, 10) : 0;
+		double t1 = now();
+		uint64_t n = wait_base_collapses();
+		uint64_t moves = stats_counter("\"collapse_moves\":");
 		check(n >= 8, "interleave: the heap grown on base pages was collapsed: %" PRIu64
 		      " huge pages in %.1f s, %" PRIu64 " moved to their node", n, now() - t1, moves);
 		spread_check("64 B objects (32 MiB) after the collapses", &b, f1, f2);

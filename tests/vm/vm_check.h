@@ -1,8 +1,9 @@
 /*
  * vm_check.h — what the multi-node VM checks share (numa_vm_check.c, commit_vm_check.c,
- * prof_vm_check.c): "ok" and "FAIL" lines tagged with the mode under test,
+ * prof_vm_check.c, evac_vm_check.c): "ok" and "FAIL" lines tagged with the mode under test,
  * a fatal exit, bookkeeping in mmap'd memory (never in the heap the checks
- * measure), the nodes' CPUs, and pinning a thread to them. Include after the system headers, with
+ * measure), the nodes' CPUs, pinning a thread to them, and numaheap's
+ * statistics read into mmap'd memory. Include after the system headers, with
  * MAXN (the most nodes a check handles) defined.
  */
 #ifndef NUMAHEAP_TESTS_VM_CHECK_H
@@ -137,6 +138,38 @@ static inline bool pin_self(int n)
 	}
 	check(false, "thread pinned to node %d still runs on CPU %d", n, sched_getcpu());
 	return false;
+}
+
+/* ---- numaheap's statistics ---------------------------------------------------------------- */
+
+#include "numaheap.h"
+
+static char *stats_buf;
+static size_t stats_cap;
+
+/* numaheap_stats_json into an mmap'd buffer (no heap allocation here). */
+static inline const char *stats_now(void)
+{
+	for (;;) {
+		if (!stats_buf) {
+			stats_cap = 1 << 20;
+			stats_buf = xmap(stats_cap);
+		}
+		size_t need = numaheap_stats_json(stats_buf, stats_cap);
+		if (need < stats_cap)
+			return stats_buf;
+		xunmap(stats_buf, stats_cap);
+		stats_cap = need + 4096;
+		stats_buf = xmap(stats_cap);
+	}
+}
+
+/* A counter of the statistics, by its key with the quotes and colon
+ * ("\"base_collapses\":"); 0 if absent. */
+static inline uint64_t stats_counter(const char *key)
+{
+	const char *f = strstr(stats_now(), key);
+	return f ? strtoull(f + strlen(key), NULL, 10) : 0;
 }
 
 #endif /* NUMAHEAP_TESTS_VM_CHECK_H */

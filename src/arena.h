@@ -145,9 +145,6 @@ bool arena_init(int max_node);
 /* Let free use the table (nh_fast.page_count), if there is one. */
 void arena_publish_page_table(void);
 
-/* The interior-pointer check of free's fast path: p is an object's start
- * on a page whose entry is e in table (false also for a page with no small
- * span). */
 /* Entry i of the page table. A relaxed atomic load (a plain 16-bit load on
  * x86): the entries of a live span change while other threads free its
  * objects (evacuate.c), and either value sends the free a correct way. */
@@ -156,6 +153,9 @@ NH_INLINE unsigned page_entry(const uint16_t *table, uintptr_t i)
 	return atomic_load_explicit((const _Atomic uint16_t *)&table[i], memory_order_relaxed);
 }
 
+/* The interior-pointer check of free's fast path: p is an object's start
+ * on a page whose entry is e in table (false also for a page with no small
+ * span). */
 NH_INLINE bool page_entry_is_object(const uint16_t *table, unsigned e, uintptr_t p)
 {
 	const struct nh_pagekind *k = &page_kinds(table)[e];

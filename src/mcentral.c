@@ -101,7 +101,6 @@ static unsigned transfer_put(struct mcentral *c, const uintptr_t *objs, unsigned
 
 size_t mcentral_transfer_objects(struct mcentral *c) { return c->tc_count; }
 
-
 static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *objs, unsigned k);
 
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n)
@@ -146,28 +145,26 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 
 static unsigned unit_shift; /* log2 of mcentral_unit_bytes(); set by its first call */
 
-/* An empty span leaves the class's partial list for the heap (which the
- * caller gives it to once c->lock is dropped; its released bits go with
- * it, for mheap_free_span). */
-static void unlink_empty(struct mcentral *c, struct mspan *s)
+/* An empty span leaves list l of the class for the heap (which the caller
+ * gives it to once c->lock is dropped; its released bits go with it, for
+ * mheap_free_span). */
+static void unlink_from(struct mcentral *c, struct span_list_head *l, struct mspan *s)
 {
-	list_remove(&c->partial, s);
+	list_remove(l, s);
 	s->list = SPAN_LIST_NONE;
 	c->nspans--;
 	if (s->released)
 		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 }
 
+static void unlink_empty(struct mcentral *c, struct mspan *s) { unlink_from(c, &c->partial, s); }
+
 void evac_unlink_empty(struct mcentral *c, struct mspan *s)
 {
 	if (c->evac_cursor == s)
 		c->evac_cursor = s->next;
-	list_remove(&c->evac, s);
+	unlink_from(c, &c->evac, s);
 	atomic_store_explicit(&s->evac, 0, memory_order_relaxed);
-	s->list = SPAN_LIST_NONE;
-	c->nspans--;
-	if (s->released)
-		c->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 	__atomic_fetch_add(&nh_scav.evacuated, 1, __ATOMIC_RELAXED);
 }
 

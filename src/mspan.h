@@ -42,7 +42,7 @@ struct mspan {
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */
 	uint8_t kept;	    /* empty, kept on mcentral's partial list; under its lock */
-	/* Being emptied (mcentral.c, evacuation): on the class's evac list,
+	/* Being emptied (evacuate.c): on the class's evac list,
 	 * no refill takes from it, and its frees go straight back to it
 	 * (free_small_checked), not to a cache. Written under the central
 	 * lock, read without. */
@@ -63,9 +63,9 @@ struct mspan {
 	 * covered it (mcentral.c, the in-span release). Under the central
 	 * lock; 0 when the span comes from the heap. */
 	uint32_t released;
-	/* Evacuation (mcentral.c), under the central lock: nalloc when the
+	/* Evacuation (evacuate.c), under the central lock: nalloc when the
 	 * background thread last looked, looks in a row without a fall, and
-	 * looks left before the span may be evacuated again (after a stall). */
+	 * 1 once it stalled (never evacuated again while it serves its class). */
 	uint16_t evac_seen;
 	uint8_t evac_stalls;
 	uint8_t evac_rest;

@@ -49,22 +49,30 @@
  * (mcentral_free_evac) instead of a cache. Once empty, a span goes back
  * to the heap, which reuses its pages for the spans refills now take, or
  * the scavenger releases them. A span that stops emptying (long-lived
- * objects) for EVAC_STALL_LOOKS looks is put back to use for good. A growing class is never evacuated: it
- * would take fresh memory instead of the holes it can fill.
+ * objects) for EVAC_STALL_TICKS (about 5 s) is put back to use for good.
+ * A growing class is never evacuated: it would take fresh memory instead
+ * of the holes it can fill.
  */
 #define EVAC_MIN_PARTIAL 16
-#define EVAC_STALL_LOOKS 50 /* about 5 s: up to 10 looks a second, each at up to EVAC_SCAN spans */
+/* The stall clock: 2^28 ns (268 ms) a tick, in 8 bits (it wraps after
+ * 68 s; a span looked at less often than that only waits longer). Time,
+ * not a count of looks: a list longer than EVAC_SCAN is looked at a part
+ * at a time, and a span must not wait longer for that. */
+#define EVAC_TICK_SHIFT 28
+#define EVAC_STALL_TICKS 19 /* 5.1 s without a fall */
 #define EVAC_LIVE_SHARE 16
 #define EVAC_SCAN 512
 #define EVAC_STEADY_NS ((uint64_t)2000000000)
 
-static void evac_begin(struct mcentral *c, struct mspan *s)
+static uint8_t evac_tick(uint64_t now) { return (uint8_t)(now >> EVAC_TICK_SHIFT); }
+
+static void evac_begin(struct mcentral *c, struct mspan *s, uint64_t now)
 {
 	list_remove(&c->partial, s);
 	s->list = SPAN_LIST_EVAC;
 	list_push(&c->evac, s);
 	s->evac_seen = s->nalloc;
-	s->evac_stalls = 0;
+	s->evac_fell = evac_tick(now);
 	c->evac_objects += s->nalloc;
 	atomic_store_explicit(&s->evac, 1, memory_order_relaxed);
 	arena_set_page_entries(s, false);
@@ -91,16 +99,17 @@ static void evacuate_class(struct mcentral *c, uint64_t allocs, uint64_t held, u
 	/* The spans being emptied: those that stopped emptying go back. At
 	 * most EVAC_SCAN are looked at, from where the last look stopped
 	 * (evac_cursor), so that every span of a long list is looked at in
-	 * turn; a span counts as stalled after EVAC_STALL_LOOKS looks at it
-	 * that found it no emptier. */
+	 * turn; a span counts as stalled when EVAC_STALL_TICKS have passed
+	 * since a look last found it emptier. */
 	unsigned looked = 0;
+	uint8_t tick = evac_tick(now);
 	struct mspan *s = c->evac_cursor ? c->evac_cursor : c->evac.first;
 	for (struct mspan *next; s && looked < EVAC_SCAN; s = next, looked++) {
 		next = s->next;
 		if (s->nalloc < s->evac_seen) {
 			s->evac_seen = s->nalloc;
-			s->evac_stalls = 0;
-		} else if (++s->evac_stalls >= EVAC_STALL_LOOKS) {
+			s->evac_fell = tick;
+		} else if ((uint8_t)(tick - s->evac_fell) >= EVAC_STALL_TICKS) {
 			evac_end(c, s);
 		}
 	}
@@ -135,7 +144,7 @@ static void evacuate_class(struct mcentral *c, uint64_t allocs, uint64_t held, u
 	     s = next, looked++) {
 		next = s->next;
 		if (!s->kept && !s->evac_rest && s->nalloc && s->nalloc * 4u <= s->nelems)
-			evac_begin(c, s);
+			evac_begin(c, s, now);
 	}
 }
 

@@ -35,7 +35,7 @@ void mspan_init_small(struct mspan *s, unsigned sizeclass)
 	s->kept = 0;
 	atomic_store_explicit(&s->evac, 0, memory_order_relaxed);
 	s->evac_seen = 0;
-	s->evac_stalls = 0;
+	s->evac_fell = 0;
 	s->evac_rest = 0;
 	unsigned n = s->nelems, nwords = (n + 63) / 64;
 	memset(s->alloc_bits, 0, nwords * sizeof(uint64_t));

@@ -64,10 +64,11 @@ struct mspan {
 	 * lock; 0 when the span comes from the heap. */
 	uint32_t released;
 	/* Evacuation (evacuate.c), under the central lock: nalloc when the
-	 * background thread last looked, looks in a row without a fall, and
-	 * 1 once it stalled (never evacuated again while it serves its class). */
+	 * background thread last looked, when a look last found it lower (a
+	 * coarse clock, evacuate.c's evac_tick), and 1 once it stalled (never
+	 * evacuated again while it serves its class). */
 	uint16_t evac_seen;
-	uint8_t evac_stalls;
+	uint8_t evac_fell;
 	uint8_t evac_rest;
 	/* 1: object allocated. Declared for the largest span; a span struct
 	 * is allocated only as long as its class needs (mspan_struct_size). */

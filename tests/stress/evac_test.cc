@@ -135,6 +135,89 @@ TEST(Evacuation, BusyHeapAfterDeleteGivesSpansBack)
 	free_all(v);
 }
 
+TEST(Evacuation, StalledSpansOfALongListGoBackInTime)
+{
+	// 2.4 million blocks of 64 B (18,750 spans), one in sixteen kept for
+	// good, so every span is sparse and none will ever empty; the class
+	// kept busy by a pool of its own blocks, replaced at random. The evac
+	// list then grows past the 512 spans a stall check looks at (a
+	// sixteenth of the spans fit in its budget: some 1,100; a look adds up
+	// to 512, about one look a second), and every span on it stalls. They
+	// must go back about 5 s after they were evacuated (and some seconds
+	// for the looks to get round the list), not after 50 looks at each
+	// (over two minutes here, where a look gets round the list every
+	// three passes).
+	const size_t total = 2400000, pool_n = 20000;
+	Rng r(25);
+	std::vector<Block> kept;
+	std::vector<unsigned char *> all(total);
+	uint64_t id = 1;
+	for (size_t i = 0; i < total; i++) {
+		all[i] = (unsigned char *)malloc(64);
+		ASSERT_NE(all[i], nullptr);
+	}
+	for (size_t i = 0; i < total; i++) {
+		if (r.below(16) == 0) {
+			fill(all[i], 64, id);
+			kept.push_back({all[i], 64, id++});
+		} else {
+			free(all[i]);
+		}
+	}
+	all.clear();
+	all.shrink_to_fit();
+	std::vector<unsigned char *> pool(pool_n);
+	for (auto &p : pool)
+		p = (unsigned char *)malloc(64);
+	auto churn = [&](int n) {
+		for (int k = 0; k < n; k++) {
+			unsigned char *&p = pool[r.below(pool_n)];
+			free(p);
+			p = (unsigned char *)malloc(64);
+			ASSERT_NE(p, nullptr);
+			p[0] = 1;
+		}
+	};
+	// The first evacuations (the class must be steady for 2 s first).
+	long long first = 0, peak = 0;
+	double t0 = 0, end = now_s() + 30;
+	while (now_s() < end && !first) {
+		ASSERT_NO_FATAL_FAILURE(churn(20000));
+		first = json_number(stats(), "scavenger", "evacuations");
+		if (first)
+			t0 = now_s();
+	}
+	ASSERT_GT(first, 0) << stats();
+	// Keep busy until as many spans stalled as the list held at its
+	// longest in the first 3 s.
+	long long stalls = 0;
+	double t_window = t0 + 3, t_done = 0;
+	end = t0 + 30;
+	while (now_s() < end) {
+		ASSERT_NO_FATAL_FAILURE(churn(20000));
+		std::string s = stats();
+		long long ev = json_number(s, "scavenger", "evacuations");
+		stalls = json_number(s, "scavenger", "evac_stalls");
+		if (now_s() < t_window)
+			peak = std::max(peak, ev - stalls);
+		else if (stalls >= peak) {
+			t_done = now_s();
+			break;
+		}
+	}
+	printf("evac list at its longest %lld spans; %lld stalled %s %.1f s\n", peak, stalls,
+	       t_done ? "after" : "in the", t_done ? t_done - t0 : now_s() - t0);
+	EXPECT_GT(peak, 1024) << "the list never became long: " << stats();
+	EXPECT_GT(t_done, 0) << "the spans did not stall within 30 s: " << stats();
+	EXPECT_LT(t_done - t0, 15.0) << "stalled spans of a long list went back late";
+	for (auto &b : kept) {
+		ASSERT_TRUE(verify(b.p, b.n, b.id)) << "block " << b.id << " changed";
+		free(b.p);
+	}
+	for (auto p : pool)
+		free(p);
+}
+
 TEST(Evacuation, OffEvacuatesNothing)
 {
 	// NUMAHEAP_EVACUATE=0 (CMakeLists.txt): the busy heap after a delete

@@ -141,7 +141,7 @@ TEST(Evacuation, StalledSpansOfALongListGoBackInTime)
 	// good, so every span is sparse and none will ever empty; the class
 	// kept busy by a pool of its own blocks, replaced at random. The evac
 	// list then grows past the 512 spans a stall check looks at (a
-	// sixteenth of the spans fit in its budget: some 1,100; a look adds up
+	// sixteenth of the spans fit in its budget: some 1,300; a look adds up
 	// to 512, about one look a second), and every span on it stalls. They
 	// must go back about 5 s after they were evacuated (and some seconds
 	// for the looks to get round the list), not after 50 looks at each
@@ -189,9 +189,9 @@ TEST(Evacuation, StalledSpansOfALongListGoBackInTime)
 	}
 	ASSERT_GT(first, 0) << stats();
 	// Keep busy until as many spans stalled as the list held at its
-	// longest in the first 3 s.
+	// longest in the first 5 s (none can stall before 5.1 s).
 	long long stalls = 0;
-	double t_window = t0 + 3, t_done = 0;
+	double t_window = t0 + 5, t_done = 0;
 	end = t0 + 30;
 	while (now_s() < end) {
 		ASSERT_NO_FATAL_FAILURE(churn(20000));
@@ -207,9 +207,11 @@ TEST(Evacuation, StalledSpansOfALongListGoBackInTime)
 	}
 	printf("evac list at its longest %lld spans; %lld stalled %s %.1f s\n", peak, stalls,
 	       t_done ? "after" : "in the", t_done ? t_done - t0 : now_s() - t0);
-	EXPECT_GT(peak, 1024) << "the list never became long: " << stats();
+	EXPECT_GT(peak, 768) << "the list never became long: " << stats();
 	EXPECT_GT(t_done, 0) << "the spans did not stall within 30 s: " << stats();
-	EXPECT_LT(t_done - t0, 15.0) << "stalled spans of a long list went back late";
+	// About 9-10 s here; 20 s leaves room for a loaded machine, and 50
+	// looks at each span would take minutes.
+	EXPECT_LT(t_done - t0, 20.0) << "stalled spans of a long list went back late";
 	for (auto &b : kept) {
 		ASSERT_TRUE(verify(b.p, b.n, b.id)) << "block " << b.id << " changed";
 		free(b.p);

@@ -74,8 +74,14 @@ NH_NOINLINE static void *malloc_profiled(size_t n)
 	return malloc_unsampled(n);
 }
 
-/* malloc(n)'s pop missed (n within the fast path's sizes). */
-NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
+/* malloc(n)'s pop missed (n within the fast path's sizes): its class's
+ * stack, or with heap profiling on its sample bank. */
+NH_NOINLINE static void *malloc_small_slow(size_t n)
+{
+	if (NH_UNLIKELY(nh_mcache_banks))
+		return alloc_bank_slow(n, CLASS8(n), (uintptr_t)__builtin_return_address(0));
+	return alloc_small_slow(CLASS8(n));
+}
 
 NH_NOINLINE static void *malloc_other(size_t n);
 
@@ -92,7 +98,8 @@ NH_NOINLINE static void *malloc_special(size_t n)
 {
 	if (nh_hardened)
 		return hardened_alloc(n, 0, false);
-	if (NH_UNLIKELY(prof_count(n)))
+	/* With sample banks, the blocks of a class are counted there. */
+	if (NH_UNLIKELY(!(nh_mcache_banks && n <= NH_MAX_SMALL_SIZE) && prof_count(n)))
 		return malloc_profiled(n);
 	return malloc_unsampled(n);
 }
@@ -190,7 +197,7 @@ void *nh_calloc(size_t nmemb, size_t size)
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, true);
-	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
+	if (NH_UNLIKELY(nh_prof_on) && !(nh_mcache_banks && n <= NH_MAX_SMALL_SIZE) && prof_tick(n))
 		return prof_alloc(n, 0, true, (uintptr_t)__builtin_return_address(0));
 	/* The whole usable size is zeroed, not just the n bytes asked for, as
 	 * glibc does: malloc_usable_size tells the program the rest is its to
@@ -283,7 +290,8 @@ static void *alloc_aligned(size_t align, size_t n)
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, align, false);
-	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 && prof_tick(n))
+	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 &&
+	    !(nh_mcache_banks && n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) && prof_tick(n))
 		return prof_alloc(n, align, false, (uintptr_t)__builtin_return_address(0));
 	if (align <= 16) {
 		if (align > 8 && n < 16)

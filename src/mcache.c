@@ -25,6 +25,20 @@
  * P's remote buffer, which goes back to the owners' mcentrals in class
  * batches (frees go home).
  *
+ * Sample banks (heap profiling on). Sampling must not add an instruction
+ * to malloc's fast path, yet count every malloc: a P's stacks cannot, as a
+ * free pushes back what a malloc popped. So malloc(n) pops from its class's
+ * bank instead (the slab's size table points there), which frees never
+ * touch (no page entry names it) and only mcache_bank_fill fills: with the
+ * P's own freed objects (its class stack, popped in batches), else a batch
+ * from mcentral, and never with more objects than bank_left, the mallocs of
+ * the class still to serve before the next sample. So the bank runs empty
+ * exactly at the sample, and the malloc that finds it so with bank_left 0
+ * is the one sampled (prof_alloc). bank_left is drawn per P and class as
+ * Go draws its byte countdown, in objects of the class's size: the same
+ * chance for each block (prof.h). Each class's stack room is split in two
+ * halves, the stack's and the bank's.
+ *
  * Locking: per-thread P's need none (one owner). Per-CPU P's: the slab's
  * lock (rank PCACHE) for every function here; the fast paths take none.
  */
@@ -41,12 +55,15 @@
 #include "proc.h"
 
 #include "hardened.h"
+#include "prof.h"
 
 #include <string.h>
 
 static uint16_t batch[NH_NUM_CLASSES];
 static uint16_t maxcap[NH_NUM_CLASSES];
 static uint16_t slot_begin[NH_NUM_CLASSES];
+static uint16_t bank_begin[NH_NUM_CLASSES];
+bool nh_mcache_banks;
 
 struct mcache nh_empty_mcache; /* no thread's: compared with, never used */
 
@@ -61,16 +78,19 @@ struct mcache nh_empty_mcache; /* no thread's: compared with, never used */
  */
 #define NH_MCACHE_SKEW 32
 
-void mcache_layout_init(void)
+void mcache_layout_init(bool banks)
 {
 	unsigned next = (unsigned)NH_MCACHE_HDR_WORDS;
+	nh_mcache_banks = banks;
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 		unsigned b = 32768 / nh_class_to_size[c];
 		b = NH_MAX(2u, NH_MIN(128u, b));
+		unsigned room = NH_MIN(8 * b, 1024u);
 		batch[c] = (uint16_t)b;
-		maxcap[c] = (uint16_t)NH_MIN(8 * b, 1024u);
+		maxcap[c] = (uint16_t)(banks ? room / 2 : room);
 		slot_begin[c] = (uint16_t)next;
-		next += maxcap[c] + NH_MCACHE_SKEW;
+		bank_begin[c] = (uint16_t)(next + maxcap[c]);
+		next += room + NH_MCACHE_SKEW;
 	}
 	if (next > NH_MCACHE_BYTES / 8)
 		nh_fatal("mcache layout needs %u slots, have %zu", next, NH_MCACHE_BYTES / 8);
@@ -91,8 +111,10 @@ static struct mcache_class initial_header(unsigned k)
  * sequence on the slab's CPU sees old or new, both safe). */
 static void set_tables(struct mcache *c, int node)
 {
+	/* With sample banks every pop of a class is the bank's (malloc's,
+	 * calloc's, memalign's), so that the bank counts every allocation. */
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		c->class_hdr[k] = (uint16_t)(k ? mc_hoff((unsigned)node, k) : 0);
+		c->class_hdr[k] = (uint16_t)(!k ? 0 : nh_mcache_banks ? mc_boff(k) : mc_hoff((unsigned)node, k));
 	for (unsigned n = 0; n <= NH_SMALL_SIZE_MAX; n++)
 		c->size_hdr[n] = c->class_hdr[nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]];
 }
@@ -157,11 +179,17 @@ int mcache_init_pcpu(struct pctx *x, int node)
 
 /* ---- the cache operations, plain or restartable ---------------------------- */
 
-static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
+static struct mcache_class *header_at(struct mcache *c, unsigned hoff)
+{
+	return (struct mcache_class *)((char *)c + hoff);
+}
+
+/* Pop up to n entries of the header at byte hoff: a class stack or a bank. */
+static int op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), out, n);
-	struct mcache_class *m = mc_class(x->c, cls);
+		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, out, n);
+	struct mcache_class *m = header_at(x->c, hoff);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, cur - m->begin);
 	for (unsigned i = 0; i < k; i++)
@@ -170,17 +198,27 @@ static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n
 	return (int)k;
 }
 
-static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
+static int op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), in, n);
-	struct mcache_class *m = mc_class(x->c, cls);
+		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, in, n);
+	struct mcache_class *m = header_at(x->c, hoff);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, (unsigned)m->end - cur);
 	for (unsigned i = 0; i < k; i++)
 		slots[cur + i] = in[i];
 	m->word += k;
 	return (int)k;
+}
+
+static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
+{
+	return op_pop_batch_at(x, mc_hoff(x->c->node, cls), out, n);
+}
+
+static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
+{
+	return op_push_batch_at(x, mc_hoff(x->c->node, cls), in, n);
 }
 
 /* 0 done, 1 cur above end (pop first), -1 left the CPU. */
@@ -282,6 +320,146 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 	*direct = buf[got - 1];
 	release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
 	return 2;
+}
+
+/* ---- sample banks (heap profiling) ------------------------------------------------ */
+
+/* Set up a P's bank of class cls, drawing its first interval: 0, or -1 if
+ * the thread left the CPU. One 16-byte store, as mcache_init_pcpu's. */
+static int store_header(struct pctx *x, struct mcache_class *dst, struct mcache_class h)
+{
+	if (x->rseq)
+		return nh_rseq_store16(nh_fast.rseq_off, x->cpu, dst, &h);
+	*dst = h;
+	return 0;
+}
+
+/* Set up a P's bank of class cls, drawing its first interval: 0, or -1 if
+ * the thread left the CPU. One 16-byte store, as mcache_init_pcpu's. */
+static int bank_init(struct pctx *x, unsigned cls)
+{
+	struct mcache *c = x->c;
+	struct mcache_class h = {bank_begin[cls], (uint16_t)(bank_begin[cls] + maxcap[cls]), bank_begin[cls], 0};
+	if (store_header(x, &c->bank[cls], h) < 0)
+		return -1;
+	c->bank_left[cls] = prof_bank_interval(nh_class_to_size[cls]);
+	c->bank_base[cls] = bank_begin[cls];
+	return 0;
+}
+
+/* Open the bank on the region a swap moved the class stack off (its
+ * objects [bank_pend_begin, bank_pend_cur)), the floor where the next
+ * sample falls: 0, or -1 if the thread left the CPU (then it stays
+ * pending, and the next fill or drain opens it). */
+static int bank_settle(struct pctx *x, unsigned cls)
+{
+	struct mcache *c = x->c;
+	unsigned pb = c->bank_pend_begin[cls], pc = c->bank_pend_cur[cls];
+	if (!pb)
+		return 0;
+	uint64_t left = c->bank_left[cls];
+	unsigned vis = (unsigned)NH_MIN(left, (uint64_t)(pc - pb));
+	struct mcache_class *b = &c->bank[cls];
+	struct mcache_class h = {(b->word & ~(uint64_t)0xffff) | pc, (uint16_t)(pb + maxcap[cls]), (uint16_t)(pc - vis), 0};
+	if (store_header(x, b, h) < 0)
+		return -1;
+	c->bank_base[cls] = (uint16_t)pb;
+	c->bank_pend_begin[cls] = 0;
+	c->bank_left[cls] = left - vis;
+	return 0;
+}
+
+/*
+ * The bank of class cls is empty at its floor: show more of its objects,
+ * or swap it with the class stack, or fill it from mcentral (see "Sample
+ * banks" above). The bank cannot change meanwhile: its pops miss at the
+ * floor, and only this path (the P's lock held) pushes or stores there.
+ */
+int mcache_bank_fill(struct pctx *x, unsigned cls, uintptr_t *direct)
+{
+	struct mcache *c = x->c;
+	if (!x->rseq) {
+		int node = proc_current_node();
+		if ((uint32_t)node != c->node) {
+			if (mcache_drain(x) < 0)
+				return 1;
+			mcache_set_node(c, node);
+		}
+	}
+	struct mcache_class *b = &c->bank[cls];
+	if (b->begin == 0 && bank_init(x, cls) < 0)
+		return 1;
+	if (bank_settle(x, cls) < 0)
+		return 1;
+	if (mc_cur(b) != b->begin)
+		return 1; /* another thread on this CPU filled it */
+	uint64_t left = c->bank_left[cls];
+	if (left == 0) {
+		left = c->bank_left[cls] = prof_bank_interval(nh_class_to_size[cls]);
+		if (!prof_walking_now())
+			return 3;
+		left = NH_MAX(left, 1u); /* the stack walker's own malloc: never sampled */
+	}
+	unsigned base = c->bank_base[cls], bcur = mc_cur(b);
+	if (bcur > base) {
+		/* Objects below the floor (a sample was due): the next
+		 * interval's worth show. */
+		unsigned vis = (unsigned)NH_MIN(left, (uint64_t)(bcur - base));
+		struct mcache_class h = *b;
+		h.begin = (uint16_t)(bcur - vis);
+		if (store_header(x, b, h) < 0)
+			return 1;
+		c->bank_left[cls] = left - vis;
+		return 1;
+	}
+	/* Empty: the bank takes the class stack's region and objects, the
+	 * stack the bank's empty region. The stack is closed first (end =
+	 * cur: its pushes miss, and nothing else pops it without the P's
+	 * lock), then moved, then the bank opened. Should the thread leave
+	 * the CPU after the stack moved, the bank is opened later
+	 * (bank_settle); the objects wait, unseen, in between. */
+	struct mcache_class *m = mc_class(c, cls);
+	for (;;) {
+		struct mcache_class f = *m;
+		unsigned fcur = mc_cur(&f), fbeg = f.begin;
+		if (fcur == fbeg)
+			break;
+		int r = op_set_end(x, cls, fcur);
+		if (r < 0)
+			return 1;
+		if (r > 0)
+			continue; /* a free came in: look again */
+		unsigned fcap = (unsigned)(f.end - fbeg);
+		struct mcache_class nf = {(m->word & ~(uint64_t)0xffff) | base, (uint16_t)(base + fcap), (uint16_t)base, 0};
+		if (store_header(x, m, nf) < 0)
+			return 1; /* still closed where it was: its next push overflows and reopens it */
+		c->bank_pend_begin[cls] = (uint16_t)fbeg;
+		c->bank_pend_cur[cls] = (uint16_t)fcur;
+		(void)bank_settle(x, cls);
+		return 1;
+	}
+	uintptr_t buf[128];
+	struct mheap *h = heap_of_node((int)c->node);
+	unsigned want = (unsigned)NH_MIN(NH_MIN(left, (uint64_t)maxcap[cls]), (uint64_t)batch[cls]);
+	unsigned got = mcentral_refill(&h->central[cls], h, buf, want);
+	c->stats[cls].refills++;
+	c->stats[cls].misses++;
+	age_misses(c);
+	if (got == 0)
+		return 0;
+	if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
+		mcache_spread_lines(buf, got);
+	int k = op_push_batch_at(x, mc_boff(cls), buf, got);
+	if (k < (int)got) {
+		/* Left the CPU: one object for the caller, the rest back. */
+		k = NH_MAX(k, 0);
+		*direct = buf[got - 1];
+		release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
+		c->bank_left[cls] = left - NH_MIN(left, (uint64_t)k + 1);
+		return 2;
+	}
+	c->bank_left[cls] = left - got;
+	return 1;
 }
 
 /*
@@ -429,6 +607,40 @@ void mcache_free_remote(struct mcache *c, uintptr_t p)
 
 /* ---- draining -------------------------------------------------------------------- */
 
+/* Give a bank's objects back, those below its floor too: 0, or -1 if the
+ * thread left the CPU. */
+static int bank_drain(struct pctx *x, unsigned cls)
+{
+	struct mcache *c = x->c;
+	struct mcache_class *b = &c->bank[cls];
+	if (b->begin == 0)
+		return 0; /* never set up */
+	if (bank_settle(x, cls) < 0)
+		return -1;
+	/* The objects above the floor were counted as mallocs to come: they
+	 * are not, so the sample moves that much further off. */
+	unsigned base = c->bank_base[cls], cur = mc_cur(b), floor = b->begin;
+	uintptr_t buf[128];
+	int n;
+	while ((n = op_pop_batch_at(x, mc_boff(cls), buf, 128)) > 0)
+		release_to_central(c, cls, buf, (unsigned)n);
+	if (n < 0)
+		return -1;
+	c->bank_left[cls] += cur - floor;
+	if (floor > base) {
+		/* Then the floor down to the region's start, and the rest. */
+		struct mcache_class h = *b;
+		h.begin = (uint16_t)base;
+		if (store_header(x, b, h) < 0)
+			return -1;
+		while ((n = op_pop_batch_at(x, mc_boff(cls), buf, 128)) > 0)
+			release_to_central(c, cls, buf, (unsigned)n);
+		if (n < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int mcache_drain(struct pctx *x)
 {
 	struct mcache *c = x->c;
@@ -439,6 +651,8 @@ int mcache_drain(struct pctx *x)
 			release_to_central(c, k, buf, (unsigned)n);
 		if (n < 0)
 			return -1;
+		if (nh_mcache_banks && bank_drain(x, k) < 0)
+			return -1;
 	}
 	mcache_flush_remote(c);
 	return 0;
@@ -446,8 +660,15 @@ int mcache_drain(struct pctx *x)
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 {
-	const struct mcache_class *m = mc_class_c(c, cls);
-	return (size_t)(uint16_t)(mc_cur(m) - m->begin);
+	const struct mcache_class *m = mc_class_c(c, cls), *b = &c->bank[cls];
+	size_t n = (uint16_t)(mc_cur(m) - m->begin);
+	if (b->begin) /* the bank's objects, below its floor too, and a pending swap's */
+		n += (uint16_t)(mc_cur(b) - c->bank_base[cls]) +
+		     (c->bank_pend_begin[cls] ? (uint16_t)(c->bank_pend_cur[cls] - c->bank_pend_begin[cls]) : 0u);
+	return n;
 }
 
-uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(mc_class_c(c, cls)); }
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls)
+{
+	return mc_allocs(mc_class_c(c, cls)) + mc_allocs(&c->bank[cls]);
+}

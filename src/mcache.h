@@ -65,6 +65,9 @@ struct mcache_class {
 /* The byte offset of the header of class cls of node node in a slab (what
  * the page table holds for free, and the slab's tables for malloc). */
 NH_INLINE unsigned mc_hoff(unsigned node, unsigned cls) { return (node * NH_NUM_CLASSES + cls) << 4; }
+/* The byte offset of class cls's sample bank (below), the row after the
+ * last node's: no page entry names it, so free never pushes there. */
+NH_INLINE unsigned mc_boff(unsigned cls) { return mc_hoff(NH_MAX_NODES, cls); }
 
 NH_INLINE unsigned mc_cur(const struct mcache_class *k) { return (uint16_t)k->word; }
 NH_INLINE uint64_t mc_allocs(const struct mcache_class *k) { return k->word >> 16; }
@@ -82,6 +85,11 @@ struct mcache_stats {
  * (per-thread). */
 struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
+	/* With heap profiling on, malloc(n) pops from its class's sample
+	 * bank, which only the slow path fills, never more than the objects
+	 * left before the class's next sample (bank_left): mcache.c,
+	 * "Sample banks". Unused (all zero) with profiling off. */
+	struct mcache_class bank[NH_NUM_CLASSES];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
 	uint32_t node;	   /* node whose objects this cache holds */
@@ -99,6 +107,14 @@ struct mcache {
 	uint32_t nremote;
 	uint32_t pad2;
 	struct mcache_stats stats[NH_NUM_CLASSES];
+	/* Sample banks: mallocs of each class this P serves before it samples
+	 * one (under the P's lock, like the rest). */
+	uint64_t bank_left[NH_NUM_CLASSES];
+	uint16_t bank_base[NH_NUM_CLASSES]; /* the first slot of the region the bank has now */
+	/* A swap whose second store is pending (mcache.c, bank_settle): the
+	 * objects of the region the class stack left; begin 0 if none. */
+	uint16_t bank_pend_begin[NH_NUM_CLASSES];
+	uint16_t bank_pend_cur[NH_NUM_CLASSES];
 };
 
 #define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
@@ -174,7 +190,8 @@ extern struct nh_fast nh_fast NH_HIDDEN;
 NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
 
 /* At initialisation (no lock). */
-void mcache_layout_init(void);
+/* banks: heap profiling is on (sample banks, which halve each class's stack). */
+void mcache_layout_init(bool banks);
 /* Set up a per-thread slab, fresh from the OS (all zero): its owner's, or
  * allm_lock held. */
 void mcache_init(struct mcache *c, int node, uint32_t id);
@@ -197,6 +214,13 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
  * the buffer is flushed. */
 void mcache_free_remote(struct mcache *c, uintptr_t p);
 void mcache_flush_remote(struct mcache *c); /* as mcache_free_remote */
+/* With heap profiling on: fill class cls's sample bank, the slab's lock
+ * held (per-CPU). 1 filled (pop again), 0 ENOMEM, 2 left the CPU: *direct
+ * is one entry to serve, 3 this malloc is the class's sample. Takes the
+ * class's central locks when the P's own stack has nothing to give. */
+int mcache_bank_fill(struct pctx *x, unsigned cls, uintptr_t *direct);
+/* Heap profiling's sample banks are in use (set at initialisation). */
+extern bool nh_mcache_banks;
 /* Give every cached object back to mcentral; -1 if the thread left the CPU.
  * The slab's lock held (per-CPU); takes central locks. */
 int mcache_drain(struct pctx *x);

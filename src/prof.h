@@ -35,6 +35,14 @@ bool prof_init(void);
  * bytes the sample? Draws the next countdown. */
 bool prof_should_sample(size_t n);
 
+/* A sample bank's interval (mcache.c): the blocks of size bytes to serve
+ * before the next sample, so that each is sampled with the chance a block
+ * of that size has under the byte countdown. The calling thread's random
+ * numbers. */
+uint64_t prof_bank_interval(size_t size);
+/* Inside the stack walker: this thread's mallocs are not sampled. */
+bool prof_walking_now(void);
+
 /* Count n bytes against this thread's countdown: true when it crossed
  * zero (then prof_should_sample decides). malloc's profiling path
  * (api.c, malloc_other): a subtract from the thread-local word and a
@@ -60,6 +68,9 @@ NH_INLINE bool prof_tick(size_t n)
  * NULL with errno ENOMEM. Takes the profile lock; holds no other.
  */
 void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret);
+/* The same for malloc(n) sampled by its class's bank: its chance was that
+ * of a block of the class's size, wsize, which its weight follows. */
+void *prof_alloc_bank(size_t n, size_t wsize, uintptr_t ret);
 /* A sampled span is being freed (free_large): its bucket's in-use figures
  * go down. Takes the profile lock. */
 void prof_free(struct mspan *s);

@@ -158,11 +158,12 @@ void nh_init_slow(void)
 	nh_fast_publish(); /* malloc_limit stays 0 with profiling on */
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
-	/* Last: malloc_other's profiling path counts on initialisation done. */
-	if (nh_prof_on) {
+	/* Last: malloc_special's profiling path counts on initialisation done. */
+	if (nh_prof_on)
 		nh_fast.plain = PLAIN_PROF;
-		nh_fast.prof_limit = nh_mcache_banks ? 0 : NH_SMALL_SIZE_MAX + 1;
-	}
+	if (nh_prof_on != nh_mcache_banks) /* both NUMAHEAP_PROF=1 outside hardened mode */
+		nh_fatal("heap profiling is %s but the sample banks are %s", nh_prof_on ? "on" : "off",
+			 nh_mcache_banks ? "on" : "off");
 	if (NH_OPTION(SHOW_CONFIG))
 		options_print(2);
 }

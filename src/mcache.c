@@ -14,7 +14,8 @@
  * 2 to 128 objects): one central lock round trip per batch. Its stack has
  * room for max[c] = 8 batches (at most 1024 objects), fixed at start-up;
  * its capacity (end - begin) starts at one batch. On overflow a class grows
- * by a batch while the P's capacity in bytes stays within the budget
+ * by a batch (with sample banks, a stack has half that room, the bank the
+ * other half) while the P's capacity in bytes stays within the budget
  * (NUMAHEAP_CACHE_BYTES); past the budget it takes a batch of capacity from
  * a class that leaves it unused or has not missed lately (flushing that
  * class's excess), and failing that it flushes a batch of its own. So
@@ -25,19 +26,7 @@
  * P's remote buffer, which goes back to the owners' mcentrals in class
  * batches (frees go home).
  *
- * Sample banks (heap profiling on). Sampling must not add an instruction
- * to malloc's fast path, yet count every malloc: a P's stacks cannot, as a
- * free pushes back what a malloc popped. So malloc(n) pops from its class's
- * bank instead (the slab's size table points there), which frees never
- * touch (no page entry names it) and only mcache_bank_fill fills: with the
- * P's own freed objects (its class stack, popped in batches), else a batch
- * from mcentral, and never with more objects than bank_left, the mallocs of
- * the class still to serve before the next sample. So the bank runs empty
- * exactly at the sample, and the malloc that finds it so with bank_left 0
- * is the one sampled (prof_alloc). bank_left is drawn per P and class as
- * Go draws its byte countdown, in objects of the class's size: the same
- * chance for each block (prof.h). Each class's stack room is split in two
- * halves, the stack's and the bank's.
+ * Sample banks (heap profiling on): samplebank.c.
  *
  * Locking: per-thread P's need none (one owner). Per-CPU P's: the slab's
  * lock (rank PCACHE) for every function here; the fast paths take none.
@@ -52,10 +41,10 @@
 
 #include "mheap.h"
 #include "mcache.h"
+#include "mcache_ops.h"
 #include "proc.h"
 
 #include "hardened.h"
-#include "prof.h"
 
 #include <string.h>
 
@@ -99,6 +88,8 @@ void mcache_layout_init(bool banks)
 unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
 unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
+
+unsigned mcache_bank_begin(unsigned cls) { return bank_begin[cls]; }
 
 static struct mcache_class initial_header(unsigned k)
 {
@@ -185,7 +176,7 @@ static struct mcache_class *header_at(struct mcache *c, unsigned hoff)
 }
 
 /* Pop up to n entries of the header at byte hoff: a class stack or a bank. */
-static int op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsigned n)
+int mc_op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsigned n)
 {
 	if (x->rseq)
 		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, out, n);
@@ -198,7 +189,7 @@ static int op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsign
 	return (int)k;
 }
 
-static int op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, unsigned n)
+int mc_op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, unsigned n)
 {
 	if (x->rseq)
 		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, in, n);
@@ -211,18 +202,18 @@ static int op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, 
 	return (int)k;
 }
 
-static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
+int mc_op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
 {
-	return op_pop_batch_at(x, mc_hoff(x->c->node, cls), out, n);
+	return mc_op_pop_batch_at(x, mc_hoff(x->c->node, cls), out, n);
 }
 
-static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
+int mc_op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
 {
-	return op_push_batch_at(x, mc_hoff(x->c->node, cls), in, n);
+	return mc_op_push_batch_at(x, mc_hoff(x->c->node, cls), in, n);
 }
 
 /* 0 done, 1 cur above end (pop first), -1 left the CPU. */
-static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
+int mc_op_set_end(struct pctx *x, unsigned cls, unsigned end)
 {
 	if (x->rseq)
 		return nh_rseq_set_end(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), end);
@@ -234,7 +225,7 @@ static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
 }
 
 /* Hand n entries (tags kept) back to the class's mcentral. */
-static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
+void mc_release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
 {
 	if (!n)
 		return;
@@ -243,7 +234,7 @@ static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, 
 }
 
 /* Every 64 slow paths, halve the miss counts: "no misses" means recently cold. */
-static void age_misses(struct mcache *c)
+void mc_age_misses(struct mcache *c)
 {
 	if ((++c->gen & 63) == 0)
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
@@ -304,162 +295,22 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 	unsigned got = mcentral_refill(&h->central[cls], h, buf, want ? want : 1);
 	c->stats[cls].refills++;
 	c->stats[cls].misses++;
-	age_misses(c);
+	mc_age_misses(c);
 	if (got == 0)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
 		hardened_shuffle(buf, got);
 	else if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
 		mcache_spread_lines(buf, got);
-	int k = op_push_batch(x, cls, buf, got);
+	int k = mc_op_push_batch(x, cls, buf, got);
 	if (k == (int)got)
 		return 1;
 	/* Left the CPU (or no room): one object for the caller, the rest back. */
 	if (k < 0)
 		k = 0;
 	*direct = buf[got - 1];
-	release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
+	mc_release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
 	return 2;
-}
-
-/* ---- sample banks (heap profiling) ------------------------------------------------ */
-
-/* Set up a P's bank of class cls, drawing its first interval: 0, or -1 if
- * the thread left the CPU. One 16-byte store, as mcache_init_pcpu's. */
-static int store_header(struct pctx *x, struct mcache_class *dst, struct mcache_class h)
-{
-	if (x->rseq)
-		return nh_rseq_store16(nh_fast.rseq_off, x->cpu, dst, &h);
-	*dst = h;
-	return 0;
-}
-
-/* Set up a P's bank of class cls, drawing its first interval: 0, or -1 if
- * the thread left the CPU. One 16-byte store, as mcache_init_pcpu's. */
-static int bank_init(struct pctx *x, unsigned cls)
-{
-	struct mcache *c = x->c;
-	struct mcache_class h = {bank_begin[cls], (uint16_t)(bank_begin[cls] + maxcap[cls]), bank_begin[cls], 0};
-	if (store_header(x, &c->bank[cls], h) < 0)
-		return -1;
-	c->bank_left[cls] = prof_bank_interval(nh_class_to_size[cls]);
-	c->bank_base[cls] = bank_begin[cls];
-	return 0;
-}
-
-/* Open the bank on the region a swap moved the class stack off (its
- * objects [bank_pend_begin, bank_pend_cur)), the floor where the next
- * sample falls: 0, or -1 if the thread left the CPU (then it stays
- * pending, and the next fill or drain opens it). */
-static int bank_settle(struct pctx *x, unsigned cls)
-{
-	struct mcache *c = x->c;
-	unsigned pb = c->bank_pend_begin[cls], pc = c->bank_pend_cur[cls];
-	if (!pb)
-		return 0;
-	uint64_t left = c->bank_left[cls];
-	unsigned vis = (unsigned)NH_MIN(left, (uint64_t)(pc - pb));
-	struct mcache_class *b = &c->bank[cls];
-	struct mcache_class h = {(b->word & ~(uint64_t)0xffff) | pc, (uint16_t)(pb + maxcap[cls]), (uint16_t)(pc - vis), 0};
-	if (store_header(x, b, h) < 0)
-		return -1;
-	c->bank_base[cls] = (uint16_t)pb;
-	c->bank_pend_begin[cls] = 0;
-	c->bank_left[cls] = left - vis;
-	return 0;
-}
-
-/*
- * The bank of class cls is empty at its floor: show more of its objects,
- * or swap it with the class stack, or fill it from mcentral (see "Sample
- * banks" above). The bank cannot change meanwhile: its pops miss at the
- * floor, and only this path (the P's lock held) pushes or stores there.
- */
-int mcache_bank_fill(struct pctx *x, unsigned cls, uintptr_t *direct)
-{
-	struct mcache *c = x->c;
-	if (!x->rseq) {
-		int node = proc_current_node();
-		if ((uint32_t)node != c->node) {
-			if (mcache_drain(x) < 0)
-				return 1;
-			mcache_set_node(c, node);
-		}
-	}
-	struct mcache_class *b = &c->bank[cls];
-	if (b->begin == 0 && bank_init(x, cls) < 0)
-		return 1;
-	if (bank_settle(x, cls) < 0)
-		return 1;
-	if (mc_cur(b) != b->begin)
-		return 1; /* another thread on this CPU filled it */
-	uint64_t left = c->bank_left[cls];
-	if (left == 0) {
-		left = c->bank_left[cls] = prof_bank_interval(nh_class_to_size[cls]);
-		if (!prof_walking_now())
-			return 3;
-		left = NH_MAX(left, 1u); /* the stack walker's own malloc: never sampled */
-	}
-	unsigned base = c->bank_base[cls], bcur = mc_cur(b);
-	if (bcur > base) {
-		/* Objects below the floor (a sample was due): the next
-		 * interval's worth show. */
-		unsigned vis = (unsigned)NH_MIN(left, (uint64_t)(bcur - base));
-		struct mcache_class h = *b;
-		h.begin = (uint16_t)(bcur - vis);
-		if (store_header(x, b, h) < 0)
-			return 1;
-		c->bank_left[cls] = left - vis;
-		return 1;
-	}
-	/* Empty: the bank takes the class stack's region and objects, the
-	 * stack the bank's empty region. The stack is closed first (end =
-	 * cur: its pushes miss, and nothing else pops it without the P's
-	 * lock), then moved, then the bank opened. Should the thread leave
-	 * the CPU after the stack moved, the bank is opened later
-	 * (bank_settle); the objects wait, unseen, in between. */
-	struct mcache_class *m = mc_class(c, cls);
-	for (;;) {
-		struct mcache_class f = *m;
-		unsigned fcur = mc_cur(&f), fbeg = f.begin;
-		if (fcur == fbeg)
-			break;
-		int r = op_set_end(x, cls, fcur);
-		if (r < 0)
-			return 1;
-		if (r > 0)
-			continue; /* a free came in: look again */
-		unsigned fcap = (unsigned)(f.end - fbeg);
-		struct mcache_class nf = {(m->word & ~(uint64_t)0xffff) | base, (uint16_t)(base + fcap), (uint16_t)base, 0};
-		if (store_header(x, m, nf) < 0)
-			return 1; /* still closed where it was: its next push overflows and reopens it */
-		c->bank_pend_begin[cls] = (uint16_t)fbeg;
-		c->bank_pend_cur[cls] = (uint16_t)fcur;
-		(void)bank_settle(x, cls);
-		return 1;
-	}
-	uintptr_t buf[128];
-	struct mheap *h = heap_of_node((int)c->node);
-	unsigned want = (unsigned)NH_MIN(NH_MIN(left, (uint64_t)maxcap[cls]), (uint64_t)batch[cls]);
-	unsigned got = mcentral_refill(&h->central[cls], h, buf, want);
-	c->stats[cls].refills++;
-	c->stats[cls].misses++;
-	age_misses(c);
-	if (got == 0)
-		return 0;
-	if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
-		mcache_spread_lines(buf, got);
-	int k = op_push_batch_at(x, mc_boff(cls), buf, got);
-	if (k < (int)got) {
-		/* Left the CPU: one object for the caller, the rest back. */
-		k = NH_MAX(k, 0);
-		*direct = buf[got - 1];
-		release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
-		c->bank_left[cls] = left - NH_MIN(left, (uint64_t)k + 1);
-		return 2;
-	}
-	c->bank_left[cls] = left - got;
-	return 1;
 }
 
 /*
@@ -493,17 +344,17 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 	struct mcache_class *v = mc_class(c, victim);
 	unsigned newend = (unsigned)(v->end - batch[victim]);
 	for (;;) {
-		int r = op_set_end(x, victim, newend);
+		int r = mc_op_set_end(x, victim, newend);
 		if (r < 0)
 			return -1;
 		if (r == 0)
 			break;
 		unsigned excess = mc_cur(v) > newend ? mc_cur(v) - newend : 1;
 		uintptr_t buf[128];
-		int k = op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
+		int k = mc_op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
 		if (k < 0)
 			return -1;
-		release_to_central(c, victim, buf, (unsigned)k);
+		mc_release_to_central(c, victim, buf, (unsigned)k);
 		c->stats[victim].flushes++;
 	}
 	c->cap_bytes -= (size_t)batch[victim] * nh_class_to_size[victim];
@@ -516,7 +367,7 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	struct mcache_class *m = mc_class(c, cls);
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
-	age_misses(c);
+	mc_age_misses(c);
 	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= maxcap[cls];
 	if (room && c->cap_bytes + step > c->budget) {
 		/* Looking for capacity scans every class: after a fruitless
@@ -534,23 +385,23 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 		}
 	}
 	if (room) {
-		int r = op_set_end(x, cls, (unsigned)(m->end + batch[cls]));
+		int r = mc_op_set_end(x, cls, (unsigned)(m->end + batch[cls]));
 		if (r < 0)
 			return -1;
 		c->cap_bytes += step;
 	} else {
 		uintptr_t buf[128];
-		int k = op_pop_batch(x, cls, buf, batch[cls]);
+		int k = mc_op_pop_batch(x, cls, buf, batch[cls]);
 		if (k < 0)
 			return -1;
-		release_to_central(c, cls, buf, (unsigned)k);
+		mc_release_to_central(c, cls, buf, (unsigned)k);
 		c->stats[cls].flushes++;
 	}
-	int k = op_push_batch(x, cls, &p, 1);
+	int k = mc_op_push_batch(x, cls, &p, 1);
 	if (k < 0)
 		return -1;
 	if (k == 0)
-		release_to_central(c, cls, &p, 1); /* a racing thread filled it again */
+		mc_release_to_central(c, cls, &p, 1); /* a racing thread filled it again */
 	return 1;
 }
 
@@ -607,51 +458,17 @@ void mcache_free_remote(struct mcache *c, uintptr_t p)
 
 /* ---- draining -------------------------------------------------------------------- */
 
-/* Give a bank's objects back, those below its floor too: 0, or -1 if the
- * thread left the CPU. */
-static int bank_drain(struct pctx *x, unsigned cls)
-{
-	struct mcache *c = x->c;
-	struct mcache_class *b = &c->bank[cls];
-	if (b->begin == 0)
-		return 0; /* never set up */
-	if (bank_settle(x, cls) < 0)
-		return -1;
-	/* The objects above the floor were counted as mallocs to come: they
-	 * are not, so the sample moves that much further off. */
-	unsigned base = c->bank_base[cls], cur = mc_cur(b), floor = b->begin;
-	uintptr_t buf[128];
-	int n;
-	while ((n = op_pop_batch_at(x, mc_boff(cls), buf, 128)) > 0)
-		release_to_central(c, cls, buf, (unsigned)n);
-	if (n < 0)
-		return -1;
-	c->bank_left[cls] += cur - floor;
-	if (floor > base) {
-		/* Then the floor down to the region's start, and the rest. */
-		struct mcache_class h = *b;
-		h.begin = (uint16_t)base;
-		if (store_header(x, b, h) < 0)
-			return -1;
-		while ((n = op_pop_batch_at(x, mc_boff(cls), buf, 128)) > 0)
-			release_to_central(c, cls, buf, (unsigned)n);
-		if (n < 0)
-			return -1;
-	}
-	return 0;
-}
-
 int mcache_drain(struct pctx *x)
 {
 	struct mcache *c = x->c;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		uintptr_t buf[128];
 		int n;
-		while ((n = op_pop_batch(x, k, buf, 128)) > 0)
-			release_to_central(c, k, buf, (unsigned)n);
+		while ((n = mc_op_pop_batch(x, k, buf, 128)) > 0)
+			mc_release_to_central(c, k, buf, (unsigned)n);
 		if (n < 0)
 			return -1;
-		if (nh_mcache_banks && bank_drain(x, k) < 0)
+		if (nh_mcache_banks && mcache_bank_drain(x, k) < 0)
 			return -1;
 	}
 	mcache_flush_remote(c);

@@ -28,7 +28,10 @@
  * home, through the slow path). malloc finds its header through the slab's
  * own tables, which hold the slab's node: size_hdr[n] for malloc(n),
  * n <= NH_SMALL_SIZE_MAX, and class_hdr[cls]; their zeros (a slab not set
- * up) point at header 0, class 0 of node 0, never set up.
+ * up) point at header 0, class 0 of node 0, never set up. With heap
+ * profiling on, both tables point at the class's sample bank instead
+ * (bank[], the row after the nodes' headers, which no page entry names:
+ * samplebank.c).
  *
  * One layout serves both kinds of P, and one fast path (the restartable
  * sequences of arch/<arch>/rseq.h, which find the slab at nh_fast.pcpu_base
@@ -87,8 +90,8 @@ struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
 	/* With heap profiling on, malloc(n) pops from its class's sample
 	 * bank, which only the slow path fills, never more than the objects
-	 * left before the class's next sample (bank_left): mcache.c,
-	 * "Sample banks". Unused (all zero) with profiling off. */
+	 * left before the class's next sample (bank_left): samplebank.c.
+	 * Unused (all zero) with profiling off. */
 	struct mcache_class bank[NH_NUM_CLASSES];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
@@ -146,10 +149,11 @@ struct pctx {
  * until then, and for good in hardened mode, both are 0 and every malloc
  * and free takes the general path.
  *   malloc_limit malloc(n) takes the fast path iff n < malloc_limit:
- *               NH_SMALL_SIZE_MAX + 1 in per-CPU and per-thread mode, 0
- *               where malloc must go the general way (hardened, heap
- *               profiling, before initialisation): the mode test and the
- *               size test are one compare
+ *               NH_SMALL_SIZE_MAX + 1 in per-CPU and per-thread mode (heap
+ *               profiling too: its sample banks count), 0 where malloc
+ *               must go the general way (hardened, before
+ *               initialisation): the mode test and the size test are one
+ *               compare
  *   rseq_off    every thread's rseq area is at thread pointer + rseq_off
  *               (numaheap's own, unregistered, for per-thread P's)
  *   pcpu_base   slab i at pcpu_base + (i << NH_MCACHE_SHIFT): CPU i's, or
@@ -158,10 +162,6 @@ struct pctx {
  *               p >> NH_PAGE_SHIFT is entry (p >> NH_PAGE_SHIFT) - page_lo
  *               if that is below page_count (0 sends every free the
  *               general way: hardened, before initialisation, no table)
- *   prof_limit  with heap profiling on, malloc(n) for n < prof_limit
- *               (NH_SMALL_SIZE_MAX + 1; 0 when off) takes malloc_other's
- *               profiling path: the countdown, then the fast path's pop
- *               (api.c)
  *   cpu_mode    CPU_MODE_RSEQ: the P's are CPUs (slow paths, statistics)
  *   pcpu_count  CPU slabs reserved (CPUs possible at start-up)
  */
@@ -172,13 +172,12 @@ struct nh_fast {
 	uintptr_t page_lo;
 	uintptr_t page_count;
 	const uint16_t *page_table;
-	size_t prof_limit;
 	uint32_t pcpu_count;
 	uint8_t cpu_mode;
 	bool hardened;	/* NUMAHEAP_HARDENED: every call goes through hardened.c */
 	/* PLAIN_RSEQ (per-CPU P's) or PLAIN_PER_THREAD; PLAIN_NO (hardened)
-	 * or PLAIN_PROF (heap profiling): malloc goes the general way
-	 * (proc.h). */
+	 * or PLAIN_PROF (heap profiling): malloc past the fast path has
+	 * something to do first (proc.h). */
 	uint8_t plain;
 } NH_ALIGNED(NH_CACHE_LINE);
 _Static_assert(sizeof(struct nh_fast) == NH_CACHE_LINE, "nh_fast is one cache line");

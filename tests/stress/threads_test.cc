@@ -4,9 +4,6 @@
 // allocated it.
 #include <gtest/gtest.h>
 
-#include <stdlib.h>
-#include <string.h>
-
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -55,11 +52,7 @@ void expect_heap_back_to(const struct mallinfo2 &before, size_t slack)
 	struct mallinfo2 after = mallinfo2();
 	EXPECT_LE(after.uordblks, before.uordblks + slack)
 		<< "in-use bytes after every object was freed: " << after.uordblks << " (before " << before.uordblks << ")";
-	// With heap profiling on (stress.prof.*), a block of the threads'
-	// own machinery that outlives them (TLS, stdio) may have been sampled,
-	// which makes it a large object.
-	const char *prof = getenv("NUMAHEAP_PROF");
-	if (!prof || !strcmp(prof, "0")) {
+	if (!heap_profiling_on()) {
 		EXPECT_EQ(after.hblkhd, before.hblkhd) << "large objects still counted in use";
 	}
 }

@@ -53,11 +53,11 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
  *                   failed", all zero, on which every sequence misses
  *   header h        at slab + h, h = (node * classes + class) <<
  *                   NH_RSEQ_CLASS_SHIFT: the headers first, one per node
- *                   and class, then a row of sample banks (heap profiling)
+ *                   and class
  *     +WORD         cur in the low NH_RSEQ_CUR_BITS bits, allocs above
  *     +END +BEGIN   16-bit fields
  *   +SIZE_TABLE     uint16_t [n] for n <= 1024: the header of malloc(n)'s
- *                   class on the slab's node (its bank with profiling on)
+ *                   class on the slab's node
  *   +CLASS_TABLE    uint16_t [class]: the header of the class on the slab's
  *                   node
  *   slot j          at slab + j * NH_RSEQ_SLOT_BYTES (indices count from the
@@ -71,8 +71,8 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
 #define NH_RSEQ_CLASS_WORD 0
 #define NH_RSEQ_CLASS_END 8
 #define NH_RSEQ_CLASS_BEGIN 10
-#define NH_RSEQ_SIZE_TABLE 18224
-#define NH_RSEQ_CLASS_TABLE 20274
+#define NH_RSEQ_SIZE_TABLE 17152
+#define NH_RSEQ_CLASS_TABLE 19202
 /* The sentinels' bytes a sequence can read: the headers and both tables. */
 #define NH_RSEQ_SLAB_READ 20480
 #define NH_RSEQ_CUR_BITS 16

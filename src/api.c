@@ -58,9 +58,8 @@ NH_NOINLINE static void *malloc_unsampled(size_t n)
 }
 
 /*
- * malloc of a block past the size classes with heap profiling on, when this
- * thread's countdown crossed zero (prof_count has subtracted n): this block
- * may be the sample (prof.h).
+ * malloc with heap profiling on, when this thread's countdown crossed zero
+ * (prof_count has subtracted n): this block may be the sample (prof.h).
  * Reached by tail jumps (nh_malloc to malloc_other, maybe malloc_special,
  * to here), so its return address is the program's call of malloc;
  * malloc_other cannot pass its own without a stack frame (gcc aligns the
@@ -75,14 +74,8 @@ NH_NOINLINE static void *malloc_profiled(size_t n)
 	return malloc_unsampled(n);
 }
 
-/* malloc(n)'s pop missed (n within the fast path's sizes): its class's
- * stack, or with heap profiling on its sample bank. */
-NH_NOINLINE static void *malloc_small_slow(size_t n)
-{
-	if (NH_UNLIKELY(nh_mcache_banks))
-		return alloc_bank_slow(n, CLASS8(n), (uintptr_t)__builtin_return_address(0));
-	return alloc_small_slow(CLASS8(n));
-}
+/* malloc(n)'s pop missed (n within the fast path's sizes). */
+NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
 
 NH_NOINLINE static void *malloc_other(size_t n);
 
@@ -99,21 +92,35 @@ NH_NOINLINE static void *malloc_special(size_t n)
 {
 	if (nh_hardened)
 		return hardened_alloc(n, 0, false);
-	/* Blocks of a size class are counted by their sample bank (prof.h). */
-	if (NH_UNLIKELY(n > NH_MAX_SMALL_SIZE && prof_count(n)))
+	if (NH_UNLIKELY(prof_count(n)))
 		return malloc_profiled(n);
 	return malloc_unsampled(n);
 }
 
 /*
- * malloc beyond the fast path: more than 1 KiB, or in hardened mode, or
- * before initialisation (malloc_limit 0). One test of plain tells hardened
- * mode and heap profiling (malloc_special) from the plain modes. (With
- * profiling on, blocks of up to 1 KiB take the fast path: their class's
- * sample bank counts them, mcache.c.)
+ * malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
+ * heap profiling, before initialisation (malloc_limit 0).
+ *
+ * With heap profiling on, malloc_limit is 0 and every malloc comes here;
+ * one compare with prof_limit (0 with profiling off) takes those of up to
+ * 1 KiB to the profiling path: the block's size comes off the thread's
+ * countdown (prof_count), and unless that crossed zero the same inlined
+ * sequence as nh_malloc's fast path pops the block. 6 instructions more
+ * than the fast path (docs/performance.md). With profiling off, larger
+ * blocks pay that compare, then one test of plain tells hardened mode and
+ * profiling (malloc_special) from the plain modes: as many instructions as
+ * before profiling existed (a test of nh_hardened was there).
  */
 NH_NOINLINE static void *malloc_other(size_t n)
 {
+	if (n < nh_fast.prof_limit) {
+		if (NH_UNLIKELY(prof_count(n)))
+			return malloc_profiled(n);
+		uintptr_t e;
+		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
+			return malloc_small_slow(n);
+		return entry_to_object(e);
+	}
 	if (NH_UNLIKELY(atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2))
 		return malloc_first(n);
 	if (NH_UNLIKELY(nh_fast.plain > PLAIN_PER_THREAD))
@@ -183,7 +190,7 @@ void *nh_calloc(size_t nmemb, size_t size)
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, true);
-	if (NH_UNLIKELY(nh_prof_on) && n > NH_MAX_SMALL_SIZE && prof_tick(n))
+	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
 		return prof_alloc(n, 0, true, (uintptr_t)__builtin_return_address(0));
 	/* The whole usable size is zeroed, not just the n bytes asked for, as
 	 * glibc does: malloc_usable_size tells the program the rest is its to
@@ -276,9 +283,7 @@ static void *alloc_aligned(size_t align, size_t n)
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, align, false);
-	/* A size class's blocks are counted by their sample bank (prof.h). */
-	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 &&
-	    !(n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) && prof_tick(n))
+	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 && prof_tick(n))
 		return prof_alloc(n, align, false, (uintptr_t)__builtin_return_address(0));
 	if (align <= 16) {
 		if (align > 8 && n < 16)

@@ -48,10 +48,6 @@
 
 /* The slow paths (malloc.c). An object of class cls: the P missed. */
 NH_NOINLINE void *alloc_small_slow(unsigned cls);
-/* With heap profiling on: a pop of class cls missed its sample bank
- * (samplebank.c), for a block of n bytes (what a sample records); ret is the
- * return address the stack of a sample starts from. */
-NH_NOINLINE void *alloc_bank_slow(size_t n, unsigned cls, uintptr_t ret);
 /* Put p somewhere: a valid small object, its free mark written, whose
  * push missed (full, another node's object, no P). */
 NH_NOINLINE void free_small_slow(uintptr_t p);

@@ -136,7 +136,7 @@ void nh_init_slow(void)
 	if (numa_policy_init((int)NH_OPTION(NUMA), NH_OPTION(NUMA_BIND) == 1, (uint32_t)NH_OPTION(NODES)) < 0)
 		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
-	mcache_layout_init(NH_OPTION(PROF) && !nh_hardened); /* as prof_init decides */
+	mcache_layout_init();
 	bool mapped = arena_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)
 	 * is left out; with none at all, every allocation fails with ENOMEM. */
@@ -158,12 +158,11 @@ void nh_init_slow(void)
 	nh_fast_publish(); /* malloc_limit stays 0 with profiling on */
 	nh_in_init = 0;
 	atomic_store_explicit(&nh_initialized, 2, memory_order_release);
-	/* Last: malloc_special's profiling path counts on initialisation done. */
-	if (nh_prof_on)
+	/* Last: malloc_other's profiling path counts on initialisation done. */
+	if (nh_prof_on) {
 		nh_fast.plain = PLAIN_PROF;
-	if (nh_prof_on != nh_mcache_banks) /* both NUMAHEAP_PROF=1 outside hardened mode */
-		nh_fatal("heap profiling is %s but the sample banks are %s", nh_prof_on ? "on" : "off",
-			 nh_mcache_banks ? "on" : "off");
+		nh_fast.prof_limit = NH_SMALL_SIZE_MAX + 1;
+	}
 	if (NH_OPTION(SHOW_CONFIG))
 		options_print(2);
 }
@@ -254,8 +253,6 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (NH_UNLIKELY(nh_mcache_banks)) /* calloc, memalign, malloc past 1 KiB */
-		return alloc_bank_slow(nh_class_to_size[cls], cls, (uintptr_t)__builtin_return_address(0));
 	for (int tries = 0; tries < 4; tries++) {
 		uintptr_t e;
 		/* The stack may have been refilled since the fast path missed
@@ -282,37 +279,6 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 	}
 	/* No P (a thread being set up or torn down, or a per-thread P that
 	 * keeps missing because its thread could not register rseq). */
-	return alloc_direct(cls);
-}
-
-NH_NOINLINE void *alloc_bank_slow(size_t n, unsigned cls, uintptr_t ret)
-{
-	for (int tries = 0; tries < 4; tries++) {
-		uintptr_t e;
-		/* Filled since the pop missed (another thread on this CPU). */
-		if (mcache_pop_class(cls, &e))
-			return entry_to_object(e);
-		struct pctx x;
-		if (!proc_acquire_p(&x))
-			break;
-		uintptr_t direct = 0;
-		int r = mcache_bank_fill(&x, cls, &direct);
-		proc_release_p(&x);
-		slow_path_hooks();
-		if (r == 0) {
-			errno = ENOMEM;
-			return NULL;
-		}
-		if (r == 2) {
-			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-			return entry_to_object(direct);
-		}
-		if (r == 3)
-			return prof_alloc_bank(n, nh_class_to_size[cls], ret);
-	}
-	/* No P: the thread's byte countdown decides, as for calloc. */
-	if (prof_tick(n))
-		return prof_alloc(n, 0, false, ret);
 	return alloc_direct(cls);
 }
 

@@ -14,8 +14,7 @@
  * 2 to 128 objects): one central lock round trip per batch. Its stack has
  * room for max[c] = 8 batches (at most 1024 objects), fixed at start-up;
  * its capacity (end - begin) starts at one batch. On overflow a class grows
- * by a batch (with sample banks, a stack has half that room, the bank the
- * other half) while the P's capacity in bytes stays within the budget
+ * by a batch while the P's capacity in bytes stays within the budget
  * (NUMAHEAP_CACHE_BYTES); past the budget it takes a batch of capacity from
  * a class that leaves it unused or has not missed lately (flushing that
  * class's excess), and failing that it flushes a batch of its own. So
@@ -25,8 +24,6 @@
  * Objects of another node never enter a cache: free sends them to the
  * P's remote buffer, which goes back to the owners' mcentrals in class
  * batches (frees go home).
- *
- * Sample banks (heap profiling on): samplebank.c.
  *
  * Locking: per-thread P's need none (one owner). Per-CPU P's: the slab's
  * lock (rank PCACHE) for every function here; the fast paths take none.
@@ -41,7 +38,6 @@
 
 #include "mheap.h"
 #include "mcache.h"
-#include "mcache_ops.h"
 #include "proc.h"
 
 #include "hardened.h"
@@ -51,8 +47,6 @@
 static uint16_t batch[NH_NUM_CLASSES];
 static uint16_t maxcap[NH_NUM_CLASSES];
 static uint16_t slot_begin[NH_NUM_CLASSES];
-static uint16_t bank_begin[NH_NUM_CLASSES];
-bool nh_mcache_banks;
 
 struct mcache nh_empty_mcache; /* no thread's: compared with, never used */
 
@@ -67,19 +61,16 @@ struct mcache nh_empty_mcache; /* no thread's: compared with, never used */
  */
 #define NH_MCACHE_SKEW 32
 
-void mcache_layout_init(bool banks)
+void mcache_layout_init(void)
 {
 	unsigned next = (unsigned)NH_MCACHE_HDR_WORDS;
-	nh_mcache_banks = banks;
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 		unsigned b = 32768 / nh_class_to_size[c];
 		b = NH_MAX(2u, NH_MIN(128u, b));
-		unsigned room = NH_MIN(8 * b, 1024u);
 		batch[c] = (uint16_t)b;
-		maxcap[c] = (uint16_t)(banks ? room / 2 : room);
+		maxcap[c] = (uint16_t)NH_MIN(8 * b, 1024u);
 		slot_begin[c] = (uint16_t)next;
-		bank_begin[c] = (uint16_t)(next + maxcap[c]);
-		next += room + NH_MCACHE_SKEW;
+		next += maxcap[c] + NH_MCACHE_SKEW;
 	}
 	if (next > NH_MCACHE_BYTES / 8)
 		nh_fatal("mcache layout needs %u slots, have %zu", next, NH_MCACHE_BYTES / 8);
@@ -88,8 +79,6 @@ void mcache_layout_init(bool banks)
 unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
 unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
-
-unsigned mcache_bank_begin(unsigned cls) { return bank_begin[cls]; }
 
 static struct mcache_class initial_header(unsigned k)
 {
@@ -102,10 +91,8 @@ static struct mcache_class initial_header(unsigned k)
  * sequence on the slab's CPU sees old or new, both safe). */
 static void set_tables(struct mcache *c, int node)
 {
-	/* With sample banks every pop of a class is the bank's (malloc's,
-	 * calloc's, memalign's), so that the bank counts every allocation. */
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		c->class_hdr[k] = (uint16_t)(!k ? 0 : nh_mcache_banks ? mc_boff(k) : mc_hoff((unsigned)node, k));
+		c->class_hdr[k] = (uint16_t)(k ? mc_hoff((unsigned)node, k) : 0);
 	for (unsigned n = 0; n <= NH_SMALL_SIZE_MAX; n++)
 		c->size_hdr[n] = c->class_hdr[nh_size_to_class8[(n + NH_SMALL_SIZE_DIV - 1) / NH_SMALL_SIZE_DIV]];
 }
@@ -170,17 +157,11 @@ int mcache_init_pcpu(struct pctx *x, int node)
 
 /* ---- the cache operations, plain or restartable ---------------------------- */
 
-static struct mcache_class *header_at(struct mcache *c, unsigned hoff)
-{
-	return (struct mcache_class *)((char *)c + hoff);
-}
-
-/* Pop up to n entries of the header at byte hoff: a class stack or a bank. */
-int mc_op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsigned n)
+static int op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, out, n);
-	struct mcache_class *m = header_at(x->c, hoff);
+		return nh_rseq_pop_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), out, n);
+	struct mcache_class *m = mc_class(x->c, cls);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, cur - m->begin);
 	for (unsigned i = 0; i < k; i++)
@@ -189,11 +170,11 @@ int mc_op_pop_batch_at(struct pctx *x, unsigned hoff, uintptr_t *out, unsigned n
 	return (int)k;
 }
 
-int mc_op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, unsigned n)
+static int op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
 {
 	if (x->rseq)
-		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, hoff, in, n);
-	struct mcache_class *m = header_at(x->c, hoff);
+		return nh_rseq_push_batch(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), in, n);
+	struct mcache_class *m = mc_class(x->c, cls);
 	uintptr_t *slots = mcache_slots(x->c);
 	unsigned cur = mc_cur(m), k = NH_MIN(n, (unsigned)m->end - cur);
 	for (unsigned i = 0; i < k; i++)
@@ -202,18 +183,8 @@ int mc_op_push_batch_at(struct pctx *x, unsigned hoff, const uintptr_t *in, unsi
 	return (int)k;
 }
 
-int mc_op_pop_batch(struct pctx *x, unsigned cls, uintptr_t *out, unsigned n)
-{
-	return mc_op_pop_batch_at(x, mc_hoff(x->c->node, cls), out, n);
-}
-
-int mc_op_push_batch(struct pctx *x, unsigned cls, const uintptr_t *in, unsigned n)
-{
-	return mc_op_push_batch_at(x, mc_hoff(x->c->node, cls), in, n);
-}
-
 /* 0 done, 1 cur above end (pop first), -1 left the CPU. */
-int mc_op_set_end(struct pctx *x, unsigned cls, unsigned end)
+static int op_set_end(struct pctx *x, unsigned cls, unsigned end)
 {
 	if (x->rseq)
 		return nh_rseq_set_end(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(x->c->node, cls), end);
@@ -225,7 +196,7 @@ int mc_op_set_end(struct pctx *x, unsigned cls, unsigned end)
 }
 
 /* Hand n entries (tags kept) back to the class's mcentral. */
-void mc_release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
+static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsigned n)
 {
 	if (!n)
 		return;
@@ -234,7 +205,7 @@ void mc_release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, unsi
 }
 
 /* Every 64 slow paths, halve the miss counts: "no misses" means recently cold. */
-void mc_age_misses(struct mcache *c)
+static void age_misses(struct mcache *c)
 {
 	if ((++c->gen & 63) == 0)
 		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
@@ -295,21 +266,21 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 	unsigned got = mcentral_refill(&h->central[cls], h, buf, want ? want : 1);
 	c->stats[cls].refills++;
 	c->stats[cls].misses++;
-	mc_age_misses(c);
+	age_misses(c);
 	if (got == 0)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
 		hardened_shuffle(buf, got);
 	else if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
 		mcache_spread_lines(buf, got);
-	int k = mc_op_push_batch(x, cls, buf, got);
+	int k = op_push_batch(x, cls, buf, got);
 	if (k == (int)got)
 		return 1;
 	/* Left the CPU (or no room): one object for the caller, the rest back. */
 	if (k < 0)
 		k = 0;
 	*direct = buf[got - 1];
-	mc_release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
+	release_to_central(c, cls, buf + k, got - 1 - (unsigned)k);
 	return 2;
 }
 
@@ -344,17 +315,17 @@ static int steal_capacity(struct pctx *x, unsigned cls)
 	struct mcache_class *v = mc_class(c, victim);
 	unsigned newend = (unsigned)(v->end - batch[victim]);
 	for (;;) {
-		int r = mc_op_set_end(x, victim, newend);
+		int r = op_set_end(x, victim, newend);
 		if (r < 0)
 			return -1;
 		if (r == 0)
 			break;
 		unsigned excess = mc_cur(v) > newend ? mc_cur(v) - newend : 1;
 		uintptr_t buf[128];
-		int k = mc_op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
+		int k = op_pop_batch(x, victim, buf, NH_MIN(128u, excess));
 		if (k < 0)
 			return -1;
-		mc_release_to_central(c, victim, buf, (unsigned)k);
+		release_to_central(c, victim, buf, (unsigned)k);
 		c->stats[victim].flushes++;
 	}
 	c->cap_bytes -= (size_t)batch[victim] * nh_class_to_size[victim];
@@ -367,7 +338,7 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	struct mcache_class *m = mc_class(c, cls);
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
-	mc_age_misses(c);
+	age_misses(c);
 	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= maxcap[cls];
 	if (room && c->cap_bytes + step > c->budget) {
 		/* Looking for capacity scans every class: after a fruitless
@@ -385,23 +356,23 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 		}
 	}
 	if (room) {
-		int r = mc_op_set_end(x, cls, (unsigned)(m->end + batch[cls]));
+		int r = op_set_end(x, cls, (unsigned)(m->end + batch[cls]));
 		if (r < 0)
 			return -1;
 		c->cap_bytes += step;
 	} else {
 		uintptr_t buf[128];
-		int k = mc_op_pop_batch(x, cls, buf, batch[cls]);
+		int k = op_pop_batch(x, cls, buf, batch[cls]);
 		if (k < 0)
 			return -1;
-		mc_release_to_central(c, cls, buf, (unsigned)k);
+		release_to_central(c, cls, buf, (unsigned)k);
 		c->stats[cls].flushes++;
 	}
-	int k = mc_op_push_batch(x, cls, &p, 1);
+	int k = op_push_batch(x, cls, &p, 1);
 	if (k < 0)
 		return -1;
 	if (k == 0)
-		mc_release_to_central(c, cls, &p, 1); /* a racing thread filled it again */
+		release_to_central(c, cls, &p, 1); /* a racing thread filled it again */
 	return 1;
 }
 
@@ -464,11 +435,9 @@ int mcache_drain(struct pctx *x)
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		uintptr_t buf[128];
 		int n;
-		while ((n = mc_op_pop_batch(x, k, buf, 128)) > 0)
-			mc_release_to_central(c, k, buf, (unsigned)n);
+		while ((n = op_pop_batch(x, k, buf, 128)) > 0)
+			release_to_central(c, k, buf, (unsigned)n);
 		if (n < 0)
-			return -1;
-		if (nh_mcache_banks && mcache_bank_drain(x, k) < 0)
 			return -1;
 	}
 	mcache_flush_remote(c);
@@ -477,15 +446,8 @@ int mcache_drain(struct pctx *x)
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 {
-	const struct mcache_class *m = mc_class_c(c, cls), *b = &c->bank[cls];
-	size_t n = (uint16_t)(mc_cur(m) - m->begin);
-	if (b->begin) /* the bank's objects, below its floor too, and a pending swap's */
-		n += (uint16_t)(mc_cur(b) - c->bank_base[cls]) +
-		     (c->bank_pend_begin[cls] ? (uint16_t)(c->bank_pend_cur[cls] - c->bank_pend_begin[cls]) : 0u);
-	return n;
+	const struct mcache_class *m = mc_class_c(c, cls);
+	return (size_t)(uint16_t)(mc_cur(m) - m->begin);
 }
 
-uint64_t mcache_allocs(const struct mcache *c, unsigned cls)
-{
-	return mc_allocs(mc_class_c(c, cls)) + mc_allocs(&c->bank[cls]);
-}
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(mc_class_c(c, cls)); }

@@ -28,10 +28,7 @@
  * home, through the slow path). malloc finds its header through the slab's
  * own tables, which hold the slab's node: size_hdr[n] for malloc(n),
  * n <= NH_SMALL_SIZE_MAX, and class_hdr[cls]; their zeros (a slab not set
- * up) point at header 0, class 0 of node 0, never set up. With heap
- * profiling on, both tables point at the class's sample bank instead
- * (bank[], the row after the nodes' headers, which no page entry names:
- * samplebank.c).
+ * up) point at header 0, class 0 of node 0, never set up.
  *
  * One layout serves both kinds of P, and one fast path (the restartable
  * sequences of arch/<arch>/rseq.h, which find the slab at nh_fast.pcpu_base
@@ -68,9 +65,6 @@ struct mcache_class {
 /* The byte offset of the header of class cls of node node in a slab (what
  * the page table holds for free, and the slab's tables for malloc). */
 NH_INLINE unsigned mc_hoff(unsigned node, unsigned cls) { return (node * NH_NUM_CLASSES + cls) << 4; }
-/* The byte offset of class cls's sample bank (below), the row after the
- * last node's: no page entry names it, so free never pushes there. */
-NH_INLINE unsigned mc_boff(unsigned cls) { return mc_hoff(NH_MAX_NODES, cls); }
 
 NH_INLINE unsigned mc_cur(const struct mcache_class *k) { return (uint16_t)k->word; }
 NH_INLINE uint64_t mc_allocs(const struct mcache_class *k) { return k->word >> 16; }
@@ -88,11 +82,6 @@ struct mcache_stats {
  * (per-thread). */
 struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
-	/* With heap profiling on, malloc(n) pops from its class's sample
-	 * bank, which only the slow path fills, never more than the objects
-	 * left before the class's next sample (bank_left): samplebank.c.
-	 * Unused (all zero) with profiling off. */
-	struct mcache_class bank[NH_NUM_CLASSES];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
 	uint32_t node;	   /* node whose objects this cache holds */
@@ -110,14 +99,6 @@ struct mcache {
 	uint32_t nremote;
 	uint32_t pad2;
 	struct mcache_stats stats[NH_NUM_CLASSES];
-	/* Sample banks: mallocs of each class this P serves before it samples
-	 * one (under the P's lock, like the rest). */
-	uint64_t bank_left[NH_NUM_CLASSES];
-	uint16_t bank_base[NH_NUM_CLASSES]; /* the first slot of the region the bank has now */
-	/* A swap whose second store is pending (mcache.c, bank_settle): the
-	 * objects of the region the class stack left; begin 0 if none. */
-	uint16_t bank_pend_begin[NH_NUM_CLASSES];
-	uint16_t bank_pend_cur[NH_NUM_CLASSES];
 };
 
 #define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
@@ -149,11 +130,10 @@ struct pctx {
  * until then, and for good in hardened mode, both are 0 and every malloc
  * and free takes the general path.
  *   malloc_limit malloc(n) takes the fast path iff n < malloc_limit:
- *               NH_SMALL_SIZE_MAX + 1 in per-CPU and per-thread mode (heap
- *               profiling too: its sample banks count), 0 where malloc
- *               must go the general way (hardened, before
- *               initialisation): the mode test and the size test are one
- *               compare
+ *               NH_SMALL_SIZE_MAX + 1 in per-CPU and per-thread mode, 0
+ *               where malloc must go the general way (hardened, heap
+ *               profiling, before initialisation): the mode test and the
+ *               size test are one compare
  *   rseq_off    every thread's rseq area is at thread pointer + rseq_off
  *               (numaheap's own, unregistered, for per-thread P's)
  *   pcpu_base   slab i at pcpu_base + (i << NH_MCACHE_SHIFT): CPU i's, or
@@ -162,6 +142,10 @@ struct pctx {
  *               p >> NH_PAGE_SHIFT is entry (p >> NH_PAGE_SHIFT) - page_lo
  *               if that is below page_count (0 sends every free the
  *               general way: hardened, before initialisation, no table)
+ *   prof_limit  with heap profiling on, malloc(n) for n < prof_limit
+ *               (NH_SMALL_SIZE_MAX + 1; 0 when off) takes malloc_other's
+ *               profiling path: the countdown, then the fast path's pop
+ *               (api.c)
  *   cpu_mode    CPU_MODE_RSEQ: the P's are CPUs (slow paths, statistics)
  *   pcpu_count  CPU slabs reserved (CPUs possible at start-up)
  */
@@ -172,12 +156,13 @@ struct nh_fast {
 	uintptr_t page_lo;
 	uintptr_t page_count;
 	const uint16_t *page_table;
+	size_t prof_limit;
 	uint32_t pcpu_count;
 	uint8_t cpu_mode;
 	bool hardened;	/* NUMAHEAP_HARDENED: every call goes through hardened.c */
 	/* PLAIN_RSEQ (per-CPU P's) or PLAIN_PER_THREAD; PLAIN_NO (hardened)
-	 * or PLAIN_PROF (heap profiling): malloc past the fast path has
-	 * something to do first (proc.h). */
+	 * or PLAIN_PROF (heap profiling): malloc goes the general way
+	 * (proc.h). */
 	uint8_t plain;
 } NH_ALIGNED(NH_CACHE_LINE);
 _Static_assert(sizeof(struct nh_fast) == NH_CACHE_LINE, "nh_fast is one cache line");
@@ -189,8 +174,7 @@ extern struct nh_fast nh_fast NH_HIDDEN;
 NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
 
 /* At initialisation (no lock). */
-/* banks: heap profiling is on (sample banks, which halve each class's stack). */
-void mcache_layout_init(bool banks);
+void mcache_layout_init(void);
 /* Set up a per-thread slab, fresh from the OS (all zero): its owner's, or
  * allm_lock held. */
 void mcache_init(struct mcache *c, int node, uint32_t id);
@@ -213,13 +197,6 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
  * the buffer is flushed. */
 void mcache_free_remote(struct mcache *c, uintptr_t p);
 void mcache_flush_remote(struct mcache *c); /* as mcache_free_remote */
-/* With heap profiling on: fill class cls's sample bank, the slab's lock
- * held (per-CPU). 1 filled (pop again), 0 ENOMEM, 2 left the CPU: *direct
- * is one entry to serve, 3 this malloc is the class's sample. Takes the
- * class's central locks when the P's own stack has nothing to give. */
-int mcache_bank_fill(struct pctx *x, unsigned cls, uintptr_t *direct);
-/* Heap profiling's sample banks are in use (set at initialisation). */
-extern bool nh_mcache_banks;
 /* Give every cached object back to mcentral; -1 if the thread left the CPU.
  * The slab's lock held (per-CPU); takes central locks. */
 int mcache_drain(struct pctx *x);

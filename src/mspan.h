@@ -58,7 +58,6 @@ struct mspan {
 	 * by the freeing thread. NULL otherwise. */
 	void *prof;
 	size_t prof_size; /* the sampled block's requested size */
-	size_t prof_wsize; /* the size its chance of a sample was drawn for (prof.c, weight) */
 	/* Small spans: bit j set when the span's j-th OS page (base +
 	 * j * os_page_size()) went back to the OS while only free slots
 	 * covered it (mcentral.c, the in-span release). Under the central

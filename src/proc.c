@@ -217,7 +217,7 @@ void nh_fast_publish(void)
 		return; /* every call fails in the general path, ENOMEM */
 	if (!nh_hardened)
 		arena_publish_page_table();
-	if (plain)
+	if (plain && !nh_prof_on) /* heap profiling: every malloc to malloc_other */
 		nh_fast.malloc_limit = NH_SMALL_SIZE_MAX + 1;
 }
 

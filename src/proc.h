@@ -19,12 +19,10 @@ struct pctx;
  * ------------------------------------------------------------------------ */
 enum cpu_mode { CPU_MODE_PER_THREAD = 0, CPU_MODE_RSEQ = 1 };
 /* nh_fast.plain, once initialisation is done: PLAIN_RSEQ or
- * PLAIN_PER_THREAD, the plain modes; above them the modes whose mallocs
- * past the fast path have something to do first: PLAIN_NO (hardened, where
- * every malloc comes that way) and PLAIN_PROF (heap profiling on, set
- * last: blocks past the classes count down to their sample), so one
- * compare tells malloc's general path (api.c, malloc_other) it has nothing
- * special to do. */
+ * PLAIN_PER_THREAD, the modes with malloc's fast path; above them the
+ * modes whose every malloc goes the general way: PLAIN_NO (hardened) and
+ * PLAIN_PROF (heap profiling on, set last), so one compare tells malloc's
+ * general path (api.c, malloc_other) it has nothing special to do. */
 enum { PLAIN_RSEQ = 0, PLAIN_PER_THREAD = 1, PLAIN_NO = 2, PLAIN_PROF = 3 };
 
 struct m {

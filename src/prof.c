@@ -173,10 +173,6 @@ static int64_t next_interval(void)
 /* The chance that a block of n bytes was sampled, inverted: its weight. */
 static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
 
-uint64_t prof_bank_interval(size_t size) { return (uint64_t)(next_interval() - 1) / size; }
-
-bool prof_walking_now(void) { return prof_walking; }
-
 bool prof_should_sample(size_t n)
 {
 	if (prof_walking)
@@ -250,7 +246,7 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 
 /* ---- the sampled allocation and its free ---------------------------------------------------------- */
 
-static void *sample(size_t n, size_t wsize, size_t align, bool zero, uintptr_t ret)
+void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
 {
 	uintptr_t pcs[PPROF_MAX_DEPTH];
 	unsigned npc = walk_stack(ret, pcs);
@@ -260,7 +256,7 @@ static void *sample(size_t n, size_t wsize, size_t align, bool zero, uintptr_t r
 	void *p = (void *)s->base;
 	if (zero && s->needzero) /* the usable size, as calloc's others */
 		memset(p, 0, (size_t)s->npages << NH_PAGE_SHIFT);
-	double w = weight(wsize);
+	double w = weight(n ? n : 1);
 	mutex_lock(&prof_lock);
 	struct bucket *b = bucket_of(pcs, npc, s->node);
 	if (b) {
@@ -270,20 +266,15 @@ static void *sample(size_t n, size_t wsize, size_t align, bool zero, uintptr_t r
 	mutex_unlock(&prof_lock);
 	s->prof = b;
 	s->prof_size = n;
-	s->prof_wsize = wsize;
 	return p;
 }
-
-void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret) { return sample(n, n ? n : 1, align, zero, ret); }
-
-void *prof_alloc_bank(size_t n, size_t wsize, uintptr_t ret) { return sample(n, wsize, 0, false, ret); }
 
 void prof_free(struct mspan *s)
 {
 	struct bucket *b = s->prof;
 	size_t n = s->prof_size;
 	s->prof = NULL;
-	double w = weight(s->prof_wsize);
+	double w = weight(n ? n : 1);
 	mutex_lock(&prof_lock);
 	b->free_objects += w;
 	b->free_bytes += w * (double)n;

@@ -24,9 +24,8 @@
  *          program is linked with -rdynamic);
  *        - the number of sampled blocks the profile has under each
  *          numa_node label (inuse_objects divided by the block's weight,
- *          1 / (1 - exp(-size / rate)), size the block's class size, as
- *          malloc's sample banks draw for: src/mcache.c) equals the number
- *          move_pages finds on that node, node by node;
+ *          1 / (1 - exp(-size / rate))) equals the number move_pages finds
+ *          on that node, node by node;
  *        - all of them carry the label of a node the thread ran on, and
  *          move_pages puts >= 99% of the thread's blocks where it ran
  *          when it allocated them;
@@ -393,7 +392,6 @@ static int run(void)
 
 	/* The kernel's view of every block, and of the sampled ones. */
 	static size_t truth[MAXN + 1][MAXN]; /* [site][node]: sampled blocks */
-	static size_t wsize[MAXN + 1]; /* [site]: its blocks' class size */
 	for (int k = 0; k < nsites; k++) {
 		size_t n = th[k].n, home = 0, sampled = 0, bad = 0;
 		void **addrs = xmap((n + 1) * sizeof *addrs);
@@ -404,11 +402,8 @@ static int run(void)
 		for (size_t i = 0; i < n; i++) {
 			/* blocks allocated while the thread ran on a node: there */
 			home += status[i] == (i < PER_THREAD / SIZE(k) / 2 ? th[k].node : th[k].node2);
-			size_t u = malloc_usable_size(th[k].p[i]);
-			if (u < 4096) {
-				wsize[k] = u; /* the class's size (below) */
+			if (malloc_usable_size(th[k].p[i]) < 4096)
 				continue;
-			}
 			sampled++;
 			if (status[i] >= 0 && status[i] < nnodes)
 				truth[k][status[i]]++;
@@ -458,7 +453,7 @@ static int run(void)
 			wrong_stack++;
 			continue;
 		}
-		double w = 1.0 / (1.0 - exp(-(double)wsize[k] / RATE));
+		double w = 1.0 / (1.0 - exp(-(double)SIZE(k) / RATE));
 		prof[k][node] += (double)s->v[2] / w;
 	}
 	check(unlabelled == 0, "every one of the profile's %zu samples carries one numa_node label naming a node (%zu do not)",

@@ -24,8 +24,6 @@ inline size_t random_size(Rng &r, unsigned large_permille = 15, size_t large_max
 	return r.range(4097, 32768);
 }
 
-// Word i of the pattern for object id: distinct per object and per word, so a
-// block handed out twice, a stale copy, or a shifted memcpy is caught.
 // Heap profiling on (stress.prof.*): a block of the threads' own machinery
 // that outlives them (TLS, stdio buffers) may have been sampled, which
 // makes it a large object, so mallinfo's large-object count is no measure
@@ -36,6 +34,8 @@ inline bool heap_profiling_on()
 	return p && strcmp(p, "0") != 0;
 }
 
+// Word i of the pattern for object id: distinct per object and per word, so a
+// block handed out twice, a stale copy, or a shifted memcpy is caught.
 inline uint64_t pattern_word(uint64_t id, size_t i) { return mix64(id) + i * 0x9E3779B97F4A7C15ull; }
 
 inline void fill(void *p, size_t n, uint64_t id)

@@ -8,6 +8,7 @@
 // Prints one line per check, "ok: ..." or "FAIL: ...", then "probe done" and
 // exits 0 when every check passed, 1 otherwise. It must never crash or hang:
 // fault_test treats a signal or a timeout as a failure.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -331,6 +332,25 @@ static int scenario_maxmap()
 	return finish();
 }
 
+// The private writable mappings of /proc/self/maps, one line each (what
+// commit_charge_bytes sums), so that a failed charge check can say which
+// mappings grew.
+static std::vector<std::string> writable_mappings()
+{
+	std::vector<std::string> out;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512];
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
+			out.push_back(std::to_string((hi - lo) >> 10) + " KiB " + line);
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
 // A small program's commit charge stays small: numaheap's sparse tables,
 // arenas and per-CPU slabs are reserved, not writable, until used.
 static int scenario_charge(size_t max_mib)
@@ -340,6 +360,7 @@ static int scenario_charge(size_t max_mib)
 		v.push_back(malloc(16 + (size_t)i * 37));
 	void *big = malloc(3 << 20);
 	ok(big != nullptr, "a 3 MiB block");
+	std::vector<std::string> before = writable_mappings();
 	size_t mib = commit_charge_bytes() >> 20;
 	ok(mib <= max_mib, "writable private mappings within the bound (MiB)", (long)mib);
 	// Growing uses more, in proportion: 64 MiB of blocks add about 64 MiB,
@@ -350,6 +371,16 @@ static int scenario_charge(size_t max_mib)
 		w.push_back(malloc(1 << 20));
 	size_t grown = (commit_charge_bytes() >> 20) - mib;
 	ok(grown >= 60 && grown <= 64 + 16 + 8 + 4, "64 MiB of blocks add 60-92 MiB of charge", (long)grown);
+	if (grown > 64 + 16 + 8 + 4) {
+		// Which mappings are new or changed, and numaheap's view of its heap.
+		printf("writable private mappings new or changed since the first measure:\n");
+		for (const std::string &m : writable_mappings())
+			if (std::find(before.begin(), before.end(), m) == before.end())
+				printf("  %s", m.c_str());
+		static char json[1 << 16];
+		numaheap_stats_json(json, sizeof json);
+		printf("%.*s\n", 3000, json);
+	}
 	for (auto p : w)
 		free(p);
 	for (auto p : v)

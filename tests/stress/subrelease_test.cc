@@ -266,15 +266,19 @@ TEST(Subrelease, SteadyHeapIsNotSplit)
 	ASSERT_EQ(r0.size(), r1.size());
 	ASSERT_EQ(size.size(), r1.size());
 	ASSERT_FALSE(r1.empty());
-	long long idle = 0;
+	// The classes are compared with themselves: the scavenger's total is
+	// another section of the same document, written a moment apart, and
+	// a release of an idle class between the two was counted in one and
+	// not the other (CI, with valgrind beside it: +8 KiB above 1 KiB, 0 in
+	// the total).
+	long long idle = 0, churned = 0;
 	for (size_t k = 0; k < r1.size(); k++)
-		if (size[k] > 1024)
-			idle += r1[k] - r0[k];
-	printf("%zu rounds of churn; subreleased %lld KiB, inside spans %lld KiB (of classes above 1 KiB: %lld KiB), "
-	       "broken huge pages %lld\n",
-	       rounds, sub >> 10, span >> 10, idle >> 10, json_number(s1, "nodes", "broken_huge_pages"));
+		(size[k] > 1024 ? idle : churned) += r1[k] - r0[k];
+	printf("%zu rounds of churn; subreleased %lld KiB, inside spans %lld KiB (of classes above 1 KiB: %lld KiB, "
+	       "16 B - 1 KiB: %lld KiB), broken huge pages %lld\n",
+	       rounds, sub >> 10, span >> 10, idle >> 10, churned >> 10, json_number(s1, "nodes", "broken_huge_pages"));
 	EXPECT_EQ(sub, 0) << "the subrelease split a heap in steady use";
-	EXPECT_EQ(span, idle) << "the in-span release took pages of classes in steady use (16 B - 1 KiB)";
+	EXPECT_EQ(churned, 0) << "the in-span release took pages of classes in steady use (16 B - 1 KiB)";
 	check(v, "after the churn");
 	for (auto &b : v)
 		free(b.p);

@@ -388,12 +388,23 @@ static void scan_heap(struct scan *s)
 	buf[len] = 0;
 	size_t pcap = 1 << 16;
 	uintptr_t *pg = xmap(pcap * sizeof *pg);
+	uintptr_t seen = 0;
 	for (char *line = buf; *line;) {
 		char *nl = strchr(line, '\n');
 		if (nl)
 			*nl = 0;
 		uintptr_t lo = 0, hi = 0;
-		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2 && lo >= HEAP_BASE && lo < HEAP_END) {
+		bool got = sscanf(line, "%" SCNxPTR "-%" SCNxPTR, &lo, &hi) == 2;
+		/* The kernel gives the file in several reads, each taken up at
+		 * the end of the last mapping given: one that grew meanwhile
+		 * (the background thread making arena pages ready) comes
+		 * again from its start. Lines are in address order; only what
+		 * lies past the last one counts. */
+		if (got && lo < seen)
+			lo = seen;
+		if (got && hi > seen)
+			seen = hi;
+		if (got && lo < hi && lo >= HEAP_BASE && lo < HEAP_END) {
 			int h = (int)((lo - HEAP_BASE) >> NODE_SHIFT);
 			s->mapped[h] += hi - lo;
 			if (hi - lo > ((uintptr_t)64 << 30))

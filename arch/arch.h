@@ -15,6 +15,14 @@
  *   NH_CACHE_LINE             line size used for padding shared data
  *   NH_RSEQ_SUPPORTED         1: the restartable sequences below exist
  *   NH_RSEQ_SIG               the signature before every rseq abort handler
+ *   NH_DLOPEN_STUB            top-level assembly defining dlopen(file, mode)
+ *                             as: mode &= nh_dlopen_mask, then a tail jump
+ *                             to nh_dlopen_next (after calling
+ *                             nh_dlopen_resolve while that is still NULL;
+ *                             NULL from it: return NULL). A jump, not a
+ *                             call: glibc's dlopen reads its return address
+ *                             to find its caller, whose RUNPATH and
+ *                             namespace it uses (src/dlopen.c)
  *
  * NH_ARCH_RSEQ_H names the architecture's restartable-sequence operations
  * on per-CPU mcache slabs (x86_64/rseq.h documents them); src/mcache.h

@@ -17,6 +17,41 @@ static inline _Bool nh_xor_is_zero(uintptr_t *w, uintptr_t x) { return (*w ^= x)
 #define NH_RSEQ_SUPPORTED 0
 #define NH_RSEQ_SIG 0xd428bc00
 
+/* arch.h's NH_DLOPEN_STUB. The jump goes through x16, which a BTI
+ * landing pad of either kind ("bti c" included) accepts. */
+#define NH_DLOPEN_STUB                                                                             \
+	".text\n"                                                                                  \
+	".p2align 2\n"                                                                             \
+	".globl dlopen\n"                                                                          \
+	".type dlopen, %function\n"                                                                \
+	"dlopen:\n"                                                                                \
+	".cfi_startproc\n"                                                                         \
+	"adrp x16, nh_dlopen_next\n"                                                               \
+	"ldr x16, [x16, :lo12:nh_dlopen_next]\n"                                                   \
+	"cbz x16, 2f\n"                                                                            \
+	"1: adrp x17, nh_dlopen_mask\n"                                                            \
+	"ldr w17, [x17, :lo12:nh_dlopen_mask]\n"                                                   \
+	"and w1, w1, w17\n"                                                                        \
+	"br x16\n"                                                                                 \
+	"2: stp x29, x30, [sp, #-32]!\n"                                                           \
+	".cfi_def_cfa_offset 32\n"                                                                 \
+	".cfi_offset 29, -32\n"                                                                    \
+	".cfi_offset 30, -24\n"                                                                    \
+	"mov x29, sp\n"                                                                            \
+	"stp x0, x1, [sp, #16]\n"                                                                  \
+	"bl nh_dlopen_resolve\n"                                                                   \
+	"mov x16, x0\n"                                                                            \
+	"ldp x0, x1, [sp, #16]\n"                                                                  \
+	"ldp x29, x30, [sp], #32\n"                                                                \
+	".cfi_restore 30\n"                                                                        \
+	".cfi_restore 29\n"                                                                        \
+	".cfi_def_cfa_offset 0\n"                                                                  \
+	"cbnz x16, 1b\n"                                                                           \
+	"mov x0, #0\n"                                                                             \
+	"ret\n"                                                                                    \
+	".cfi_endproc\n"                                                                           \
+	".size dlopen, .-dlopen\n"
+
 static inline void nh_cpu_relax(void) { __asm__ __volatile__("yield" ::: "memory"); }
 
 static inline uint64_t nh_cycles(void)

@@ -13,6 +13,41 @@
 #define NH_RSEQ_SUPPORTED 1
 #define NH_RSEQ_SIG 0x53053053
 
+/* arch.h's NH_DLOPEN_STUB. The resolver is called with the stack aligned
+ * (entry leaves it 8 off; two pushes and 8 bytes more) and the arguments
+ * kept across it; endbr64 for builds with indirect-branch tracking. */
+#define NH_DLOPEN_STUB                                                                             \
+	".text\n"                                                                                  \
+	".p2align 4\n"                                                                             \
+	".globl dlopen\n"                                                                          \
+	".type dlopen, @function\n"                                                                \
+	"dlopen:\n"                                                                                \
+	".cfi_startproc\n"                                                                         \
+	"endbr64\n"                                                                                \
+	"movq nh_dlopen_next(%rip), %rax\n"                                                        \
+	"testq %rax, %rax\n"                                                                       \
+	"jz 2f\n"                                                                                  \
+	"1: andl nh_dlopen_mask(%rip), %esi\n"                                                     \
+	"jmp *%rax\n"                                                                              \
+	"2: pushq %rdi\n"                                                                          \
+	".cfi_adjust_cfa_offset 8\n"                                                               \
+	"pushq %rsi\n"                                                                             \
+	".cfi_adjust_cfa_offset 8\n"                                                               \
+	"subq $8, %rsp\n"                                                                          \
+	".cfi_adjust_cfa_offset 8\n"                                                               \
+	"call nh_dlopen_resolve\n"                                                                 \
+	"addq $8, %rsp\n"                                                                          \
+	".cfi_adjust_cfa_offset -8\n"                                                              \
+	"popq %rsi\n"                                                                              \
+	".cfi_adjust_cfa_offset -8\n"                                                              \
+	"popq %rdi\n"                                                                              \
+	".cfi_adjust_cfa_offset -8\n"                                                              \
+	"testq %rax, %rax\n"                                                                       \
+	"jnz 1b\n"                                                                                 \
+	"ret\n"                                                                                    \
+	".cfi_endproc\n"                                                                           \
+	".size dlopen, .-dlopen\n"
+
 static inline void nh_cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline uint64_t nh_cycles(void) { return __builtin_ia32_rdtsc(); }

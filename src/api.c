@@ -356,6 +356,24 @@ void *nh_pvalloc(size_t n)
 }
 NH_EXPORT(pvalloc, nh_pvalloc);
 
+/*
+ * glibc's other names for the same functions, which programs and libraries
+ * call to reach "the C library's malloc" (wrappers that interpose malloc
+ * themselves, older code): a block from glibc's own heap would then meet
+ * numaheap's free, and abort as an invalid free. jemalloc, tcmalloc and
+ * mimalloc export them for the same reason. cfree is glibc's old name for
+ * free (a compatibility symbol since 2.26).
+ */
+NH_EXPORT(__libc_malloc, nh_malloc);
+NH_EXPORT(__libc_free, nh_free);
+NH_EXPORT(__libc_calloc, nh_calloc);
+NH_EXPORT(__libc_realloc, nh_realloc);
+NH_EXPORT(__libc_memalign, nh_memalign);
+NH_EXPORT(__libc_valloc, nh_valloc);
+NH_EXPORT(__libc_pvalloc, nh_pvalloc);
+NH_EXPORT(__posix_memalign, nh_posix_memalign);
+NH_EXPORT(cfree, nh_free);
+
 /* ---- the rest of glibc's API --------------------------------------------- */
 
 /* malloc_usable_size but for a small object's: NULL, hardened mode, large

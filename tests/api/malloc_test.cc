@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <dlfcn.h>
 #include <malloc.h>
 #include <string>
 #include <unistd.h>
@@ -57,6 +58,31 @@ TEST(Linkage, EveryEntryPointAllocatesFromTheHeap)
 		free(p);
 	std::string s(1000, 'x'); // libstdc++ -> operator new -> numaheap
 	EXPECT_EQ(numaheap_node_of(s.data()), 0);
+}
+
+// glibc's other names (__libc_malloc and the rest, cfree) are numaheap's
+// too: a block from one name is freed by another.
+TEST(Linkage, GlibcsOtherNamesAreNumaheaps)
+{
+	const char *names[] = {"__libc_malloc",	 "__libc_free",	  "__libc_calloc",    "__libc_realloc", "__libc_memalign",
+			       "__libc_valloc",	 "__libc_pvalloc", "__posix_memalign", "cfree"};
+	for (const char *name : names) {
+		void *f = dlsym(RTLD_DEFAULT, name);
+		ASSERT_NE(f, nullptr) << name;
+		Dl_info info{};
+		ASSERT_NE(dladdr(f, &info), 0) << name;
+		EXPECT_NE(strstr(info.dli_fname, "libnumaheap"), nullptr) << name << " is " << info.dli_fname << "'s";
+	}
+	auto libc_malloc = (void *(*)(size_t))dlsym(RTLD_DEFAULT, "__libc_malloc");
+	auto libc_memalign = (void *(*)(size_t, size_t))dlsym(RTLD_DEFAULT, "__libc_memalign");
+	auto libc_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "__libc_free");
+	void *a = libc_malloc(100), *b = libc_memalign(256, 1000), *c = malloc(300);
+	for (void *p : {a, b, c})
+		EXPECT_EQ(numaheap_node_of(p), 0) << p;
+	EXPECT_TRUE(aligned_to(b, 256));
+	free(a);
+	free(b);
+	libc_free(c);
 }
 
 // ---- malloc: every size up to 70000 ---------------------------------------------

@@ -93,7 +93,7 @@ bool nh_rseq_glibc(ptrdiff_t *off, unsigned *size)
 	return true;
 }
 
-bool nh_rseq_start(ptrdiff_t *off)
+bool nh_rseq_start(ptrdiff_t *off, bool may_register)
 {
 	ptrdiff_t goff;
 	unsigned gsize;
@@ -111,7 +111,7 @@ bool nh_rseq_start(ptrdiff_t *off)
 		if (!nh_rseq_thread())
 			rseq_source = RSEQ_NONE;
 	}
-	if (rseq_source == RSEQ_NONE) {
+	if (rseq_source == RSEQ_NONE && may_register) {
 		rseq_source = RSEQ_OWN;
 		rseq_off = (char *)&own_rseq - (char *)__builtin_thread_pointer();
 		if (!nh_rseq_thread())

@@ -94,11 +94,11 @@ _Static_assert(NH_RSEQ_POP_ADD == (1u << NH_RSEQ_CUR_BITS) - 1, "cur - 1 + (1 <<
 extern uint64_t nh_rseq_aborts;
 
 /* Choose every thread's area: glibc's when it registered one (glibc >= 2.35),
- * else numaheap's own, registered per thread. false where neither works on
- * the calling thread (old kernel, valgrind, seccomp, NH_RSEQ_SUPPORTED 0);
- * else *off is the area's offset from the thread pointer, the same for
- * every thread. Once, at start-up. */
-bool nh_rseq_start(ptrdiff_t *off);
+ * else numaheap's own, registered per thread (only if may_register).
+ * false where neither works on the calling thread (old kernel, valgrind,
+ * seccomp, NH_RSEQ_SUPPORTED 0); else *off is the area's offset from the
+ * thread pointer, the same for every thread. Once, at start-up. */
+bool nh_rseq_start(ptrdiff_t *off, bool may_register);
 /* Use no area after all (the caller could not set the slabs up). */
 void nh_rseq_stop(void);
 /* numaheap's own area's offset from the thread pointer: per-thread P's run

@@ -196,7 +196,8 @@ void numa_init(void)
 
 int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t interleave_mask)
 {
-	if (numa_topo.nnodes <= 1)
+	/* Basic system calls only (os.h): the kernel's first touch places it. */
+	if (numa_topo.nnodes <= 1 || os_basic_syscalls)
 		return 0;
 	unsigned long mask[NUMA_MAX_NODES / (8 * sizeof(unsigned long)) + 1] = {0};
 	int policy;
@@ -224,6 +225,8 @@ int numa_bind(void *p, size_t n, int node, enum numa_bind_mode mode, uint32_t in
 int numa_move_page(void *p, int node)
 {
 	int status = -1;
+	if (os_basic_syscalls)
+		return -EPERM;
 	NH_KSTAT_INC(move_pages);
 	long r = syscall(SYS_move_pages, 0, 1ul, &p, &node, &status, MPOL_MF_MOVE);
 	if (r != 0)

@@ -330,7 +330,7 @@ static void bg_setup(struct bg_pacing *p)
 	os_set_thread_name("numaheap-bg");
 	p->scav_on = NH_OPTION(SCAVENGER) != SCAV_OFF;
 	if (p->scav_on) {
-		int be = os_batch_init(&bg_batch, NH_OPTION(SCAVENGER) == SCAV_IO_URING);
+		int be = os_batch_init(&bg_batch, NH_OPTION(SCAVENGER) == SCAV_IO_URING && !os_basic_syscalls);
 		if (be != OS_BACKEND_URING && NH_OPTION(SCAVENGER) == SCAV_IO_URING)
 			nh_scav.uring_failed = 1;
 	}

@@ -117,6 +117,8 @@ bool nh_heaps_ok;
 
 void persistent_init(void);
 
+enum { SYSCALLS_AUTO = 0, SYSCALLS_ALL = 1, SYSCALLS_BASIC = 2 }; /* NUMAHEAP_SYSCALLS */
+
 void nh_init_slow(void)
 {
 	int z = 0;
@@ -129,6 +131,9 @@ void nh_init_slow(void)
 	}
 	nh_in_init = 1;
 	options_init();
+	/* Before any call a seccomp filter might refuse (os.h). */
+	os_basic_syscalls = NH_OPTION(SYSCALLS) == SYSCALLS_BASIC ||
+			    (NH_OPTION(SYSCALLS) == SYSCALLS_AUTO && os_seccomp_filtered());
 	sizeclass_init();
 	os_random(&nh_cookie, sizeof nh_cookie);
 	nh_hardened = NH_OPTION(HARDENED) != 0;

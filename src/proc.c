@@ -183,7 +183,7 @@ static bool choose_cpu_mode(void)
 	ptrdiff_t off;
 	uint32_t count = (uint32_t)numa_topo.ncpus, possible = possible_cpus();
 	nh_fast.rseq_off = nh_rseq_own_offset(); /* per-thread, until per-CPU is chosen */
-	if (!NH_OPTION(PERCPU) || possible > count || !nh_rseq_start(&off))
+	if (!NH_OPTION(PERCPU) || possible > count || !nh_rseq_start(&off, !os_basic_syscalls))
 		return false;
 	if (!map_slabs(count)) {
 		nh_rseq_stop();
@@ -419,8 +419,8 @@ size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
 {
 	/* The fake-CPU build: every thread is "on CPU 0", so the background
 	 * pass would pop from the slab the program is using. */
-	if (NH_RSEQ_FAKE || nh_fast.cpu_mode != CPU_MODE_RSEQ || !nh_rseq_thread())
-		return 0;
+	if (NH_RSEQ_FAKE || nh_fast.cpu_mode != CPU_MODE_RSEQ || os_basic_syscalls || !nh_rseq_thread())
+		return 0; /* basic system calls only (os.h): no sched_setaffinity */
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
 		return 0;

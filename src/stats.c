@@ -323,8 +323,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 /* The whole snapshot as one JSON object (docs/stats.md). */
 static void emit_json(struct nh_buf *b, const struct snapshot *s)
 {
-	buf_printf(b, "{\"version\":\"%s\",\"cpu_mode\":\"%s\",\"page_size\":%d,", NUMAHEAP_VERSION_STRING,
-		   cpu_mode_name(), NH_PAGE_SIZE);
+	buf_printf(b, "{\"version\":\"%s\",\"cpu_mode\":\"%s\",\"syscalls\":\"%s\",\"page_size\":%d,",
+		   NUMAHEAP_VERSION_STRING, cpu_mode_name(), os_basic_syscalls ? "basic" : "all", NH_PAGE_SIZE);
 	emit_json_nodes(b, s);
 	emit_json_classes(b, s);
 	emit_json_caches(b, s);

@@ -102,8 +102,9 @@ static void emit_text_nodes(struct nh_buf *b, const struct snapshot *s)
 	int nnodes = 0;
 	for (int n = 0; n < NH_MAX_NODES; n++)
 		nnodes += s->node[n].present;
-	buf_printf(b, "numaheap %s statistics: cpu_mode %s, %d node%s, %llu cache%s\n", NUMAHEAP_VERSION_STRING,
-		   cpu_mode_name(), nnodes, nnodes == 1 ? "" : "s", (unsigned long long)s->caches,
+	buf_printf(b, "numaheap %s statistics: cpu_mode %s%s, %d node%s, %llu cache%s\n", NUMAHEAP_VERSION_STRING,
+		   cpu_mode_name(), os_basic_syscalls ? " (basic system calls)" : "", nnodes, nnodes == 1 ? "" : "s",
+		   (unsigned long long)s->caches,
 		   s->caches == 1 ? "" : "s");
 	buf_puts(b, "node       mapped     in spans   huge pages     released     metadata  remote frees  local\n");
 	for (int n = 0; n < NH_MAX_NODES; n++) {

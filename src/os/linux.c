@@ -385,6 +385,22 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
 	return (ssize_t)len;
 }
 
+bool os_basic_syscalls;
+
+bool os_seccomp_filtered(void)
+{
+	char buf[4096];
+	if (os_read_file("/proc/self/status", buf, sizeof buf) <= 0)
+		return false;
+	const char *k = strstr(buf, "\nSeccomp:");
+	if (!k)
+		return false;
+	k += sizeof "\nSeccomp:" - 1;
+	while (*k == ' ' || *k == '\t')
+		k++;
+	return *k == '2';
+}
+
 void os_write_all(int fd, const char *p, size_t n)
 {
 	while (n > 0) {

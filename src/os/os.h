@@ -40,6 +40,20 @@ extern struct nh_kstats nh_kstats;
 
 enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
 
+/*
+ * Only the system calls every allocator makes (NUMAHEAP_SYSCALLS, set at
+ * start-up): no io_uring, mbind, move_pages or sched_setaffinity, and no
+ * rseq registration of numaheap's own. By default when a seccomp filter
+ * is on the process: an allow-list such as Debian's redis-server unit
+ * (SystemCallFilter=@system-service, ~@privileged @resources) kills the
+ * process at the first call it does not list, with no error to fall back
+ * on.
+ */
+extern bool os_basic_syscalls;
+/* Whether a seccomp filter is on the calling process (/proc/self/status,
+ * "Seccomp: 2"); false if that cannot be read. */
+bool os_seccomp_filtered(void);
+
 /* Map n bytes ready at exactly addr, backed by reserved 2 MiB hugetlbfs
  * pages (MAP_HUGETLB), or NULL (errno set) if anything lives there or the
  * kernel refuses. Never replaces an existing mapping. */

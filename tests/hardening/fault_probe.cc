@@ -308,6 +308,36 @@ static int scenario_rlimit(size_t headroom_mib)
 	return finish();
 }
 
+// Under a seccomp filter (fault_test's, which kills the process at a call
+// it forbids) or without one: allocation, threads and fork work, and the
+// background thread's jobs run (the idle caches, the scavenger: the test
+// sets short delays and the program sleeps past them). expect: the
+// "syscalls" the statistics must show ("basic" or "all").
+static int scenario_syscalls(const std::string &expect)
+{
+	thread_rounds = 3000;
+	ok(workload(9000, 1 << 20), "workload with content checks");
+	expect_threads_work();
+	expect_fork_works(CHILD_ALLOCATES);
+	std::vector<void *> v;
+	for (int i = 0; i < 50000; i++)
+		v.push_back(malloc(600));
+	for (void *p : v)
+		free(p);
+	usleep(1500000);
+	static char buf[1 << 16];
+	numaheap_stats_json(buf, sizeof buf);
+	std::string s(buf);
+	ok(s.find("\"syscalls\":\"" + expect + "\"") != std::string::npos, ("the statistics say syscalls " + expect).c_str());
+	if (expect == "basic")
+		ok(s.find("\"backend\":\"madvise\"") != std::string::npos, "the scavenger releases with madvise");
+	size_t k = s.find("\"scavenger\":");
+	k = k == std::string::npos ? k : s.find("\"released_bytes\":", k);
+	long released = k == std::string::npos ? -1 : atol(s.c_str() + k + strlen("\"released_bytes\":"));
+	ok(released > 0, "the scavenger released memory", released);
+	return finish();
+}
+
 // Hardened mode: every live large object costs two extra mappings (its guard
 // pages); past vm.max_map_count mprotect fails and malloc must give ENOMEM.
 static int scenario_maxmap()
@@ -424,6 +454,8 @@ int main(int argc, char **argv)
 	std::string s = argc > 1 ? argv[1] : "";
 	if (s == "nomem")
 		return scenario_nomem();
+	if (s == "syscalls")
+		return scenario_syscalls(argc > 2 ? argv[2] : "all");
 	if (s == "works")
 		return scenario_works(argc > 2 ? atoi(argv[2]) : 30000);
 	if (s == "rlimit")

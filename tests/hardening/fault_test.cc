@@ -8,6 +8,10 @@
 // environment and limits: the injected faults through the probe linked with
 // libnumaheap_fi.so (NUMAHEAP_FAULT=..., src/os/fault.h), the real ones through
 // the probe linked with libnumaheap.so.
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -52,6 +56,35 @@ double now_s()
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+// The system calls that Debian's redis-server unit forbids on top of
+// @system-service (SystemCallFilter=~@privileged @resources: mbind,
+// set_mempolicy, move_pages, migrate_pages, sched_setaffinity) and io_uring,
+// which other allow-lists leave out; a call of one kills the process
+// (SIGSYS), as systemd's filters do by default. Set: run() installs this
+// filter in the child before it starts the program.
+bool g_seccomp_kill = false;
+
+static void install_seccomp_kill()
+{
+#define NH_KILL(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		NH_KILL(__NR_io_uring_setup),
+		NH_KILL(__NR_io_uring_enter),
+		NH_KILL(__NR_io_uring_register),
+		NH_KILL(__NR_mbind),
+		NH_KILL(__NR_set_mempolicy),
+		NH_KILL(__NR_move_pages),
+		NH_KILL(__NR_migrate_pages),
+		NH_KILL(__NR_sched_setaffinity),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+#undef NH_KILL
+	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		_exit(126);
+}
+
 // Run prog with args; env replaces every NUMAHEAP_* variable of ours.
 Result run(const char *prog, std::vector<std::string> args, std::vector<std::string> env, size_t rlimit_as = 0,
 	   double timeout = 90)
@@ -86,6 +119,8 @@ Result run(const char *prog, std::vector<std::string> args, std::vector<std::str
 			struct rlimit r = {rlimit_as, rlimit_as};
 			setrlimit(RLIMIT_AS, &r);
 		}
+		if (g_seccomp_kill)
+			install_seccomp_kill();
 		execve(prog, argv.data(), envp.data());
 		_exit(127);
 	}
@@ -293,6 +328,34 @@ TEST(RealFault, AddressSpaceLimitLeavesRoomForTheHeap)
 // NUMAHEAP_COMMIT=reserve: what numaheap does under strict overcommit (on a
 // host in another mode it maps arenas ready, which the kernel then does not
 // charge: MAP_NORESERVE).
+// A seccomp allow-list such as Debian's redis-server unit (systemd's
+// SystemCallFilter=@system-service, less @privileged and @resources) kills
+// the process at a call it does not list: numaheap, seeing a filter, makes
+// only the basic calls (NUMAHEAP_SYSCALLS=auto), in every mode. Before,
+// the first idle-cache drain (sched_setaffinity) or io_uring_setup killed
+// the program; NUMAHEAP_SYSCALLS=all still does, which shows the filter
+// bites.
+TEST(RealFault, SeccompAllowListKillsNothing)
+{
+	const std::vector<std::string> quick = {"NUMAHEAP_CACHE_IDLE=200ms", "NUMAHEAP_SCAVENGE_DELAY=100ms",
+						"NUMAHEAP_PROF_FILE=/dev/null"};
+	g_seccomp_kill = true;
+	for (const char *mode : {"NUMAHEAP_PERCPU=1", "NUMAHEAP_PERCPU=0", "NUMAHEAP_HARDENED=1", "NUMAHEAP_PROF=1"}) {
+		std::vector<std::string> env = quick;
+		env.push_back(mode);
+		Result r = run(kRel, {"syscalls", "basic"}, env);
+		EXPECT_TRUE(r.exited_ok()) << mode << ": " << r.describe();
+	}
+	std::vector<std::string> all = quick;
+	all.push_back("NUMAHEAP_SYSCALLS=all");
+	Result r = run(kRel, {"syscalls", "all"}, all);
+	EXPECT_TRUE(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGSYS) << r.describe();
+	g_seccomp_kill = false;
+	// Without a filter: every call, and the same jobs done.
+	Result free_run = run(kRel, {"syscalls", "all"}, quick);
+	EXPECT_TRUE(free_run.exited_ok()) << free_run.describe();
+}
+
 TEST(RealFault, SmallProgramHasASmallCommitCharge)
 {
 	const std::pair<const char *, const char *> modes[] = {

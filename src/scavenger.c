@@ -161,10 +161,11 @@ void scavenger_init(void)
 {
 	mutex_init(&scav_lock, LOCK_RANK_SCAV);
 	nh_scav.backend = NH_OPTION(SCAVENGER) == SCAV_OFF ? "off" : "pending";
-	/* Without binding on a multi-node machine, the pages would land on
-	 * the background thread's node rather than the program's. */
+	/* Without binding on a multi-node machine (NUMAHEAP_NUMA=off, or the
+	 * basic system calls: no mbind), the pages would land on the
+	 * background thread's node rather than the program's. */
 	bool prefault = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(PREFAULT) && !nh_hardened &&
-			!(NH_OPTION(NUMA) == NUMA_OFF && numa_topo.nnodes > 1);
+			!((NH_OPTION(NUMA) == NUMA_OFF || os_basic_syscalls) && numa_topo.nnodes > 1);
 	nh_scav.prefault = prefault ? "on" : "off";
 	collapse_wanted = NH_OPTION(SCAVENGER) != SCAV_OFF && NH_OPTION(THP) && !NH_OPTION(HUGETLB);
 	nh_scav.collapse = collapse_wanted ? "on" : "off";

@@ -170,6 +170,8 @@ size_t os_absent_pages(void *p, size_t n)
 	enum { PAGE = 4096, VEC = 512 };
 	unsigned char vec[VEC];
 	size_t absent = 0;
+	if (os_basic_syscalls)
+		return SIZE_MAX; /* mincore is not among them (systemd's @system-service) */
 	for (size_t off = 0; off < n; off += (size_t)VEC * PAGE) {
 		size_t len = n - off < (size_t)VEC * PAGE ? n - off : (size_t)VEC * PAGE;
 		if (mincore((char *)p + off, len, vec) != 0)

@@ -42,8 +42,9 @@ enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
 
 /*
  * Only the system calls every allocator makes (NUMAHEAP_SYSCALLS, set at
- * start-up): no io_uring, mbind, move_pages or sched_setaffinity, and no
- * rseq registration of numaheap's own. By default when a seccomp filter
+ * start-up): those systemd's @system-service allows, less @privileged and
+ * @resources, so no io_uring, mbind, move_pages, sched_setaffinity or
+ * mincore, and no rseq registration of numaheap's own. By default when a seccomp filter
  * is on the process: an allow-list such as Debian's redis-server unit
  * (SystemCallFilter=@system-service, ~@privileged @resources) kills the
  * process at the first call it does not list, with no error to fall back

@@ -58,8 +58,9 @@ double now_s()
 
 // The system calls that Debian's redis-server unit forbids on top of
 // @system-service (SystemCallFilter=~@privileged @resources: mbind,
-// set_mempolicy, move_pages, migrate_pages, sched_setaffinity) and io_uring,
-// which other allow-lists leave out; a call of one kills the process
+// set_mempolicy, move_pages, migrate_pages, sched_setaffinity), mincore,
+// which @system-service does not list, and io_uring, which other
+// allow-lists leave out; a call of one kills the process
 // (SIGSYS), as systemd's filters do by default. Set: run() installs this
 // filter in the child before it starts the program.
 bool g_seccomp_kill = false;
@@ -77,6 +78,7 @@ static void install_seccomp_kill()
 		NH_KILL(__NR_move_pages),
 		NH_KILL(__NR_migrate_pages),
 		NH_KILL(__NR_sched_setaffinity),
+		NH_KILL(__NR_mincore), /* not in @system-service either */
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 #undef NH_KILL

@@ -8,24 +8,26 @@
 // environment and limits: the injected faults through the probe linked with
 // libnumaheap_fi.so (NUMAHEAP_FAULT=..., src/os/fault.h), the real ones through
 // the probe linked with libnumaheap.so.
-#include <linux/filter.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <csignal>
 #include <cstring>
 #include <fstream>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <poll.h>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <utility>
 #include <vector>
+
+#include "systemd_service_syscalls.h"
 
 extern char **environ;
 
@@ -56,33 +58,29 @@ double now_s()
 	return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-// The system calls that Debian's redis-server unit forbids on top of
-// @system-service (SystemCallFilter=~@privileged @resources: mbind,
-// set_mempolicy, move_pages, migrate_pages, sched_setaffinity), mincore,
-// which @system-service does not list, and io_uring, which other
-// allow-lists leave out; a call of one kills the process
-// (SIGSYS), as systemd's filters do by default. Set: run() installs this
-// filter in the child before it starts the program.
+// The allow-list of Debian's redis-server unit (systemd_service_syscalls.h:
+// @system-service less @privileged and @resources; mbind, move_pages,
+// sched_setaffinity and mincore are not on it), with io_uring taken off it
+// too, as other allow-lists do: any other call kills the process (SIGSYS),
+// as systemd's filters do by default. Set: run() installs this filter in
+// the child before it starts the program.
 bool g_seccomp_kill = false;
 
 static void install_seccomp_kill()
 {
-#define NH_KILL(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		NH_KILL(__NR_io_uring_setup),
-		NH_KILL(__NR_io_uring_enter),
-		NH_KILL(__NR_io_uring_register),
-		NH_KILL(__NR_mbind),
-		NH_KILL(__NR_set_mempolicy),
-		NH_KILL(__NR_move_pages),
-		NH_KILL(__NR_migrate_pages),
-		NH_KILL(__NR_sched_setaffinity),
-		NH_KILL(__NR_mincore), /* not in @system-service either */
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-#undef NH_KILL
-	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+	static struct sock_filter f[3 * 2 + 2 * (sizeof kServiceSyscalls / sizeof kServiceSyscalls[0]) + 2];
+	size_t k = 0;
+	f[k++] = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+	for (long nr : {(long)__NR_io_uring_setup, (long)__NR_io_uring_enter, (long)__NR_io_uring_register}) {
+		f[k++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
+		f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	}
+	for (long nr : kServiceSyscalls) {
+		f[k++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
+		f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+	}
+	f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
+	struct sock_fprog prog = {(unsigned short)k, f};
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
 		_exit(126);
 }

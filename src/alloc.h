@@ -71,6 +71,8 @@ void slow_path_hooks(void);
  * needs, from the page heap. NULL with errno ENOMEM.
  */
 struct mspan *alloc_large_span_on(struct mheap *h, size_t n, size_t align, bool exact);
+/* At start-up: read the largest single mapping the kernel grants (large.c). */
+void large_init(void);
 struct mspan *alloc_large_span(size_t n, size_t align, bool exact);
 /* A large object of n bytes (zeroed if zero); NULL with errno ENOMEM. */
 void *alloc_large(size_t n, size_t align, bool zero);

@@ -19,6 +19,8 @@
  * taken inside mheap.c.
  */
 
+#include "os/os.h"
+
 #include "mspan.h"
 #include "arena.h"
 #include "mheap.h"
@@ -30,9 +32,16 @@
 #include <errno.h>
 #include <string.h>
 
+/* The largest block the kernel would map at once (os.h, os_map_limit):
+ * a larger one gives ENOMEM, as under glibc, rather than memory the
+ * program is killed for when it touches it. Set at start-up. */
+static size_t large_limit = SIZE_MAX;
+
+void large_init(void) { large_limit = os_map_limit(); }
+
 struct mspan *alloc_large_span_on(struct mheap *h, size_t n, size_t align, bool exact)
 {
-	if (n > ((size_t)1 << NH_NODE_SHIFT)) {
+	if (n > ((size_t)1 << NH_NODE_SHIFT) || n > large_limit) {
 		errno = ENOMEM;
 		return NULL;
 	}

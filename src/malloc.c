@@ -135,6 +135,7 @@ void nh_init_slow(void)
 	os_basic_syscalls = NH_OPTION(SYSCALLS) == SYSCALLS_BASIC ||
 			    (NH_OPTION(SYSCALLS) == SYSCALLS_AUTO && os_seccomp_filtered());
 	sizeclass_init();
+	large_init();
 	os_random(&nh_cookie, sizeof nh_cookie);
 	nh_hardened = NH_OPTION(HARDENED) != 0;
 	numa_init();

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/sysinfo.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -64,6 +65,16 @@ bool os_commit_strict(void)
 	char buf[8];
 	ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
 	return n <= 0 || buf[0] == '2';
+}
+
+size_t os_map_limit(void)
+{
+	char buf[8];
+	struct sysinfo si;
+	ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
+	if (n <= 0 || buf[0] != '0' || sysinfo(&si) != 0)
+		return SIZE_MAX;
+	return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
 }
 
 void *os_map_hugetlb_at(uintptr_t addr, size_t n)

@@ -55,6 +55,16 @@ extern bool os_basic_syscalls;
  * "Seccomp: 2"); false if that cannot be read. */
 bool os_seccomp_filtered(void);
 
+/*
+ * The largest single mapping the kernel would grant now: under its default
+ * heuristic overcommit (vm.overcommit_memory=0) it refuses one larger than
+ * RAM and swap together, and glibc's malloc(30 GiB) on a 24 GiB machine
+ * gives NULL; numaheap's arenas are mapped MAP_NORESERVE or reserved,
+ * which that check never sees. SIZE_MAX in the other modes (1: anything
+ * goes; 2: commits are charged, arena.c) or if unknown. Read at start-up.
+ */
+size_t os_map_limit(void);
+
 /* Map n bytes ready at exactly addr, backed by reserved 2 MiB hugetlbfs
  * pages (MAP_HUGETLB), or NULL (errno set) if anything lives there or the
  * kernel refuses. Never replaces an existing mapping. */

@@ -77,6 +77,9 @@
 enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
 static _Atomic int bg_state;
 static _Atomic int bg_wanted; /* the heap has grown: there is work to come */
+static unsigned long bg_thread; /* joinable: scavenger_thread_stop waits for it to be gone */
+static _Atomic int bg_stop_asked;
+static _Atomic int bg_tid; /* its kernel id, for scavenger_thread_stop */
 /* The thread sleeps on this word; a statistics signal wakes it early. */
 static _Atomic uint32_t bg_wake;
 static _Atomic int dump_requested;
@@ -428,9 +431,12 @@ static void *bg_main(void *arg)
 {
 	(void)arg;
 	struct bg_pacing p = {0};
+	atomic_store(&bg_tid, os_gettid());
 	bg_setup(&p);
 	for (;;) {
 		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
+		if (atomic_load(&bg_stop_asked))
+			break; /* scavenger_thread_stop: between rounds, no lock held */
 		uint64_t now = os_nanotime();
 		if (p.pct)
 			p.credit = NH_MIN(p.credit + (int64_t)((now - p.last_round) * bg_rate(&p, now) / 100), SCAV_BURST_NS);
@@ -488,6 +494,7 @@ static void *bg_main(void *arg)
 		nh_scav.cpu_ns += work;
 		sleep_ns(bg_sleep_time(&p, now, due, released, work), seen);
 	}
+	os_batch_fini(&bg_batch);
 	return NULL;
 }
 
@@ -503,7 +510,7 @@ static void bg_start(void)
 		atomic_store(&bg_state, BG_FAILED);
 		return;
 	}
-	int r = os_thread_start(bg_main, NULL);
+	int r = os_thread_start(bg_main, NULL, &bg_thread);
 	if (r != 0) {
 		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);
 		atomic_store(&bg_state, BG_FAILED);
@@ -538,6 +545,31 @@ void scavenger_poll(void)
 	if (!bg_jobs_wanted())
 		return;
 	bg_start();
+}
+
+/*
+ * Some calls need a process of one thread: unshare(CLONE_NEWUSER), setns
+ * into a user or mount namespace (EINVAL otherwise). The program's wrappers
+ * (namespaces.c) stop the background thread first: it leaves its loop
+ * between two rounds, holding no lock, and is joined, so the process has
+ * one thread fewer when this returns. The next slow path starts it again
+ * (scavenger_poll). Caller: no allocator lock held.
+ */
+void scavenger_thread_stop(void)
+{
+	if (atomic_load(&bg_state) != BG_RUNNING)
+		return;
+	atomic_store(&bg_stop_asked, 1);
+	bg_wake_up();
+	os_thread_join(bg_thread);
+	/* Joined, but still counted in the thread group for a moment. */
+	int tid = atomic_load(&bg_tid);
+	for (int i = 0; tid > 0 && i < 100000 && os_thread_alive(tid); i++)
+		os_yield();
+	atomic_store(&pf_state, PF_IDLE);
+	nh_scav.running = 0;
+	atomic_store(&bg_stop_asked, 0);
+	atomic_store(&bg_state, BG_OFF);
 }
 
 void bg_fork_child(void)

@@ -86,6 +86,10 @@ void scavenger_regrowing(void);
 /* Start the background thread if it is wanted and not running (slow paths).
  * No allocator lock may be held: creating a thread allocates. */
 void scavenger_poll(void);
+/* Stop the background thread and wait until it has exited (bgthread.c):
+ * for a call that needs the process to have one thread. No allocator lock
+ * held; the next slow path starts the thread again. */
+void scavenger_thread_stop(void);
 void scavenger_install_signal(void);
 
 /* ------------------------------------------------------------------------

@@ -227,7 +227,7 @@ static char *libc_own_single_threaded(void)
  * profile dump) uses a few tens of KiB. */
 #define OS_THREAD_STACK ((size_t)256 << 10)
 
-int os_thread_start(void *(*fn)(void *), void *arg)
+int os_thread_start(void *(*fn)(void *), void *arg, unsigned long *tid)
 {
 	bool single = &__libc_single_threaded && __libc_single_threaded;
 	char *own = single ? libc_own_single_threaded() : NULL;
@@ -236,7 +236,6 @@ int os_thread_start(void *(*fn)(void *), void *arg)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	/* A stack of its own size, not RLIMIT_STACK's (8 MiB, all of it
 	 * charged under strict overcommit, in every forked child too); the
 	 * default if the program's static TLS does not fit in it. */
@@ -246,11 +245,12 @@ int os_thread_start(void *(*fn)(void *), void *arg)
 	if (r == EINVAL) {
 		pthread_attr_destroy(&attr);
 		pthread_attr_init(&attr);
-		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		r = pthread_create(&t, &attr, fn, arg);
 	}
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r == 0)
+		*tid = (unsigned long)t;
 	if (r == 0 && single) {
 		__libc_single_threaded = 1;
 		if (own)
@@ -258,6 +258,18 @@ int os_thread_start(void *(*fn)(void *), void *arg)
 	}
 	return r;
 }
+
+void os_thread_join(unsigned long t)
+{
+	int old;
+	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+	pthread_join((pthread_t)t, NULL);
+	pthread_setcancelstate(old, NULL);
+}
+
+int os_gettid(void) { return (int)syscall(SYS_gettid); }
+
+bool os_thread_alive(int tid) { return syscall(SYS_tgkill, (int)syscall(SYS_getpid), tid, 0) == 0 || errno != ESRCH; }
 
 int os_futex_wait(_Atomic uint32_t *word, uint32_t val, uint64_t timeout_ns)
 {

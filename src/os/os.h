@@ -136,11 +136,21 @@ void os_batch_forget(struct os_batch *b);
 unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs released */
 
 /*
- * Start a detached thread running fn(arg) with every signal blocked; 0 or an
- * errno. A program that was single-threaded stays so in glibc's eyes
- * (__libc_single_threaded): see os/linux.c.
+ * Start a joinable thread running fn(arg) with every signal blocked,
+ * its handle in *t; 0 or an errno. A program that was single-threaded
+ * stays so in glibc's eyes (__libc_single_threaded): see os/linux.c.
  */
-int os_thread_start(void *(*fn)(void *), void *arg);
+int os_thread_start(void *(*fn)(void *), void *arg, unsigned long *t);
+/* Wait until thread t (os_thread_start's) has exited, and reclaim it; the
+ * process has one thread fewer when this returns. Not a cancellation
+ * point. */
+void os_thread_join(unsigned long t);
+/* The calling thread's kernel id. */
+int os_gettid(void);
+/* Whether thread tid of this process still exists in the kernel: a joined
+ * thread leaves the thread group a moment after pthread_join returns (the
+ * kernel clears the id glibc waits on before it releases the task). */
+bool os_thread_alive(int tid);
 
 /*
  * Futex on a 32-bit word shared by the process's threads (FUTEX_*_PRIVATE).

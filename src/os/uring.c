@@ -69,6 +69,9 @@ void os_batch_fini(struct os_batch *b)
 {
 	if (b->backend == OS_BACKEND_URING)
 		io_uring_queue_exit(b->ring);
+	if (b->ring)
+		os_unmap(b->ring, (sizeof(struct io_uring) + os_page_size() - 1) & ~(os_page_size() - 1));
+	b->ring = NULL;
 	b->backend = OS_BACKEND_MADVISE;
 	b->n = 0;
 }
@@ -122,8 +125,11 @@ unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode)
 			if (b->op[i].res == -EINVAL || b->op[i].res == -EOPNOTSUPP || b->op[i].res == 1)
 				unsupported = true;
 		if (unsupported) {
-			/* No madvise opcode (or a broken ring): madvise from now on. */
+			/* No madvise opcode (or a broken ring): madvise from now on,
+			 * this batch's ranges too (fini empties the batch). */
+			unsigned n = b->n;
 			os_batch_fini(b);
+			b->n = n;
 			submit_madvise(b, mode, 0);
 		}
 	} else {

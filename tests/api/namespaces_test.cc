@@ -1,0 +1,110 @@
+// namespaces_test.cc — unshare(CLONE_NEWUSER) and setns into a mount
+// namespace need a process of one thread (EINVAL otherwise), and numaheap's
+// background thread made every process two: `unshare --user` and `nsenter`
+// failed under it. The wrappers (src/namespaces.c) stop the thread first;
+// the next slow path starts it again. Each test runs in a process of its own
+// (a death test, re-executed), which grows its heap until the thread runs.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "numaheap.h"
+
+namespace {
+
+bool thread_running()
+{
+	static char buf[1 << 16];
+	numaheap_stats_json(buf, sizeof buf);
+	return strstr(buf, "\"running\":true") != nullptr;
+}
+
+// Grow the heap (the thread starts at the first growth, from a slow path)
+// and wait until the thread runs; exit 3 if it never does.
+void start_background_thread()
+{
+	for (int round = 0; round < 200 && !thread_running(); round++) {
+		std::vector<void *> v;
+		for (int i = 0; i < 64; i++)
+			v.push_back(malloc(1 << 20));
+		for (void *p : v)
+			free(p);
+		std::this_thread::sleep_for(std::chrono::milliseconds(10));
+	}
+	if (!thread_running())
+		exit(3);
+}
+
+} // namespace
+
+TEST(Namespaces, UnshareUserWorksWithTheBackgroundThreadRunning)
+{
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	EXPECT_EXIT(
+		{
+			start_background_thread();
+			if (unshare(CLONE_NEWUSER) != 0)
+				exit(errno == EINVAL ? 4 : 5);
+			// It comes back with the next heap growth.
+			for (int round = 0; round < 200 && !thread_running(); round++) {
+				std::vector<void *> v;
+				for (int i = 0; i < 64; i++)
+					v.push_back(malloc(1 << 20));
+				for (void *p : v)
+					free(p);
+				std::this_thread::sleep_for(std::chrono::milliseconds(10));
+			}
+			exit(thread_running() ? 0 : 6);
+		},
+		testing::ExitedWithCode(0), "");
+}
+
+TEST(Namespaces, SetnsMountWorksWithTheBackgroundThreadRunning)
+{
+	// As root the call succeeds (the same namespace, entered again); without
+	// CAP_SYS_ADMIN it fails with EPERM, after the check for one thread.
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	EXPECT_EXIT(
+		{
+			start_background_thread();
+			int fd = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				exit(7);
+			if (setns(fd, CLONE_NEWNS) != 0)
+				exit(errno == EINVAL ? 4 : errno == EPERM && geteuid() != 0 ? 0 : 5);
+			exit(0);
+		},
+		testing::ExitedWithCode(0), "");
+}
+
+// A program with a thread of its own gets the kernel's EINVAL, as without
+// numaheap, and the call returns (the wrapper waits only for its thread).
+TEST(Namespaces, AProgramsOwnThreadStillMakesItEinval)
+{
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	EXPECT_EXIT(
+		{
+			start_background_thread();
+			pthread_t t;
+			pthread_create(
+				&t, nullptr,
+				[](void *) -> void * {
+					pause();
+					return nullptr;
+				},
+				nullptr);
+			int r = unshare(CLONE_NEWUSER);
+			exit(r == -1 && errno == EINVAL ? 0 : 8);
+		},
+		testing::ExitedWithCode(0), "");
+}

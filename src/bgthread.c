@@ -510,6 +510,22 @@ static void bg_start(void)
 		atomic_store(&bg_state, BG_FAILED);
 		return;
 	}
+	/*
+	 * A seccomp filter put on since start-up (OpenSSH's privilege-separated
+	 * child, a program that confines itself before it allocates much) may
+	 * kill the thread's creation or its calls, and what it allows cannot be
+	 * asked. Seen as a change of the mode, or as a status start-up could
+	 * read and this thread cannot (OpenSSH refuses openat): no thread in
+	 * this process, and only the basic calls from now on (os.h), with no
+	 * message (a sandbox's stderr may be closed or forbidden). The
+	 * scavenger still runs on malloc_trim and numaheap_release. Unless
+	 * NUMAHEAP_SYSCALLS=all.
+	 */
+	if (NH_OPTION(SYSCALLS) == 0 /* auto */ && os_seccomp_mode() != os_seccomp_at_start) {
+		os_basic_syscalls = true;
+		atomic_store(&bg_state, BG_FAILED);
+		return;
+	}
 	int r = os_thread_start(bg_main, NULL, &bg_thread);
 	if (r != 0) {
 		nh_warn("cannot start the background thread (pthread_create: error %d); scavenging only on malloc_trim", r);

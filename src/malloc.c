@@ -132,8 +132,9 @@ void nh_init_slow(void)
 	nh_in_init = 1;
 	options_init();
 	/* Before any call a seccomp filter might refuse (os.h). */
+	os_seccomp_at_start = os_seccomp_mode();
 	os_basic_syscalls = NH_OPTION(SYSCALLS) == SYSCALLS_BASIC ||
-			    (NH_OPTION(SYSCALLS) == SYSCALLS_AUTO && os_seccomp_filtered());
+			    (NH_OPTION(SYSCALLS) == SYSCALLS_AUTO && os_seccomp_at_start == 2);
 	sizeclass_init();
 	large_init();
 	os_random(&nh_cookie, sizeof nh_cookie);

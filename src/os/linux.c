@@ -412,18 +412,20 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
 
 bool os_basic_syscalls;
 
-bool os_seccomp_filtered(void)
+int os_seccomp_at_start = -1;
+
+int os_seccomp_mode(void)
 {
 	char buf[4096];
-	if (os_read_file("/proc/self/status", buf, sizeof buf) <= 0)
-		return false;
+	if (os_read_file("/proc/thread-self/status", buf, sizeof buf) <= 0)
+		return -1;
 	const char *k = strstr(buf, "\nSeccomp:");
 	if (!k)
-		return false;
+		return -1;
 	k += sizeof "\nSeccomp:" - 1;
 	while (*k == ' ' || *k == '\t')
 		k++;
-	return *k == '2';
+	return *k >= '0' && *k <= '2' ? *k - '0' : -1;
 }
 
 void os_write_all(int fd, const char *p, size_t n)

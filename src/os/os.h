@@ -51,9 +51,13 @@ enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
  * on.
  */
 extern bool os_basic_syscalls;
-/* Whether a seccomp filter is on the calling process (/proc/self/status,
- * "Seccomp: 2"); false if that cannot be read. */
-bool os_seccomp_filtered(void);
+/* The calling thread's seccomp mode (/proc/thread-self/status,
+ * "Seccomp:"): 0 none, 1 strict, 2 a filter; -1 if that cannot be read. */
+int os_seccomp_mode(void);
+/* os_seccomp_mode() at start-up: a sandbox that filters later (a
+ * privilege-separated child, a program that confines itself) shows as a
+ * change from it. */
+extern int os_seccomp_at_start;
 
 /*
  * The largest single mapping the kernel would grant now: under its default

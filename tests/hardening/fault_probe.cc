@@ -11,16 +11,21 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <malloc.h>
 #include <new>
 #include <pthread.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
@@ -338,6 +343,66 @@ static int scenario_syscalls(const std::string &expect)
 	return finish();
 }
 
+// A child that confines itself after fork, before it allocates, as
+// OpenSSH's privilege-separated child does: its filter kills clone (no new
+// thread) and the calls numaheap makes beyond the basic ones, and refuses
+// openat (EACCES). The child's first heap growth started numaheap's
+// background thread in it (clone: SIGSYS). numaheap now sees the change of
+// the thread's seccomp status and starts none; malloc, free and
+// malloc_trim work.
+static void confine_like_sshd()
+{
+#define KILL(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+#define DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES)
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		KILL(__NR_clone),
+		KILL(__NR_clone3),
+		KILL(__NR_io_uring_setup),
+		KILL(__NR_io_uring_enter),
+		KILL(__NR_mbind),
+		KILL(__NR_move_pages),
+		KILL(__NR_sched_setaffinity),
+		KILL(__NR_mincore),
+		DENY(__NR_openat),
+		DENY(__NR_open),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+#undef KILL
+#undef DENY
+	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+		_exit(3);
+}
+
+static int scenario_sandbox()
+{
+	ok(workload(3000, 1 << 20), "workload before the fork");
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		confine_like_sshd();
+		bool good = workload(3000, 1 << 20);
+		std::vector<void *> v;
+		for (int i = 0; i < 96; i++) {
+			v.push_back(malloc(1 << 20));
+			good &= v.back() != nullptr;
+			if (v.back())
+				memset(v.back(), 1, 1 << 20);
+		}
+		for (void *p : v)
+			free(p);
+		malloc_trim(0);
+		usleep(300000);
+		_exit(good ? 0 : 1);
+	}
+	int st = 0;
+	waitpid(pid, &st, 0);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0, "a child confined after fork allocates, frees and trims (status)", st);
+	ok(workload(3000, 1 << 20), "the parent still works");
+	return finish();
+}
+
 // Hardened mode: every live large object costs two extra mappings (its guard
 // pages); past vm.max_map_count mprotect fails and malloc must give ENOMEM.
 static int scenario_maxmap()
@@ -454,6 +519,8 @@ int main(int argc, char **argv)
 	std::string s = argc > 1 ? argv[1] : "";
 	if (s == "nomem")
 		return scenario_nomem();
+	if (s == "sandbox")
+		return scenario_sandbox();
 	if (s == "syscalls")
 		return scenario_syscalls(argc > 2 ? argv[2] : "all");
 	if (s == "works")

@@ -356,6 +356,22 @@ TEST(RealFault, SeccompAllowListKillsNothing)
 	EXPECT_TRUE(free_run.exited_ok()) << free_run.describe();
 }
 
+// A process that puts a seccomp filter on itself after start-up, as
+// OpenSSH's privilege-separated child does after fork: numaheap starts no
+// background thread in it (clone is killed there) and keeps working
+// (fault_probe sandbox). In every mode; NUMAHEAP_SYSCALLS=all, which trusts
+// the filter, is killed, which shows the child's filter bites.
+TEST(RealFault, ProcessConfinedAfterStartKeepsWorking)
+{
+	for (const char *mode : {"NUMAHEAP_PERCPU=1", "NUMAHEAP_PERCPU=0", "NUMAHEAP_HARDENED=1", "NUMAHEAP_PROF=1"}) {
+		Result r = run(kRel, {"sandbox"}, {mode, "NUMAHEAP_PROF_FILE=/dev/null"});
+		EXPECT_TRUE(r.exited_ok()) << mode << ": " << r.describe();
+	}
+	Result all = run(kRel, {"sandbox"}, {"NUMAHEAP_SYSCALLS=all"});
+	EXPECT_FALSE(all.exited_ok()) << "the filter did not bite: " << all.describe();
+	EXPECT_NE(all.out.find("FAIL: a child confined after fork"), std::string::npos) << all.describe();
+}
+
 TEST(RealFault, SmallProgramHasASmallCommitCharge)
 {
 	const std::pair<const char *, const char *> modes[] = {

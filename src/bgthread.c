@@ -521,7 +521,7 @@ static void bg_start(void)
 	 * scavenger still runs on malloc_trim and numaheap_release. Unless
 	 * NUMAHEAP_SYSCALLS=all.
 	 */
-	if (NH_OPTION(SYSCALLS) == 0 /* auto */ && os_seccomp_mode() != os_seccomp_at_start) {
+	if (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_mode() != os_seccomp_at_start) {
 		os_basic_syscalls = true;
 		atomic_store(&bg_state, BG_FAILED);
 		return;
@@ -564,12 +564,12 @@ void scavenger_poll(void)
 }
 
 /*
- * Some calls need a process of one thread: unshare(CLONE_NEWUSER), setns
- * into a user or mount namespace (EINVAL otherwise). The program's wrappers
- * (namespaces.c) stop the background thread first: it leaves its loop
- * between two rounds, holding no lock, and is joined, so the process has
- * one thread fewer when this returns. The next slow path starts it again
- * (scavenger_poll). Caller: no allocator lock held.
+ * unshare(CLONE_NEWUSER) and setns into a user or mount namespace need a
+ * process of one thread, and glibc's set*id calls skip a thread it does not
+ * count. Their wrappers (namespaces.c, setxid.c) stop the thread first:
+ * it leaves its loop between two rounds, holding no lock, and is joined,
+ * so the process has one thread fewer when this returns. The next slow
+ * path starts it again (scavenger_poll). Caller: no allocator lock held.
  */
 void scavenger_thread_stop(void)
 {

@@ -117,8 +117,6 @@ bool nh_heaps_ok;
 
 void persistent_init(void);
 
-enum { SYSCALLS_AUTO = 0, SYSCALLS_ALL = 1, SYSCALLS_BASIC = 2 }; /* NUMAHEAP_SYSCALLS */
-
 void nh_init_slow(void)
 {
 	int z = 0;
@@ -133,8 +131,8 @@ void nh_init_slow(void)
 	options_init();
 	/* Before any call a seccomp filter might refuse (os.h). */
 	os_seccomp_at_start = os_seccomp_mode();
-	os_basic_syscalls = NH_OPTION(SYSCALLS) == SYSCALLS_BASIC ||
-			    (NH_OPTION(SYSCALLS) == SYSCALLS_AUTO && os_seccomp_at_start == 2);
+	os_basic_syscalls = NH_OPTION(SYSCALLS) == OS_SYSCALLS_BASIC ||
+			    (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_at_start == 2);
 	sizeclass_init();
 	large_init();
 	os_random(&nh_cookie, sizeof nh_cookie);

@@ -58,21 +58,31 @@ void *os_reserve_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_N
 
 void *os_map_at(uintptr_t addr, size_t n) { return map_fixed(addr, n, PROT_READ | PROT_WRITE, MAP_NORESERVE); }
 
+/* vm.overcommit_memory (0, 1 or 2), read once, at start-up (arena.c and
+ * large.c both ask); -1 if unreadable (no /proc). */
+static int overcommit_mode(void)
+{
+	static int mode = -2;
+	if (mode == -2) {
+		char buf[8];
+		ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
+		mode = n > 0 && buf[0] >= '0' && buf[0] <= '2' ? buf[0] - '0' : -1;
+	}
+	return mode;
+}
+
 bool os_commit_strict(void)
 {
 	/* 0 heuristic and 1 always ignore MAP_NORESERVE mappings; 2 charges
 	 * them. Unreadable (no /proc): assume strict, the safe side. */
-	char buf[8];
-	ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
-	return n <= 0 || buf[0] == '2';
+	int mode = overcommit_mode();
+	return mode < 0 || mode == 2;
 }
 
 size_t os_map_limit(void)
 {
-	char buf[8];
 	struct sysinfo si;
-	ssize_t n = os_read_file("/proc/sys/vm/overcommit_memory", buf, sizeof buf);
-	if (n <= 0 || buf[0] != '0' || sysinfo(&si) != 0)
+	if (overcommit_mode() != 0 || sysinfo(&si) != 0)
 		return SIZE_MAX;
 	return ((size_t)si.totalram + (size_t)si.totalswap) * si.mem_unit;
 }

@@ -44,13 +44,15 @@ enum os_release_mode { RELEASE_DONTNEED = 0, RELEASE_FREE = 1 };
  * Only the system calls every allocator makes (NUMAHEAP_SYSCALLS, set at
  * start-up): those systemd's @system-service allows, less @privileged and
  * @resources, so no io_uring, mbind, move_pages, sched_setaffinity or
- * mincore, and no rseq registration of numaheap's own. By default when a seccomp filter
- * is on the process: an allow-list such as Debian's redis-server unit
- * (SystemCallFilter=@system-service, ~@privileged @resources) kills the
- * process at the first call it does not list, with no error to fall back
- * on.
+ * mincore, and no rseq registration of numaheap's own. By default when a
+ * seccomp filter is on the process: an allow-list such as Debian's
+ * redis-server unit (SystemCallFilter=@system-service, ~@privileged
+ * @resources) kills the process at the first call it does not list, with
+ * no error to fall back on.
  */
 extern bool os_basic_syscalls;
+/* NUMAHEAP_SYSCALLS's values. */
+enum { OS_SYSCALLS_AUTO = 0, OS_SYSCALLS_ALL = 1, OS_SYSCALLS_BASIC = 2 };
 /* The calling thread's seccomp mode (/proc/thread-self/status,
  * "Seccomp:"): 0 none, 1 strict, 2 a filter; -1 if that cannot be read. */
 int os_seccomp_mode(void);

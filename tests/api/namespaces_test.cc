@@ -33,9 +33,10 @@ bool thread_running()
 	return strstr(buf, "\"running\":true") != nullptr;
 }
 
-// Grow the heap (the thread starts at the first growth, from a slow path)
-// and wait until the thread runs; exit 3 if it never does.
-void start_background_thread()
+// Allocate and free until the background thread runs (it starts from a
+// slow path once the heap has grown, and again after the wrappers stopped
+// it), 2 s at most; whether it does.
+bool allocate_until_thread_runs()
 {
 	for (int round = 0; round < 200 && !thread_running(); round++) {
 		std::vector<void *> v;
@@ -45,7 +46,13 @@ void start_background_thread()
 			free(p);
 		std::this_thread::sleep_for(std::chrono::milliseconds(10));
 	}
-	if (!thread_running())
+	return thread_running();
+}
+
+// Exit 3 if the background thread never starts.
+void start_background_thread()
+{
+	if (!allocate_until_thread_runs())
 		exit(3);
 }
 
@@ -60,15 +67,7 @@ TEST(Namespaces, UnshareUserWorksWithTheBackgroundThreadRunning)
 			if (unshare(CLONE_NEWUSER) != 0)
 				exit(errno == EINVAL ? 4 : 5);
 			// It comes back with the next heap growth.
-			for (int round = 0; round < 200 && !thread_running(); round++) {
-				std::vector<void *> v;
-				for (int i = 0; i < 64; i++)
-					v.push_back(malloc(1 << 20));
-				for (void *p : v)
-					free(p);
-				std::this_thread::sleep_for(std::chrono::milliseconds(10));
-			}
-			exit(thread_running() ? 0 : 6);
+			exit(allocate_until_thread_runs() ? 0 : 6);
 		},
 		testing::ExitedWithCode(0), "");
 }
@@ -158,15 +157,7 @@ TEST(Credentials, SetuidReachesTheBackgroundThread)
 			if (tasks_not_with_uid(65534, &n) != 0)
 				exit(11);
 			// The thread comes back, with the new credentials.
-			for (int round = 0; round < 200 && !thread_running(); round++) {
-				std::vector<void *> v;
-				for (int i = 0; i < 64; i++)
-					v.push_back(malloc(1 << 20));
-				for (void *p : v)
-					free(p);
-				std::this_thread::sleep_for(std::chrono::milliseconds(10));
-			}
-			if (!thread_running())
+			if (!allocate_until_thread_runs())
 				exit(12);
 			exit(tasks_not_with_uid(65534, &n) == 0 && n >= 2 ? 0 : 13);
 		},

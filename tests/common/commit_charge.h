@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <stdio.h>
 
-static inline size_t commit_charge_bytes(void)
+/* The charge, in bytes; each(line, bytes, arg) is called for every
+ * private writable mapping counted (each may be NULL). */
+static inline size_t commit_charge_walk(void (*each)(const char *line, size_t bytes, void *arg), void *arg)
 {
 	FILE *f = fopen("/proc/self/maps", "r");
 	char line[512];
@@ -33,12 +35,17 @@ static inline size_t commit_charge_bytes(void)
 			lo = end;
 		if (hi > end)
 			end = hi;
-		if (lo < hi && perms[1] == 'w' && perms[3] == 'p')
+		if (lo < hi && perms[1] == 'w' && perms[3] == 'p') {
 			sum += hi - lo;
+			if (each)
+				each(line, hi - lo, arg);
+		}
 	}
 	if (f)
 		fclose(f);
 	return sum;
 }
+
+static inline size_t commit_charge_bytes(void) { return commit_charge_walk(NULL, NULL); }
 
 #endif /* NUMAHEAP_TESTS_COMMIT_CHARGE_H */

@@ -11,26 +11,22 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <malloc.h>
 #include <new>
 #include <pthread.h>
 #include <string>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
 
 #include "../common/commit_charge.h"
+#include "../common/seccomp_filter.h"
 #include "hx_util.h"
 #include "numaheap.h"
 
@@ -352,26 +348,10 @@ static int scenario_syscalls(const std::string &expect)
 // malloc_trim work.
 static void confine_like_sshd()
 {
-#define KILL(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
-#define DENY(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES)
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		KILL(__NR_clone),
-		KILL(__NR_clone3),
-		KILL(__NR_io_uring_setup),
-		KILL(__NR_io_uring_enter),
-		KILL(__NR_mbind),
-		KILL(__NR_move_pages),
-		KILL(__NR_sched_setaffinity),
-		KILL(__NR_mincore),
-		DENY(__NR_openat),
-		DENY(__NR_open),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-#undef KILL
-#undef DENY
-	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+	static const long kill[] = {__NR_clone, __NR_clone3, __NR_io_uring_setup, __NR_io_uring_enter,
+				    __NR_mbind, __NR_move_pages, __NR_sched_setaffinity, __NR_mincore};
+	static const long deny[] = {__NR_openat, __NR_open};
+	if (!nh_seccomp_install(kill, sizeof kill / sizeof kill[0], deny, 2, EACCES, nullptr, 0))
 		_exit(3);
 }
 
@@ -433,16 +413,11 @@ static int scenario_maxmap()
 static std::vector<std::string> writable_mappings()
 {
 	std::vector<std::string> out;
-	FILE *f = fopen("/proc/self/maps", "r");
-	char line[512];
-	while (f && fgets(line, sizeof line, f)) {
-		unsigned long lo, hi;
-		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && perms[1] == 'w' && perms[3] == 'p')
-			out.push_back(std::to_string((hi - lo) >> 10) + " KiB " + line);
-	}
-	if (f)
-		fclose(f);
+	commit_charge_walk(
+		[](const char *line, size_t bytes, void *arg) {
+			((std::vector<std::string> *)arg)->push_back(std::to_string(bytes >> 10) + " KiB " + line);
+		},
+		&out);
 	return out;
 }
 

@@ -11,15 +11,11 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
-#include <cstddef>
 #include <csignal>
 #include <cstring>
 #include <fstream>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <poll.h>
 #include <string>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/seccomp_filter.h"
 #include "systemd_service_syscalls.h"
 
 extern char **environ;
@@ -68,20 +65,9 @@ bool g_seccomp_kill = false;
 
 static void install_seccomp_kill()
 {
-	static struct sock_filter f[3 * 2 + 2 * (sizeof kServiceSyscalls / sizeof kServiceSyscalls[0]) + 2];
-	size_t k = 0;
-	f[k++] = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
-	for (long nr : {(long)__NR_io_uring_setup, (long)__NR_io_uring_enter, (long)__NR_io_uring_register}) {
-		f[k++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
-		f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	}
-	for (long nr : kServiceSyscalls) {
-		f[k++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (unsigned)nr, 0, 1);
-		f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
-	}
-	f[k++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS);
-	struct sock_fprog prog = {(unsigned short)k, f};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+	static const long io_uring[] = {__NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register};
+	if (!nh_seccomp_install(io_uring, 3, nullptr, 0, 0, kServiceSyscalls,
+				sizeof kServiceSyscalls / sizeof kServiceSyscalls[0]))
 		_exit(126);
 }
 

@@ -25,8 +25,6 @@
  */
 #define _GNU_SOURCE 1
 #include <errno.h>
-#include <linux/filter.h>
-#include <linux/seccomp.h>
 #include <numa.h>
 #include <numaif.h>
 #include <pthread.h>
@@ -39,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,30 +46,19 @@
 
 #define MAXN 8
 #include "vm_check.h"
+#include "../common/seccomp_filter.h"
 
 #define SMALL_BYTES ((size_t)24 << 20)
 #define NLARGE 8
 
+/* An error, not a kill, for set_mempolicy: libnuma (this program's, for
+ * the topology) probes MPOL_PREFERRED_MANY with it when it loads. */
 static void install_filter(void)
 {
-#define KILL(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
-	struct sock_filter f[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		KILL(__NR_mbind),
-		/* An error, not a kill: libnuma (this program's, for the
-		 * topology) probes MPOL_PREFERRED_MANY with it when it loads. */
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_set_mempolicy, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
-		KILL(__NR_move_pages),
-		KILL(__NR_migrate_pages),
-		KILL(__NR_io_uring_setup),
-		KILL(__NR_io_uring_enter),
-		KILL(__NR_io_uring_register),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-	};
-#undef KILL
-	struct sock_fprog prog = {(unsigned short)(sizeof f / sizeof f[0]), f};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+	static const long kill[] = {__NR_mbind,		__NR_move_pages,	 __NR_migrate_pages,
+				    __NR_io_uring_setup, __NR_io_uring_enter, __NR_io_uring_register};
+	static const long deny[] = {__NR_set_mempolicy};
+	if (!nh_seccomp_install(kill, sizeof kill / sizeof kill[0], deny, 1, EPERM, NULL, 0))
 		die("seccomp filter: %s", strerror(errno));
 }
 

@@ -77,6 +77,29 @@ NH_NOINLINE static void *malloc_profiled(size_t n)
 /* malloc(n)'s pop missed (n within the fast path's sizes). */
 NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
 
+/*
+ * malloc with heap profiling on, when the counted pop (mcache.h,
+ * mcache_pop_size_counted) took n off this P's countdown and it crossed
+ * zero: this block may be the sample (prof_p_crossed). Reached by tail
+ * jumps, as malloc_profiled is.
+ */
+NH_NOINLINE static void *malloc_crossed(size_t n)
+{
+	if (prof_p_crossed(n))
+		return prof_alloc(n, 0, false, (uintptr_t)__builtin_return_address(0));
+	return malloc_unsampled(n);
+}
+
+/* The counted pop missed (an empty stack): the block is counted on the
+ * thread's countdown, which calloc, memalign and the larger sizes use
+ * too, then goes the slow way. */
+NH_NOINLINE static void *malloc_small_slow_counted(size_t n)
+{
+	if (NH_UNLIKELY(prof_count(n)))
+		return malloc_profiled(n);
+	return malloc_small_slow(n);
+}
+
 NH_NOINLINE static void *malloc_other(size_t n);
 
 /* malloc before initialisation: initialise, then start over. Out of line,
@@ -101,12 +124,13 @@ NH_NOINLINE static void *malloc_special(size_t n)
  * malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
  * heap profiling, before initialisation (malloc_limit 0).
  *
- * With heap profiling on, malloc_limit is 0 and every malloc comes here;
- * one compare with prof_limit (0 with profiling off) takes those of up to
- * 1 KiB to the profiling path: the block's size comes off the thread's
- * countdown (prof_count), and unless that crossed zero the same inlined
- * sequence as nh_malloc's fast path pops the block. 6 instructions more
- * than the fast path (docs/performance.md). With profiling off, larger
+ * With heap profiling on, malloc_limit is 0 and every malloc comes here
+ * (nh_malloc's compare jumps here itself); one compare with prof_limit (0
+ * with profiling off) takes those of up to 1 KiB to the profiling path:
+ * the fast path's pop with the block's size taken off the P's countdown
+ * inside the same sequence (mcache_pop_size_counted); it crossing zero
+ * leads to the sample (malloc_crossed). 4 instructions more than the fast
+ * path (docs/performance.md). With profiling off, larger
  * blocks pay that compare, then one test of plain tells hardened mode and
  * profiling (malloc_special) from the plain modes: as many instructions as
  * before profiling existed (a test of nh_hardened was there).
@@ -114,11 +138,12 @@ NH_NOINLINE static void *malloc_special(size_t n)
 NH_NOINLINE static void *malloc_other(size_t n)
 {
 	if (n < nh_fast.prof_limit) {
-		if (NH_UNLIKELY(prof_count(n)))
-			return malloc_profiled(n);
 		uintptr_t e;
-		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
-			return malloc_small_slow(n);
+		int r = mcache_pop_size_counted(n, &e);
+		if (NH_UNLIKELY(r == POP_CROSSED))
+			return malloc_crossed(n);
+		if (NH_UNLIKELY(r == POP_MISS))
+			return malloc_small_slow_counted(n);
 		return entry_to_object(e);
 	}
 	if (NH_UNLIKELY(atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2))
@@ -135,13 +160,11 @@ void *nh_malloc(size_t n)
 	 * (mcache.h, nh_fast); the sequence finds the class's header from
 	 * the slab's own table for n.
 	 */
-	if (NH_LIKELY(n < nh_fast.malloc_limit)) {
-		uintptr_t e;
-		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
-			return malloc_small_slow(n);
-		return entry_to_object(e);
-	}
-	return malloc_other(n);
+	NH_TAIL_UNLESS_BELOW(n, nh_fast.malloc_limit, malloc_other);
+	uintptr_t e;
+	if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
+		return malloc_small_slow(n);
+	return entry_to_object(e);
 }
 NH_EXPORT(malloc, nh_malloc);
 

@@ -84,6 +84,14 @@ struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
+	/* Heap profiling: the bytes this P's small mallocs may still take
+	 * before its next sample (Go's per-P nextSample). Written by the
+	 * profiling path's pop sequence (mcache_pop_size_counted) and by
+	 * prof.c when it crosses zero; unused with profiling off. A line of
+	 * its own: every malloc writes it, and the fields below are others'
+	 * to write (the lock, gen). */
+	int64_t prof_countdown NH_ALIGNED(64);
+	char prof_pad[56];
 	uint32_t node;	   /* node whose objects this cache holds */
 	uint32_t id;	   /* P id: the CPU, or a per-thread P number */
 	struct mutex lock; /* per-CPU slow paths; unused per-thread */
@@ -93,7 +101,7 @@ struct mcache {
 	size_t cap_bytes;  /* sum of (end - begin) * size */
 	uint64_t gen;	   /* bumped by every slow path: idle detection */
 	uint32_t steal_backoff; /* overflows to wait before looking for capacity again */
-	uint32_t pad3;
+	uint32_t prof_armed; /* prof_countdown has been drawn (prof.c) */
 	uint64_t idle_gen; /* gen seen by the last idle pass */
 	uintptr_t remote[64]; /* objects freed here that belong to another node */
 	uint32_t nremote;
@@ -144,8 +152,8 @@ struct pctx {
  *               general way: hardened, before initialisation, no table)
  *   prof_limit  with heap profiling on, malloc(n) for n < prof_limit
  *               (NH_SMALL_SIZE_MAX + 1; 0 when off) takes malloc_other's
- *               profiling path: the countdown, then the fast path's pop
- *               (api.c)
+ *               profiling path: the fast path's pop, counted
+ *               (mcache_pop_size_counted; api.c)
  *   cpu_mode    CPU_MODE_RSEQ: the P's are CPUs (slow paths, statistics)
  *   pcpu_count  CPU slabs reserved (CPUs possible at start-up)
  */
@@ -172,6 +180,20 @@ void nh_fast_publish(void);
 extern struct nh_fast nh_fast NH_HIDDEN;
 
 NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
+
+/* The slab the calling thread's sequences address now: its CPU's, or its
+ * own per-thread slab (whose number may be negative: slabs are numbered
+ * from pcpu_base); NULL on the sentinels -1 and -2. Racy, as a sequence's
+ * first read is: the thread may move to another CPU next. */
+NH_INLINE struct mcache *mcache_current_slab(void)
+{
+	const struct nh_rseq_area *a =
+		(const struct nh_rseq_area *)((char *)__builtin_thread_pointer() + nh_fast.rseq_off);
+	int32_t slot = (int32_t)__atomic_load_n(&a->cpu_id, __ATOMIC_RELAXED);
+	if (slot == -1 || slot == -2)
+		return NULL;
+	return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)(intptr_t)slot << NH_MCACHE_SHIFT));
+}
 
 /* At initialisation (no lock). */
 void mcache_layout_init(void);
@@ -232,6 +254,30 @@ NH_INLINE bool mcache_pop_size(size_t n, uintptr_t *e)
 	return true;
 miss:
 	return false;
+}
+
+/*
+ * The pop of malloc's profiling path (api.c, malloc_other): as
+ * mcache_pop_size, and inside the same sequence n comes off the P's
+ * prof_countdown. POP_CROSSED: the countdown went below zero and nothing
+ * was popped (prof.c decides whether this block is the sample). A miss
+ * counts nothing (the slow path counts on the thread's countdown). One
+ * subtraction from the slab the sequence has in a register already: a
+ * thread-local countdown needs its offset from the GOT in a shared
+ * library. A sequence restarted after the subtraction subtracts again:
+ * the countdown is a sampling clock, and a restart is rare.
+ */
+enum { POP_OK, POP_MISS, POP_CROSSED };
+NH_INLINE int mcache_pop_size_counted(size_t n, uintptr_t *e)
+{
+	uintptr_t v;
+	NH_RSEQ_POP_SIZE_COUNTED(nh_fast.rseq_off, nh_fast.pcpu_base, n, v, miss, crossed);
+	*e = v;
+	return POP_OK;
+miss:
+	return POP_MISS;
+crossed:
+	return POP_CROSSED;
 }
 
 /* Pop an entry of class cls into *e; false if the stack is empty. */

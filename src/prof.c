@@ -189,6 +189,38 @@ bool prof_should_sample(size_t n)
 	return true;
 }
 
+/*
+ * The same decision for malloc's counted pop, whose countdown is the P's
+ * (Go's per-P nextSample): per CPU or per thread as the P's are. Either
+ * way every byte a small malloc takes is counted once, so the samples are
+ * as likely per byte as the thread countdown's, and the two clocks
+ * together (the thread's for calloc, memalign, larger sizes and a pop's
+ * miss) still sample each byte with probability 1/rate. The P is the one
+ * whose slab the thread's sequences address now: after a migration since
+ * the pop, another CPU's, whose countdown then starts afresh (a sample
+ * clock, no harm). A thread that is walking a stack leaves the countdown
+ * below zero, so the next malloc on the P takes the sample.
+ */
+bool prof_p_crossed(size_t n)
+{
+	struct mcache *c = mcache_current_slab();
+	if (!c || prof_walking)
+		return false;
+	int64_t next = next_interval();
+	bool sample = true;
+	if (!c->prof_armed) {
+		/* The P's first countdown: as a thread's first (above). */
+		c->prof_armed = 1;
+		next -= (int64_t)n;
+		if (next >= 0)
+			sample = false;
+		else
+			next = next_interval();
+	}
+	__atomic_store_n(&c->prof_countdown, next, __ATOMIC_RELAXED);
+	return sample;
+}
+
 /* ---- stacks ------------------------------------------------------------------------------------ */
 
 struct walk {

@@ -12,9 +12,12 @@
  * With profiling off, nothing here runs: malloc's per-CPU and per-thread
  * fast paths never read this header's state. With it on, malloc_limit is 0
  * and nh_fast.plain PLAIN_PROF, which sends every malloc to malloc_other
- * (api.c): the countdown, then the fast path's own pop when it has not
- * crossed zero. free is unchanged either way: only a sampled block's page
- * fails its checks (its span is a large one).
+ * (api.c): for up to 1 KiB the fast path's pop, which takes the size off
+ * the P's countdown (each P's, as Go's; mcache.h, prof_countdown) and
+ * leaves for prof_p_crossed when it crosses zero; calloc, the aligned
+ * allocations, larger blocks and a pop's miss count on the thread's
+ * countdown below. free is unchanged either way: only a sampled block's
+ * page fails its checks (its span is a large one).
  */
 #ifndef NUMAHEAP_PROF_H
 #define NUMAHEAP_PROF_H
@@ -34,6 +37,11 @@ bool prof_init(void);
 /* The countdown crossed zero (or was never drawn): is this block of n
  * bytes the sample? Draws the next countdown. */
 bool prof_should_sample(size_t n);
+
+/* malloc's counted pop took n bytes off the calling thread's P's
+ * countdown (mcache.h, prof_countdown) and it went below zero: is this
+ * block the sample? Draws the P's next countdown. */
+bool prof_p_crossed(size_t n);
 
 /* Count n bytes against this thread's countdown: true when it crossed
  * zero (then prof_should_sample decides). malloc's profiling path

@@ -132,14 +132,14 @@
 #ifndef NH_POP_PREFETCH
 #define NH_POP_PREFETCH 0
 #endif
-#define NH_RSEQ_POP_(off_, base_, k_, e_, miss, hsel)                                                      \
+#define NH_RSEQ_POP_(off_, base_, k_, e_, hsel, count, miss_, ...)                                      \
 	do {                                                                                               \
 		uintptr_t c_, w_, h_;                                                                      \
 		__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB hsel                         \
 					  "addq %[c], %[h]\n\t"                                            \
 					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                           \
 					  "cmpw " NH_AS_BEGIN "(%[h]), %w[w]\n\t"                         \
-					  "je %l[" #miss "]\n\t"                                           \
+					  "je %l[" #miss_ "]\n\t" count                                  \
 					  "movzwl %w[w], %k[e]\n\t"                                        \
 					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"      \
 					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                   \
@@ -147,17 +147,25 @@
 					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&a"(e_), [h] "=&r"(h_)     \
 					  : [off] "r"(off_), [base] "m"(base_), [k] "r"(k_)                \
 					  : "memory", "cc"                                                 \
-					  : miss);                                                         \
+					  : miss_, ##__VA_ARGS__);                                         \
 		if (NH_POP_PREFETCH)                                                                       \
 			__builtin_prefetch((void *)((uintptr_t *)c_)[(uint16_t)w_ - 1], 1, 3);             \
 	} while (0)
 
+#define NH_RSEQ_HSEL_SIZE "movzwl " NH_AS_SIZE_TABLE "(%[c],%[k],2), %k[h]\n\t"
+#define NH_RSEQ_HSEL_CLASS "movzwl " NH_AS_CLASS_TABLE "(%[c],%[k],2), %k[h]\n\t"
+
 /* Pop an entry for malloc(n_), n_ <= NH_SMALL_SIZE_MAX, into e_, or goto miss. */
-#define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss)                                                        \
-	NH_RSEQ_POP_(off_, base_, n_, e_, miss, "movzwl " NH_AS_SIZE_TABLE "(%[c],%[k],2), %k[h]\n\t")
+#define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss_) NH_RSEQ_POP_(off_, base_, n_, e_, NH_RSEQ_HSEL_SIZE, "", miss_)
+/* The same, and n_ comes off the slab's profiling countdown once the
+ * stack is known not to be empty (a sentinel slab misses first); below
+ * zero: goto crossed, nothing popped. */
+#define NH_RSEQ_POP_SIZE_COUNTED(off_, base_, n_, e_, miss_, crossed_)                                     \
+	NH_RSEQ_POP_(off_, base_, n_, e_, NH_RSEQ_HSEL_SIZE,                                                \
+		     "subq %[k], " NH_STR(NH_RSEQ_PROF_COUNTDOWN) "(%[c])\n\tjs %l[" #crossed_ "]\n\t", miss_, \
+		     crossed_)
 /* Pop an entry of class cls_ into e_, or goto miss. */
-#define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss)                                                     \
-	NH_RSEQ_POP_(off_, base_, cls_, e_, miss, "movzwl " NH_AS_CLASS_TABLE "(%[c],%[k],2), %k[h]\n\t")
+#define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss_) NH_RSEQ_POP_(off_, base_, cls_, e_, NH_RSEQ_HSEL_CLASS, "", miss_)
 
 /* Push p_ on header h_ of the slab, or goto miss (full; another node's
  * header, or one not set up, is all zero: full). h_ may carry anything in

@@ -12,7 +12,7 @@
  * mcache (mcache.c): a P's cache of free objects, one stack per size class.
  *
  * The cache is one block of NH_MCACHE_BYTES (a "slab"): headers, two
- * tables, then slots. Stack positions are 16-bit indices of 8-byte words
+ * tables, heap profiling's countdown, the slow paths' fields, then slots. Stack positions are 16-bit indices of 8-byte words
  * from the slab's start, so a class's stack is words [begin, begin + max)
  * (a few unused lines between one class's stack and the next: mcache.c,
  * NH_MCACHE_SKEW) and holds cur - begin objects; end (begin <= end <=

@@ -23,12 +23,6 @@
  *                             call: glibc's dlopen reads its return address
  *                             to find its caller, whose RUNPATH and
  *                             namespace it uses (src/dlopen.c)
- *   NH_TAIL_UNLESS_BELOW(x, limit, fn)
- *                             at the very start of a function whose first
- *                             argument is x: go on if x < limit, else
- *                             return fn(x) by a tail jump; x86-64 jumps
- *                             from the compare itself (gcc would branch to
- *                             a jmp, one instruction more), elsewhere C
  *
  * NH_ARCH_RSEQ_H names the architecture's restartable-sequence operations
  * on per-CPU mcache slabs (x86_64/rseq.h documents them); src/mcache.h

@@ -124,13 +124,15 @@ NH_NOINLINE static void *malloc_special(size_t n)
  * malloc beyond the fast path: more than 1 KiB, or in hardened mode, with
  * heap profiling, before initialisation (malloc_limit 0).
  *
- * With heap profiling on, malloc_limit is 0 and every malloc comes here
- * (nh_malloc's compare jumps here itself); one compare with prof_limit (0
- * with profiling off) takes those of up to 1 KiB to the profiling path:
- * the fast path's pop with the block's size taken off the P's countdown
- * inside the same sequence (mcache_pop_size_counted); it crossing zero
- * leads to the sample (malloc_crossed). 4 instructions more than the fast
- * path (docs/performance.md). With profiling off, larger
+ * With heap profiling on, malloc_limit is 0 and every malloc comes here;
+ * one compare with prof_limit (0 with profiling off) takes those of up to
+ * 1 KiB to the profiling path: the fast path's pop with the block's size
+ * taken off the P's countdown inside the same sequence
+ * (mcache_pop_size_counted); it crossing zero leads to the sample
+ * (malloc_crossed). 5 instructions more than the fast path
+ * (docs/performance.md): nh_malloc's compare branches to a jump here (gcc
+ * makes no conditional sibling call), this compare and its branch, the
+ * subtraction and its branch. With profiling off, larger
  * blocks pay that compare, then one test of plain tells hardened mode and
  * profiling (malloc_special) from the plain modes: as many instructions as
  * before profiling existed (a test of nh_hardened was there).
@@ -160,11 +162,13 @@ void *nh_malloc(size_t n)
 	 * (mcache.h, nh_fast); the sequence finds the class's header from
 	 * the slab's own table for n.
 	 */
-	NH_TAIL_UNLESS_BELOW(n, nh_fast.malloc_limit, malloc_other);
-	uintptr_t e;
-	if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
-		return malloc_small_slow(n);
-	return entry_to_object(e);
+	if (NH_LIKELY(n < nh_fast.malloc_limit)) {
+		uintptr_t e;
+		if (NH_UNLIKELY(!mcache_pop_size(n, &e)))
+			return malloc_small_slow(n);
+		return entry_to_object(e);
+	}
+	return malloc_other(n);
 }
 NH_EXPORT(malloc, nh_malloc);
 

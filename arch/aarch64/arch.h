@@ -52,13 +52,6 @@ static inline _Bool nh_xor_is_zero(uintptr_t *w, uintptr_t x) { return (*w ^= x)
 	".cfi_endproc\n"                                                                           \
 	".size dlopen, .-dlopen\n"
 
-/* arch.h's NH_TAIL_UNLESS_BELOW, in C. */
-#define NH_TAIL_UNLESS_BELOW(x, limit, fn)                                                         \
-	do {                                                                                       \
-		if (__builtin_expect((x) >= (limit), 0))                                           \
-			return fn(x);                                                      \
-	} while (0)
-
 static inline void nh_cpu_relax(void) { __asm__ __volatile__("yield" ::: "memory"); }
 
 static inline uint64_t nh_cycles(void)

@@ -48,19 +48,6 @@
 	".cfi_endproc\n"                                                                           \
 	".size dlopen, .-dlopen\n"
 
-/* arch.h's NH_TAIL_UNLESS_BELOW: the compare's jae is the sibling call
- * (gcc emits a conditional jump to an unconditional one). Valid only where
- * the function has done nothing yet: no frame, x still in %rdi, the return
- * register free; fn, a function of this object, gets x in %rdi and
- * returns to the caller. Used by malloc's entry (src/api.c): with heap
- * profiling on, every malloc takes that jump. */
-#define NH_TAIL_UNLESS_BELOW(x, limit, fn)                                                         \
-	__asm__ __volatile__("cmpq %[lim], %[v]\n\t"                                                 \
-			     "jae %P[f]"                                                           \
-			     :                                                                     \
-			     : [v] "D"(x), [lim] "m"(limit), [f] "i"(fn)                           \
-			     : "cc")
-
 static inline void nh_cpu_relax(void) { __builtin_ia32_pause(); }
 
 static inline uint64_t nh_cycles(void) { return __builtin_ia32_rdtsc(); }

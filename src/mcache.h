@@ -84,12 +84,10 @@ struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
-	/* Heap profiling: the bytes this P's small mallocs may still take
-	 * before its next sample (Go's per-P nextSample). Written by the
-	 * profiling path's pop sequence (mcache_pop_size_counted) and by
-	 * prof.c when it crosses zero; unused with profiling off. A line of
-	 * its own: every malloc writes it, and the fields below are others'
-	 * to write (the lock, gen). */
+	/* Heap profiling: bytes this P's small mallocs may take before its
+	 * next sample (Go's per-P nextSample), written by the counted pop
+	 * and by prof.c; unused with profiling off. A line of its own: every
+	 * malloc writes it, and others write the fields below (lock, gen). */
 	int64_t prof_countdown NH_ALIGNED(64);
 	char prof_pad[56];
 	uint32_t node;	   /* node whose objects this cache holds */
@@ -256,17 +254,12 @@ miss:
 	return false;
 }
 
-/*
- * The pop of malloc's profiling path (api.c, malloc_other): as
- * mcache_pop_size, and inside the same sequence n comes off the P's
- * prof_countdown. POP_CROSSED: the countdown went below zero and nothing
- * was popped (prof.c decides whether this block is the sample). A miss
- * counts nothing (the slow path counts on the thread's countdown). One
- * subtraction from the slab the sequence has in a register already: a
- * thread-local countdown needs its offset from the GOT in a shared
- * library. A sequence restarted after the subtraction subtracts again:
- * the countdown is a sampling clock, and a restart is rare.
- */
+/* malloc's profiling pop (api.c, malloc_other): as mcache_pop_size, with
+ * n taken off the P's prof_countdown inside the sequence, from the slab
+ * already in a register (a thread-local word needs its offset from the
+ * GOT). POP_CROSSED: below zero, nothing popped (prof.c decides on the
+ * sample). A miss counts nothing (its slow path counts on the thread's
+ * countdown); a restart subtracts again: a sample clock, restarts rare. */
 enum { POP_OK, POP_MISS, POP_CROSSED };
 NH_INLINE int mcache_pop_size_counted(size_t n, uintptr_t *e)
 {

@@ -12,8 +12,9 @@
  * mcache (mcache.c): a P's cache of free objects, one stack per size class.
  *
  * The cache is one block of NH_MCACHE_BYTES (a "slab"): headers, two
- * tables, heap profiling's countdown, the slow paths' fields, then slots. Stack positions are 16-bit indices of 8-byte words
- * from the slab's start, so a class's stack is words [begin, begin + max)
+ * tables, heap profiling's countdown, the slow paths' fields, then slots.
+ * Stack positions are 16-bit indices of 8-byte words from the slab's
+ * start, so a class's stack is words [begin, begin + max)
  * (a few unused lines between one class's stack and the next: mcache.c,
  * NH_MCACHE_SKEW) and holds cur - begin objects; end (begin <= end <=
  * begin + max) is its current capacity. A class header changes by single stores, so an
@@ -177,20 +178,21 @@ _Static_assert(sizeof(struct nh_fast) == NH_CACHE_LINE, "nh_fast is one cache li
 void nh_fast_publish(void);
 extern struct nh_fast nh_fast NH_HIDDEN;
 
-NH_INLINE struct mcache *pcpu_slab(uint32_t cpu) { return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)cpu << NH_MCACHE_SHIFT)); }
+/* Slab i: CPU i's, or a per-thread slab's number (negative below pcpu_base). */
+NH_INLINE struct mcache *pcpu_slab(int32_t i)
+{
+	return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)(intptr_t)i << NH_MCACHE_SHIFT));
+}
 
 /* The slab the calling thread's sequences address now: its CPU's, or its
- * own per-thread slab (whose number may be negative: slabs are numbered
- * from pcpu_base); NULL on the sentinels -1 and -2. Racy, as a sequence's
- * first read is: the thread may move to another CPU next. */
+ * own per-thread slab; NULL on the sentinels -1 and -2. Racy, as a
+ * sequence's first read is: the thread may move to another CPU next. */
 NH_INLINE struct mcache *mcache_current_slab(void)
 {
 	const struct nh_rseq_area *a =
 		(const struct nh_rseq_area *)((char *)__builtin_thread_pointer() + nh_fast.rseq_off);
 	int32_t slot = (int32_t)__atomic_load_n(&a->cpu_id, __ATOMIC_RELAXED);
-	if (slot == -1 || slot == -2)
-		return NULL;
-	return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)(intptr_t)slot << NH_MCACHE_SHIFT));
+	return slot == -1 || slot == -2 ? NULL : pcpu_slab(slot);
 }
 
 /* At initialisation (no lock). */

@@ -173,20 +173,30 @@ static int64_t next_interval(void)
 /* The chance that a block of n bytes was sampled, inverted: its weight. */
 static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
 
+/*
+ * A countdown crossed zero at a block of n bytes: its next value in *next,
+ * and whether this block is the sample. A first countdown (first: the
+ * thread's or the P's was never drawn) is drawn now, and this block is
+ * inside it unless the interval drawn is shorter than the block.
+ */
+static bool crossed(bool first, size_t n, int64_t *next)
+{
+	if (first) {
+		*next = next_interval() - (int64_t)n;
+		if (*next >= 0)
+			return false;
+	}
+	*next = next_interval();
+	return true;
+}
+
 bool prof_should_sample(size_t n)
 {
 	if (prof_walking)
 		return false;
-	if (!prof_armed) {
-		/* A thread's first countdown: this block is inside it unless
-		 * the interval drawn is shorter than the block. */
-		prof_armed = true;
-		nh_prof_countdown = next_interval() - (int64_t)n;
-		if (nh_prof_countdown >= 0)
-			return false;
-	}
-	nh_prof_countdown = next_interval();
-	return true;
+	bool first = !prof_armed;
+	prof_armed = true;
+	return crossed(first, n, &nh_prof_countdown);
 }
 
 /*
@@ -206,17 +216,10 @@ bool prof_p_crossed(size_t n)
 	struct mcache *c = mcache_current_slab();
 	if (!c || prof_walking)
 		return false;
-	int64_t next = next_interval();
-	bool sample = true;
-	if (!c->prof_armed) {
-		/* The P's first countdown: as a thread's first (above). */
-		c->prof_armed = 1;
-		next -= (int64_t)n;
-		if (next >= 0)
-			sample = false;
-		else
-			next = next_interval();
-	}
+	bool first = !c->prof_armed;
+	c->prof_armed = 1;
+	int64_t next;
+	bool sample = crossed(first, n, &next);
 	__atomic_store_n(&c->prof_countdown, next, __ATOMIC_RELAXED);
 	return sample;
 }

@@ -25,31 +25,24 @@
 	((base_) + ((uintptr_t)(intptr_t)(int32_t)((struct nh_rseq_area *)((char *)__builtin_thread_pointer() + \
 									 (off_)))->cpu_id                  \
 		    << NH_RSEQ_SLAB_SHIFT))
-#define NH_RSEQ_POP_(off_, base_, table_, k_, e_, miss)                                                    \
+#define NH_RSEQ_POP_(off_, base_, table_, k_, e_, miss, count)                                             \
 	do {                                                                                               \
 		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_);                                              \
 		uintptr_t h_ = c_ + ((const uint16_t *)(c_ + (table_)))[k_];                               \
 		uint64_t w_ = *(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD);                                      \
 		if ((uint16_t)w_ == *(const uint16_t *)(h_ + NH_RSEQ_CLASS_BEGIN))                         \
 			goto miss;                                                                         \
+		count;                                                                                     \
 		e_ = ((const uintptr_t *)c_)[(uint16_t)w_ - 1];                                            \
 		*(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD) = w_ + NH_RSEQ_POP_ADD;                             \
 	} while (0)
-#define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss) NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss)
+#define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss)                                                        \
+	NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss, (void)0)
 #define NH_RSEQ_POP_SIZE_COUNTED(off_, base_, n_, e_, miss, crossed)                                       \
-	do {                                                                                               \
-		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_);                                              \
-		uintptr_t h_ = c_ + ((const uint16_t *)(c_ + NH_RSEQ_SIZE_TABLE))[n_];                     \
-		uint64_t w_ = *(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD);                                      \
-		if ((uint16_t)w_ == *(const uint16_t *)(h_ + NH_RSEQ_CLASS_BEGIN))                         \
-			goto miss;                                                                         \
-		if ((*(int64_t *)(c_ + NH_RSEQ_PROF_COUNTDOWN) -= (int64_t)(n_)) < 0)                      \
-			goto crossed;                                                                      \
-		e_ = ((const uintptr_t *)c_)[(uint16_t)w_ - 1];                                            \
-		*(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD) = w_ + NH_RSEQ_POP_ADD;                             \
-	} while (0)
+	NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss,                                         \
+		     if ((*(int64_t *)(c_ + NH_RSEQ_PROF_COUNTDOWN) -= (int64_t)(n_)) < 0) goto crossed)
 #define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss)                                                     \
-	NH_RSEQ_POP_(off_, base_, NH_RSEQ_CLASS_TABLE, cls_, e_, miss)
+	NH_RSEQ_POP_(off_, base_, NH_RSEQ_CLASS_TABLE, cls_, e_, miss, (void)0)
 #define NH_RSEQ_PUSH(off_, base_, h_, p_, miss)                                                            \
 	do {                                                                                               \
 		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_), a_ = (c_ + (h_)) & ~(uintptr_t)15;           \

@@ -1,6 +1,6 @@
 /*
- * setxid.c — setuid and the other credential calls with numaheap's
- * background thread out of the way (the shared library only).
+ * setxid.c — setuid and the other credential calls reaching numaheap's
+ * background thread too (the shared library only).
  *
  * glibc changes the credentials of every thread of a process (the kernel
  * changes only the caller's) by signalling each of them, but only when it
@@ -10,9 +10,13 @@
  * that dropped root with setgid and setuid left the background thread
  * running as root (its /proc/self/task/N/status said uid 0), with the
  * statistics and profile files it writes opened as root. These wrappers
- * stop the thread and wait until it is gone (scavenger_thread_stop), then
- * call the C library's function; the thread that the next slow path starts
- * is created by a thread with the new credentials and has them.
+ * clear the flag for the call (os_setxid_begin), so that glibc changes
+ * every thread's credentials, the background thread's included, the way
+ * it does in a program with threads of its own, then set it back. (They
+ * used to stop the thread and let the next slow path start another: a
+ * server that switches its effective uid for every request, as file
+ * servers do, paid a thread's exit and start, and its io_uring ring's,
+ * each time.)
  *
  * The C library's functions are found with dlsym(RTLD_NEXT) on first use,
  * by a call of the program's (never from inside the allocator, so dlsym
@@ -30,7 +34,7 @@
 #include <unistd.h>
 
 #include "internal.h"
-#include "scavenger.h"
+#include "os/os.h"
 
 static void *next_fn(void **cache, const char *name)
 {
@@ -42,18 +46,20 @@ static void *next_fn(void **cache, const char *name)
 	return f;
 }
 
-/* int name params: the background thread stopped, then the C library's. */
+/* int name params: the C library's, with glibc told of every thread. */
 #define NH_SETXID(name, params, args)                                                                  \
 	NH_API int name params                                                                         \
 	{                                                                                              \
 		static void *next;                                                                     \
 		int (*f) params = (int (*) params)next_fn(&next, #name);                               \
-		scavenger_thread_stop();                                                               \
 		if (!f) {                                                                              \
 			errno = ENOSYS;                                                                \
 			return -1;                                                                     \
 		}                                                                                      \
-		return f args;                                                                         \
+		bool cleared = os_setxid_begin();                                                      \
+		int ret = f args;                                                                      \
+		os_setxid_end(cleared);                                                                \
+		return ret;                                                                            \
 	}
 
 NH_SETXID(setuid, (uid_t u), (u))

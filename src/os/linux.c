@@ -232,6 +232,8 @@ static char *libc_own_single_threaded(void)
 {
 	return dlsym ? dlsym(RTLD_NEXT, "__libc_single_threaded") : NULL;
 }
+/* libc's own, once found (os_thread_start): for os_setxid_begin. */
+static char *libc_flag;
 
 /* The background thread's stack: its deepest path (a statistics or
  * profile dump) uses a few tens of KiB. */
@@ -263,10 +265,31 @@ int os_thread_start(void *(*fn)(void *), void *arg, unsigned long *tid)
 		*tid = (unsigned long)t;
 	if (r == 0 && single) {
 		__libc_single_threaded = 1;
-		if (own)
+		if (own) {
 			*own = 1;
+			libc_flag = own;
+		}
 	}
 	return r;
+}
+
+bool os_setxid_begin(void)
+{
+	if (!(&__libc_single_threaded && __libc_single_threaded))
+		return false;
+	__libc_single_threaded = 0;
+	if (libc_flag)
+		*libc_flag = 0;
+	return true;
+}
+
+void os_setxid_end(bool cleared)
+{
+	if (!cleared)
+		return;
+	__libc_single_threaded = 1;
+	if (libc_flag)
+		*libc_flag = 1;
 }
 
 void os_thread_join(unsigned long t)

@@ -147,6 +147,19 @@ unsigned os_batch_submit(struct os_batch *b, enum os_release_mode mode); /* runs
  * stays so in glibc's eyes (__libc_single_threaded): see os/linux.c.
  */
 int os_thread_start(void *(*fn)(void *), void *arg, unsigned long *t);
+/*
+ * Around a credential call of the C library's (setxid.c): while
+ * __libc_single_threaded says one thread only because os_thread_start set
+ * it back, glibc's setuid and the rest change only the calling thread's
+ * credentials, and the background thread would keep the old ones.
+ * os_setxid_begin clears the flag (both copies), so glibc signals every
+ * thread it made, the background one included, as in a program with
+ * threads of its own; os_setxid_end(its answer) sets it back. Plain
+ * stores (libc's copy was found when the thread started): async-signal-
+ * safe, as the calls are.
+ */
+bool os_setxid_begin(void);
+void os_setxid_end(bool cleared);
 /* Wait until thread t (os_thread_start's) has exited, and reclaim it; the
  * process has one thread fewer when this returns. Not a cancellation
  * point. */

@@ -2,9 +2,12 @@
 // background thread made a process of two threads: unshare(CLONE_NEWUSER)
 // and setns into a mount namespace need one thread (EINVAL otherwise:
 // `unshare --user` and `nsenter` failed under numaheap), and setuid reached
-// every thread but the background one. The wrappers (src/namespaces.c,
-// src/setxid.c) stop the thread first; the next slow path starts it again. Each test runs in a process of its own
-// (a death test, re-executed), which grows its heap until the thread runs.
+// every thread but the background one. The namespace wrappers
+// (src/namespaces.c) stop the thread first, and the next slow path starts
+// it again; the credential wrappers (src/setxid.c) have glibc change the
+// background thread's credentials with the others'. Each test runs in a
+// process of its own (a death test, re-executed), which grows its heap
+// until the thread runs.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -115,10 +118,11 @@ TEST(Namespaces, AProgramsOwnThreadStillMakesItEinval)
 // glibc changes every thread's credentials only when it knows the process
 // has several (__libc_single_threaded), and numaheap's background thread
 // does not count there: after setgid and setuid it kept running as root.
-// numaheap's set*id calls stop it first (src/setxid.c); the thread the next
-// slow path starts has the new credentials. Every task of the process is
-// checked in /proc/self/task.
-static int tasks_not_with_uid(unsigned uid, int *count)
+// numaheap's set*id calls clear the flag for the call (src/setxid.c), so
+// glibc changes the background thread's credentials too. Every task of
+// the process is checked in /proc/self/task: its real, effective and saved
+// uid (field 0, 1, 2 of "Uid:") against want[] (-1: any).
+static int tasks_not_with_uids(const long want[3], int *count, std::vector<std::string> *ids = nullptr)
 {
 	int bad = 0;
 	*count = 0;
@@ -128,19 +132,28 @@ static int tasks_not_with_uid(unsigned uid, int *count)
 			if (e->d_name[0] == '.')
 				continue;
 			++*count;
+			if (ids)
+				ids->push_back(e->d_name);
 			std::string p = dir + "/" + e->d_name + "/status";
 			FILE *f = fopen(p.c_str(), "r");
 			char line[256];
 			unsigned r = 0, eu = 0, s = 0, fs = 0;
 			while (f && fgets(line, sizeof line, f))
 				if (sscanf(line, "Uid: %u %u %u %u", &r, &eu, &s, &fs) == 4)
-					bad += r != uid || eu != uid || s != uid;
+					bad += (want[0] >= 0 && r != want[0]) || (want[1] >= 0 && eu != want[1]) ||
+					       (want[2] >= 0 && s != want[2]);
 			if (f)
 				fclose(f);
 		}
 		closedir(d);
 	}
 	return bad;
+}
+
+static int tasks_not_with_uid(long uid, int *count)
+{
+	const long want[3] = {uid, uid, uid};
+	return tasks_not_with_uids(want, count);
 }
 
 TEST(Credentials, SetuidReachesTheBackgroundThread)
@@ -156,10 +169,51 @@ TEST(Credentials, SetuidReachesTheBackgroundThread)
 			int n = 0;
 			if (tasks_not_with_uid(65534, &n) != 0)
 				exit(11);
-			// The thread comes back, with the new credentials.
-			if (!allocate_until_thread_runs())
+			// The thread kept running, with the new credentials.
+			if (n < 2 || !thread_running())
 				exit(12);
-			exit(tasks_not_with_uid(65534, &n) == 0 && n >= 2 ? 0 : 13);
+			if (!allocate_until_thread_runs())
+				exit(13);
+			exit(tasks_not_with_uid(65534, &n) == 0 && n >= 2 ? 0 : 14);
+		},
+		testing::ExitedWithCode(0), "");
+}
+
+// A server that switches its effective uid for each request (file servers
+// do): every switch reaches the background thread, which stays the same
+// thread (its task id does not change), and the switches cost what
+// glibc's do in a program with threads of its own, not a thread's exit
+// and start each.
+static const long kRoot[3] = {0, 0, 0}, kUserEffective[3] = {0, 65534, 0};
+
+TEST(Credentials, SeteuidTogglingKeepsTheBackgroundThread)
+{
+	GTEST_FLAG_SET(death_test_style, "threadsafe");
+	EXPECT_EXIT(
+		{
+			start_background_thread();
+			if (geteuid() != 0)
+				exit(seteuid(geteuid()) == 0 ? 0 : 9);
+			int n = 0;
+			std::vector<std::string> before;
+			std::vector<std::string> after;
+			if (tasks_not_with_uids(kRoot, &n, &before) != 0 || n < 2)
+				exit(10);
+			for (int i = 0; i < 100; i++) {
+				if (seteuid(65534) != 0)
+					exit(11);
+				if (tasks_not_with_uids(kUserEffective, &n) != 0)
+					exit(12);
+				for (int j = 0; j < 100; j++)
+					free(malloc(64 + j * 24));
+				if (seteuid(0) != 0)
+					exit(13);
+				if (tasks_not_with_uids(kRoot, &n) != 0)
+					exit(14);
+			}
+			if (tasks_not_with_uids(kRoot, &n, &after) != 0 || !thread_running())
+				exit(15);
+			exit(before == after ? 0 : 16);
 		},
 		testing::ExitedWithCode(0), "");
 }

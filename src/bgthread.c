@@ -565,11 +565,11 @@ void scavenger_poll(void)
 
 /*
  * unshare(CLONE_NEWUSER) and setns into a user or mount namespace need a
- * process of one thread, and glibc's set*id calls skip a thread it does not
- * count. Their wrappers (namespaces.c, setxid.c) stop the thread first:
- * it leaves its loop between two rounds, holding no lock, and is joined,
- * so the process has one thread fewer when this returns. The next slow
- * path starts it again (scavenger_poll). Caller: no allocator lock held.
+ * process of one thread. Their wrappers (namespaces.c) stop the thread
+ * first (the credential calls' do not: setxid.c): it leaves its loop
+ * between two rounds, holding no lock, and is joined, so the process has
+ * one thread fewer when this returns. The next slow path starts it again
+ * (scavenger_poll). Caller: no allocator lock held.
  */
 void scavenger_thread_stop(void)
 {

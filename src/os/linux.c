@@ -235,6 +235,14 @@ static char *libc_own_single_threaded(void)
 /* libc's own, once found (os_thread_start): for os_setxid_begin. */
 static char *libc_flag;
 
+/* Both copies of the flag, as glibc writes them. */
+static void single_threaded_set(char v)
+{
+	__libc_single_threaded = v;
+	if (libc_flag)
+		*libc_flag = v;
+}
+
 /* The background thread's stack: its deepest path (a statistics or
  * profile dump) uses a few tens of KiB. */
 #define OS_THREAD_STACK ((size_t)256 << 10)
@@ -264,11 +272,9 @@ int os_thread_start(void *(*fn)(void *), void *arg, unsigned long *tid)
 	if (r == 0)
 		*tid = (unsigned long)t;
 	if (r == 0 && single) {
-		__libc_single_threaded = 1;
-		if (own) {
-			*own = 1;
+		if (own)
 			libc_flag = own;
-		}
+		single_threaded_set(1);
 	}
 	return r;
 }
@@ -277,19 +283,14 @@ bool os_setxid_begin(void)
 {
 	if (!(&__libc_single_threaded && __libc_single_threaded))
 		return false;
-	__libc_single_threaded = 0;
-	if (libc_flag)
-		*libc_flag = 0;
+	single_threaded_set(0);
 	return true;
 }
 
 void os_setxid_end(bool cleared)
 {
-	if (!cleared)
-		return;
-	__libc_single_threaded = 1;
-	if (libc_flag)
-		*libc_flag = 1;
+	if (cleared)
+		single_threaded_set(1);
 }
 
 void os_thread_join(unsigned long t)

@@ -50,8 +50,9 @@ struct mheap;
 
 /* Small objects (malloc.c). An object of class cls, through the P's cache. */
 void *nh_alloc_class(unsigned cls);
-/* One object of class cls straight from heap h's mcentral, with no cache. */
-void *alloc_from_central(struct mheap *h, unsigned cls);
+/* One object of class cls straight from heap h's mcentral, with no cache
+ * (spans_only: not from its transfer cache either). */
+void *alloc_from_central(struct mheap *h, unsigned cls, bool spans_only);
 /* A valid object's span; reports and aborts on a bad pointer. */
 struct mspan *nh_checked_span(const char *api, uintptr_t p);
 /* Free an object whose span the caller has checked (hardened mode: the

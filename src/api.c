@@ -235,8 +235,10 @@ NH_EXPORT(calloc, nh_calloc);
 
 /* ---- realloc -------------------------------------------------------------- */
 
-static size_t usable_size(struct mspan *s)
+static size_t usable_size(struct mspan *s, uintptr_t p)
 {
+	if (NH_UNLIKELY(s->ordered))
+		return ordered_size("malloc_usable_size", s, p);
 	return s->sizeclass ? s->elemsize : (size_t)s->npages << NH_PAGE_SHIFT;
 }
 
@@ -278,11 +280,11 @@ void *nh_realloc(void *ptr, size_t n)
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_realloc(p, n);
 	struct mspan *s = checked_span("realloc", p);
-	size_t old = usable_size(s);
-	if (s->sizeclass) {
+	size_t old = usable_size(s, p);
+	if (s->sizeclass || s->ordered) {
 		if (NH_UNLIKELY(has_free_mark(p)))
 			free_double("realloc", p);
-		if (n <= NH_MAX_SMALL_SIZE && nh_size_to_class(n) == s->sizeclass)
+		if (n <= NH_MAX_SMALL_SIZE && nh_class_to_size[nh_size_to_class(n)] == old)
 			return ptr;
 	} else if (large_resize(s, n)) {
 		return ptr;
@@ -321,8 +323,13 @@ static void *alloc_aligned(size_t align, size_t n)
 		/* Spans are page-aligned, so a class whose size is a multiple of
 		 * align has every object aligned. */
 		for (unsigned cls = nh_size_to_class(n); cls < NH_NUM_CLASSES; cls++)
-			if (nh_class_to_size[cls] % align == 0)
+			if (nh_class_to_size[cls] % align == 0) {
+				/* The caches may hold ordered objects, 16-aligned only:
+				 * straight from the class's spans. */
+				if (NH_UNLIKELY(ordered_class(cls)))
+					return alloc_from_central(heap_of_node(proc_current_node()), cls, true);
 				return alloc_small(cls);
+			}
 	}
 	if (align > ((size_t)1 << (NH_NODE_SHIFT - 1))) {
 		errno = ENOMEM;
@@ -411,7 +418,7 @@ NH_NOINLINE static size_t usable_size_slow(uintptr_t p)
 		return 0;
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_usable_size(p);
-	return usable_size(checked_span("malloc_usable_size", p));
+	return usable_size(checked_span("malloc_usable_size", p), p);
 }
 
 size_t nh_malloc_usable_size(void *ptr)
@@ -480,7 +487,7 @@ NH_API void *numaheap_malloc_onnode(size_t n, int node)
 	if (!h)
 		return NULL;
 	if (n <= NH_MAX_SMALL_SIZE)
-		return alloc_from_central(h, nh_size_to_class(n));
+		return alloc_from_central(h, nh_size_to_class(n), false);
 	return alloc_large_on(h, n);
 }
 

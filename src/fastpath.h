@@ -33,6 +33,7 @@
 #include "mcache.h"
 #include "mcentral.h"
 #include "mspan.h"
+#include "ordered.h"
 
 /*
  * NH_UNCHECKED builds (for measuring what the checks cost, perf/micro)
@@ -51,6 +52,8 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls);
 /* Put p somewhere: a valid small object, its free mark written, whose
  * push missed (full, another node's object, no P). */
 NH_NOINLINE void free_small_slow(uintptr_t p);
+/* Its body: p, of class cls on node, onto a cache (or home). */
+void free_to_cache(uintptr_t p, unsigned node, unsigned cls);
 /* free of p, not in hardened mode, when the fast path's checks did not
  * pass: a large object, a bad pointer (reported), or a small object while
  * free has no page table. p is not NULL. */
@@ -162,6 +165,8 @@ NH_INLINE struct mspan *checked_span(const char *api, uintptr_t p)
 		if (NH_UNLIKELY(off >= (uintptr_t)s->nelems * s->elemsize ||
 				((off * s->divmul) >> 32) * s->elemsize != off))
 			free_interior(api, p);
+	} else if (NH_UNLIKELY(s->ordered)) {
+		ordered_size(api, s, p); /* checks p */
 	} else if (NH_UNLIKELY(p != s->base + (s->guarded ? NH_PAGE_SIZE : 0))) {
 		free_interior(api, p);
 	} else if (NH_UNLIKELY(atomic_load_explicit(&s->state, memory_order_acquire) != SPAN_INUSE)) {

@@ -37,6 +37,7 @@
 #include "proc.h"
 #include "prof.h"
 #include "scavenger.h"
+#include "ordered.h"
 
 #include <pthread.h>
 
@@ -56,6 +57,7 @@ static void fork_lock_all(void)
 	proc_fork_lock(true);
 	scavenger_fork_lock(true);
 	mcentral_fork_lock(true);
+	ordered_fork_lock(true);
 	mheap_fork_lock(true);
 	persistent_fork_lock(true);
 	prof_fork_lock(true);
@@ -82,6 +84,7 @@ static void fork_parent(void)
 	prof_fork_lock(false);
 	persistent_fork_lock(false);
 	mheap_fork_lock(false);
+	ordered_fork_lock(false);
 	mcentral_fork_lock(false);
 	scavenger_fork_lock(false);
 	proc_fork_lock(false);
@@ -105,6 +108,7 @@ static void fork_child(void)
 	persistent_fork_child();
 	mheap_fork_child();
 	mcentral_fork_child();
+	ordered_fork_child();
 	scavenger_fork_child();
 	lockrank_fork(-1);
 	proc_fork_child(locked);

@@ -136,7 +136,7 @@ void *hardened_alloc_onnode(size_t n, int node)
 	if (n > NH_MAX_SMALL_SIZE - 8)
 		return alloc_large_on(h, n);
 	unsigned cls = nh_size_to_class(n + 8);
-	uintptr_t p = (uintptr_t)alloc_from_central(h, cls);
+	uintptr_t p = (uintptr_t)alloc_from_central(h, cls, false);
 	if (p)
 		set_canary(p, cls);
 	return (void *)p;

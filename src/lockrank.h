@@ -16,6 +16,7 @@
  *   TRANSFER    one per size class per node (mcentral.c): the transfer
  *               cache; many
  *   CENTRAL     one per size class per node (mcentral.c); many
+ *   ORDERED     one per node (ordered.c): ordered spans; many
  *   LCACHE      one per node (mheap.c): the cache of freed large spans
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation
@@ -34,6 +35,7 @@ enum lock_rank {
 	LOCK_RANK_SCAV,
 	LOCK_RANK_TRANSFER,
 	LOCK_RANK_CENTRAL,
+	LOCK_RANK_ORDERED,
 	LOCK_RANK_LCACHE,
 	LOCK_RANK_HEAP,
 	LOCK_RANK_PERSISTENT,
@@ -44,7 +46,7 @@ enum lock_rank {
 /* Ranks whose locks fork's prepare handler holds all at once. */
 static inline int lock_rank_many(unsigned rank)
 {
-	return rank == LOCK_RANK_PCACHE || rank == LOCK_RANK_TRANSFER || rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
+	return rank == LOCK_RANK_PCACHE || rank == LOCK_RANK_TRANSFER || rank == LOCK_RANK_CENTRAL || rank == LOCK_RANK_ORDERED || rank == LOCK_RANK_HEAP || rank == LOCK_RANK_PERSISTENT;
 }
 
 #endif

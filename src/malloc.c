@@ -77,6 +77,8 @@
  *   malloc.c    this file: start-up, the slow paths of small objects, the
  *               bad-free reports
  *   large.c     large objects
+ *   ordered.c   NUMAHEAP_ORDERED: small objects placed in allocation order
+ *               instead of by class (off by default)
  *
  * Not built yet: Go's per-P pageCache and mspancache (a small span's pages
  * and struct come from the node's heap, under its lock); restartable
@@ -104,6 +106,7 @@
 #include "scavenger.h"
 #include "hardened.h"
 #include "sizeclass.h"
+#include "ordered.h"
 
 #include <errno.h>
 
@@ -142,6 +145,7 @@ void nh_init_slow(void)
 		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
 	mcache_layout_init();
+	ordered_init();
 	bool mapped = arena_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)
 	 * is left out; with none at all, every allocation fails with ENOMEM. */
@@ -214,6 +218,10 @@ NH_COLD NH_NORETURN void report_cached_corruption(uintptr_t p)
 void free_general(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
+	if (s && s->ordered) {
+		ordered_free(s, p);
+		return;
+	}
 	if (!s || !s->sizeclass) {
 		free_not_small(p); /* large (large.c), or not in use: reported there */
 		return;
@@ -237,10 +245,11 @@ void slow_path_hooks(void)
 		scavenger_check_limit();
 }
 
-void *alloc_from_central(struct mheap *h, unsigned cls)
+void *alloc_from_central(struct mheap *h, unsigned cls, bool spans_only)
 {
 	uintptr_t e;
-	if (mcentral_refill(&h->central[cls], h, &e, 1) == 0) {
+	struct mcentral *c = &h->central[cls];
+	if ((spans_only || !mcentral_refill(c, h, &e, 1)) && !mcentral_refill_spans(c, h, &e, 1)) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -249,7 +258,7 @@ void *alloc_from_central(struct mheap *h, unsigned cls)
 }
 
 /* For threads without a P. */
-static void *alloc_direct(unsigned cls) { return alloc_from_central(heap_of_node(proc_current_node()), cls); }
+static void *alloc_direct(unsigned cls) { return alloc_from_central(heap_of_node(proc_current_node()), cls, false); }
 
 NH_NOINLINE void *alloc_small_slow(unsigned cls)
 {
@@ -267,6 +276,27 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 		struct pctx x;
 		if (!proc_acquire_p(&x))
 			break;
+		if (NH_UNLIKELY(ordered_class(cls))) {
+			/* Freed objects other caches passed on first (a racy
+			 * look at the transfer cache), then a fresh one. */
+			struct mheap *h = heap_of_node((int)x.c->node);
+			uintptr_t direct = 0;
+			int r = mcentral_transfer_objects(&h->central[cls]) ? mcache_refill(&x, cls, &direct) : 0;
+			if (r) {
+				proc_release_p(&x);
+				if (r == 2)
+					return entry_to_object(direct);
+				continue;
+			}
+			void *p = ordered_alloc(x.c, cls);
+			proc_release_p(&x);
+			slow_path_hooks();
+			if (!p)
+				errno = ENOMEM;
+			else
+				atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+			return p;
+		}
 		uintptr_t direct = 0;
 		int r = mcache_refill(&x, cls, &direct);
 		proc_release_p(&x);
@@ -295,22 +325,26 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 NH_NOINLINE void free_small_slow(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
-	unsigned cls = s->sizeclass;
+	free_to_cache(p, s->node, s->sizeclass);
+}
+
+void free_to_cache(uintptr_t p, unsigned node, unsigned cls)
+{
 	for (;;) {
 		struct pctx x;
 		if (!proc_acquire_p(&x)) {
 			/* No P (a thread being set up or torn down): straight home. */
-			struct mheap *h = heap_of_node(s->node);
+			struct mheap *h = heap_of_node((int)node);
 			mcentral_release(&h->central[cls], h, &p, 1);
 			return;
 		}
-		if (x.c->node != s->node) {
+		if (x.c->node != node) {
 			mcache_free_remote(x.c, p); /* frees go home */
 			proc_release_p(&x);
 			return;
 		}
 		int r = 1;
-		if (!mcache_push(NH_HOFF(s->node, cls), p))
+		if (!mcache_push(NH_HOFF(node, cls), p))
 			r = mcache_overflow(&x, cls, p);
 		proc_release_p(&x);
 		if (r > 0)

@@ -41,6 +41,7 @@
 #include "proc.h"
 
 #include "hardened.h"
+#include "ordered.h"
 
 #include <string.h>
 
@@ -114,6 +115,10 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 		*mc_class(c, k) = initial_header(k);
 	set_tables(c, node);
 	c->id = id;
+	memset(c->ospan, 0, sizeof c->ospan);
+	memset(c->onext, 0, sizeof c->onext);
+	memset(c->oend, 0, sizeof c->oend);
+	memset(c->ocarved, 0, sizeof c->ocarved);
 	mutex_init(&c->lock, LOCK_RANK_PCACHE);
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();
@@ -441,6 +446,7 @@ int mcache_drain(struct pctx *x)
 			return -1;
 	}
 	mcache_flush_remote(c);
+	ordered_retire(c);
 	return 0;
 }
 

@@ -47,6 +47,7 @@
 
 #include "alloc.h"
 #include "scavenger.h"
+#include "ordered.h"
 
 #include <string.h>
 
@@ -106,8 +107,15 @@ static void span_reclaim(struct mcentral *c, struct mspan *s, const uintptr_t *o
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n)
 {
 	unsigned got = transfer_take(c, out, n);
-	if (got == n)
+	/* Ordered classes take fresh objects from ordered spans instead. */
+	if (got == n || NH_UNLIKELY(ordered_class(c->sizeclass)))
 		return got;
+	return got + mcentral_refill_spans(c, h, out + got, n - got);
+}
+
+unsigned mcentral_refill_spans(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n)
+{
+	unsigned got = 0;
 	mutex_lock(&c->lock);
 	c->gen++;
 	while (got < n) {
@@ -181,12 +189,31 @@ static void free_empty_spans(struct mcentral *c, struct mheap *h, struct mspan *
 		mutex_lock(&c->lock);
 }
 
+/* Objects going back to their spans: those of ordered spans (ordered.c)
+ * to them, the others to the class's, a piece of the batch at a time. */
+static void release_home(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n, bool keep)
+{
+	if (NH_LIKELY(!ordered_class(c->sizeclass))) {
+		release_to_spans(c, h, objs, n, keep);
+		return;
+	}
+	uintptr_t buf[128];
+	while (n) {
+		unsigned m = NH_MIN(n, 128u), k;
+		memcpy(buf, objs, m * sizeof *objs);
+		if ((k = ordered_release(h, c->sizeclass, buf, m)) > 0)
+			release_to_spans(c, h, buf, k, keep);
+		objs += m;
+		n -= m;
+	}
+}
+
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
 {
 	if (transfer_put(c, objs, n) == n)
 		return;
 	/* A drain of idle caches (the background thread) keeps no empty span. */
-	release_to_spans(c, h, objs, n, !nh_free_keeps_idle);
+	release_home(c, h, objs, n, !nh_free_keeps_idle);
 }
 
 static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n, bool keep)
@@ -282,7 +309,7 @@ size_t mcentral_drain(struct mheap *h, bool idle_only)
 			uintptr_t buf[256];
 			unsigned n;
 			while ((n = transfer_take(c, buf, 256)) > 0) {
-				release_to_spans(c, h, buf, n, false);
+				release_home(c, h, buf, n, false);
 				moved += n;
 			}
 		}

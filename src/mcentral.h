@@ -78,10 +78,14 @@ struct mcentral {
 
 /* At initialisation (no lock). */
 void mcentral_init(struct mcentral *c, unsigned sizeclass, int node);
-/* Fill out[] with up to n cache entries; returns how many, 0 on ENOMEM.
+/* Fill out[] with up to n cache entries; returns how many, 0 on ENOMEM
+ * (ordered classes: from the transfer cache only, 0 when it is empty).
  * Takes c->tc_lock, then c->lock (one at a time), and the heap's lock for a
  * new span. A P's lock may be held (rank PCACHE is lowest). */
 unsigned mcentral_refill(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
+/* The same from the class's spans only, not its transfer cache (which may
+ * hold objects of ordered spans, ordered.c). Takes c->lock. */
+unsigned mcentral_refill_spans(struct mcentral *c, struct mheap *h, uintptr_t *out, unsigned n);
 /* Give back n cache entries (objects, tagged or not) of this class and node.
  * Takes c->tc_lock, then c->lock, and the heap's lock for an empty span. */
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n);

@@ -64,6 +64,8 @@ static unsigned spanalloc_index(unsigned sizeclass)
 {
 	if (sizeclass == 0)
 		return 0;
+	if (sizeclass >= NH_ORDERED_SPAN)
+		return 2; /* the two maps of ordered.c take the whole bitmap */
 	unsigned nelems = (unsigned)(((size_t)nh_class_to_npages[sizeclass] << NH_PAGE_SHIFT) / nh_class_to_size[sizeclass]);
 	return nelems <= 256 ? 1 : 2;
 }
@@ -184,7 +186,16 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	s->released = 0;
 	size_t fresh;
 	s->needzero = alloc_needs_zero(base, npages, scav, &fresh);
-	if (sizeclass) {
+	s->ordered = 0;
+	if (sizeclass >= NH_ORDERED_SPAN) {
+		s->sizeclass = 0;
+		s->ordered = (uint8_t)(sizeclass - NH_ORDERED_SPAN + 1);
+		s->elemsize = 0;
+		s->nelems = 0;
+		s->nalloc = 0;
+		s->list = SPAN_LIST_NONE;
+		memset(s->alloc_bits, 0, sizeof s->alloc_bits);
+	} else if (sizeclass) {
 		mspan_init_small(s, sizeclass);
 	} else {
 		s->sizeclass = 0;
@@ -242,11 +253,11 @@ void mheap_free_span(struct mheap *h, struct mspan *s)
 	if (NH_UNLIKELY(s->released))
 		mark_released_pages(h, s);
 	h->inuse_bytes -= bytes;
-	if (s->sizeclass == 0) {
+	if (s->sizeclass == 0 && !s->ordered) {
 		h->large_inuse_bytes -= bytes;
 	}
 	atomic_store_explicit(&s->state, SPAN_DEAD, memory_order_relaxed);
-	fixalloc_free(&h->spanalloc[spanalloc_index(s->sizeclass)], s);
+	fixalloc_free(&h->spanalloc[spanalloc_index(s->ordered ? NH_ORDERED_SPAN : s->sizeclass)], s);
 	mutex_unlock(&h->lock);
 }
 

@@ -104,6 +104,7 @@ void mheap_fork_lock(bool lock);
 void mheap_fork_child(void);
 /* At initialisation (one thread, no lock). */
 int mheap_init(int node);
+#define NH_ORDERED_SPAN 254u /* mheap_alloc_span's class for an ordered span of band 0; 255: band 1 (ordered.c) */
 /* A span of npages for sizeclass (0: large), or NULL with errno ENOMEM.
  * Takes h->lock (a central lock may be held: rank CENTRAL < HEAP). */
 struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclass, size_t align_pages);

@@ -17,7 +17,7 @@ enum span_state {
 	SPAN_CACHED = 2, /* a freed large span kept whole for reuse (mheap.c) */
 };
 
-enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_EVAC };
+enum span_list { SPAN_LIST_NONE, SPAN_LIST_PARTIAL, SPAN_LIST_FULL, SPAN_LIST_EVAC, SPAN_LIST_OWNED /* ordered.c */ };
 
 #define NH_MAX_SPAN_OBJECTS 1024 /* proven by mksizeclasses */
 #define NH_SPAN_BITMAP_WORDS (NH_MAX_SPAN_OBJECTS / 64)
@@ -38,6 +38,7 @@ struct mspan {
 	uint8_t list;	       /* enum span_list; under the central lock */
 	uint8_t needzero;      /* memory may hold old data (large spans) */
 	uint8_t guarded;       /* hardened large object between guard pages */
+	uint8_t ordered;       /* class 0, small objects in allocation order (ordered.c): band + 1 */
 	/* Object accounting; under the central lock (small spans). */
 	uint16_t nalloc;    /* objects out of the bitmap: with users or in caches */
 	uint16_t freeindex; /* first bitmap word that may have a free object */

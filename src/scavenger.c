@@ -84,6 +84,7 @@
 #include "mcache.h"
 
 #include "scavenger.h"
+#include "ordered.h"
 #include "hardened.h"
 
 #include <errno.h>
@@ -352,8 +353,9 @@ static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 	return released;
 }
 
-/* The pieces of class c, a batch at a time, until none is left or the pass is late. */
-static size_t release_class_pieces(struct mheap *h, struct mcentral *c, struct scav_pass *ps)
+/* The pieces of class c (NULL: the ordered spans of band, ordered.c), a
+ * batch at a time, until none is left or the pass is late. */
+static size_t release_class_pieces(struct mheap *h, struct mcentral *c, unsigned band, struct scav_pass *ps)
 {
 	struct span_piece pc[OS_BATCH_MAX];
 	int res[OS_BATCH_MAX];
@@ -363,7 +365,8 @@ static size_t release_class_pieces(struct mheap *h, struct mcentral *c, struct s
 	uint64_t idle_before = ps->all ? 0 : ps->now > delay ? ps->now - delay : 1;
 	size_t released = 0;
 	for (;;) {
-		unsigned n = mcentral_take_free_pages(c, h, idle_before, &busy, pc, OS_BATCH_MAX);
+		unsigned n = c ? mcentral_take_free_pages(c, h, idle_before, &busy, pc, OS_BATCH_MAX)
+			       : ordered_take_free_pages(h, band, idle_before, &busy, pc, OS_BATCH_MAX);
 		if (busy)
 			pass_due(ps, busy + delay);
 		if (!n)
@@ -385,7 +388,10 @@ static size_t release_class_pieces(struct mheap *h, struct mcentral *c, struct s
 		 * chunk's free tick stays, no second delay. */
 		bool keeps = nh_free_keeps_idle;
 		nh_free_keeps_idle = true;
-		mcentral_put_free_pages(c, h, pc, n, res);
+		if (c)
+			mcentral_put_free_pages(c, h, pc, n, res);
+		else
+			ordered_put_free_pages(h, band, pc, n, res);
 		nh_free_keeps_idle = keeps;
 		if (n < OS_BATCH_MAX || pass_late(ps))
 			break;
@@ -426,8 +432,10 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 				continue;
 			}
 		}
-		released += release_class_pieces(h, c, ps);
+		released += release_class_pieces(h, c, 0, ps);
 	}
+	for (unsigned b = 0; b < 2 && nh_ordered_hi && !ps->cut; b++)
+		released += release_class_pieces(h, NULL, b, ps);
 	/* The background thread and a synchronous scavenge (under scav_lock,
 	 * which the thread does not take) may both be here. */
 	__atomic_fetch_add(&nh_scav.span_released_bytes, released, __ATOMIC_RELAXED);

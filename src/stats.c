@@ -24,6 +24,7 @@
 
 #include "numa.h"
 #include "report.h"
+#include "ordered.h"
 
 #include "arena.h"
 
@@ -133,6 +134,7 @@ static void add_central(struct class_stats *cs, struct mcentral *c)
 	cs->released += c->released_bytes;
 	mutex_unlock(&c->lock);
 	cs->transfer += mcentral_transfer_objects(c);
+	cs->out += ordered_objects_out(c->node, c->sizeclass);
 }
 
 static void snapshot(struct snapshot *s)
@@ -483,7 +485,7 @@ NH_API int NH_NAME(malloc_info)(int options, FILE *fp)
 			struct class_stats cs = {0};
 			add_central(&cs, &h->central[k]);
 			cs.cached = cached[k] + cs.transfer;
-			if (cs.spans)
+			if (cs.spans || cs.out)
 				fprintf(fp, "<size from=\"%u\" to=\"%u\" total=\"%llu\" count=\"%llu\"/>\n",
 					k > 1 ? nh_class_to_size[k - 1] + 1 : 1, nh_class_to_size[k],
 					(unsigned long long)(in_use_objects(&cs) * nh_class_to_size[k]),

@@ -1,0 +1,547 @@
+/*
+ * ordered.c — small objects placed in allocation order (NUMAHEAP_ORDERED).
+ *
+ * Size classes put each object next to others of its size, far from the
+ * objects allocated just before and after it. Objects allocated together
+ * tend to be freed together (a request's, a transaction's), and when one
+ * run of them in ten survives, every page of every small class keeps a
+ * survivor: a fragmented heap stays resident (docs/performance.md, the
+ * mixed heap's runs). With NUMAHEAP_ORDERED=N, fresh objects of the
+ * classes from 16 bytes to N bytes are instead cut from a bump hole that
+ * each P holds, one after the other whatever their class, as glibc and
+ * Immix place them: a run that survives sits on a page or two of its own.
+ *
+ * Only placement changes. A freed object goes on its P's stack for its
+ * class, as any other (so malloc reuses it for the same class); when a
+ * stack overflows, or a cache is drained, it goes back to its span here
+ * instead of to mcentral (ordered_release), and the span's hole grows.
+ *
+ * An ordered span is one page (512 granules of 16 bytes). An object is a
+ * run of granules; two bitmaps in the span's alloc_bits say where objects
+ * start and end:
+ *
+ *   start[g]  an object starts at granule g (allocated: the program's, or
+ *             on a cache's stack)
+ *   end[g]    an object ends at granule g
+ *
+ * So an object's size is the distance from its start to the next end bit,
+ * which only the object's own free clears: free reads it without a lock.
+ * Granules outside every [start, end] are free, and a hole is a run of
+ * them; walking from a boundary (0, or the granule after an end) finds the
+ * holes without a third map.
+ *
+ * The page table has no class for an ordered page (entry 0), so free and
+ * realloc take the general path for these objects (malloc.c, free_general;
+ * api.c): the cost of this mode. aligned requests above 16 bytes skip the
+ * caches (api.c), which may hold ordered objects of their class.
+ *
+ * Spans: a P owns its bump span (list OWNED); others are on the node's
+ * partial list (they have had objects freed since they were last looked
+ * at) or on no list. A span whose last object comes back goes to the heap,
+ * unless a P owns it.
+ *
+ * Locking: ocentral.lock (rank ORDERED), one per node, guards the bitmaps'
+ * writes, nalloc, the lists and the P's hole; the heap lock is taken
+ * after it is dropped. Readers of start and end (free, realloc,
+ * malloc_usable_size) use atomic loads, without it.
+ */
+
+#include "options.h"
+
+#include "mspan.h"
+#include "arena.h"
+#include "mheap.h"
+#include "mcache.h"
+#include "mcentral.h"
+#include "fastpath.h"
+#include "ordered.h"
+#include "sizeclass.h"
+#include "hardened.h"
+
+#include <string.h>
+
+/*
+ * Two bands: objects up to 1 KiB in 16-byte granules on one-page spans,
+ * larger ones up to 8 KiB in 128-byte granules on 8-page spans (every
+ * class size is a multiple of its band's granule). Both have 512 granules
+ * a span, so the maps are the same size.
+ */
+#define OGRANS 512
+#define OWORDS (OGRANS / 64)
+#define OBANDS 2
+#define OMAX_GRANS 64 /* an object's granules, at most: 1 KiB / 16, 8 KiB / 128 */
+static const unsigned band_shift[OBANDS] = {4, 7};
+static const unsigned band_max[OBANDS] = {1024, 8192};
+#define BAND_PAGES(b) ((OGRANS << band_shift[b]) >> NH_PAGE_SHIFT)
+_Static_assert((OGRANS << 4) == NH_PAGE_SIZE, "band 0's span is one page");
+_Static_assert(2 * OWORDS <= NH_SPAN_BITMAP_WORDS, "an ordered span's two maps fit in alloc_bits");
+_Static_assert(OGRANS <= 65535, "holes are 16-bit granule numbers");
+
+unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid;
+static unsigned unit_shift; /* log2 of mcentral_unit_bytes(); 0: no in-span release */
+static uint8_t gran_class[OBANDS][OMAX_GRANS + 1]; /* granules -> class; 0: no class of that size */
+
+struct ocentral {
+	struct mutex lock;
+	struct span_list_head partial;
+	size_t nspans;
+	size_t released_bytes; /* OS pages released inside its spans */
+	uint64_t out[NH_NUM_CLASSES]; /* objects handed out, by class (with users or in caches); atomic */
+} NH_ALIGNED(64);
+static struct ocentral ocentral[NH_MAX_NODES][OBANDS];
+
+void ordered_init(void)
+{
+	size_t max = NH_OPTION(ORDERED);
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		for (unsigned b = 0; b < OBANDS; b++)
+			mutex_init(&ocentral[n][b].lock, LOCK_RANK_ORDERED);
+	if (!max || nh_hardened)
+		return;
+	nh_ordered_mid = NH_NUM_CLASSES;
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+		uint32_t size = nh_class_to_size[c];
+		if (size < 16 || size > max || size > band_max[OBANDS - 1])
+			continue;
+		unsigned b = size > band_max[0];
+		if (!nh_ordered_lo)
+			nh_ordered_lo = c;
+		if (b && nh_ordered_mid == NH_NUM_CLASSES)
+			nh_ordered_mid = c;
+		nh_ordered_hi = c;
+		gran_class[b][size >> band_shift[b]] = (uint8_t)c;
+	}
+	size_t u = mcentral_unit_bytes();
+	unit_shift = u && u < NH_PAGE_SIZE ? (unsigned)nh_ctz64(u) : 0;
+}
+
+/* ---- the two maps ------------------------------------------------------ */
+
+static inline uint64_t *start_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[0]; }
+static inline uint64_t *end_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[OWORDS]; }
+
+static inline bool bit_test(const uint64_t *m, unsigned g)
+{
+	return (__atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64)) & 1;
+}
+
+static inline void bit_set(uint64_t *m, unsigned g) { __atomic_fetch_or(&m[g / 64], (uint64_t)1 << (g % 64), __ATOMIC_RELEASE); }
+static inline void bit_clear(uint64_t *m, unsigned g) { __atomic_fetch_and(&m[g / 64], ~((uint64_t)1 << (g % 64)), __ATOMIC_RELEASE); }
+
+/* The first set bit of m at or after g; OGRANS if none. */
+static unsigned next_bit(const uint64_t *m, unsigned g)
+{
+	while (g < OGRANS) {
+		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64);
+		if (w)
+			return g + (unsigned)nh_ctz64(w);
+		g = (g | 63) + 1;
+	}
+	return OGRANS;
+}
+
+/* The first hole of at least need granules at or after b, a boundary:
+ * [*lo, *hi). Lock held. */
+static bool find_hole(const struct mspan *s, unsigned b, unsigned need, unsigned *lo, unsigned *hi)
+{
+	while (b < OGRANS) {
+		if (bit_test(start_map(s), b)) {
+			b = next_bit(end_map(s), b) + 1;
+			continue;
+		}
+		unsigned e = next_bit(start_map(s), b);
+		if (e - b >= need) {
+			*lo = b;
+			*hi = e;
+			return true;
+		}
+		b = e;
+	}
+	return false;
+}
+
+/* The object starting at granule g of s: its class (0: g starts none). */
+static unsigned object_class(const struct mspan *s, unsigned g)
+{
+	if (!bit_test(start_map(s), g))
+		return 0;
+	unsigned e = next_bit(end_map(s), g);
+	return e - g + 1 <= OMAX_GRANS ? gran_class[s->ordered - 1][e - g + 1] : 0;
+}
+
+static inline unsigned span_band(const struct mspan *s) { return s->ordered - 1u; }
+static inline unsigned class_band(unsigned cls) { return cls >= nh_ordered_mid; }
+
+/* ---- allocation ---------------------------------------------------------- */
+
+
+/* The OS pages of granules [lo, hi) of s, as bits of s->released. */
+static uint32_t units_of(const struct mspan *s, unsigned lo, unsigned hi)
+{
+	unsigned sh = band_shift[span_band(s)];
+	unsigned j0 = (lo << sh) >> unit_shift, j1 = ((hi << sh) - 1) >> unit_shift;
+	return (uint32_t)((((uint64_t)2 << j1) - 1) & ~(((uint64_t)1 << j0) - 1));
+}
+
+/* Granules [lo, hi) of s are handed out: the released OS pages under them
+ * are the program's again (they fault in as zeros). Lock held. */
+static void reclaim(struct ocentral *oc, struct mspan *s, unsigned lo, unsigned hi)
+{
+	uint32_t m = s->released & units_of(s, lo, hi);
+	s->released &= ~m;
+	oc->released_bytes -= (size_t)nh_popcount64(m) << unit_shift;
+}
+
+/* s, c's span of band b, leaves it: to the heap if empty (returned, for
+ * the caller to free once the lock is dropped), else on the partial list.
+ * The objects c cut from it count now. Lock held. */
+static struct mspan *disown(struct ocentral *oc, struct mcache *c, unsigned b, struct mspan *s)
+{
+	s->nalloc = (uint16_t)(s->nalloc + c->ocarved[b]);
+	c->ocarved[b] = 0;
+	if (s->nalloc) { /* what room is left: for the next P that needs it */
+		s->list = SPAN_LIST_PARTIAL;
+		list_push(&oc->partial, s);
+		return NULL;
+	}
+	s->list = SPAN_LIST_NONE;
+	oc->nspans--;
+	oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
+	return s;
+}
+
+/* c's hole of band b is [lo, hi) of s now: its released OS pages are the
+ * program's again (they fault in as zeros as c cuts objects there). Lock
+ * held. */
+static void set_hole(struct ocentral *oc, struct mcache *c, unsigned b, struct mspan *s, unsigned lo, unsigned hi)
+{
+	c->onext[b] = (uint16_t)lo;
+	c->oend[b] = (uint16_t)hi;
+	if (NH_UNLIKELY(s->released))
+		reclaim(oc, s, lo, hi);
+}
+
+/* A span with a hole of need granules for c: from the partial list, or a
+ * fresh one. Lock held; dropped and taken again for the heap. */
+static struct mspan *own_span(struct ocentral *oc, struct mcache *c, unsigned b, unsigned need, struct mspan **gone)
+{
+	struct mspan *s;
+	while ((s = oc->partial.first)) {
+		list_remove(&oc->partial, s);
+		unsigned lo, hi;
+		if (find_hole(s, 0, need, &lo, &hi)) {
+			set_hole(oc, c, b, s, lo, hi);
+			s->list = SPAN_LIST_OWNED;
+			return s;
+		}
+		s->list = SPAN_LIST_NONE; /* only small holes: back when more is freed */
+	}
+	mutex_unlock(&oc->lock);
+	if (*gone) {
+		mheap_free_span(heap_of_node(c->node), *gone);
+		*gone = NULL;
+	}
+	s = mheap_alloc_span(heap_of_node((int)c->node), BAND_PAGES(b), NH_ORDERED_SPAN + b, 0);
+	mutex_lock(&oc->lock);
+	if (!s)
+		return NULL;
+	oc->nspans++;
+	s->list = SPAN_LIST_OWNED;
+	c->onext[b] = 0;
+	c->oend[b] = OGRANS;
+	return s;
+}
+
+/*
+ * Cut an object of class cls from c's hole of band b, which has room. No
+ * lock: the hole's granules are c's alone (no object there, no free can
+ * touch them, no in-span release looks at an owned span), and the bits
+ * are set with atomic ors, as frees clear others in the same words. The
+ * span's nalloc counts c's objects when c gives it up (disown).
+ */
+static void *carve(struct mcache *c, unsigned b, unsigned cls, unsigned need)
+{
+	struct mspan *s = c->ospan[b];
+	unsigned g = c->onext[b];
+	bit_set(start_map(s), g);
+	bit_set(end_map(s), g + need - 1);
+	c->onext[b] = (uint16_t)(g + need);
+	c->ocarved[b]++;
+	__atomic_fetch_add(&ocentral[c->node][b].out[cls], 1, __ATOMIC_RELAXED);
+	uintptr_t p = s->base + ((uintptr_t)g << band_shift[b]);
+	*mark_word(p) = 0; /* a mark from the granule's last life: not freed now */
+	return (void *)p;
+}
+
+void *ordered_alloc(struct mcache *c, unsigned cls)
+{
+	unsigned b = class_band(cls), need = nh_class_to_size[cls] >> band_shift[b];
+	if (NH_LIKELY((unsigned)(c->oend[b] - c->onext[b]) >= need))
+		return carve(c, b, cls, need);
+	struct ocentral *oc = &ocentral[c->node][b];
+	struct mspan *s, *gone = NULL;
+	mutex_lock(&oc->lock);
+	while ((unsigned)(c->oend[b] - c->onext[b]) < need) {
+		unsigned lo, hi;
+		if ((s = c->ospan[b]) && find_hole(s, c->oend[b], need, &lo, &hi)) {
+			set_hole(oc, c, b, s, lo, hi);
+			continue;
+		}
+		if (s)
+			gone = disown(oc, c, b, s);
+		c->onext[b] = c->oend[b] = 0;
+		c->ospan[b] = own_span(oc, c, b, need, &gone);
+		if (!c->ospan[b]) {
+			mutex_unlock(&oc->lock);
+			if (gone)
+				mheap_free_span(heap_of_node((int)c->node), gone);
+			return NULL;
+		}
+	}
+	mutex_unlock(&oc->lock);
+	if (gone)
+		mheap_free_span(heap_of_node((int)c->node), gone);
+	return carve(c, b, cls, need);
+}
+
+void ordered_retire(struct mcache *c)
+{
+	for (unsigned b = 0; b < OBANDS; b++) {
+		struct mspan *s = c->ospan[b];
+		if (!s)
+			continue;
+		struct ocentral *oc = &ocentral[c->node][b];
+		mutex_lock(&oc->lock);
+		struct mspan *gone = disown(oc, c, b, s);
+		c->ospan[b] = NULL;
+		c->onext[b] = c->oend[b] = 0;
+		mutex_unlock(&oc->lock);
+		if (gone)
+			mheap_free_span(heap_of_node((int)c->node), gone);
+	}
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+/* The last set bit of m at or before g; OGRANS if none. */
+static unsigned prev_bit(const uint64_t *m, unsigned g)
+{
+	for (;;) {
+		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) & (((uint64_t)2 << (g % 64)) - 1);
+		if (w)
+			return (g & ~63u) + 63 - (unsigned)__builtin_clzll(w);
+		if (g < 64)
+			return OGRANS;
+		g = (g & ~63u) - 1;
+	}
+}
+
+NH_COLD NH_NORETURN static void bad_pointer(const char *api, const struct mspan *s, uintptr_t p, unsigned g)
+{
+	unsigned st = prev_bit(start_map(s), g);
+	if (st != OGRANS && next_bit(end_map(s), st) >= g)
+		free_interior(api, p);
+	nh_report_bad_pointer(api, (void *)p, "pointer not in use (double free, or never allocated)");
+}
+
+static unsigned checked_class(const char *api, const struct mspan *s, uintptr_t p)
+{
+	uintptr_t off = p - s->base;
+	unsigned sh = band_shift[span_band(s)], g = (unsigned)(off >> sh);
+	unsigned cls = (off & ((1u << sh) - 1)) ? 0 : object_class(s, g);
+	if (NH_UNLIKELY(!cls))
+		bad_pointer(api, s, p, g);
+	return cls;
+}
+
+void ordered_free(struct mspan *s, uintptr_t p)
+{
+	unsigned cls = checked_class("free", s, p);
+	*mark_word(p) = free_mark(p);
+	if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, cls), p)))
+		free_to_cache(p, s->node, cls);
+}
+
+size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p) { return nh_class_to_size[checked_class(api, s, p)]; }
+
+unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n)
+{
+	struct ocentral *oc = &ocentral[h->node][class_band(cls)];
+	struct mspan *empty[64];
+	unsigned k = 0, nempty = 0;
+	bool locked = false;
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
+		struct mspan *s = span_of(p);
+		if (!s || !s->ordered) {
+			objs[k++] = objs[i];
+			continue;
+		}
+		if (!locked) {
+			mutex_lock(&oc->lock);
+			locked = true;
+		}
+		if (NH_UNLIKELY(!has_free_mark(p)))
+			nh_report_bad_pointer("free", (void *)p,
+					      "double free (or written after free), found when its cache gave it back");
+		if (NH_UNLIKELY(span_band(s) != class_band(cls)))
+			nh_report_bad_pointer("free", (void *)p, "object's span changed while cached (heap corruption)");
+		unsigned g = (unsigned)((p - s->base) >> band_shift[span_band(s)]);
+		if (NH_UNLIKELY(!bit_test(start_map(s), g)))
+			nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
+		if (NH_UNLIKELY(object_class(s, g) != cls))
+			nh_report_bad_pointer("free", (void *)p, "object's size changed while cached (heap corruption)");
+		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
+		bit_clear(end_map(s), next_bit(end_map(s), g));
+		bit_clear(start_map(s), g);
+		s->nalloc--;
+		if (s->list == SPAN_LIST_OWNED)
+			continue;
+		if (s->nalloc == 0) {
+			if (s->list == SPAN_LIST_PARTIAL)
+				list_remove(&oc->partial, s);
+			s->list = SPAN_LIST_NONE;
+			oc->nspans--;
+			oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
+			empty[nempty++] = s;
+			if (nempty == 64) {
+				mutex_unlock(&oc->lock);
+				for (unsigned j = 0; j < nempty; j++)
+					mheap_free_span(h, empty[j]);
+				nempty = 0;
+				mutex_lock(&oc->lock);
+			}
+		} else if (s->list == SPAN_LIST_NONE) {
+			s->list = SPAN_LIST_PARTIAL;
+			list_push(&oc->partial, s);
+		}
+	}
+	if (locked)
+		mutex_unlock(&oc->lock);
+	for (unsigned j = 0; j < nempty; j++)
+		mheap_free_span(h, empty[j]);
+	return k;
+}
+
+/* ---- the in-span release (the scavenger's, as mcentral.c's) ------------------ */
+
+/* Bit j of the result: OS page j of s holds no object. Lock held. */
+static uint32_t free_units(const struct mspan *s)
+{
+	uint32_t used = 0;
+	unsigned b = 0;
+	while (b < OGRANS) {
+		if (bit_test(start_map(s), b)) {
+			unsigned e = next_bit(end_map(s), b);
+			used |= units_of(s, b, e + 1);
+			b = e + 1;
+		} else {
+			b = next_bit(start_map(s), b);
+		}
+	}
+	return ~used & (uint32_t)(((uint64_t)1 << (((size_t)OGRANS << band_shift[span_band(s)]) >> unit_shift)) - 1);
+}
+
+unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_before, uint64_t *busy,
+				 struct span_piece *out, unsigned max)
+{
+	struct ocentral *oc = &ocentral[h->node][band];
+	if (!nh_ordered_hi || !unit_shift)
+		return 0;
+	unsigned sh = band_shift[band], n = 0;
+	mutex_lock(&oc->lock);
+	for (struct mspan *s = oc->partial.first; s && n < max; s = s->next) {
+		uint32_t units = free_units(s) & ~s->released;
+		if (!units)
+			continue;
+		uint64_t t;
+		if (idle_before && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
+			if (!*busy || t < *busy)
+				*busy = t;
+			continue;
+		}
+		while (units && n < max) {
+			/* One run of free OS pages: a piece, held as an object
+			 * of the span's while it goes (no P can cut into it). */
+			unsigned j0 = (unsigned)nh_ctz64(units), j1 = j0;
+			while (j1 < 32 && (units >> j1 & 1))
+				j1++;
+			uint32_t run = (uint32_t)((((uint64_t)1 << (j1 - j0)) - 1) << j0);
+			units &= ~run;
+			unsigned lo = (j0 << unit_shift) >> sh, hi = (j1 << unit_shift) >> sh;
+			bit_set(start_map(s), lo);
+			bit_set(end_map(s), hi - 1);
+			s->nalloc++;
+			out[n++] = (struct span_piece){s, run, (uint16_t)lo, (uint16_t)hi};
+		}
+	}
+	mutex_unlock(&oc->lock);
+	return n;
+}
+
+void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_piece *p, unsigned n, const int *res)
+{
+	struct ocentral *oc = &ocentral[h->node][band];
+	struct mspan *empty[64];
+	unsigned nempty = 0;
+	mutex_lock(&oc->lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct mspan *s = p[i].s;
+		if (res[i] == 0) {
+			s->released |= p[i].units;
+			oc->released_bytes += (size_t)nh_popcount64(p[i].units) << unit_shift;
+		}
+		bit_clear(end_map(s), p[i].own_hi - 1u);
+		bit_clear(start_map(s), p[i].own_lo);
+		if (--s->nalloc == 0 && s->list != SPAN_LIST_OWNED) {
+			if (s->list == SPAN_LIST_PARTIAL)
+				list_remove(&oc->partial, s);
+			s->list = SPAN_LIST_NONE;
+			oc->nspans--;
+			oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
+			empty[nempty++] = s; /* n <= OS_BATCH_MAX <= 64 */
+		}
+	}
+	mutex_unlock(&oc->lock);
+	for (unsigned j = 0; j < nempty; j++)
+		mheap_free_span(h, empty[j]);
+}
+
+size_t ordered_released_bytes(int node) { return ocentral[node][0].released_bytes + ocentral[node][1].released_bytes; }
+
+/* ---- fork and statistics ---------------------------------------------------- */
+
+void ordered_fork_lock(bool lock)
+{
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		for (unsigned b = 0; b < OBANDS; b++) {
+			if (lock)
+				mutex_lock(&ocentral[n][b].lock);
+			else
+				mutex_unlock(&ocentral[n][b].lock);
+		}
+}
+
+void ordered_fork_child(void)
+{
+	for (int n = 0; n < NH_MAX_NODES; n++)
+		for (unsigned b = 0; b < OBANDS; b++)
+			mutex_reset(&ocentral[n][b].lock);
+}
+
+uint64_t ordered_objects_out(int node, unsigned cls)
+{
+	if (!ordered_class(cls))
+		return 0;
+	struct ocentral *oc = &ocentral[node][class_band(cls)];
+	return __atomic_load_n(&oc->out[cls], __ATOMIC_RELAXED);
+}
+
+void ordered_stats(int node, size_t *spans, size_t *bytes)
+{
+	*spans = *bytes = 0;
+	for (unsigned b = 0; b < OBANDS; b++) {
+		*spans += ocentral[node][b].nspans;
+		*bytes += ocentral[node][b].nspans * BAND_PAGES(b) * NH_PAGE_SIZE;
+	}
+}

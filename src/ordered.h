@@ -1,0 +1,55 @@
+/*
+ * ordered.h — small objects placed in allocation order (ordered.c,
+ * NUMAHEAP_ORDERED).
+ */
+#ifndef NUMAHEAP_ORDERED_H
+#define NUMAHEAP_ORDERED_H
+
+#include "internal.h"
+
+struct mspan;
+struct mcache;
+struct mheap;
+
+/* Classes lo..hi are placed in order (hi 0: off). Set at start-up. */
+extern unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid; /* mid: band 1's first */
+
+/* Is class cls placed in allocation order? */
+NH_INLINE bool ordered_class(unsigned cls) { return cls - nh_ordered_lo <= nh_ordered_hi - nh_ordered_lo && nh_ordered_hi; }
+
+/* Start-up: the classes from NUMAHEAP_ORDERED (none in hardened mode). */
+void ordered_init(void);
+/* A fresh object of class cls from the bump hole of c, a P the caller
+ * holds (per-CPU: its slab's lock); NULL when the heap is exhausted. Takes
+ * the node's ordered lock, and the heap's for a new span. */
+void *ordered_alloc(struct mcache *c, unsigned cls);
+/* c gives up its bump span (a drain, a thread's exit); the P held. */
+void ordered_retire(struct mcache *c);
+/* free of p on ordered span s: checks that p starts an object, marks it
+ * freed and pushes it on a cache (the slow path when that misses). */
+void ordered_free(struct mspan *s, uintptr_t p);
+/* The usable size of the object at p on ordered span s; reports (api) and
+ * aborts when p does not start an object there. */
+size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p);
+/* Cache entries going back from caches of h's node: the ones on ordered
+ * spans go back to them; the others are moved to the front, and their
+ * number returned. Takes the node's ordered lock, then the heap's. */
+unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n);
+/* The in-span release of h's ordered spans (scavenger.c), as
+ * mcentral_take_free_pages and mcentral_put_free_pages. Take the node's
+ * ordered lock (and put, the heap's after it). */
+struct span_piece;
+unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_before, uint64_t *busy,
+				 struct span_piece *out, unsigned max);
+void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_piece *p, unsigned n, const int *res);
+size_t ordered_released_bytes(int node);
+/* Fork: take or drop every node's ordered lock; reset them in the child. */
+void ordered_fork_lock(bool lock);
+void ordered_fork_child(void);
+/* Objects of class cls handed out from node's ordered spans (statistics;
+ * takes the ordered lock). */
+uint64_t ordered_objects_out(int node, unsigned cls);
+/* Spans and bytes handed out on the node's ordered spans (statistics). */
+void ordered_stats(int node, size_t *spans, size_t *bytes);
+
+#endif

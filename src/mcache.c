@@ -383,11 +383,18 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 
 /* ---- frees that go home -------------------------------------------------------- */
 
+/* The class of p, a cached object of span s: the span's, or for an ordered
+ * span (ordered.c) the object's own. */
+static unsigned object_class(const struct mspan *s, uintptr_t p)
+{
+	return NH_UNLIKELY(s->ordered) ? ordered_object_class(s, p) : s->sizeclass;
+}
+
 static int cmp_remote(const void *a, const void *b)
 {
 	uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
 	struct mspan *sx = span_of(x), *sy = span_of(y);
-	unsigned kx = ((unsigned)sx->node << 8) | sx->sizeclass, ky = ((unsigned)sy->node << 8) | sy->sizeclass;
+	unsigned kx = ((unsigned)sx->node << 8) | object_class(sx, x), ky = ((unsigned)sy->node << 8) | object_class(sy, y);
 	return kx < ky ? -1 : kx > ky;
 }
 
@@ -419,7 +426,7 @@ void mcache_flush_remote(struct mcache *c)
 		while (j < n && cmp_remote(&v[i], &v[j]) == 0)
 			j++;
 		struct mheap *h = heap_of_node(s->node);
-		mcentral_release(&h->central[s->sizeclass], h, &v[i], j - i);
+		mcentral_release(&h->central[object_class(s, v[i])], h, &v[i], j - i);
 		atomic_fetch_add_explicit(&h->remote_frees, j - i, memory_order_relaxed);
 		i = j;
 	}

@@ -364,6 +364,13 @@ void ordered_free(struct mspan *s, uintptr_t p)
 
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p) { return nh_class_to_size[checked_class(api, s, p)]; }
 
+unsigned ordered_object_class(const struct mspan *s, uintptr_t p)
+{
+	uintptr_t off = p - s->base;
+	unsigned sh = band_shift[span_band(s)];
+	return (off & ((1u << sh) - 1)) ? 0 : object_class(s, (unsigned)(off >> sh));
+}
+
 unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n)
 {
 	struct ocentral *oc = &ocentral[h->node][class_band(cls)];

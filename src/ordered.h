@@ -28,6 +28,8 @@ void ordered_retire(struct mcache *c);
 /* free of p on ordered span s: checks that p starts an object, marks it
  * freed and pushes it on a cache (the slow path when that misses). */
 void ordered_free(struct mspan *s, uintptr_t p);
+/* The class of the object at p on ordered span s (0: none starts there). */
+unsigned ordered_object_class(const struct mspan *s, uintptr_t p);
 /* The usable size of the object at p on ordered span s; reports (api) and
  * aborts when p does not start an object there. */
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p);

@@ -148,6 +148,7 @@ static void snapshot(struct snapshot *s)
 			add_central(&s->cls[k], &h->central[k]);
 			ns->span_released += s->cls[k].released - before;
 		}
+		ns->span_released += ordered_released_bytes(h->node);
 		mutex_lock(&h->lock);
 		ns->broken = h->pages.broken;
 		ns->mapped = h->mapped_bytes;

@@ -104,7 +104,7 @@ struct mcache {
 	uint64_t idle_gen; /* gen seen by the last idle pass */
 	uintptr_t remote[64]; /* objects freed here that belong to another node */
 	uint32_t nremote;
-	uint16_t onext[2], oend[2], ocarved[2]; struct mspan *ospan[2]; /* ordered.c's bump holes; P held */
+	uint16_t onext[2], oend[2], ocarved[2], ocarvedg[2]; struct mspan *ospan[2]; /* ordered.c's holes; P held */
 	struct mcache_stats stats[NH_NUM_CLASSES];
 };
 

@@ -190,6 +190,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 	if (sizeclass >= NH_ORDERED_SPAN) {
 		s->sizeclass = 0;
 		s->ordered = (uint8_t)(sizeclass - NH_ORDERED_SPAN + 1);
+		s->ogran = 0;
 		s->elemsize = 0;
 		s->nelems = 0;
 		s->nalloc = 0;

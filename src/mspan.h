@@ -54,6 +54,12 @@ struct mspan {
 	 * whole number of objects from the first is an object (free's check,
 	 * fastpath.h). Set with sizeclass; immutable while in use. */
 	uint16_t tail;
+	/* Ordered spans (ordered.c), under the band's lock: when objects last
+	 * went back to it or a P last gave it up (os_nanotime() >> 20), and
+	 * the granules its objects cover (its owner's cuts counted when it
+	 * gives the span up). */
+	uint32_t otick;
+	uint16_t ogran;
 	/* A large span holding one sampled block: its profile bucket (prof.c);
 	 * set by the allocating thread before the block is handed out, cleared
 	 * by the freeing thread. NULL otherwise. */

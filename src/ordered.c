@@ -47,6 +47,7 @@
  */
 
 #include "options.h"
+#include "os/os.h"
 
 #include "mspan.h"
 #include "arena.h"
@@ -86,6 +87,8 @@ struct ocentral {
 	struct span_list_head partial;
 	size_t nspans;
 	size_t released_bytes; /* OS pages released inside its spans */
+	struct span_list_head evac; /* sparse spans being emptied: never a P's again */
+	int64_t live;		    /* granules of objects out (owners' cuts counted late) */
 	uint64_t out[NH_NUM_CLASSES]; /* objects handed out, by class (with users or in caches); atomic */
 } NH_ALIGNED(64);
 static struct ocentral ocentral[NH_MAX_NODES][OBANDS];
@@ -174,6 +177,15 @@ static inline unsigned class_band(unsigned cls) { return cls >= nh_ordered_mid; 
 
 /* ---- allocation ---------------------------------------------------------- */
 
+/* mspan.list of an ordered span: written under the lock, read by free
+ * without it (ordered_free's look for an evacuating span). */
+static inline void set_list(struct mspan *s, unsigned l) { __atomic_store_n(&s->list, (uint8_t)l, __ATOMIC_RELAXED); }
+
+/* A span's clock for the in-span release (mspan.otick): about a millisecond
+ * a tick, wrapping after 73 minutes (compared by difference). */
+static inline uint32_t otick_of(uint64_t ns) { return (uint32_t)(ns >> 20); }
+static inline uint32_t otick_now(void) { return otick_of(os_nanotime()); }
+
 
 /* The OS pages of granules [lo, hi) of s, as bits of s->released. */
 static uint32_t units_of(const struct mspan *s, unsigned lo, unsigned hi)
@@ -198,13 +210,16 @@ static void reclaim(struct ocentral *oc, struct mspan *s, unsigned lo, unsigned 
 static struct mspan *disown(struct ocentral *oc, struct mcache *c, unsigned b, struct mspan *s)
 {
 	s->nalloc = (uint16_t)(s->nalloc + c->ocarved[b]);
-	c->ocarved[b] = 0;
+	s->ogran = (uint16_t)(s->ogran + c->ocarvedg[b]);
+	oc->live += c->ocarvedg[b];
+	c->ocarved[b] = c->ocarvedg[b] = 0;
+	s->otick = otick_now();
 	if (s->nalloc) { /* what room is left: for the next P that needs it */
-		s->list = SPAN_LIST_PARTIAL;
+		set_list(s, SPAN_LIST_PARTIAL);
 		list_push(&oc->partial, s);
 		return NULL;
 	}
-	s->list = SPAN_LIST_NONE;
+	set_list(s, SPAN_LIST_NONE);
 	oc->nspans--;
 	oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 	return s;
@@ -231,10 +246,10 @@ static struct mspan *own_span(struct ocentral *oc, struct mcache *c, unsigned b,
 		unsigned lo, hi;
 		if (find_hole(s, 0, need, &lo, &hi)) {
 			set_hole(oc, c, b, s, lo, hi);
-			s->list = SPAN_LIST_OWNED;
+			set_list(s, SPAN_LIST_OWNED);
 			return s;
 		}
-		s->list = SPAN_LIST_NONE; /* only small holes: back when more is freed */
+		set_list(s, SPAN_LIST_NONE); /* only small holes: back when more is freed */
 	}
 	mutex_unlock(&oc->lock);
 	if (*gone) {
@@ -246,7 +261,7 @@ static struct mspan *own_span(struct ocentral *oc, struct mcache *c, unsigned b,
 	if (!s)
 		return NULL;
 	oc->nspans++;
-	s->list = SPAN_LIST_OWNED;
+	set_list(s, SPAN_LIST_OWNED);
 	c->onext[b] = 0;
 	c->oend[b] = OGRANS;
 	return s;
@@ -267,6 +282,7 @@ static void *carve(struct mcache *c, unsigned b, unsigned cls, unsigned need)
 	bit_set(end_map(s), g + need - 1);
 	c->onext[b] = (uint16_t)(g + need);
 	c->ocarved[b]++;
+	c->ocarvedg[b] = (uint16_t)(c->ocarvedg[b] + need);
 	__atomic_fetch_add(&ocentral[c->node][b].out[cls], 1, __ATOMIC_RELAXED);
 	uintptr_t p = s->base + ((uintptr_t)g << band_shift[b]);
 	*mark_word(p) = 0; /* a mark from the granule's last life: not freed now */
@@ -321,6 +337,48 @@ void ordered_retire(struct mcache *c)
 	}
 }
 
+/* ---- evacuation --------------------------------------------------------------- */
+
+/*
+ * A heap that shrank and stays busy (a server after a delete) keeps its
+ * survivors scattered over all its spans, and holes that new objects fill
+ * keep it so: no OS page comes free. As Go's class spans are evacuated
+ * (evacuate.c), the sparsest ordered spans then leave the partial list
+ * for the evac list, where no P cuts from them: frees empty them, and an
+ * empty span goes back to the heap. Sparse: at most a quarter of its
+ * granules in use, while the band's spans are less than half used (and
+ * more than a few). Should the band fill up again, they come back.
+ */
+#define OEVAC_MIN_SPANS 16
+
+static bool sparse(const struct ocentral *oc, const struct mspan *s)
+{
+	return oc->nspans >= OEVAC_MIN_SPANS && oc->live * 2 < (int64_t)oc->nspans * OGRANS && s->ogran * 4 < OGRANS;
+}
+
+/* s, not a P's and not empty, had objects back: on the partial list, or
+ * the evac list if sparse. Lock held. */
+static void relist(struct ocentral *oc, struct mspan *s)
+{
+	enum span_list want = sparse(oc, s) ? SPAN_LIST_EVAC : SPAN_LIST_PARTIAL;
+	if (s->list == want)
+		return;
+	if (s->list != SPAN_LIST_NONE)
+		list_remove(s->list == SPAN_LIST_EVAC ? &oc->evac : &oc->partial, s);
+	list_push(want == SPAN_LIST_EVAC ? &oc->evac : &oc->partial, s);
+	set_list(s, (uint8_t)want);
+}
+
+/* s, empty and not a P's, leaves its list for the heap. Lock held. */
+static void unlink_span(struct ocentral *oc, struct mspan *s)
+{
+	if (s->list == SPAN_LIST_PARTIAL)
+		list_remove(&oc->partial, s);
+	else if (s->list == SPAN_LIST_EVAC)
+		list_remove(&oc->evac, s);
+	set_list(s, SPAN_LIST_NONE);
+}
+
 /* ---- free ------------------------------------------------------------------ */
 
 /* The last set bit of m at or before g; OGRANS if none. */
@@ -358,6 +416,13 @@ void ordered_free(struct mspan *s, uintptr_t p)
 {
 	unsigned cls = checked_class("free", s, p);
 	*mark_word(p) = free_mark(p);
+	/* A span being emptied takes its objects back at once, not through a
+	 * cache that would hand them out again (a racy look: either way is
+	 * correct). */
+	if (NH_UNLIKELY(__atomic_load_n(&s->list, __ATOMIC_RELAXED) == SPAN_LIST_EVAC)) {
+		ordered_release(heap_of_node(s->node), cls, &p, 1);
+		return;
+	}
 	if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, cls), p)))
 		free_to_cache(p, s->node, cls);
 }
@@ -377,6 +442,7 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 	struct mspan *empty[64];
 	unsigned k = 0, nempty = 0;
 	bool locked = false;
+	uint32_t now = 0;
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		struct mspan *s = span_of(p);
@@ -387,7 +453,9 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 		if (!locked) {
 			mutex_lock(&oc->lock);
 			locked = true;
+			now = otick_now();
 		}
+		s->otick = now;
 		if (NH_UNLIKELY(!has_free_mark(p)))
 			nh_report_bad_pointer("free", (void *)p,
 					      "double free (or written after free), found when its cache gave it back");
@@ -399,15 +467,16 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 		if (NH_UNLIKELY(object_class(s, g) != cls))
 			nh_report_bad_pointer("free", (void *)p, "object's size changed while cached (heap corruption)");
 		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
-		bit_clear(end_map(s), next_bit(end_map(s), g));
+		unsigned e = next_bit(end_map(s), g);
+		bit_clear(end_map(s), e);
 		bit_clear(start_map(s), g);
 		s->nalloc--;
+		s->ogran = (uint16_t)(s->ogran - (e - g + 1));
+		oc->live -= e - g + 1;
 		if (s->list == SPAN_LIST_OWNED)
 			continue;
 		if (s->nalloc == 0) {
-			if (s->list == SPAN_LIST_PARTIAL)
-				list_remove(&oc->partial, s);
-			s->list = SPAN_LIST_NONE;
+			unlink_span(oc, s);
 			oc->nspans--;
 			oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 			empty[nempty++] = s;
@@ -418,9 +487,8 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 				nempty = 0;
 				mutex_lock(&oc->lock);
 			}
-		} else if (s->list == SPAN_LIST_NONE) {
-			s->list = SPAN_LIST_PARTIAL;
-			list_push(&oc->partial, s);
+		} else {
+			relist(oc, s);
 		}
 	}
 	if (locked)
@@ -457,12 +525,27 @@ unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_b
 		return 0;
 	unsigned sh = band_shift[band], n = 0;
 	mutex_lock(&oc->lock);
-	for (struct mspan *s = oc->partial.first; s && n < max; s = s->next) {
+	/* The background thread's look for sparse spans (evacuation above):
+	 * frees that the caches absorb never relist a span. */
+	for (struct mspan *s = oc->partial.first, *next; s; s = next) {
+		next = s->next;
+		relist(oc, s);
+	}
+	for (struct mspan *s = oc->partial.first ? oc->partial.first : oc->evac.first; s && n < max;
+	     s = s->next ? s->next : s->list == SPAN_LIST_PARTIAL ? oc->evac.first : NULL) {
 		uint32_t units = free_units(s) & ~s->released;
 		if (!units)
 			continue;
+		/* Idle: its chunk's pages (mcentral.c's rule), or the span
+		 * itself: nothing went back to it, and no P gave it up, since
+		 * idle_before. The span's own clock too, as in a busy heap spans
+		 * come and go in every chunk all the time, and the free pages
+		 * of the spans nobody cuts from would stay. */
+		int32_t ahead = (int32_t)(s->otick - otick_of(idle_before));
 		uint64_t t;
-		if (idle_before && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
+		if (idle_before && ahead > 0 && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
+			uint64_t ts = idle_before + ((uint64_t)ahead << 20); /* the span's, as the chunk's t */
+			t = NH_MIN(t, ts);
 			if (!*busy || t < *busy)
 				*busy = t;
 			continue;
@@ -501,9 +584,7 @@ void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_pi
 		bit_clear(end_map(s), p[i].own_hi - 1u);
 		bit_clear(start_map(s), p[i].own_lo);
 		if (--s->nalloc == 0 && s->list != SPAN_LIST_OWNED) {
-			if (s->list == SPAN_LIST_PARTIAL)
-				list_remove(&oc->partial, s);
-			s->list = SPAN_LIST_NONE;
+			unlink_span(oc, s);
 			oc->nspans--;
 			oc->released_bytes -= (size_t)nh_popcount64(s->released) << unit_shift;
 			empty[nempty++] = s; /* n <= OS_BATCH_MAX <= 64 */

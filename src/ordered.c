@@ -53,9 +53,11 @@
 #include "arena.h"
 #include "mheap.h"
 #include "mcache.h"
+#include "proc.h"
 #include "mcentral.h"
 #include "fastpath.h"
 #include "ordered.h"
+#include "omaps.h"
 #include "sizeclass.h"
 #include "hardened.h"
 
@@ -67,15 +69,12 @@
  * class size is a multiple of its band's granule). Both have 512 granules
  * a span, so the maps are the same size.
  */
-#define OGRANS 512
-#define OWORDS (OGRANS / 64)
 #define OBANDS 2
 #define OMAX_GRANS 64 /* an object's granules, at most: 1 KiB / 16, 8 KiB / 128 */
 static const unsigned band_shift[OBANDS] = {4, 7};
 static const unsigned band_max[OBANDS] = {1024, 8192};
 #define BAND_PAGES(b) ((OGRANS << band_shift[b]) >> NH_PAGE_SHIFT)
 _Static_assert((OGRANS << 4) == NH_PAGE_SIZE, "band 0's span is one page");
-_Static_assert(2 * OWORDS <= NH_SPAN_BITMAP_WORDS, "an ordered span's two maps fit in alloc_bits");
 _Static_assert(OGRANS <= 65535, "holes are 16-bit granule numbers");
 
 unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid;
@@ -116,51 +115,6 @@ void ordered_init(void)
 	}
 	size_t u = mcentral_unit_bytes();
 	unit_shift = u && u < NH_PAGE_SIZE ? (unsigned)nh_ctz64(u) : 0;
-}
-
-/* ---- the two maps ------------------------------------------------------ */
-
-static inline uint64_t *start_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[0]; }
-static inline uint64_t *end_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[OWORDS]; }
-
-static inline bool bit_test(const uint64_t *m, unsigned g)
-{
-	return (__atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64)) & 1;
-}
-
-static inline void bit_set(uint64_t *m, unsigned g) { __atomic_fetch_or(&m[g / 64], (uint64_t)1 << (g % 64), __ATOMIC_RELEASE); }
-static inline void bit_clear(uint64_t *m, unsigned g) { __atomic_fetch_and(&m[g / 64], ~((uint64_t)1 << (g % 64)), __ATOMIC_RELEASE); }
-
-/* The first set bit of m at or after g; OGRANS if none. */
-static unsigned next_bit(const uint64_t *m, unsigned g)
-{
-	while (g < OGRANS) {
-		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64);
-		if (w)
-			return g + (unsigned)nh_ctz64(w);
-		g = (g | 63) + 1;
-	}
-	return OGRANS;
-}
-
-/* The first hole of at least need granules at or after b, a boundary:
- * [*lo, *hi). Lock held. */
-static bool find_hole(const struct mspan *s, unsigned b, unsigned need, unsigned *lo, unsigned *hi)
-{
-	while (b < OGRANS) {
-		if (bit_test(start_map(s), b)) {
-			b = next_bit(end_map(s), b) + 1;
-			continue;
-		}
-		unsigned e = next_bit(start_map(s), b);
-		if (e - b >= need) {
-			*lo = b;
-			*hi = e;
-			return true;
-		}
-		b = e;
-	}
-	return false;
 }
 
 /* The object starting at granule g of s: its class (0: g starts none). */
@@ -381,19 +335,6 @@ static void unlink_span(struct ocentral *oc, struct mspan *s)
 
 /* ---- free ------------------------------------------------------------------ */
 
-/* The last set bit of m at or before g; OGRANS if none. */
-static unsigned prev_bit(const uint64_t *m, unsigned g)
-{
-	for (;;) {
-		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) & (((uint64_t)2 << (g % 64)) - 1);
-		if (w)
-			return (g & ~63u) + 63 - (unsigned)__builtin_clzll(w);
-		if (g < 64)
-			return OGRANS;
-		g = (g & ~63u) - 1;
-	}
-}
-
 NH_COLD NH_NORETURN static void bad_pointer(const char *api, const struct mspan *s, uintptr_t p, unsigned g)
 {
 	unsigned st = prev_bit(start_map(s), g);
@@ -420,7 +361,10 @@ void ordered_free(struct mspan *s, uintptr_t p)
 	 * cache that would hand them out again (a racy look: either way is
 	 * correct). */
 	if (NH_UNLIKELY(__atomic_load_n(&s->list, __ATOMIC_RELAXED) == SPAN_LIST_EVAC)) {
-		ordered_release(heap_of_node(s->node), cls, &p, 1);
+		struct mheap *h = heap_of_node(s->node);
+		if (proc_current_node() != s->node) /* home from another node, as the remote buffer counts */
+			atomic_fetch_add_explicit(&h->remote_frees, 1, memory_order_relaxed);
+		ordered_release(h, cls, &p, 1);
 		return;
 	}
 	if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, cls), p)))

@@ -210,7 +210,10 @@ static void release_home(struct mcentral *c, struct mheap *h, const uintptr_t *o
 
 void mcentral_release(struct mcentral *c, struct mheap *h, const uintptr_t *objs, unsigned n)
 {
-	if (transfer_put(c, objs, n) == n)
+	/* Objects of idle caches (the background thread's drain) go straight
+	 * to their spans: in the transfer cache they would wait for its next
+	 * round, idle as they are, before the release could see them. */
+	if (!nh_free_keeps_idle && transfer_put(c, objs, n) == n)
 		return;
 	/* A drain of idle caches (the background thread) keeps no empty span. */
 	release_home(c, h, objs, n, !nh_free_keeps_idle);

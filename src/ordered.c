@@ -52,6 +52,7 @@
 #include "mspan.h"
 #include "arena.h"
 #include "mheap.h"
+#include "pagealloc.h"
 #include "mcache.h"
 #include "proc.h"
 #include "mcentral.h"
@@ -399,7 +400,10 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 			locked = true;
 			now = otick_now();
 		}
-		s->otick = now;
+		/* A drain of idle caches (the background thread) leaves the
+		 * span as idle as it was, as pageAlloc leaves the chunk. */
+		if (!nh_free_keeps_idle)
+			s->otick = now;
 		if (NH_UNLIKELY(!has_free_mark(p)))
 			nh_report_bad_pointer("free", (void *)p,
 					      "double free (or written after free), found when its cache gave it back");

@@ -543,6 +543,60 @@ void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_pi
 		mheap_free_span(h, empty[j]);
 }
 
+/* s is still an ordered span of h's, in use, over [lo, hi); the band's
+ * lock taken if so (returned), else nothing held (NULL). */
+static struct ocentral *lock_span(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi)
+{
+	unsigned o = __atomic_load_n(&s->ordered, __ATOMIC_RELAXED);
+	if (!o || o > OBANDS)
+		return NULL;
+	struct ocentral *oc = &ocentral[h->node][o - 1];
+	mutex_lock(&oc->lock);
+	uintptr_t end = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
+	if (s->ordered == o && atomic_load_explicit(&s->state, memory_order_acquire) == SPAN_INUSE && s->node == h->node &&
+	    s->base < hi && end > lo)
+		return oc;
+	mutex_unlock(&oc->lock);
+	return NULL;
+}
+
+size_t ordered_range_released(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi, bool reclaim)
+{
+	if (!unit_shift)
+		return 0;
+	struct ocentral *oc = lock_span(h, s, lo, hi);
+	if (!oc)
+		return 0;
+	uint32_t m = 0;
+	for (uint32_t bits = s->released; bits; bits &= bits - 1) {
+		unsigned j = (unsigned)nh_ctz64(bits);
+		uintptr_t a = s->base + ((uintptr_t)j << unit_shift);
+		if (a >= lo && a < hi)
+			m |= (uint32_t)1 << j;
+	}
+	size_t b = (size_t)nh_popcount64(m) << unit_shift;
+	if (reclaim && m) {
+		s->released &= ~m;
+		oc->released_bytes -= b;
+	}
+	mutex_unlock(&oc->lock);
+	return b;
+}
+
+size_t ordered_range_used(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi)
+{
+	struct ocentral *oc = lock_span(h, s, lo, hi);
+	if (!oc)
+		return 0;
+	uintptr_t end = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
+	uintptr_t a = NH_MAX(s->base, lo), b = NH_MIN(end, hi);
+	/* (ogran leaves out what a P cut since it took the span: a P's span
+	 * counts less than it holds, which errs against a collapse.) */
+	uint64_t used = (uint64_t)s->ogran << band_shift[span_band(s)];
+	mutex_unlock(&oc->lock);
+	return (size_t)(used * (b - a) / (end - s->base));
+}
+
 size_t ordered_released_bytes(int node) { return ocentral[node][0].released_bytes + ocentral[node][1].released_bytes; }
 
 /* ---- fork and statistics ---------------------------------------------------- */

@@ -45,6 +45,13 @@ unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_b
 				 struct span_piece *out, unsigned max);
 void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_piece *p, unsigned n, const int *res);
 size_t ordered_released_bytes(int node);
+/* For the collapse step (spanrange.c): the bytes of [lo, hi) that s, an
+ * ordered span, has released (and with reclaim, takes them back as the
+ * program's: the collapse fills them in), or its objects' bytes there (by
+ * the span's share of the range). s is rechecked under its band's lock,
+ * which these take (it may have been freed, its struct reused). */
+size_t ordered_range_released(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi, bool reclaim);
+size_t ordered_range_used(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi);
 /* Fork: take or drop every node's ordered lock; reset them in the child. */
 void ordered_fork_lock(bool lock);
 void ordered_fork_child(void);

@@ -12,13 +12,15 @@
  * are read by their state alone. The in-span release itself, and what
  * s->released means, are mcentral.c's.
  *
- * Locking: each small span's class lock (rank CENTRAL), one at a time;
+ * Locking: each small span's class lock (rank CENTRAL), or an ordered
+ * span's band lock (ORDERED), one at a time;
  * callers hold scav_lock and no heap lock.
  */
 
 #include "mspan.h"
 #include "arena.h"
 #include "mheap.h"
+#include "ordered.h"
 
 static unsigned unit_shift; /* log2 of mcentral_unit_bytes() once known; 0: nothing released */
 
@@ -93,6 +95,11 @@ static size_t range_walk(struct mheap *h, uintptr_t lo, uintptr_t hi, enum range
 			if (s->sizeclass == k && s->list != SPAN_LIST_NONE && s->base < hi && end > lo)
 				bytes += range_span(c, s, lo, hi, op);
 			mutex_unlock(&c->lock);
+		} else if (!k && s->ordered) {
+			/* Ordered spans (ordered.c): their objects, and their
+			 * released OS pages, as small spans'. */
+			bytes += op == RANGE_USED ? ordered_range_used(h, s, lo, hi)
+						  : ordered_range_released(h, s, lo, hi, op == RANGE_RECLAIM);
 		} else if (!k && op == RANGE_USED &&
 			   atomic_load_explicit(&s->state, memory_order_acquire) == SPAN_INUSE) {
 			bytes += overlap(s->base, end, lo, hi);

@@ -78,7 +78,8 @@
  *               bad-free reports
  *   large.c     large objects
  *   ordered.c   NUMAHEAP_ORDERED: small objects placed in allocation order
- *               instead of by class (off by default)
+ *               instead of by class (off by default); orelease.c, the
+ *               scavenger's and the statistics' side of it
  *
  * Not built yet: Go's per-P pageCache and mspancache (a small span's pages
  * and struct come from the node's heap, under its lock); restartable

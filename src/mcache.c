@@ -115,11 +115,7 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 		*mc_class(c, k) = initial_header(k);
 	set_tables(c, node);
 	c->id = id;
-	memset(c->ospan, 0, sizeof c->ospan);
-	memset(c->onext, 0, sizeof c->onext);
-	memset(c->oend, 0, sizeof c->oend);
-	memset(c->ocarved, 0, sizeof c->ocarved);
-	memset(c->ocarvedg, 0, sizeof c->ocarvedg);
+	memset(c->ohole, 0, sizeof c->ohole);
 	mutex_init(&c->lock, LOCK_RANK_PCACHE);
 	c->budget = numa_cpu_budget((size_t)NH_OPTION(CACHE_BYTES));
 	c->cap_bytes = initial_cap_bytes();

@@ -6,6 +6,7 @@
 #define NUMAHEAP_MCACHE_H
 
 #include "lock.h"
+#include "ordered.h" /* struct ohole */
 #include "proc.h"
 
 /* ------------------------------------------------------------------------
@@ -102,9 +103,8 @@ struct mcache {
 	uint32_t steal_backoff; /* overflows to wait before looking for capacity again */
 	uint32_t prof_armed; /* prof_countdown has been drawn (prof.c) */
 	uint64_t idle_gen; /* gen seen by the last idle pass */
-	uintptr_t remote[64]; /* objects freed here that belong to another node */
-	uint32_t nremote;
-	uint16_t onext[2], oend[2], ocarved[2], ocarvedg[2]; struct mspan *ospan[2]; /* ordered.c's holes; P held */
+	uintptr_t remote[64]; uint32_t nremote; /* objects freed here that belong to another node */
+	struct ohole ohole[2]; /* ordered.c: a hole per band; P held */
 	struct mcache_stats stats[NH_NUM_CLASSES];
 };
 

@@ -102,6 +102,19 @@ NH_INLINE unsigned mspan_obj_index(const struct mspan *s, uintptr_t p)
 	return (unsigned)(((uint64_t)(p - mspan_first(s)) * s->divmul) >> 32);
 }
 
+/* The bits of s->released (OS pages of 1 << shift bytes) inside [lo, hi). */
+NH_INLINE uint32_t mspan_released_in(const struct mspan *s, uintptr_t lo, uintptr_t hi, unsigned shift)
+{
+	uint32_t m = 0;
+	for (uint32_t bits = s->released; bits; bits &= bits - 1) {
+		unsigned j = (unsigned)nh_ctz64(bits);
+		uintptr_t a = s->base + ((uintptr_t)j << shift);
+		if (a >= lo && a < hi)
+			m |= (uint32_t)1 << j;
+	}
+	return m;
+}
+
 /* Return one object to the span's bitmap; aborts on a double free. Inline:
  * every object a flush sends back to its span comes through here. */
 NH_INLINE void mspan_put(struct mspan *s, uintptr_t p)

@@ -11,6 +11,15 @@ struct mspan;
 struct mcache;
 struct mheap;
 
+/* A P's hole in an ordered span (in its mcache): granules [next, end) of
+ * span are the P's to cut from; carved and carvedg count what it cut
+ * since it took the span (objects, granules), added to the span's counts
+ * when it lets go. The P held. */
+struct ohole {
+	struct mspan *span;
+	uint16_t next, end, carved, carvedg;
+};
+
 /* Classes lo..hi are placed in order (hi 0: off). Set at start-up. */
 extern unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid; /* mid: band 1's first */
 

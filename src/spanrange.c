@@ -35,14 +35,7 @@ static uint32_t span_peek_released(const struct mspan *s, unsigned *k)
 /* The released OS pages of span s inside [lo, hi), as bits of s->released. */
 static uint32_t released_in(const struct mspan *s, uintptr_t lo, uintptr_t hi)
 {
-	uint32_t m = 0;
-	for (uint32_t bits = s->released; bits; bits &= bits - 1) {
-		unsigned j = (unsigned)nh_ctz64(bits);
-		uintptr_t a = s->base + ((uintptr_t)j << unit_shift);
-		if (a >= lo && a < hi)
-			m |= (uint32_t)1 << j;
-	}
-	return m;
+	return mspan_released_in(s, lo, hi, unit_shift);
 }
 
 /* What range_walk does with each span over [lo, hi). */

@@ -1,0 +1,136 @@
+/*
+ * ospan.h — an ordered span and its band, shared by ordered.c (placement,
+ * free, evacuation) and orelease.c (the in-span release, the collapse's
+ * view, statistics): the two bitmaps that say where its objects start and
+ * end, the holes between them, and the band's central state (ocentral).
+ *
+ * An ordered span has 512 granules (16 bytes in band 0, 128 in band 1).
+ * Its struct's alloc_bits hold start[] (words 0-7: an object starts at
+ * granule g) and end[] (words 8-15: an object ends at g). Bits are set and
+ * cleared with atomic read-modify-writes and read with atomic loads: a P
+ * sets bits in its hole while frees clear others in the same words.
+ */
+#ifndef NUMAHEAP_OSPAN_H
+#define NUMAHEAP_OSPAN_H
+
+#include "lock.h"
+#include "mcentral.h"
+#include "mspan.h"
+#include "os/os.h"
+
+#define OGRANS 512
+#define OWORDS (OGRANS / 64)
+_Static_assert(2 * OWORDS <= NH_SPAN_BITMAP_WORDS, "an ordered span's two maps fit in alloc_bits");
+
+NH_INLINE uint64_t *start_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[0]; }
+NH_INLINE uint64_t *end_map(const struct mspan *s) { return (uint64_t *)&s->alloc_bits[OWORDS]; }
+
+NH_INLINE bool bit_test(const uint64_t *m, unsigned g)
+{
+	return (__atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64)) & 1;
+}
+
+NH_INLINE void bit_set(uint64_t *m, unsigned g) { __atomic_fetch_or(&m[g / 64], (uint64_t)1 << (g % 64), __ATOMIC_RELEASE); }
+NH_INLINE void bit_clear(uint64_t *m, unsigned g) { __atomic_fetch_and(&m[g / 64], ~((uint64_t)1 << (g % 64)), __ATOMIC_RELEASE); }
+
+/* The first set bit of m at or after g; OGRANS if none. */
+NH_INLINE unsigned next_bit(const uint64_t *m, unsigned g)
+{
+	while (g < OGRANS) {
+		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) >> (g % 64);
+		if (w)
+			return g + (unsigned)nh_ctz64(w);
+		g = (g | 63) + 1;
+	}
+	return OGRANS;
+}
+
+/* The first hole of at least need granules at or after b, a boundary:
+ * [*lo, *hi). Lock held. */
+NH_INLINE bool find_hole(const struct mspan *s, unsigned b, unsigned need, unsigned *lo, unsigned *hi)
+{
+	while (b < OGRANS) {
+		if (bit_test(start_map(s), b)) {
+			b = next_bit(end_map(s), b) + 1;
+			continue;
+		}
+		unsigned e = next_bit(start_map(s), b);
+		if (e - b >= need) {
+			*lo = b;
+			*hi = e;
+			return true;
+		}
+		b = e;
+	}
+	return false;
+}
+
+/* The last set bit of m at or before g; OGRANS if none. */
+NH_INLINE unsigned prev_bit(const uint64_t *m, unsigned g)
+{
+	for (;;) {
+		uint64_t w = __atomic_load_n(&m[g / 64], __ATOMIC_ACQUIRE) & (((uint64_t)2 << (g % 64)) - 1);
+		if (w)
+			return (g & ~63u) + 63 - (unsigned)__builtin_clzll(w);
+		if (g < 64)
+			return OGRANS;
+		g = (g & ~63u) - 1;
+	}
+}
+
+/* ---- the band's central state (ordered.c) ------------------------------- */
+
+/*
+ * Two bands: objects up to 1 KiB in 16-byte granules on one-page spans,
+ * larger ones up to 8 KiB in 128-byte granules on 8-page spans (every
+ * class size is a multiple of its band's granule). Both have 512 granules
+ * a span, so the maps are the same size.
+ */
+#define OBANDS 2
+#define OMAX_GRANS 64 /* an object's granules, at most: 1 KiB / 16, 8 KiB / 128 */
+static const unsigned band_shift[OBANDS] = {4, 7};
+#define BAND_PAGES(b) ((OGRANS << band_shift[b]) >> NH_PAGE_SHIFT)
+_Static_assert((OGRANS << 4) == NH_PAGE_SIZE, "band 0's span is one page");
+_Static_assert(OGRANS <= 65535, "holes are 16-bit granule numbers");
+
+struct ocentral {
+	struct mutex lock;
+	struct span_list_head partial;
+	size_t nspans;
+	size_t released_bytes; /* OS pages released inside its spans */
+	struct span_list_head evac; /* sparse spans being emptied: never a P's again */
+	int64_t live;		    /* granules of objects out (owners' cuts counted late) */
+	uint64_t out[NH_NUM_CLASSES]; /* objects handed out, by class (with users or in caches); atomic */
+} NH_ALIGNED(64);
+
+extern struct ocentral ocentral[NH_MAX_NODES][OBANDS];
+extern unsigned nh_ordered_mid;
+extern unsigned nh_ounit_shift; /* log2 of mcentral_unit_bytes(); 0: no in-span release */
+
+NH_INLINE unsigned span_band(const struct mspan *s) { return s->ordered - 1u; }
+NH_INLINE unsigned class_band(unsigned cls) { return cls >= nh_ordered_mid; }
+
+/* mspan.list of an ordered span: written under the lock, read by free
+ * without it (ordered_free's look for an evacuating span). */
+NH_INLINE void set_list(struct mspan *s, unsigned l) { __atomic_store_n(&s->list, (uint8_t)l, __ATOMIC_RELAXED); }
+
+/* A span's clock for the in-span release (mspan.otick): about a millisecond
+ * a tick, wrapping after 73 minutes (compared by difference). */
+NH_INLINE uint32_t otick_of(uint64_t ns) { return (uint32_t)(ns >> 20); }
+NH_INLINE uint32_t otick_now(void) { return otick_of(os_nanotime()); }
+
+/* The OS pages of granules [lo, hi) of s, as bits of s->released. */
+NH_INLINE uint32_t units_of(const struct mspan *s, unsigned lo, unsigned hi)
+{
+	unsigned sh = band_shift[span_band(s)];
+	unsigned j0 = (lo << sh) >> nh_ounit_shift, j1 = ((hi << sh) - 1) >> nh_ounit_shift;
+	return (uint32_t)((((uint64_t)2 << j1) - 1) & ~(((uint64_t)1 << j0) - 1));
+}
+
+/* s, not a P's and not empty, had objects back: on the partial list, or
+ * the evac list if sparse (ordered.c). The band's lock held. */
+void relist(struct ocentral *oc, struct mspan *s);
+/* s, empty and not a P's, leaves its list for the heap. Lock held. */
+void unlink_span(struct ocentral *oc, struct mspan *s);
+
+#endif

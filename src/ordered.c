@@ -260,12 +260,14 @@ void ordered_retire(struct mcache *c)
  * empty span goes back to the heap. Sparse: at most a quarter of its
  * granules in use, while the band's spans are less than half used (and
  * more than a few). Should the band fill up again, they come back.
+ * NUMAHEAP_EVACUATE=0 turns it off, as it does the class spans'.
  */
 #define OEVAC_MIN_SPANS 16
 
 static bool sparse(const struct ocentral *oc, const struct mspan *s)
 {
-	return oc->nspans >= OEVAC_MIN_SPANS && oc->live * 2 < (int64_t)oc->nspans * OGRANS && s->ogran * 4 < OGRANS;
+	return NH_OPTION(EVACUATE) && oc->nspans >= OEVAC_MIN_SPANS && oc->live * 2 < (int64_t)oc->nspans * OGRANS &&
+	       s->ogran * 4 < OGRANS;
 }
 
 /* s, not a P's and not empty, had objects back: on the partial list, or

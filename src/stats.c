@@ -170,6 +170,11 @@ static void snapshot(struct snapshot *s)
 		s->large_inuse += ns->large_inuse;
 		mutex_lock(&h->lcache_lock);
 		s->large_cache_hits += h->lcache_hits;
+		size_t osp, ob;
+		ordered_stats(h->node, &osp, &ob);
+		s->ordered_spans += osp;
+		s->ordered_bytes += ob;
+		s->ordered_released += ordered_released_bytes(h->node);
 		mutex_unlock(&h->lcache_lock);
 	}
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
@@ -251,6 +256,10 @@ static void emit_json_classes(struct nh_buf *b, const struct snapshot *s)
 	buf_printf(b, "],\"large\":{\"allocs\":%llu,\"frees\":%llu,\"in_use_bytes\":%llu,\"cache_hits\":%llu},",
 		   (unsigned long long)s->cls[0].allocs, (unsigned long long)s->large_frees,
 		   (unsigned long long)s->large_inuse, (unsigned long long)s->large_cache_hits);
+	buf_printf(b, "\"ordered\":{\"max_size\":%llu,\"spans\":%llu,\"span_bytes\":%llu,\"released_bytes\":%llu},",
+		   (unsigned long long)(nh_ordered_hi ? nh_class_to_size[nh_ordered_hi] : 0),
+		   (unsigned long long)s->ordered_spans, (unsigned long long)s->ordered_bytes,
+		   (unsigned long long)s->ordered_released);
 }
 
 /* JSON: "caches":{...}, with per CPU what each slab served from itself

@@ -10,6 +10,7 @@
  * every line. Allocation-free, like all of numaheap's output.
  */
 #include "statsview.h"
+#include "ordered.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,13 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)s->large_frees);
 	put_bytes(b, s->large_inuse, 0);
 	buf_printf(b, ", %llu allocs from the large-span cache", (unsigned long long)s->large_cache_hits);
+	if (nh_ordered_hi) {
+		buf_printf(b, "\nordered (up to %u B): %llu spans, ", nh_class_to_size[nh_ordered_hi],
+			   (unsigned long long)s->ordered_spans);
+		put_bytes(b, s->ordered_bytes, 0);
+		buf_puts(b, ", released inside them ");
+		put_bytes(b, s->ordered_released, 0);
+	}
 	struct totals t = totals_of(s);
 	buf_printf(b, "\ntotals: %llu allocs, %llu frees, in use ", (unsigned long long)t.allocs,
 		   (unsigned long long)t.frees);

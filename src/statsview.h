@@ -25,6 +25,7 @@ struct snapshot {
 	struct node_stats node[NH_MAX_NODES];
 	uint64_t refills, flushes, caches, aborts;
 	uint64_t large_frees, large_inuse, large_cache_hits;
+	uint64_t ordered_spans, ordered_bytes, ordered_released; /* NUMAHEAP_ORDERED's spans (orelease.c) */
 	uint64_t prefaulted; /* sum of the nodes' */
 	uint64_t peak_spans; /* sum of the nodes' peaks of bytes in spans (each at its own time) */
 };

@@ -12,38 +12,37 @@
  * Immix place them: a run that survives sits on a page or two of its own.
  *
  * Only placement changes. A freed object goes on its P's stack for its
- * class, as any other (so malloc reuses it for the same class); when a
- * stack overflows, or a cache is drained, it goes back to its span here
- * instead of to mcentral (ordered_release), and the span's hole grows.
+ * class, as any other (so malloc reuses it for the same class), and
+ * through the transfer cache to other P's; what overflows those goes back
+ * to its span (ordered_release, from mcentral_release), and the span's
+ * holes grow.
  *
- * An ordered span is one page (512 granules of 16 bytes). An object is a
- * run of granules; two bitmaps in the span's alloc_bits say where objects
- * start and end:
- *
- *   start[g]  an object starts at granule g (allocated: the program's, or
- *             on a cache's stack)
- *   end[g]    an object ends at granule g
- *
- * So an object's size is the distance from its start to the next end bit,
- * which only the object's own free clears: free reads it without a lock.
- * Granules outside every [start, end] are free, and a hole is a run of
- * them; walking from a boundary (0, or the granule after an end) finds the
- * holes without a third map.
+ * Two bands (ospan.h): objects up to 1 KiB in 16-byte granules on
+ * one-page spans, up to 8 KiB in 128-byte granules on 8-page spans. An
+ * object is a run of granules; two bitmaps in the span's alloc_bits say
+ * where objects start and where they end, so an object's size is the
+ * distance from its start to the next end bit, which only the object's
+ * own free clears: free reads it without a lock. Granules outside every
+ * [start, end] are free, and a hole is a run of them; walking from a
+ * boundary (0, or the granule after an end) finds the holes without a
+ * third map.
  *
  * The page table has no class for an ordered page (entry 0), so free and
  * realloc take the general path for these objects (malloc.c, free_general;
- * api.c): the cost of this mode. aligned requests above 16 bytes skip the
- * caches (api.c), which may hold ordered objects of their class.
+ * api.c): the cost of this mode. Aligned requests above 16 bytes take
+ * class spans (api.c), as the caches may hold ordered objects.
  *
- * Spans: a P owns its bump span (list OWNED); others are on the node's
- * partial list (they have had objects freed since they were last looked
- * at) or on no list. A span whose last object comes back goes to the heap,
- * unless a P owns it.
+ * Spans: a P owns one per band (list OWNED: struct ohole, in its mcache);
+ * the others are on the band's partial list (objects went back to them
+ * since a P last looked), on its evac list (sparse, being emptied: below),
+ * or on no list (no hole a P could use when it last looked). A span whose
+ * last object comes back goes to the heap, unless a P owns it.
  *
- * Locking: ocentral.lock (rank ORDERED), one per node, guards the bitmaps'
- * writes, nalloc, the lists and the P's hole; the heap lock is taken
- * after it is dropped. Readers of start and end (free, realloc,
- * malloc_usable_size) use atomic loads, without it.
+ * Locking: ocentral.lock (rank ORDERED), one per band and node, guards the
+ * lists, nalloc and the other counts, and every bitmap write but a P's
+ * cuts in its own hole (carve: atomic ors, no lock). The heap lock is
+ * taken after it is dropped. Readers of the maps outside it (free,
+ * realloc, malloc_usable_size) use atomic loads.
  */
 
 #include "options.h"

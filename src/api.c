@@ -286,7 +286,9 @@ void *nh_realloc(void *ptr, size_t n)
 			free_double("realloc", p);
 		if (n <= NH_MAX_SMALL_SIZE && nh_class_to_size[nh_size_to_class(n)] == old)
 			return ptr;
-	} else if (large_resize(s, n)) {
+	} else if (n <= NH_MAX_SMALL_SIZE ? s->prof && n <= old : large_resize(s, n)) {
+		/* (A sampled block, prof.c, has a large span of its own even when
+		 * small: it stays there while it fits, as it would in its class.) */
 		return ptr;
 	}
 	return realloc_move(ptr, old, n);

@@ -10,6 +10,7 @@ to the allocator for --idle seconds after the frees) and 0.2 s after
 malloc_trim(0). Medians over --reps.
 
   perf/rss/mixed.py                      # 1024 MiB, 3 s idle, 3 repetitions
+                                         # (numaheap-ordered: NUMAHEAP_ORDERED=8192)
   perf/rss/mixed.py --mib 256 --reps 1 --allocators numaheap,glibc
 """
 import os
@@ -38,9 +39,9 @@ def vmrss_kib(pid):
     return None
 
 
-def run_once(exe, preload, mib, pattern, idle):
+def run_once(exe, preload, mib, pattern, idle, extra=None):
     """{mark: (rss_kib, live_bytes)} of one run."""
-    p = subprocess.Popen([exe, str(mib), pattern, str(idle)], env=preload_env(preload),
+    p = subprocess.Popen([exe, str(mib), pattern, str(idle)], env=preload_env(preload, extra),
                          stdout=subprocess.PIPE, text=True)
     marks, last = {}, [None]
 
@@ -69,26 +70,32 @@ def main():
     ap.add_argument("--idle", type=float, default=3.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--allocators", help="comma-separated subset (default: all found)")
+    ap.add_argument("--no-ordered", action="store_true", help="leave out numaheap-ordered (NUMAHEAP_ORDERED=8192)")
     args = ap.parse_args()
     lib = numaheap_lib("mixed", args.lib, args.build)
     exe = compile_bench(args.build, os.path.join(HERE, "mixed.c"), flags=["-O2"], libs=["-lm"])
-    allocs = pick([("numaheap", lib)] + peer_libs("mixed"), args.allocators)
+    # numaheap-ordered: the same library with small objects placed in
+    # allocation order (NUMAHEAP_ORDERED, off by default); it goes along
+    # with numaheap in --allocators.
+    ordered = [] if args.no_ordered else [("numaheap-ordered", lib, {"NUMAHEAP_ORDERED": "8192"})]
+    allocs = pick([("numaheap", lib, None)] + ordered + [(n, p, None) for n, p in peer_libs("mixed")],
+                  args.allocators, variants=True)
     res = {}
     for rep in range(args.reps):
         order = allocs if rep % 2 == 0 else list(reversed(allocs))
         for pattern in PATTERNS:
-            for name, pre in order:
-                m = run_once(exe, pre, args.mib, pattern, args.idle)
+            for name, pre, extra in order:
+                m = run_once(exe, pre, args.mib, pattern, args.idle, extra)
                 idle = m["idle"][0] * 1024 / m["idle"][1]
                 trim = m["trimmed"][0] * 1024 / m["trimmed"][1]
                 res.setdefault((name, pattern), []).append((idle, trim, m["full"][0], m["idle"][0], m["idle"][1]))
-                log(f"mixed: rep {rep} {pattern:9} {name:9} RSS/live idle {idle:.2f} trimmed {trim:.2f} "
+                log(f"mixed: rep {rep} {pattern:9} {name:16} RSS/live idle {idle:.2f} trimmed {trim:.2f} "
                     f"(full {m['full'][0] / 1024:.0f} MiB, live {m['idle'][1] / 2**20:.0f} MiB)")
     print(f"\nRSS ÷ live, {args.mib} MiB of mixed blocks, 90% freed; median of {args.reps} "
           f"(idle: after {args.idle:g} s with no allocator call; trimmed: 0.2 s after malloc_trim(0))\n")
     print("| allocator | runs: idle | runs: trimmed | scattered: idle | scattered: trimmed |")
     print("|---|--:|--:|--:|--:|")
-    for name, _ in allocs:
+    for name, _, _ in allocs:
         cells = []
         for pattern in PATTERNS:
             v = res.get((name, pattern), [])

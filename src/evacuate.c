@@ -32,6 +32,7 @@
 
 #include "alloc.h"
 #include "scavenger.h"
+#include "ordered.h"
 
 /*
  * After a mass delete, a class's spans are sparse, and while
@@ -161,6 +162,7 @@ void mcentral_evacuate(struct mheap *h, const uint64_t allocs[NH_NUM_CLASSES], c
 			evacuate_class(c, allocs[k], held, now);
 		mutex_unlock(&c->lock);
 	}
+	ordered_evacuate(h); /* the ordered spans' own (ordered.c) */
 }
 
 bool mcentral_free_evac(struct mspan *s, uintptr_t p)

@@ -16,7 +16,7 @@
  *   TRANSFER    one per size class per node (mcentral.c): the transfer
  *               cache; many
  *   CENTRAL     one per size class per node (mcentral.c); many
- *   ORDERED     one per node (ordered.c): ordered spans; many
+ *   ORDERED     one per band per node (ordered.c): ordered spans; many
  *   LCACHE      one per node (mheap.c): the cache of freed large spans
  *   HEAP        one per node (mheap.c): pageAlloc, arenas, span structs
  *   PERSISTENT  one per node (fixalloc.c): metadata bump allocation

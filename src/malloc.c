@@ -261,6 +261,24 @@ void *alloc_from_central(struct mheap *h, unsigned cls, bool spans_only)
 /* For threads without a P. */
 static void *alloc_direct(unsigned cls) { return alloc_from_central(heap_of_node(proc_current_node()), cls, false); }
 
+/*
+ * mcache_refill for a class placed in allocation order (ordered.c): the
+ * freed objects other caches passed on first (mcentral_refill takes only
+ * the transfer cache for these classes; a racy look skips it when empty),
+ * else a fresh object, cut after the P's last, served straight away (2)
+ * as a fresh entry (its mark cleared on the way out).
+ */
+static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
+{
+	struct mheap *h = heap_of_node((int)x->c->node);
+	int r = mcentral_transfer_objects(&h->central[cls]) ? mcache_refill(x, cls, direct) : 0;
+	if (r)
+		return r;
+	void *p = ordered_alloc(x->c, cls);
+	*direct = (uintptr_t)p | NH_ENTRY_FRESH;
+	return p ? 2 : 0;
+}
+
 NH_NOINLINE void *alloc_small_slow(unsigned cls)
 {
 	nh_ensure_init();
@@ -277,29 +295,8 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 		struct pctx x;
 		if (!proc_acquire_p(&x))
 			break;
-		if (NH_UNLIKELY(ordered_class(cls))) {
-			/* Freed objects other caches passed on first (a racy
-			 * look at the transfer cache), then a fresh one. */
-			struct mheap *h = heap_of_node((int)x.c->node);
-			uintptr_t direct = 0;
-			int r = mcentral_transfer_objects(&h->central[cls]) ? mcache_refill(&x, cls, &direct) : 0;
-			if (r) {
-				proc_release_p(&x);
-				if (r == 2)
-					return entry_to_object(direct);
-				continue;
-			}
-			void *p = ordered_alloc(x.c, cls);
-			proc_release_p(&x);
-			slow_path_hooks();
-			if (!p)
-				errno = ENOMEM;
-			else
-				atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-			return p;
-		}
 		uintptr_t direct = 0;
-		int r = mcache_refill(&x, cls, &direct);
+		int r = NH_UNLIKELY(ordered_class(cls)) ? refill_ordered(&x, cls, &direct) : mcache_refill(&x, cls, &direct);
 		proc_release_p(&x);
 		slow_path_hooks();
 		if (r == 0) {
@@ -307,8 +304,8 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 			return NULL;
 		}
 		if (r == 2) {
-			/* The thread left the CPU before the batch was in: this one
-			 * object is served straight away. */
+			/* The thread left the CPU before the batch was in, or a
+			 * fresh ordered object: this one is served straight away. */
 			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
 			return entry_to_object(direct);
 		}

@@ -127,7 +127,8 @@ void evac_unlink_empty(struct mcentral *c, struct mspan *s);
  * that is busy, not growing and sparse, the spans at most a quarter full
  * stop taking new objects until they empty and go back to the heap.
  * allocs: the classes' mallocs so far; cached: the objects h's P caches
- * hold. Takes each class's transfer and central locks, one at a time. */
+ * hold. Takes each class's transfer and central locks, one at a time,
+ * then the ordered spans' band locks (ordered_evacuate). */
 void mcentral_evacuate(struct mheap *h, const uint64_t allocs[NH_NUM_CLASSES], const uint64_t cached[NH_NUM_CLASSES],
 		       uint64_t now);
 /* Free p, an object of s, straight into s if s is being evacuated: true;

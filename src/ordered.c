@@ -94,13 +94,16 @@ void ordered_init(void)
 	nh_ounit_shift = u && u < NH_PAGE_SIZE ? (unsigned)nh_ctz64(u) : 0;
 }
 
+/* The class of an object of s over granules [g, e] (0: no class). */
+static unsigned class_of_run(const struct mspan *s, unsigned g, unsigned e)
+{
+	return e - g + 1 <= OMAX_GRANS ? gran_class[span_band(s)][e - g + 1] : 0;
+}
+
 /* The object starting at granule g of s: its class (0: g starts none). */
 static unsigned object_class(const struct mspan *s, unsigned g)
 {
-	if (!bit_test(start_map(s), g))
-		return 0;
-	unsigned e = next_bit(end_map(s), g);
-	return e - g + 1 <= OMAX_GRANS ? gran_class[s->ordered - 1][e - g + 1] : 0;
+	return bit_test(start_map(s), g) ? class_of_run(s, g, next_bit(end_map(s), g)) : 0;
 }
 
 /* ---- allocation ---------------------------------------------------------- */
@@ -130,9 +133,7 @@ static struct mspan *disown(struct ocentral *oc, struct ohole *o)
 		list_push(&oc->partial, s);
 		return NULL;
 	}
-	set_list(s, SPAN_LIST_NONE);
-	oc->nspans--;
-	oc->released_bytes -= (size_t)nh_popcount64(s->released) << nh_ounit_shift;
+	unlink_span(oc, s);
 	return s;
 }
 
@@ -184,6 +185,8 @@ static bool own_span(struct ocentral *oc, struct ohole *o, int node, unsigned b,
  * no free can touch them, no in-span release looks at an owned span), and
  * the bits are set with atomic ors, as frees clear others in the same
  * words. The span's nalloc counts o's objects when o lets go (disown).
+ * The object may hold a mark from its granules' last life: the caller
+ * hands it out as a fresh entry, whose mark fresh_object clears.
  */
 static void *carve(struct ohole *o, int node, unsigned b, unsigned cls, unsigned need)
 {
@@ -195,9 +198,7 @@ static void *carve(struct ohole *o, int node, unsigned b, unsigned cls, unsigned
 	o->carved++;
 	o->carvedg = (uint16_t)(o->carvedg + need);
 	__atomic_fetch_add(&ocentral[node][b].out[cls], 1, __ATOMIC_RELAXED);
-	uintptr_t p = s->base + ((uintptr_t)g << band_shift[b]);
-	*mark_word(p) = 0; /* a mark from the granule's last life: not freed now */
-	return (void *)p;
+	return (void *)(s->base + ((uintptr_t)g << band_shift[b]));
 }
 
 /*
@@ -282,7 +283,8 @@ void relist(struct ocentral *oc, struct mspan *s)
 	set_list(s, (uint8_t)want);
 }
 
-/* s, empty and not a P's, leaves its list for the heap. Lock held. */
+/* s, empty, leaves the band for the heap (the caller frees it once the
+ * lock is dropped). Lock held. */
 void unlink_span(struct ocentral *oc, struct mspan *s)
 {
 	if (s->list == SPAN_LIST_PARTIAL)
@@ -290,6 +292,24 @@ void unlink_span(struct ocentral *oc, struct mspan *s)
 	else if (s->list == SPAN_LIST_EVAC)
 		list_remove(&oc->evac, s);
 	set_list(s, SPAN_LIST_NONE);
+	oc->nspans--;
+	oc->released_bytes -= (size_t)nh_popcount64(s->released) << nh_ounit_shift;
+}
+
+/* The background thread's look for sparse spans, each pass (from
+ * mcentral_evacuate, after the class spans'): frees that the caches absorb
+ * never relist a span. Takes the band locks. */
+void ordered_evacuate(struct mheap *h)
+{
+	for (unsigned b = 0; b < OBANDS && nh_ordered_hi; b++) {
+		struct ocentral *oc = &ocentral[h->node][b];
+		mutex_lock(&oc->lock);
+		for (struct mspan *s = oc->partial.first, *next; s; s = next) {
+			next = s->next;
+			relist(oc, s);
+		}
+		mutex_unlock(&oc->lock);
+	}
 }
 
 /* ---- free ------------------------------------------------------------------ */
@@ -304,11 +324,9 @@ NH_COLD NH_NORETURN static void bad_pointer(const char *api, const struct mspan 
 
 static unsigned checked_class(const char *api, const struct mspan *s, uintptr_t p)
 {
-	uintptr_t off = p - s->base;
-	unsigned sh = band_shift[span_band(s)], g = (unsigned)(off >> sh);
-	unsigned cls = (off & ((1u << sh) - 1)) ? 0 : object_class(s, g);
+	unsigned cls = ordered_object_class(s, p);
 	if (NH_UNLIKELY(!cls))
-		bad_pointer(api, s, p, g);
+		bad_pointer(api, s, p, (unsigned)((p - s->base) >> band_shift[span_band(s)]));
 	return cls;
 }
 
@@ -370,10 +388,10 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 		unsigned g = (unsigned)((p - s->base) >> band_shift[span_band(s)]);
 		if (NH_UNLIKELY(!bit_test(start_map(s), g)))
 			nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
-		if (NH_UNLIKELY(object_class(s, g) != cls))
+		unsigned e = next_bit(end_map(s), g);
+		if (NH_UNLIKELY(class_of_run(s, g, e) != cls))
 			nh_report_bad_pointer("free", (void *)p, "object's size changed while cached (heap corruption)");
 		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
-		unsigned e = next_bit(end_map(s), g);
 		bit_clear(end_map(s), e);
 		bit_clear(start_map(s), g);
 		s->nalloc--;
@@ -383,8 +401,6 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 			continue;
 		if (s->nalloc == 0) {
 			unlink_span(oc, s);
-			oc->nspans--;
-			oc->released_bytes -= (size_t)nh_popcount64(s->released) << nh_ounit_shift;
 			empty[nempty++] = s;
 			if (nempty == 64) {
 				mutex_unlock(&oc->lock);

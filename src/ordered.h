@@ -28,11 +28,14 @@ NH_INLINE bool ordered_class(unsigned cls) { return cls - nh_ordered_lo <= nh_or
 
 /* Start-up: the classes from NUMAHEAP_ORDERED (none in hardened mode). */
 void ordered_init(void);
-/* A fresh object of class cls from the bump hole of c, a P the caller
- * holds (per-CPU: its slab's lock); NULL when the heap is exhausted. Takes
- * the node's ordered lock, and the heap's for a new span. */
+/* A fresh object of class cls from c's hole of its band, c a P the caller
+ * holds (per-CPU: its slab's lock); NULL when the heap is exhausted. Its
+ * first word may hold an old free mark: it goes out as a fresh entry
+ * (fastpath.h, fresh_object). Takes the band's lock when the hole is used
+ * up, and the heap's for a new span. */
 void *ordered_alloc(struct mcache *c, unsigned cls);
-/* c gives up its bump span (a drain, a thread's exit); the P held. */
+/* c gives up its holes' spans (a drain, a thread's exit); the P held.
+ * Takes the band locks. */
 void ordered_retire(struct mcache *c);
 /* free of p on ordered span s: checks that p starts an object, marks it
  * freed and pushes it on a cache (the slow path when that misses). */
@@ -42,18 +45,17 @@ unsigned ordered_object_class(const struct mspan *s, uintptr_t p);
 /* The usable size of the object at p on ordered span s; reports (api) and
  * aborts when p does not start an object there. */
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p);
-/* Cache entries going back from caches of h's node: the ones on ordered
- * spans go back to them; the others are moved to the front, and their
- * number returned. Takes the node's ordered lock, then the heap's. */
+/* Cache entries of class cls going back from caches of h's node: the ones
+ * on ordered spans go back to them; the others are moved to the front,
+ * and their number returned. Takes the band's lock, then the heap's. */
 unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n);
 /* The in-span release of h's ordered spans (scavenger.c), as
- * mcentral_take_free_pages and mcentral_put_free_pages. Take the node's
- * ordered lock (and put, the heap's after it). */
+ * mcentral_take_free_pages and mcentral_put_free_pages. Take the band's
+ * lock (and put, the heap's after it). */
 struct span_piece;
 unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_before, uint64_t *busy,
 				 struct span_piece *out, unsigned max);
 void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_piece *p, unsigned n, const int *res);
-size_t ordered_released_bytes(int node);
 /* For the collapse step (spanrange.c): the bytes of [lo, hi) that s, an
  * ordered span, has released (and with reclaim, takes them back as the
  * program's: the collapse fills them in), or its objects' bytes there (by
@@ -61,13 +63,17 @@ size_t ordered_released_bytes(int node);
  * which these take (it may have been freed, its struct reused). */
 size_t ordered_range_released(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi, bool reclaim);
 size_t ordered_range_used(struct mheap *h, struct mspan *s, uintptr_t lo, uintptr_t hi);
-/* Fork: take or drop every node's ordered lock; reset them in the child. */
+/* Each pass of the background thread (mcentral_evacuate): the sparsest
+ * spans to the evac lists. Takes the band locks, and nothing else. */
+void ordered_evacuate(struct mheap *h);
+/* Fork: take or drop every band's lock; reset them in the child. */
 void ordered_fork_lock(bool lock);
 void ordered_fork_child(void);
 /* Objects of class cls handed out from node's ordered spans (statistics;
- * takes the ordered lock). */
+ * a racy read). */
 uint64_t ordered_objects_out(int node, unsigned cls);
-/* Spans and bytes handed out on the node's ordered spans (statistics). */
-void ordered_stats(int node, size_t *spans, size_t *bytes);
+/* The node's ordered spans in use, their bytes, and the OS pages released
+ * inside them (statistics; racy reads). */
+void ordered_stats(int node, size_t *spans, size_t *bytes, size_t *released);
 
 #endif

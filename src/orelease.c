@@ -40,54 +40,59 @@ static uint32_t free_units(const struct mspan *s)
 	return ~used & (uint32_t)(((uint64_t)1 << (((size_t)OGRANS << band_shift[span_band(s)]) >> nh_ounit_shift)) - 1);
 }
 
+/* The pieces of s, up to max of them into out[]: runs of OS pages no
+ * object covers, not released yet, once s is idle (below); how many.
+ * Granule shift sh; the band's lock held. */
+static unsigned take_pieces(struct mheap *h, struct mspan *s, unsigned sh, uint64_t idle_before, uint64_t *busy,
+			    struct span_piece *out, unsigned max)
+{
+	uint32_t units = free_units(s) & ~s->released;
+	if (!units)
+		return 0;
+	/* Idle: its chunk's pages (mcentral.c's rule), or the span itself:
+	 * nothing went back to it, and no P gave it up, since idle_before.
+	 * The span's own clock too, as in a busy heap spans come and go in
+	 * every chunk all the time, and the free pages of the spans nobody
+	 * cuts from would stay. */
+	int32_t ahead = (int32_t)(s->otick - otick_of(idle_before));
+	uint64_t t;
+	if (idle_before && ahead > 0 && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
+		uint64_t ts = idle_before + ((uint64_t)ahead << 20); /* the span's, as the chunk's t */
+		t = NH_MIN(t, ts);
+		if (!*busy || t < *busy)
+			*busy = t;
+		return 0;
+	}
+	unsigned n = 0;
+	while (units && n < max) {
+		/* One run of free OS pages: a piece, held as an object of the
+		 * span's while it goes (no P can cut into it). */
+		unsigned j0 = (unsigned)nh_ctz64(units), j1 = j0;
+		while (j1 < 32 && (units >> j1 & 1))
+			j1++;
+		uint32_t run = (uint32_t)((((uint64_t)1 << (j1 - j0)) - 1) << j0);
+		units &= ~run;
+		unsigned lo = (j0 << nh_ounit_shift) >> sh, hi = (j1 << nh_ounit_shift) >> sh;
+		bit_set(start_map(s), lo);
+		bit_set(end_map(s), hi - 1);
+		s->nalloc++;
+		out[n++] = (struct span_piece){s, run, (uint16_t)lo, (uint16_t)hi};
+	}
+	return n;
+}
+
 unsigned ordered_take_free_pages(struct mheap *h, unsigned band, uint64_t idle_before, uint64_t *busy,
 				 struct span_piece *out, unsigned max)
 {
 	struct ocentral *oc = &ocentral[h->node][band];
 	if (!nh_ordered_hi || !nh_ounit_shift)
 		return 0;
-	unsigned sh = band_shift[band], n = 0;
+	unsigned n = 0;
 	mutex_lock(&oc->lock);
-	/* The background thread's look for sparse spans (evacuation above):
-	 * frees that the caches absorb never relist a span. */
-	for (struct mspan *s = oc->partial.first, *next; s; s = next) {
-		next = s->next;
-		relist(oc, s);
-	}
-	for (struct mspan *s = oc->partial.first ? oc->partial.first : oc->evac.first; s && n < max;
-	     s = s->next ? s->next : s->list == SPAN_LIST_PARTIAL ? oc->evac.first : NULL) {
-		uint32_t units = free_units(s) & ~s->released;
-		if (!units)
-			continue;
-		/* Idle: its chunk's pages (mcentral.c's rule), or the span
-		 * itself: nothing went back to it, and no P gave it up, since
-		 * idle_before. The span's own clock too, as in a busy heap spans
-		 * come and go in every chunk all the time, and the free pages
-		 * of the spans nobody cuts from would stay. */
-		int32_t ahead = (int32_t)(s->otick - otick_of(idle_before));
-		uint64_t t;
-		if (idle_before && ahead > 0 && !page_alloc_chunk_idle(&h->pages, s->base, idle_before, &t)) {
-			uint64_t ts = idle_before + ((uint64_t)ahead << 20); /* the span's, as the chunk's t */
-			t = NH_MIN(t, ts);
-			if (!*busy || t < *busy)
-				*busy = t;
-			continue;
-		}
-		while (units && n < max) {
-			/* One run of free OS pages: a piece, held as an object
-			 * of the span's while it goes (no P can cut into it). */
-			unsigned j0 = (unsigned)nh_ctz64(units), j1 = j0;
-			while (j1 < 32 && (units >> j1 & 1))
-				j1++;
-			uint32_t run = (uint32_t)((((uint64_t)1 << (j1 - j0)) - 1) << j0);
-			units &= ~run;
-			unsigned lo = (j0 << nh_ounit_shift) >> sh, hi = (j1 << nh_ounit_shift) >> sh;
-			bit_set(start_map(s), lo);
-			bit_set(end_map(s), hi - 1);
-			s->nalloc++;
-			out[n++] = (struct span_piece){s, run, (uint16_t)lo, (uint16_t)hi};
-		}
-	}
+	struct span_list_head *lists[2] = {&oc->partial, &oc->evac}; /* never a P's own */
+	for (unsigned l = 0; l < 2; l++)
+		for (struct mspan *s = lists[l]->first; s && n < max; s = s->next)
+			n += take_pieces(h, s, band_shift[band], idle_before, busy, out + n, max - n);
 	mutex_unlock(&oc->lock);
 	return n;
 }
@@ -108,8 +113,6 @@ void ordered_put_free_pages(struct mheap *h, unsigned band, const struct span_pi
 		bit_clear(start_map(s), p[i].own_lo);
 		if (--s->nalloc == 0 && s->list != SPAN_LIST_OWNED) {
 			unlink_span(oc, s);
-			oc->nspans--;
-			oc->released_bytes -= (size_t)nh_popcount64(s->released) << nh_ounit_shift;
 			empty[nempty++] = s; /* n <= OS_BATCH_MAX <= 64 */
 		}
 	}
@@ -166,7 +169,6 @@ size_t ordered_range_used(struct mheap *h, struct mspan *s, uintptr_t lo, uintpt
 	return (size_t)(used * (b - a) / (end - s->base));
 }
 
-size_t ordered_released_bytes(int node) { return ocentral[node][0].released_bytes + ocentral[node][1].released_bytes; }
 
 /* ---- fork and statistics ---------------------------------------------------- */
 
@@ -196,11 +198,12 @@ uint64_t ordered_objects_out(int node, unsigned cls)
 	return __atomic_load_n(&oc->out[cls], __ATOMIC_RELAXED);
 }
 
-void ordered_stats(int node, size_t *spans, size_t *bytes)
+void ordered_stats(int node, size_t *spans, size_t *bytes, size_t *released)
 {
-	*spans = *bytes = 0;
+	*spans = *bytes = *released = 0;
 	for (unsigned b = 0; b < OBANDS; b++) {
 		*spans += ocentral[node][b].nspans;
 		*bytes += ocentral[node][b].nspans * BAND_PAGES(b) * NH_PAGE_SIZE;
+		*released += ocentral[node][b].released_bytes;
 	}
 }

@@ -148,7 +148,12 @@ static void snapshot(struct snapshot *s)
 			add_central(&s->cls[k], &h->central[k]);
 			ns->span_released += s->cls[k].released - before;
 		}
-		ns->span_released += ordered_released_bytes(h->node);
+		size_t ospans, obytes, oreleased;
+		ordered_stats(h->node, &ospans, &obytes, &oreleased);
+		ns->span_released += oreleased;
+		s->ordered_spans += ospans;
+		s->ordered_bytes += obytes;
+		s->ordered_released += oreleased;
 		mutex_lock(&h->lock);
 		ns->broken = h->pages.broken;
 		ns->mapped = h->mapped_bytes;
@@ -170,11 +175,6 @@ static void snapshot(struct snapshot *s)
 		s->large_inuse += ns->large_inuse;
 		mutex_lock(&h->lcache_lock);
 		s->large_cache_hits += h->lcache_hits;
-		size_t osp, ob;
-		ordered_stats(h->node, &osp, &ob);
-		s->ordered_spans += osp;
-		s->ordered_bytes += ob;
-		s->ordered_released += ordered_released_bytes(h->node);
 		mutex_unlock(&h->lcache_lock);
 	}
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];

@@ -108,6 +108,7 @@
 #include "hardened.h"
 #include "sizeclass.h"
 #include "ordered.h"
+#include "ospan.h"
 
 #include <errno.h>
 
@@ -220,7 +221,16 @@ void free_general(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
 	if (s && s->ordered) {
-		ordered_free(s, p);
+		/* NUMAHEAP_ORDERED: the page table has no class for these pages,
+		 * so every such free comes here; the path is kept short. */
+		unsigned cls = ordered_object_class(s, p);
+		if (NH_UNLIKELY(!cls))
+			ordered_bad_free(s, p);
+		*mark_word(p) = free_mark(p);
+		if (NH_UNLIKELY(__atomic_load_n(&s->list, __ATOMIC_RELAXED) == SPAN_LIST_EVAC))
+			ordered_free_evac(s, p, cls);
+		else if (NH_UNLIKELY(!mcache_push(NH_HOFF(s->node, cls), p)))
+			free_to_cache(p, s->node, cls);
 		return;
 	}
 	if (!s || !s->sizeclass) {
@@ -266,7 +276,8 @@ static void *alloc_direct(unsigned cls) { return alloc_from_central(heap_of_node
  * freed objects other caches passed on first (mcentral_refill takes only
  * the transfer cache for these classes; a racy look skips it when empty),
  * else a fresh object, cut after the P's last, served straight away (2)
- * as a fresh entry (its mark cleared on the way out).
+ * as a fresh entry (its mark cleared on the way out); a streak of one
+ * class gets more of them at a time, through the stack (ordered_alloc_n).
  */
 static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
 {
@@ -274,9 +285,15 @@ static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
 	int r = mcentral_transfer_objects(&h->central[cls]) ? mcache_refill(x, cls, direct) : 0;
 	if (r)
 		return r;
-	void *p = ordered_alloc(x->c, cls);
-	*direct = (uintptr_t)p | NH_ENTRY_FRESH;
-	return p ? 2 : 0;
+	uintptr_t v[16], buf[16];
+	unsigned n = ordered_alloc_n(x->c, cls, v, 16);
+	if (n <= 1) {
+		*direct = n ? v[0] | NH_ENTRY_FRESH : 0;
+		return n ? 2 : 0;
+	}
+	for (unsigned i = 0; i < n; i++) /* popped in address order */
+		buf[i] = v[n - 1 - i] | NH_ENTRY_FRESH;
+	return mcache_fill(x, cls, buf, n, direct);
 }
 
 NH_NOINLINE void *alloc_small_slow(unsigned cls)

@@ -42,6 +42,7 @@
 
 #include "hardened.h"
 #include "ordered.h"
+#include "ospan.h"
 
 #include <string.h>
 
@@ -275,6 +276,12 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 		hardened_shuffle(buf, got);
 	else if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
 		mcache_spread_lines(buf, got);
+	return mcache_fill(x, cls, buf, got, direct);
+}
+
+int mcache_fill(struct pctx *x, unsigned cls, uintptr_t *buf, unsigned got, uintptr_t *direct)
+{
+	struct mcache *c = x->c;
 	int k = op_push_batch(x, cls, buf, got);
 	if (k == (int)got)
 		return 1;

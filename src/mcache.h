@@ -113,10 +113,7 @@ struct mcache {
 NH_INLINE uintptr_t *mcache_slots(struct mcache *c) { return (uintptr_t *)c; }
 /* Class cls's header on the slab's node. */
 NH_INLINE struct mcache_class *mc_class(struct mcache *c, unsigned cls) { return &c->hdr[c->node * NH_NUM_CLASSES + cls]; }
-NH_INLINE const struct mcache_class *mc_class_c(const struct mcache *c, unsigned cls)
-{
-	return &c->hdr[c->node * NH_NUM_CLASSES + cls];
-}
+NH_INLINE const struct mcache_class *mc_class_c(const struct mcache *c, unsigned cls) { return mc_class((struct mcache *)c, cls); }
 
 #include NH_ARCH_RSEQ_H
 
@@ -208,8 +205,10 @@ void mcache_set_node(struct mcache *c, int node);
 int mcache_init_pcpu(struct pctx *x, int node);
 /* Refill class cls, the slab's lock held (per-CPU): 1 refilled (pop again),
  * 0 ENOMEM, 2 could not fill the stack (left the CPU): *direct is one entry
- * to serve. Takes the class's central locks (mcentral_refill). */
+ * to serve. Takes the class's central locks (mcentral_refill). mcache_fill
+ * is its tail: buf[0..got) pushed (the last popped first), as it returns. */
 int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
+int mcache_fill(struct pctx *x, unsigned cls, uintptr_t *buf, unsigned got, uintptr_t *direct);
 void mcache_spread_lines(uintptr_t *v, unsigned n);
 /* Overflow path of a push, the slab's lock held: 1 done, -1 left the CPU.
  * Takes the class's central locks (mcentral_release). */

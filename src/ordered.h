@@ -18,6 +18,7 @@ struct mheap;
 struct ohole {
 	struct mspan *span;
 	uint16_t next, end, carved, carvedg;
+	uint8_t last, streak; /* the class of the last slow-path cut, and its visits in a row */
 };
 
 /* Classes lo..hi are placed in order (hi 0: off). Set at start-up. */
@@ -34,14 +35,20 @@ void ordered_init(void);
  * (fastpath.h, fresh_object). Takes the band's lock when the hole is used
  * up, and the heap's for a new span. */
 void *ordered_alloc(struct mcache *c, unsigned cls);
+/* As ordered_alloc, and when the P asked for the same class the last time
+ * too, more of them from the rest of the hole (up to max, twice as many as
+ * the last time): out[0..n) in address order; n, 0 when exhausted. */
+unsigned ordered_alloc_n(struct mcache *c, unsigned cls, uintptr_t *out, unsigned max);
 /* c gives up its holes' spans (a drain, a thread's exit); the P held.
  * Takes the band locks. */
 void ordered_retire(struct mcache *c);
-/* free of p on ordered span s: checks that p starts an object, marks it
- * freed and pushes it on a cache (the slow path when that misses). */
-void ordered_free(struct mspan *s, uintptr_t p);
-/* The class of the object at p on ordered span s (0: none starts there). */
-unsigned ordered_object_class(const struct mspan *s, uintptr_t p);
+/* free of p on ordered span s (malloc.c, free_general: the class from
+ * ospan.h's ordered_object_class), when p starts no object: reports and
+ * aborts. */
+NH_COLD NH_NORETURN void ordered_bad_free(const struct mspan *s, uintptr_t p);
+/* free of p, of class cls, on ordered span s that is being emptied: the
+ * object goes straight back to it. Takes the band's lock. */
+void ordered_free_evac(struct mspan *s, uintptr_t p, unsigned cls);
 /* The usable size of the object at p on ordered span s; reports (api) and
  * aborts when p does not start an object there. */
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p);

@@ -104,11 +104,40 @@ struct ocentral {
 } NH_ALIGNED(64);
 
 extern struct ocentral ocentral[NH_MAX_NODES][OBANDS];
+extern uint8_t nh_ogran_class[OBANDS][OMAX_GRANS + 1]; /* granules -> class; 0: no class of that size */
 extern unsigned nh_ordered_mid;
 extern unsigned nh_ounit_shift; /* log2 of mcentral_unit_bytes(); 0: no in-span release */
 
 NH_INLINE unsigned span_band(const struct mspan *s) { return s->ordered - 1u; }
 NH_INLINE unsigned class_band(unsigned cls) { return cls >= nh_ordered_mid; }
+
+/*
+ * The class of the object starting at p on ordered span s, p inside s (0:
+ * no object starts there). free's path (malloc.c), so it is short: an
+ * object spans at most 64 granules, so its end bit is in the word of its
+ * start bit or the next. Reads the maps without a lock: only the object's
+ * own free clears its bits.
+ */
+NH_INLINE unsigned ordered_object_class(const struct mspan *s, uintptr_t p)
+{
+	unsigned b = span_band(s), sh = band_shift[b];
+	uintptr_t off = p - s->base;
+	if (off & ((1u << sh) - 1))
+		return 0;
+	unsigned g = (unsigned)(off >> sh), w = g / 64, k = g % 64;
+	if (!((__atomic_load_n(&start_map(s)[w], __ATOMIC_ACQUIRE) >> k) & 1))
+		return 0;
+	uint64_t e = __atomic_load_n(&end_map(s)[w], __ATOMIC_ACQUIRE) >> k;
+	unsigned n;
+	if (NH_LIKELY(e)) {
+		n = (unsigned)nh_ctz64(e) + 1;
+	} else {
+		if (w + 1 >= OWORDS || !(e = __atomic_load_n(&end_map(s)[w + 1], __ATOMIC_ACQUIRE)))
+			return 0;
+		n = 64 - k + (unsigned)nh_ctz64(e) + 1;
+	}
+	return n <= OMAX_GRANS ? nh_ogran_class[b][n] : 0;
+}
 
 /* mspan.list of an ordered span: written under the lock, read by free
  * without it (ordered_free's look for an evacuating span). */

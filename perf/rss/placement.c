@@ -21,6 +21,13 @@
  *                <= 1 KiB, <= 8 KiB); larger ones as segregated
  *   bands2       the same with two bands (<= 512 B, <= 8 KiB)
  *   mixed        one region for everything up to 8 KiB (glibc-like)
+ *   chunks256, chunks512
+ *                objects up to 512 B in chunks of 256 (512) bytes of one
+ *                size class each, the chunks taken in allocation order
+ *                from one region; 1-8 KiB as bands2's second band. A page
+ *                table of that granularity would give free the class of
+ *                every chunk (its fast path unchanged), at 8 (4) times
+ *                the table's size
  * Objects above 32 KiB are page-rounded blocks of their own in every
  * placement.
  */
@@ -35,8 +42,8 @@
 #include "../../src/sizeclasses.h"
 #include "mixedheap.h"
 
-enum { SEGREGATED, BANDS4, BANDS2, MIXED, NPLACEMENTS };
-static const char *names[] = {"segregated", "bands4", "bands2", "mixed"};
+enum { SEGREGATED, BANDS4, BANDS2, MIXED, CHUNKS256, CHUNKS512, NPLACEMENTS };
+static const char *names[] = {"segregated", "bands4", "bands2", "mixed", "chunks256", "chunks512"};
 
 struct blk {
 	uint32_t size;
@@ -50,6 +57,7 @@ struct blk {
 struct layout {
 	uint64_t span[NH_NUM_CLASSES], next[NH_NUM_CLASSES], end[NH_NUM_CLASSES]; /* the class's current span */
 	uint64_t band[4];
+	uint64_t cnext[NH_NUM_CLASSES], cend[NH_NUM_CLASSES], chunk; /* chunks256/512 */
 	uint64_t large;
 };
 
@@ -75,6 +83,21 @@ static uint64_t place_in_span(struct layout *l, size_t n)
 	return a;
 }
 
+/* An object of up to 512 B in its class's current chunk of c bytes. */
+static uint64_t place_in_chunk(struct layout *l, size_t n, uint64_t c)
+{
+	int k = class_of(n);
+	uint64_t size = nh_class_to_size[k];
+	if (l->cnext[k] + size > l->cend[k]) {
+		l->cnext[k] = l->chunk;
+		l->cend[k] = l->chunk + c / size * size;
+		l->chunk += c;
+	}
+	uint64_t a = l->cnext[k];
+	l->cnext[k] += size;
+	return a;
+}
+
 static uint64_t place(struct layout *l, int how, size_t n)
 {
 	if (n > NH_MAX_SMALL_SIZE) {
@@ -82,11 +105,13 @@ static uint64_t place(struct layout *l, int how, size_t n)
 		l->large += (n + 4095) & ~(uint64_t)4095;
 		return a;
 	}
+	if ((how == CHUNKS256 || how == CHUNKS512) && n <= 512)
+		return place_in_chunk(l, n, how == CHUNKS256 ? 256 : 512);
 	int b = -1;
 	if (n <= 8192) {
 		if (how == BANDS4)
 			b = n <= 64 ? 0 : n <= 256 ? 1 : n <= 1024 ? 2 : 3;
-		else if (how == BANDS2)
+		else if (how == BANDS2 || how == CHUNKS256 || how == CHUNKS512)
 			b = n <= 512 ? 0 : 3;
 		else if (how == MIXED)
 			b = 0;
@@ -127,7 +152,7 @@ int main(int argc, char **argv)
 				live -= v[i].size;
 			}
 		for (int how = 0; how < NPLACEMENTS; how++) {
-			struct layout l = {.band = {REGION(100), REGION(101), REGION(102), REGION(103)}, .large = REGION(104)};
+			struct layout l = {.band = {REGION(100), REGION(101), REGION(102), REGION(103)}, .large = REGION(104), .chunk = REGION(105)};
 			size_t np = 0, pcap = 1 << 20;
 			uint64_t *pages = malloc(pcap * sizeof *pages);
 			for (size_t i = 0; i < n; i++) {

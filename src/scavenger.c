@@ -10,6 +10,9 @@
  *
  *   goal     free memory a node keeps resident: NUMAHEAP_SCAVENGE_RETAIN
  *            percent of its in-use pages. Beyond it the excess is released.
+ *            The margin decays: what stays idle for
+ *            NUMAHEAP_SCAVENGE_RETAIN_TIME goes back too (an idle server
+ *            returns all its free memory, as jemalloc's decay does).
  *   idle     a chunk (4 MiB) whose pages were freed less than
  *            NUMAHEAP_SCAVENGE_DELAY ago is left alone: memory that a
  *            program frees and takes again (phases, request bursts) is not
@@ -97,6 +100,7 @@ struct nh_scav_stats nh_scav;
 /* The background delays, backed off while releases churn (bgthread.c). */
 static uint64_t delay_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift; }
 static uint64_t sub_delay_ns(void) { return (uint64_t)NH_OPTION(SUBRELEASE_DELAY) << nh_scav.delay_shift; }
+static uint64_t retain_ns(void) { return (uint64_t)NH_OPTION(SCAVENGE_RETAIN_TIME) << nh_scav.delay_shift; }
 /* Collapse split huge pages when the heap is on transparent huge pages. */
 static bool collapse_wanted;
 
@@ -316,6 +320,37 @@ static size_t subrelease(struct mheap *h, uintptr_t top, size_t want, struct sca
 }
 
 /*
+ * The goal's margin decays (background passes): free runs idle for
+ * NUMAHEAP_SCAVENGE_RETAIN_TIME go back whatever the goal, whole free huge
+ * pages first, then the free runs of huge pages in use, sparsest first (the
+ * collapse makes them huge again if the program grows back into them). The
+ * margin is there for a program that grows back soon; one that has not
+ * touched that memory for this long is not about to.
+ */
+static size_t release_retained(struct mheap *h, uintptr_t top, struct scav_pass *ps)
+{
+	uint64_t t = retain_ns();
+	if (!t || ps->now <= t || ps->cut)
+		return 0;
+	const size_t all = SIZE_MAX / 2;
+	struct scav_query q = {.limit = top, .min_pages = NH_PAGES_PER_HUGE, .align_pages = NH_PAGES_PER_HUGE,
+			       .idle_before = ps->now - t};
+	size_t released = release_runs(h, &q, all, ps->b, ps);
+	pass_due(ps, q.next_idle ? q.next_idle + t : 0);
+	/* Then the free runs of huge pages in use, sparsest first, as the
+	 * subrelease takes them, but with the longer delay and no goal. */
+	static const unsigned rounds[] = {NH_PAGES_PER_HUGE / 8, NH_PAGES_PER_HUGE / 2, NH_PAGES_PER_HUGE - 1};
+	for (unsigned r = 0; r < sizeof rounds / sizeof rounds[0] && !ps->cut; r++) {
+		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = ps->now - t,
+					.max_used = rounds[r], .allocs_too = true};
+		released += release_runs(h, &q2, all, ps->b, ps);
+		pass_due(ps, q2.next_idle ? q2.next_idle + t : 0);
+	}
+	nh_scav.retained_released_bytes += released;
+	return released;
+}
+
+/*
  * Scavenge node h towards its goal (or everything free, if ps->all).
  * Returns the bytes released; ps->due notes when a busy chunk turns idle.
  */
@@ -326,7 +361,7 @@ static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 	uintptr_t top = h->pages.grown_end;
 	mutex_unlock(&h->lock);
 	if (want == 0)
-		return 0;
+		return release_retained(h, top, ps);
 	uint64_t idle_before = ps->all || ps->now < delay_ns() ? 0 : ps->now - delay_ns();
 	/* Pass 1: whole huge pages. */
 	struct scav_query q = {.limit = top, .min_pages = NH_PAGES_PER_HUGE, .align_pages = NH_PAGES_PER_HUGE,
@@ -350,6 +385,8 @@ static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 	/* Pass 3, in the background: the subrelease. */
 	if (released < want && !ps->all && sub_delay_ns())
 		released += subrelease(h, top, want - released, ps);
+	if (!ps->all)
+		released += release_retained(h, top, ps);
 	return released;
 }
 

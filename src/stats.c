@@ -301,7 +301,7 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   "\"limit_hits\":%llu,\"cache_drained_objects\":%llu,\"prefault\":\"%s\",\"prefault_episodes\":%llu,"
 		   "\"prefaulted_bytes\":%llu,\"prefault_ns\":%llu,\"prefault_huge_ns\":%llu,\"prefault_fresh_offs\":%llu,"
 		   "\"fresh_base_switches\":%llu,\"base_arena_bytes\":%llu,"
-		   "\"subreleased_bytes\":%llu,"
+		   "\"subreleased_bytes\":%llu,\"retained_released_bytes\":%llu,"
 		   "\"span_released_bytes\":%llu,\"budget_cuts\":%llu,\"collapse\":\"%s\",\"collapses\":%llu,"
 		   "\"base_collapses\":%llu,\"collapse_failures\":%llu,\"collapse_moves\":%llu,\"delay_shift\":%u,\"churn_events\":%llu,\"trims\":%llu,"
 		   "\"trims_paced\":%llu,\"evacuations\":%llu,\"evacuated\":%llu,\"evac_stalls\":%llu},",
@@ -314,7 +314,8 @@ static void emit_json_kernel(struct nh_buf *b, const struct snapshot *s)
 		   (unsigned long long)s->prefaulted, (unsigned long long)nh_scav.prefault_ns,
 		   (unsigned long long)nh_scav.prefault_huge_ns, (unsigned long long)nh_scav.prefault_fresh_offs,
 		   (unsigned long long)nh_scav.fresh_base_switches, (unsigned long long)atomic_load(&nh_scav.base_arena_bytes),
-		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.span_released_bytes,
+		   (unsigned long long)nh_scav.subreleased_bytes, (unsigned long long)nh_scav.retained_released_bytes,
+		   (unsigned long long)nh_scav.span_released_bytes,
 		   (unsigned long long)nh_scav.budget_cuts, nh_scav.collapse ? nh_scav.collapse : "off",
 		   (unsigned long long)nh_scav.collapses, (unsigned long long)nh_scav.base_collapses,
 		   (unsigned long long)nh_scav.collapse_failures, (unsigned long long)nh_scav.collapse_moves,

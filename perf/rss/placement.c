@@ -26,8 +26,10 @@
  *                size class each, the chunks taken in allocation order
  *                from one region; 1-8 KiB as bands2's second band. A page
  *                table of that granularity would give free the class of
- *                every chunk (its fast path unchanged), at 8 (4) times
+ *                every chunk (its fast path unchanged), at 32 (16) times
  *                the table's size
+ *   chunks256seg the same with 256-byte chunks, and 1-8 KiB in their size
+ *                classes' spans: every object on free's fast path
  * Objects above 32 KiB are page-rounded blocks of their own in every
  * placement.
  */
@@ -42,8 +44,8 @@
 #include "../../src/sizeclasses.h"
 #include "mixedheap.h"
 
-enum { SEGREGATED, BANDS4, BANDS2, MIXED, CHUNKS256, CHUNKS512, NPLACEMENTS };
-static const char *names[] = {"segregated", "bands4", "bands2", "mixed", "chunks256", "chunks512"};
+enum { SEGREGATED, BANDS4, BANDS2, MIXED, CHUNKS256, CHUNKS512, CHUNKS256SEG, NPLACEMENTS };
+static const char *names[] = {"segregated", "bands4", "bands2", "mixed", "chunks256", "chunks512", "chunks256seg"};
 
 struct blk {
 	uint32_t size;
@@ -83,11 +85,14 @@ static uint64_t place_in_span(struct layout *l, size_t n)
 	return a;
 }
 
-/* An object of up to 512 B in its class's current chunk of c bytes. */
+/* An object of up to 512 B in its class's current chunk of c bytes (or of
+ * its own size, if larger). */
 static uint64_t place_in_chunk(struct layout *l, size_t n, uint64_t c)
 {
 	int k = class_of(n);
 	uint64_t size = nh_class_to_size[k];
+	if (c < size) /* a class above the chunk size: a chunk of one object */
+		c = size;
 	if (l->cnext[k] + size > l->cend[k]) {
 		l->cnext[k] = l->chunk;
 		l->cend[k] = l->chunk + c / size * size;
@@ -105,8 +110,10 @@ static uint64_t place(struct layout *l, int how, size_t n)
 		l->large += (n + 4095) & ~(uint64_t)4095;
 		return a;
 	}
-	if ((how == CHUNKS256 || how == CHUNKS512) && n <= 512)
-		return place_in_chunk(l, n, how == CHUNKS256 ? 256 : 512);
+	if ((how == CHUNKS256 || how == CHUNKS512 || how == CHUNKS256SEG) && n <= 512)
+		return place_in_chunk(l, n, how == CHUNKS512 ? 512 : 256);
+	if (how == CHUNKS256SEG)
+		return place_in_span(l, n);
 	int b = -1;
 	if (n <= 8192) {
 		if (how == BANDS4)

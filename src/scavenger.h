@@ -42,7 +42,7 @@ struct nh_scav_stats {
 	uint64_t fresh_base_switches;	/* times new arenas were put on base pages (fresh huge pages slow, CPUs busy) */
 	_Atomic uint64_t base_arena_bytes;	/* arenas mapped on base pages for that reason */
 	uint64_t subreleased_bytes;	/* released from huge pages still in use (the subrelease) */
-	uint64_t retained_released_bytes; /* the goal's margin, released once idle for NUMAHEAP_SCAVENGE_RETAIN_TIME */
+	uint64_t retained_released_bytes; /* released once idle for NUMAHEAP_SCAVENGE_RETAIN_TIME, whatever the goal */
 	uint64_t span_released_bytes;	/* released inside spans still in use (the in-span release) */
 	uint64_t budget_cuts;	/* background passes the CPU budget stopped with work left */
 	const char *collapse;	/* "on", "off" or "unsupported" (kernel before 6.1) */

@@ -171,6 +171,11 @@ void stats_emit_text(struct nh_buf *b, const struct snapshot *s)
 	buf_putc(b, '\n');
 	buf_printf(b, "scavenger: %s, released ", nh_scav.backend);
 	put_bytes(b, nh_scav.bg_released_bytes + nh_scav.sync_released_bytes, 0);
+	if (nh_scav.retained_released_bytes) {
+		buf_puts(b, " (");
+		put_bytes(b, nh_scav.retained_released_bytes, 0);
+		buf_puts(b, " of it idle for the retain time, whatever the goal)");
+	}
 	buf_printf(b, " in %llu passes, %llu system calls, %llu ms working\n", (unsigned long long)nh_scav.passes,
 		   (unsigned long long)(nh_scav.syscalls + nh_scav.bg_syscalls),
 		   (unsigned long long)(nh_scav.cpu_ns / 1000000));

@@ -35,9 +35,9 @@ void ordered_init(void);
  * (fastpath.h, fresh_object). Takes the band's lock when the hole is used
  * up, and the heap's for a new span. */
 void *ordered_alloc(struct mcache *c, unsigned cls);
-/* As ordered_alloc, and when the P asked for the same class the last time
- * too, more of them from the rest of the hole (up to max, twice as many as
- * the last time): out[0..n) in address order; n, 0 when exhausted. */
+/* As ordered_alloc, and from the P's third slow-path visit in a row for
+ * one class on, more of them from the rest of the hole (2, 4, 8, then 16,
+ * at most max): out[0..n) in address order; n, 0 when exhausted. */
 unsigned ordered_alloc_n(struct mcache *c, unsigned cls, uintptr_t *out, unsigned max);
 /* c gives up its holes' spans (a drain, a thread's exit); the P held.
  * Takes the band locks. */

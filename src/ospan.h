@@ -140,7 +140,7 @@ NH_INLINE unsigned ordered_object_class(const struct mspan *s, uintptr_t p)
 }
 
 /* mspan.list of an ordered span: written under the lock, read by free
- * without it (ordered_free's look for an evacuating span). */
+ * without it (free_general's look for an evacuating span, malloc.c). */
 NH_INLINE void set_list(struct mspan *s, unsigned l) { __atomic_store_n(&s->list, (uint8_t)l, __ATOMIC_RELAXED); }
 
 /* A span's clock for the in-span release (mspan.otick): about a millisecond

@@ -216,11 +216,17 @@ static size_t span_released_bytes(struct mheap *h)
 	return r;
 }
 
+/* Free resident bytes of h; heap lock held. */
+static size_t free_resident_bytes(struct mheap *h)
+{
+	size_t released = h->pages.pages_scav << NH_PAGE_SHIFT;
+	return h->mapped_bytes - h->inuse_bytes - NH_MIN(released, h->mapped_bytes - h->inuse_bytes);
+}
+
 /* Free resident bytes of h beyond its goal; heap lock held. */
 static size_t excess_bytes(struct mheap *h)
 {
-	size_t released = h->pages.pages_scav << NH_PAGE_SHIFT;
-	size_t free_resident = h->mapped_bytes - h->inuse_bytes - NH_MIN(released, h->mapped_bytes - h->inuse_bytes);
+	size_t free_resident = free_resident_bytes(h);
 	size_t goal = h->inuse_bytes / 100 * (size_t)NH_OPTION(SCAVENGE_RETAIN);
 	return free_resident > goal ? free_resident - goal : 0;
 }
@@ -358,10 +364,11 @@ static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 {
 	mutex_lock(&h->lock);
 	size_t want = ps->all ? (size_t)-1 : excess_bytes(h);
+	bool any_free = free_resident_bytes(h) != 0; /* else no walk for the decay */
 	uintptr_t top = h->pages.grown_end;
 	mutex_unlock(&h->lock);
 	if (want == 0)
-		return release_retained(h, top, ps);
+		return any_free ? release_retained(h, top, ps) : 0;
 	uint64_t idle_before = ps->all || ps->now < delay_ns() ? 0 : ps->now - delay_ns();
 	/* Pass 1: whole huge pages. */
 	struct scav_query q = {.limit = top, .min_pages = NH_PAGES_PER_HUGE, .align_pages = NH_PAGES_PER_HUGE,
@@ -385,7 +392,7 @@ static size_t scavenge_node(struct mheap *h, struct scav_pass *ps)
 	/* Pass 3, in the background: the subrelease. */
 	if (released < want && !ps->all && sub_delay_ns())
 		released += subrelease(h, top, want - released, ps);
-	if (!ps->all)
+	if (!ps->all && any_free)
 		released += release_retained(h, top, ps);
 	return released;
 }

@@ -257,7 +257,7 @@ void *nh_realloc(void *ptr, size_t n)
 	/* A small object: its page entry says its size and checks the
 	 * pointer, as for free; the span is not touched (Redis grows and
 	 * shrinks its strings in place this way all the time). */
-	uintptr_t i = ((uintptr_t)ptr >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	uintptr_t i = ((uintptr_t)ptr >> NH_PT_SHIFT) - nh_fast.page_lo;
 	if (NH_LIKELY(i < nh_fast.page_count) && NH_LIKELY(n != 0)) {
 		const uint16_t *table = nh_fast.page_table;
 		unsigned e = page_entry(table, i);
@@ -432,7 +432,7 @@ size_t nh_malloc_usable_size(void *ptr)
 	 * span only for the rest.
 	 */
 	uintptr_t p = (uintptr_t)ptr;
-	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	uintptr_t i = (p >> NH_PT_SHIFT) - nh_fast.page_lo;
 	if (NH_LIKELY(i < nh_fast.page_count)) {
 		const uint16_t *table = nh_fast.page_table;
 		unsigned e = page_entry(table, i);

@@ -49,6 +49,7 @@
 #include "scavenger.h"
 
 #include <errno.h>
+#include <string.h>
 
 struct heap_arena *_Atomic *nh_arena_map;
 static bool hugetlb_failed, bind_warned;
@@ -77,9 +78,68 @@ bool arena_init(int max_node)
 	return true;
 }
 
+/*
+ * The kind of each table slot of a class's span (NH_PT_SHIFT, arena.h): with
+ * one slot a page, the page's index in its span; with finer slots, one id
+ * per distinct phase, one of them for every slot where no object starts (a
+ * slot inside one larger object). 0xff: more kinds than the entry's 4 bits
+ * hold (15; kind 15 is page_entry_size's), so the class's slots get entry 0
+ * and its frees the general path.
+ */
+#define PT_PER_PAGE ((unsigned)(NH_PAGE_SIZE >> NH_PT_SHIFT))
+#define PT_SPAN_SLOTS (NH_PT_MAX_SPAN_PAGES * PT_PER_PAGE)
+static uint8_t pt_kind[NH_NUM_CLASSES][PT_SPAN_SLOTS];
+
+uint32_t arena_pt_phase(unsigned c, unsigned q, unsigned shift)
+{
+	uint32_t size = nh_class_to_size[c], slot = (uint32_t)1 << shift;
+	uint32_t tail = (uint32_t)(((uintptr_t)nh_class_to_npages[c] << NH_PAGE_SHIFT) % size);
+	uint32_t phase = (uint32_t)(((uintptr_t)q * slot + size - tail) % size);
+	/* (slot start - first object) mod size, the first object being tail
+	 * bytes into the span (mspan.h); where no object starts in the slot,
+	 * size - slot, which no offset in it completes to a multiple. */
+	if (shift < NH_PAGE_SHIFT && size > slot && phase != 0 && phase <= size - slot)
+		phase = size - slot;
+	return phase;
+}
+
+bool arena_pt_ids(unsigned c, unsigned shift, uint8_t *ids)
+{
+	unsigned slots = (unsigned)nh_class_to_npages[c] << (NH_PAGE_SHIFT - shift), nids = 0;
+	uint32_t phases[15];
+	for (unsigned q = 0; q < slots; q++) {
+		uint32_t phase = arena_pt_phase(c, q, shift);
+		unsigned id = shift == NH_PAGE_SHIFT ? q : 0;
+		while (shift < NH_PAGE_SHIFT && id < nids && phases[id] != phase)
+			id++;
+		if (id >= 15)
+			return false;
+		if (id == nids)
+			phases[nids++] = phase;
+		ids[q] = (uint8_t)id;
+	}
+	return true;
+}
+
+/* The table entry of slot q of a span of class c on node (0: none). */
+static uint16_t pt_entry(unsigned node, unsigned c, uintptr_t q)
+{
+	return c && q < PT_SPAN_SLOTS && pt_kind[c][q] != 0xff ? (uint16_t)(NH_HOFF(node, c) | pt_kind[c][q]) : 0;
+}
+
+uint16_t arena_pt_entry(unsigned node, unsigned c, uintptr_t q) { return pt_entry(node, c, q); }
+
+static void pt_kinds_init(void)
+{
+	_Static_assert(NH_PT_SHIFT <= NH_PAGE_SHIFT && NH_PT_SHIFT >= 4, "a table slot is at most a page");
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
+		if (nh_class_to_npages[c] > NH_PT_MAX_SPAN_PAGES || !arena_pt_ids(c, NH_PT_SHIFT, pt_kind[c]))
+			memset(pt_kind[c], 0xff, sizeof pt_kind[c]);
+}
+
 static void page_table_init(int max_node)
 {
-	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PAGE_SHIFT);
+	uintptr_t n = (uintptr_t)(max_node + 1) << (NH_NODE_SHIFT - NH_PT_SHIFT);
 	size_t kinds = NH_PAGE_KINDS * sizeof(struct nh_pagekind);
 	size_t bytes = kinds + n * sizeof(uint16_t);
 	/* The table only speeds free up, and it is big (512 MiB of address
@@ -96,17 +156,15 @@ static void page_table_init(int max_node)
 		return;
 	}
 	struct nh_pagekind *kind = (struct nh_pagekind *)m;
+	pt_kinds_init();
 	for (int node = 0; node <= max_node; node++)
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 			uint32_t size = nh_class_to_size[c];
 			uint32_t mul = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
-			uintptr_t span = (uintptr_t)nh_class_to_npages[c] << NH_PAGE_SHIFT;
-			uint32_t tail = (uint32_t)(span % size);
-			for (unsigned j = 0; j < nh_class_to_npages[c]; j++) {
-				/* (page start - first object) mod size; the
-				 * first page starts tail bytes before it. */
-				uint32_t phase = (uint32_t)(((uintptr_t)j * NH_PAGE_SIZE + size - tail) % size);
-				kind[NH_HOFF(node, c) | j] = (struct nh_pagekind){mul, phase * mul};
+			for (unsigned q = 0; q < nh_class_to_npages[c] * PT_PER_PAGE; q++) {
+				uint16_t e = pt_entry((unsigned)node, c, q);
+				if (e)
+					kind[e] = (struct nh_pagekind){mul, arena_pt_phase(c, q, NH_PT_SHIFT) * mul};
 			}
 			kind[NH_HOFF(node, c) | 15] = (struct nh_pagekind){size, 0}; /* page_entry_size */
 		}
@@ -118,7 +176,7 @@ void arena_publish_page_table(void)
 {
 	if (!page_table)
 		return;
-	nh_fast.page_lo = NH_HEAP_BASE >> NH_PAGE_SHIFT;
+	nh_fast.page_lo = NH_HEAP_BASE >> NH_PT_SHIFT;
 	nh_fast.page_table = (const uint16_t *)page_table;
 	nh_fast.page_count = page_table_entries;
 }
@@ -130,15 +188,17 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 		struct heap_arena *ha = arena_of(a);
 		size_t i = (a >> NH_PAGE_SHIFT) & (NH_PAGES_PER_ARENA - 1);
 		size_t k = NH_MIN((size_t)(NH_PAGES_PER_ARENA - i), npages);
-		uintptr_t t = (a - NH_HEAP_BASE) >> NH_PAGE_SHIFT;
+		uintptr_t t = (a - NH_HEAP_BASE) >> NH_PT_SHIFT;
 		for (size_t j = 0; j < k; j++) {
-			if (page_table && t + j < page_table_entries) {
+			for (unsigned r = 0; r < PT_PER_PAGE && page_table; r++) {
+				uintptr_t slot = t + j * PT_PER_PAGE + r;
+				if (slot >= page_table_entries)
+					break;
 				uint16_t e = 0;
-				if (s && s->sizeclass) {
-					uintptr_t page = a + ((uintptr_t)j << NH_PAGE_SHIFT);
-					e = (uint16_t)(NH_HOFF(s->node, s->sizeclass) | ((page - s->base) >> NH_PAGE_SHIFT));
-				}
-				atomic_store_explicit(&page_table[t + j], e, memory_order_relaxed);
+				if (s && s->sizeclass)
+					e = pt_entry(s->node, s->sizeclass,
+						     ((a + ((uintptr_t)j << NH_PAGE_SHIFT) - s->base) >> NH_PT_SHIFT) + r);
+				atomic_store_explicit(&page_table[slot], e, memory_order_relaxed);
 			}
 			atomic_store_explicit(&ha->spans[i + j], s, memory_order_release);
 		}
@@ -151,9 +211,9 @@ void arena_set_page_entries(const struct mspan *s, bool cached)
 {
 	if (!page_table)
 		return;
-	uintptr_t t = (s->base - NH_HEAP_BASE) >> NH_PAGE_SHIFT;
-	for (uint32_t j = 0; j < s->npages && t + j < page_table_entries; j++)
-		atomic_store_explicit(&page_table[t + j], cached ? (uint16_t)(NH_HOFF(s->node, s->sizeclass) | j) : 0,
+	uintptr_t t = (s->base - NH_HEAP_BASE) >> NH_PT_SHIFT;
+	for (uintptr_t q = 0; q < (uintptr_t)s->npages * PT_PER_PAGE && t + q < page_table_entries; q++)
+		atomic_store_explicit(&page_table[t + q], cached ? pt_entry(s->node, s->sizeclass, q) : 0,
 				      memory_order_relaxed);
 }
 
@@ -317,10 +377,10 @@ static struct heap_arena *publish_arenas(struct mheap *h, uintptr_t addr, size_t
 	struct heap_arena *list = NULL;
 	for (uintptr_t a = addr; a < addr + *bytes; a += NH_ARENA_BYTES) {
 		struct heap_arena *ha = persistentalloc(sizeof *ha, 64, h->node);
-		_Atomic uint16_t *pt = page_table ? &page_table[(a - NH_HEAP_BASE) >> NH_PAGE_SHIFT] : NULL;
+		_Atomic uint16_t *pt = page_table ? &page_table[(a - NH_HEAP_BASE) >> NH_PT_SHIFT] : NULL;
 		size_t i = (a - NH_HEAP_BASE) >> NH_ARENA_SHIFT;
 		if (!ha || commit_map_entry(i) != 0 ||
-		    (pt && os_commit_range(pt, NH_PAGES_PER_ARENA * sizeof *pt) != 0)) {
+		    (pt && os_commit_range(pt, (NH_ARENA_BYTES >> NH_PT_SHIFT) * sizeof *pt) != 0)) {
 			/* Arenas already published stay; the rest goes back. */
 			os_unmap((void *)a, addr + *bytes - a);
 			*bytes = a - addr;

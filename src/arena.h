@@ -91,18 +91,22 @@ void arena_set_page_entries(const struct mspan *s, bool cached);
  * The page table (arena.c): what free needs about a page, in 2 bytes, one
  * load from the pointer.
  *
- * One uint16_t per page of the heap's address range, nodes 0 to the
- * highest with a heap: 512 MiB of address space per node (2 TiB / 8 KiB
- * pages * 2 bytes), reserved at start-up, of which only the entries of
- * pages in use are ever written (32 KiB per 64 MiB arena). free computes
- * i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo: one compare with
+ * One uint16_t per page (per slot: NH_PT_SHIFT) of the heap's address
+ * range, nodes 0 to the highest with a heap: 512 MiB of address space per
+ * node (2 TiB / 8 KiB pages * 2 bytes; 32 times that with 256-byte slots),
+ * reserved at start-up, of which only the entries of pages in use are ever
+ * written (16 KiB per 64 MiB arena). free computes
+ * i = (p >> NH_PT_SHIFT) - nh_fast.page_lo (a slot is a page, below, unless
+ * built finer): one compare with
  * nh_fast.page_count rejects NULL, the stack, globals, every pointer not in
  * the heap's range, and in hardened mode or before initialisation (count
  * 0) everything; then entry = page_table[i]:
  *
  *   bits 4-15  NH_HOFF(node, class) >> 4: the P header the object goes
  *              on (its node's, so no node compare: mcache.h)
- *   bits 0-3   the page's index in its span (spans have at most 10 pages)
+ *   bits 0-3   the slot's kind: the page's index in its span (spans have
+ *              at most 10 pages); with finer slots, one per distinct phase
+ *              (arena.c, arena_pt_ids)
  *   0          a free page, or a large object's
  *
  * The entry indexes the page kinds (page_kinds), which give the
@@ -125,6 +129,22 @@ void arena_set_page_entries(const struct mspan *s, bool cached);
  * free without a lock (as spans[]): a pointer the program got from malloc
  * was mapped before malloc returned it.
  * ------------------------------------------------------------------------ */
+/* The table's slot: a page (the default), or finer (a build with
+ * -DNH_PT_SHIFT=8 has one entry per 256 bytes; free's instructions are the
+ * same, its shift and mask another). */
+#ifndef NH_PT_SHIFT
+#define NH_PT_SHIFT NH_PAGE_SHIFT
+#endif
+#define NH_PT_SIZE ((uintptr_t)1 << NH_PT_SHIFT)
+#define NH_PT_MAX_SPAN_PAGES 15 /* small spans have at most 10 pages; kind 15 is no page's */
+/* Slot q's phase in a span of class c, for slots of 2^shift bytes; the
+ * kind ids of the slots of such a span into ids[] (false: more than 15).
+ * arena.c builds its table from these at NH_PT_SHIFT; the unit tests check
+ * them at every shift. */
+uint32_t arena_pt_phase(unsigned c, unsigned q, unsigned shift);
+bool arena_pt_ids(unsigned c, unsigned shift, uint8_t *ids);
+/* The table entry of slot q of a span of class c on node (0: none). */
+uint16_t arena_pt_entry(unsigned node, unsigned c, uintptr_t q);
 #define NH_PAGE_KINDS (NH_MAX_NODES * NH_NUM_CLASSES * 16)
 struct nh_pagekind {
 	uint32_t mul;	    /* ceil(2^32 / size); 0: not a small object's page */
@@ -159,7 +179,7 @@ NH_INLINE unsigned page_entry(const uint16_t *table, uintptr_t i)
 NH_INLINE bool page_entry_is_object(const uint16_t *table, unsigned e, uintptr_t p)
 {
 	const struct nh_pagekind *k = &page_kinds(table)[e];
-	return nh_mul_below((uint32_t)(p & (NH_PAGE_SIZE - 1)), &k->mul, &k->phase_mul);
+	return nh_mul_below((uint32_t)(p & (NH_PT_SIZE - 1)), &k->mul, &k->phase_mul);
 }
 
 #endif /* NUMAHEAP_ARENA_H */

@@ -123,7 +123,7 @@ NH_INLINE void *alloc_small(unsigned cls)
  */
 NH_INLINE bool free_fast(uintptr_t p)
 {
-	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	uintptr_t i = (p >> NH_PT_SHIFT) - nh_fast.page_lo;
 	if (NH_UNLIKELY(i >= nh_fast.page_count))
 		return false;
 	const uint16_t *table = nh_fast.page_table;

@@ -178,32 +178,75 @@ TEST(PageTable, DivisibilityTestIsExactForEveryClassAndOffset)
 	}
 }
 
-// The whole check on every page of a span of every class, for every byte
-// offset: an object's start iff it is tail + k * size from the span's start
-// (the tail waste first: mspan.h); nothing on a page of entry 0 or class 0.
+// The whole check on every slot of a span of every class (a page, or finer
+// in a build with NH_PT_SHIFT), for every byte offset: an object's start iff
+// it is tail + k * size from the span's start (the tail waste first:
+// mspan.h); nothing on a page of entry 0 or class 0.
 TEST(PageTable, InteriorCheckEveryClassPageAndOffset)
 {
+	const uint32_t slot = uint32_t(1) << nht_pt_shift;
 	for (unsigned node : {0u, unsigned(nht_numa_nnodes() - 1)})
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 			const uint32_t size = nh_class_to_size[c];
 			const uint32_t span = nh_class_to_npages[c] * NH_PAGE_SIZE, tail = span % size;
-			for (unsigned j = 0; j < nh_class_to_npages[c]; j++)
-				for (uint32_t o = 0; o < NH_PAGE_SIZE; o++) {
-					uint32_t pos = j * NH_PAGE_SIZE + o;
+			for (unsigned q = 0; q < span / slot; q++) {
+				unsigned e = nht_pt_entry(node, c, q);
+				ASSERT_NE(e, 0u) << "class " << c << " has no fast path";
+				for (uint32_t o = 0; o < slot; o++) {
+					uint32_t pos = q * slot + o;
 					bool object = pos >= tail && (pos - tail) % size == 0;
-					ASSERT_EQ(nht_page_entry_is_object(nht_hoff(node, c) | j, uintptr_t(0x7000) * NH_PAGE_SIZE + o),
-						  object)
-						<< "node " << node << " class " << c << " page " << j << " offset " << o;
+					ASSERT_EQ(nht_page_entry_is_object(e, uintptr_t(0x7000) * NH_PAGE_SIZE + o), object)
+						<< "node " << node << " class " << c << " slot " << q << " offset " << o;
 				}
+			}
 		}
-	for (uint32_t o = 0; o < NH_PAGE_SIZE; o += 8) {
+	for (uint32_t o = 0; o < slot; o += 8) {
 		ASSERT_FALSE(nht_page_entry_is_object(0, o)) << "entry 0: a free page, or a large object's";
 		ASSERT_FALSE(nht_page_entry_is_object(nht_hoff(1, 0), o)) << "class 0";
 	}
 }
 
-// The table as the heap fills it: every page of a small span names its
-// node, class and page index; a large object's pages and freed pages hold 0.
+// The kinds arena.c would build for table slots of every size from 16 B to
+// a page (NH_PT_SHIFT): the ids fit the entry's 4 bits for every class at
+// 256-byte slots and finer pages, slots with one id have one phase, and the
+// check with that phase finds exactly the object starts in every slot.
+TEST(PageTable, KindsForEverySlotSize)
+{
+	for (unsigned shift = 4; shift <= 13; shift++) {
+		const uint32_t slot = uint32_t(1) << shift;
+		unsigned without = 0;
+		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
+			const uint32_t size = nh_class_to_size[c];
+			const uint32_t span = nh_class_to_npages[c] * NH_PAGE_SIZE, tail = span % size;
+			const uint32_t mul = uint32_t(((uint64_t(1) << 32) + size - 1) / size);
+			std::vector<uint8_t> ids(span / slot);
+			if (!nht_pt_ids(c, shift, ids.data())) {
+				without++;
+				continue;
+			}
+			std::vector<int64_t> phase_of(15, -1);
+			for (unsigned q = 0; q < span / slot; q++) {
+				uint32_t phase = nht_pt_phase(c, q, shift);
+				ASSERT_LT(ids[q], 15u);
+				if (phase_of[ids[q]] < 0)
+					phase_of[ids[q]] = phase;
+				ASSERT_EQ(phase_of[ids[q]], int64_t(phase)) << "slot size " << slot << " class " << c << " slot " << q;
+				for (uint32_t o = 0; o < slot; o++) {
+					uint32_t pos = q * slot + o;
+					bool object = pos >= tail && (pos - tail) % size == 0;
+					ASSERT_EQ(uint32_t(o * mul + phase * mul) < mul, object)
+						<< "slot size " << slot << " class " << c << " slot " << q << " offset " << o;
+				}
+			}
+		}
+		if (shift >= 8) {
+			EXPECT_EQ(without, 0u) << "slot size " << slot << ": classes with more than 15 kinds";
+		}
+	}
+}
+
+// The table as the heap fills it: every slot of a small span names its
+// node, class and slot kind (with a slot a page: its page index); a large object's pages and freed pages hold 0.
 TEST(PageTable, EntriesOfLiveSpans)
 {
 	std::vector<void *> keep;
@@ -213,10 +256,14 @@ TEST(PageTable, EntriesOfLiveSpans)
 		const uintptr_t a = reinterpret_cast<uintptr_t>(p);
 		nht_span_info s;
 		ASSERT_TRUE(nht_span_of(a, &s));
-		for (unsigned j = 0; j < s.npages; j++) {
+		const uintptr_t slot = uintptr_t(1) << nht_pt_shift;
+		for (uintptr_t q = 0; q < s.npages * (NH_PAGE_SIZE / slot); q++) {
 			unsigned e = ~0u;
-			ASSERT_TRUE(nht_page_entry(s.base + uintptr_t(j) * NH_PAGE_SIZE, &e));
-			EXPECT_EQ(e, nht_hoff(s.node, s.sizeclass) | j) << "class " << c << " page " << j;
+			ASSERT_TRUE(nht_page_entry(s.base + q * slot, &e));
+			EXPECT_EQ(e, nht_pt_entry(s.node, s.sizeclass, q)) << "class " << c << " slot " << q;
+			if (slot == NH_PAGE_SIZE) {
+				EXPECT_EQ(e, nht_hoff(s.node, s.sizeclass) | q) << "class " << c << " page " << q;
+			}
 		}
 		unsigned e = 0;
 		ASSERT_TRUE(nht_page_entry(a, &e));

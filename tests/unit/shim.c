@@ -257,13 +257,17 @@ const void *nht_span_ptr(uintptr_t p) { return span_of(p); }
 
 bool nht_page_entry(uintptr_t p, unsigned *entry)
 {
-	uintptr_t i = (p >> NH_PAGE_SHIFT) - nh_fast.page_lo;
+	uintptr_t i = (p >> NH_PT_SHIFT) - nh_fast.page_lo;
 	if (i >= nh_fast.page_count)
 		return false;
 	*entry = nh_fast.page_table[i];
 	return true;
 }
 unsigned nht_hoff(unsigned node, unsigned cls) { return NH_HOFF(node, cls); }
+const unsigned nht_pt_shift = NH_PT_SHIFT;
+uint32_t nht_pt_phase(unsigned cls, unsigned q, unsigned shift) { return arena_pt_phase(cls, q, shift); }
+bool nht_pt_ids(unsigned cls, unsigned shift, uint8_t *ids) { return arena_pt_ids(cls, shift, ids); }
+unsigned nht_pt_entry(unsigned node, unsigned cls, uintptr_t q) { return arena_pt_entry(node, cls, q); }
 bool nht_page_entry_is_object(unsigned e, uintptr_t p) { return page_entry_is_object(nh_fast.page_table, e, p); }
 void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul)
 {

@@ -149,6 +149,12 @@ const void *nht_arena_of(uintptr_t p, uintptr_t *base, int *node);
 bool nht_page_entry(uintptr_t p, unsigned *entry);
 /* NH_HOFF(node, cls): an entry without its page index. */
 unsigned nht_hoff(unsigned node, unsigned cls);
+/* The table's slot (NH_PT_SHIFT) and arena.c's kinds for slots of 2^shift
+ * bytes: a slot's phase, the ids of a span's slots, a slot's entry. */
+extern const unsigned nht_pt_shift;
+uint32_t nht_pt_phase(unsigned cls, unsigned q, unsigned shift);
+bool nht_pt_ids(unsigned cls, unsigned shift, uint8_t *ids);
+unsigned nht_pt_entry(unsigned node, unsigned cls, uintptr_t q);
 /* free's interior-pointer check: p (only p % page counts) is an object's
  * start on a page with entry e. */
 bool nht_page_entry_is_object(unsigned e, uintptr_t p);

@@ -293,6 +293,26 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
 	return released;
 }
 
+/* Up to want bytes of the free runs of huge pages in use whose chunks have
+ * been idle for delay, sparsest huge pages first (rounds of growing
+ * occupancy): the subrelease's walk, and the retained margin's decay's. */
+static size_t release_in_use(struct mheap *h, uintptr_t top, size_t want, uint64_t delay, struct scav_pass *ps)
+{
+	static const unsigned rounds[] = {NH_PAGES_PER_HUGE / 4, NH_PAGES_PER_HUGE / 2, NH_PAGES_PER_HUGE * 3 / 4,
+					  NH_PAGES_PER_HUGE - 1};
+	size_t released = 0;
+	for (unsigned r = 0; r < sizeof rounds / sizeof rounds[0] && released < want; r++) {
+		struct scav_query q = {.limit = top, .min_pages = 1, .align_pages = 1, .max_used = rounds[r],
+				       .idle_before = ps->now > delay ? ps->now - delay : 1, .allocs_too = true};
+		released += release_runs(h, &q, want - released, ps->b, ps);
+		if (r == 0)
+			pass_due(ps, q.next_idle ? q.next_idle + delay : 0);
+		if (ps->cut)
+			break;
+	}
+	return released;
+}
+
 /*
  * The subrelease (tcmalloc's Temeraire subreleases, Go's scavenger breaks
  * huge pages below 96% use): the free runs of huge pages the program still
@@ -308,19 +328,7 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
  */
 static size_t subrelease(struct mheap *h, uintptr_t top, size_t want, struct scav_pass *ps)
 {
-	static const unsigned rounds[] = {NH_PAGES_PER_HUGE / 4, NH_PAGES_PER_HUGE / 2, NH_PAGES_PER_HUGE * 3 / 4,
-					  NH_PAGES_PER_HUGE - 1};
-	uint64_t delay = sub_delay_ns();
-	size_t released = 0;
-	for (unsigned r = 0; r < sizeof rounds / sizeof rounds[0] && released < want; r++) {
-		struct scav_query q = {.limit = top, .min_pages = 1, .align_pages = 1, .max_used = rounds[r],
-				       .idle_before = ps->now > delay ? ps->now - delay : 1, .allocs_too = true};
-		released += release_runs(h, &q, want - released, ps->b, ps);
-		if (r == 0)
-			pass_due(ps, q.next_idle ? q.next_idle + delay : 0);
-		if (ps->cut)
-			break;
-	}
+	size_t released = release_in_use(h, top, want, sub_delay_ns(), ps);
 	nh_scav.subreleased_bytes += released;
 	return released;
 }
@@ -343,15 +351,10 @@ static size_t release_retained(struct mheap *h, uintptr_t top, struct scav_pass 
 			       .idle_before = ps->now - t};
 	size_t released = release_runs(h, &q, all, ps->b, ps);
 	pass_due(ps, q.next_idle ? q.next_idle + t : 0);
-	/* Then the free runs of huge pages in use, sparsest first, as the
-	 * subrelease takes them, but with the longer delay and no goal. */
-	static const unsigned rounds[] = {NH_PAGES_PER_HUGE / 8, NH_PAGES_PER_HUGE / 2, NH_PAGES_PER_HUGE - 1};
-	for (unsigned r = 0; r < sizeof rounds / sizeof rounds[0] && !ps->cut; r++) {
-		struct scav_query q2 = {.limit = top, .min_pages = 1, .align_pages = 1, .idle_before = ps->now - t,
-					.max_used = rounds[r], .allocs_too = true};
-		released += release_runs(h, &q2, all, ps->b, ps);
-		pass_due(ps, q2.next_idle ? q2.next_idle + t : 0);
-	}
+	/* Then the free runs of huge pages in use, as the subrelease takes
+	 * them, but with the longer delay and no goal. */
+	if (!ps->cut)
+		released += release_in_use(h, top, all, t, ps);
 	nh_scav.retained_released_bytes += released;
 	return released;
 }

@@ -197,12 +197,11 @@ static void release_home(struct mcentral *c, struct mheap *h, const uintptr_t *o
 		release_to_spans(c, h, objs, n, keep);
 		return;
 	}
-	uintptr_t buf[128];
+	uintptr_t rest[128];
 	while (n) {
 		unsigned m = NH_MIN(n, 128u), k;
-		memcpy(buf, objs, m * sizeof *objs);
-		if ((k = ordered_release(h, c->sizeclass, buf, m)) > 0)
-			release_to_spans(c, h, buf, k, keep);
+		if ((k = ordered_release(h, c->sizeclass, objs, m, rest)) > 0)
+			release_to_spans(c, h, rest, k, keep);
 		objs += m;
 		n -= m;
 	}

@@ -94,12 +94,6 @@ void ordered_init(void)
 	nh_ounit_shift = u && u < NH_PAGE_SIZE ? (unsigned)nh_ctz64(u) : 0;
 }
 
-/* The class of an object of s over granules [g, e] (0: no class). */
-static unsigned class_of_run(const struct mspan *s, unsigned g, unsigned e)
-{
-	return e - g + 1 <= OMAX_GRANS ? nh_ogran_class[span_band(s)][e - g + 1] : 0;
-}
-
 /* ---- allocation ---------------------------------------------------------- */
 
 /* Granules [lo, hi) of s are handed out: the released OS pages under them
@@ -370,12 +364,13 @@ void ordered_free_evac(struct mspan *s, uintptr_t p, unsigned cls)
 	struct mheap *h = heap_of_node(s->node);
 	if (proc_current_node() != s->node) /* home from another node, as the remote buffer counts */
 		atomic_fetch_add_explicit(&h->remote_frees, 1, memory_order_relaxed);
-	ordered_release(h, cls, &p, 1);
+	uintptr_t rest;
+	ordered_release(h, cls, &p, 1, &rest);
 }
 
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p) { return nh_class_to_size[checked_class(api, s, p)]; }
 
-unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n)
+unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, unsigned n, uintptr_t *rest)
 {
 	struct ocentral *oc = &ocentral[h->node][class_band(cls)];
 	struct mspan *empty[64];
@@ -386,7 +381,7 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 		uintptr_t p = objs[i] & ~NH_ENTRY_FRESH;
 		struct mspan *s = span_of(p);
 		if (!s || !s->ordered) {
-			objs[k++] = objs[i];
+			rest[k++] = objs[i];
 			continue;
 		}
 		if (!locked) {
@@ -405,12 +400,12 @@ unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigne
 					      "double free (or written after free), found when its cache gave it back");
 		if (NH_UNLIKELY(span_band(s) != class_band(cls)))
 			nh_report_bad_pointer("free", (void *)p, "object's span changed while cached (heap corruption)");
-		unsigned g = (unsigned)((p - s->base) >> band_shift[span_band(s)]);
+		unsigned sh = band_shift[span_band(s)], g = (unsigned)((p - s->base) >> sh);
 		if (NH_UNLIKELY(!bit_test(start_map(s), g)))
 			nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
-		unsigned e = next_bit(end_map(s), g);
-		if (NH_UNLIKELY(class_of_run(s, g, e) != cls))
+		if (NH_UNLIKELY(ordered_object_class(s, p) != cls))
 			nh_report_bad_pointer("free", (void *)p, "object's size changed while cached (heap corruption)");
+		unsigned e = g + (nh_class_to_size[cls] >> sh) - 1; /* its end bit, as the class says */
 		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
 		bit_clear(end_map(s), e);
 		bit_clear(start_map(s), g);

@@ -53,9 +53,10 @@ void ordered_free_evac(struct mspan *s, uintptr_t p, unsigned cls);
  * aborts when p does not start an object there. */
 size_t ordered_size(const char *api, const struct mspan *s, uintptr_t p);
 /* Cache entries of class cls going back from caches of h's node: the ones
- * on ordered spans go back to them; the others are moved to the front,
- * and their number returned. Takes the band's lock, then the heap's. */
-unsigned ordered_release(struct mheap *h, unsigned cls, uintptr_t *objs, unsigned n);
+ * on ordered spans go back to them; the others are copied to rest[] (room
+ * for n), and their number returned. Takes the band's lock, then the
+ * heap's. */
+unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, unsigned n, uintptr_t *rest);
 /* The in-span release of h's ordered spans (scavenger.c), as
  * mcentral_take_free_pages and mcentral_put_free_pages. Take the band's
  * lock (and put, the heap's after it). */

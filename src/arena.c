@@ -67,10 +67,12 @@ _Static_assert(NH_HEAP_BASE % NH_PAGE_SIZE == 0, "page_lo is exact");
 _Static_assert(NH_MAX_SMALL_SIZE <= 15 * NH_PAGE_SIZE, "spans have fewer than 15 pages: kind 15 is free for the size");
 
 static void page_table_init(int max_node);
+static void pt_kinds_init(void);
 
 bool arena_init(int max_node)
 {
 	commit_strict = NH_OPTION(COMMIT) == COMMIT_RESERVE || (NH_OPTION(COMMIT) == COMMIT_AUTO && os_commit_strict());
+	pt_kinds_init(); /* before ordered_init, which asks for the classes' chunks */
 	nh_arena_map = os_reserve_zero(NH_ARENA_MAP_ENTRIES * sizeof *nh_arena_map, 4096);
 	if (!nh_arena_map)
 		return false;
@@ -129,12 +131,65 @@ static uint16_t pt_entry(unsigned node, unsigned c, uintptr_t q)
 
 uint16_t arena_pt_entry(unsigned node, unsigned c, uintptr_t q) { return pt_entry(node, c, q); }
 
+/*
+ * Chunks (ordered.c): a class's objects cut one after the other from a
+ * slot boundary, over whole slots. Slot j of a chunk has the phase of slot
+ * chunk_q0[c] + j of the class's span, the span's first slot where an
+ * object starts on the boundary, so the chunk's slots take the span's
+ * kinds and no kind is added. A chunk has at most chunk_slots[c] slots:
+ * the class's period (the fewest slots its objects fill exactly: at most
+ * 16 objects), or what the span has from q0 on. 0: no chunks (slots of a
+ * page, or kinds that do not fit).
+ */
+static uint16_t chunk_q0[NH_NUM_CLASSES], chunk_slots[NH_NUM_CLASSES];
+
+static void chunk_kinds_init(void)
+{
+	for (unsigned c = 1; c < NH_NUM_CLASSES && NH_PT_SHIFT < NH_PAGE_SHIFT; c++) {
+		uint32_t size = nh_class_to_size[c];
+		unsigned span = nh_class_to_npages[c] * PT_PER_PAGE;
+		if (pt_kind[c][0] == 0xff)
+			continue;
+		/* the slot being a power of two, gcd(size, slot) is size's
+		 * lowest bit or the slot */
+		unsigned period = (unsigned)(size >> NH_MIN((unsigned)nh_ctz64(size), (unsigned)NH_PT_SHIFT));
+		for (unsigned q = 0; q < span; q++)
+			if (arena_pt_phase(c, q, NH_PT_SHIFT) == 0) {
+				unsigned n = NH_MIN(period, span - q);
+				if (((uintptr_t)n << NH_PT_SHIFT) >= size) {
+					chunk_q0[c] = (uint16_t)q;
+					chunk_slots[c] = (uint16_t)n;
+				}
+				break;
+			}
+	}
+}
+
+unsigned arena_chunk_slots(unsigned c) { return chunk_slots[c]; }
+
+uint16_t arena_chunk_entry(unsigned node, unsigned c, unsigned j) { return pt_entry(node, c, chunk_q0[c] + j); }
+
+void arena_set_chunk(uintptr_t base, unsigned slots, unsigned node, unsigned c)
+{
+	uintptr_t t = (base - NH_HEAP_BASE) >> NH_PT_SHIFT;
+	for (unsigned j = 0; j < slots && page_table && t + j < page_table_entries; j++)
+		atomic_store_explicit(&page_table[t + j], arena_chunk_entry(node, c, j), memory_order_relaxed);
+}
+
+void arena_clear_slots(uintptr_t base, unsigned n)
+{
+	uintptr_t t = (base - NH_HEAP_BASE) >> NH_PT_SHIFT;
+	for (unsigned j = 0; j < n && page_table && t + j < page_table_entries; j++)
+		atomic_store_explicit(&page_table[t + j], 0, memory_order_relaxed);
+}
+
 static void pt_kinds_init(void)
 {
 	_Static_assert(NH_PT_SHIFT <= NH_PAGE_SHIFT && NH_PT_SHIFT >= 4, "a table slot is at most a page");
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
 		if (nh_class_to_npages[c] > NH_PT_MAX_SPAN_PAGES || !arena_pt_ids(c, NH_PT_SHIFT, pt_kind[c]))
 			memset(pt_kind[c], 0xff, sizeof pt_kind[c]);
+	chunk_kinds_init();
 }
 
 static void page_table_init(int max_node)
@@ -156,7 +211,6 @@ static void page_table_init(int max_node)
 		return;
 	}
 	struct nh_pagekind *kind = (struct nh_pagekind *)m;
-	pt_kinds_init();
 	for (int node = 0; node <= max_node; node++)
 		for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 			uint32_t size = nh_class_to_size[c];
@@ -215,6 +269,19 @@ void arena_set_page_entries(const struct mspan *s, bool cached)
 	for (uintptr_t q = 0; q < (uintptr_t)s->npages * PT_PER_PAGE && t + q < page_table_entries; q++)
 		atomic_store_explicit(&page_table[t + q], cached ? pt_entry(s->node, s->sizeclass, q) : 0,
 				      memory_order_relaxed);
+}
+
+void arena_release_table(uintptr_t base, size_t bytes)
+{
+	if (NH_PT_SHIFT >= NH_PAGE_SHIFT || !page_table)
+		return; /* a table of page slots is 1/4096 of the heap: kept */
+	uintptr_t lo = (uintptr_t)&page_table[(base - NH_HEAP_BASE) >> NH_PT_SHIFT];
+	uintptr_t hi = (uintptr_t)&page_table[(base + bytes - NH_HEAP_BASE) >> NH_PT_SHIFT];
+	uintptr_t ps = os_page_size();
+	lo = (lo + ps - 1) & ~(ps - 1);
+	hi &= ~(ps - 1);
+	if (hi > lo)
+		os_release((void *)lo, hi - lo, RELEASE_DONTNEED);
 }
 
 #define NH_COMMIT_AHEAD 2u /* steps made ready ahead of a growing heap (arena_commit) */

@@ -147,8 +147,8 @@ void nh_init_slow(void)
 		nh_warn("NUMAHEAP_NODES names no node with memory; using all nodes");
 	persistent_init();
 	mcache_layout_init();
-	ordered_init();
 	bool mapped = arena_init(numa_pol.heap_mask ? 31 - __builtin_clz(numa_pol.heap_mask) : 0);
+	ordered_init(); /* after arena_init: the page table's chunks */
 	/* A heap that cannot be set up (address space exhausted: ulimit -v)
 	 * is left out; with none at all, every allocation fails with ENOMEM. */
 	uint32_t ok = 0;
@@ -340,7 +340,9 @@ NH_NOINLINE void *alloc_small_slow(unsigned cls)
 NH_NOINLINE void free_small_slow(uintptr_t p)
 {
 	struct mspan *s = span_of(p);
-	free_to_cache(p, s->node, s->sizeclass);
+	/* A chunk's object (ordered.c) has its class in its page entry, not
+	 * in its span. */
+	free_to_cache(p, s->node, NH_UNLIKELY(s->ordered) ? ordered_object_class(s, p) : s->sizeclass);
 }
 
 void free_to_cache(uintptr_t p, unsigned node, unsigned cls)

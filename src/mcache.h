@@ -104,7 +104,7 @@ struct mcache {
 	uint32_t prof_armed; /* prof_countdown has been drawn (prof.c) */
 	uint64_t idle_gen; /* gen seen by the last idle pass */
 	uintptr_t remote[64]; uint32_t nremote; /* objects freed here that belong to another node */
-	struct ohole ohole[2]; /* ordered.c: a hole per band; P held */
+	struct ohole ohole[OBANDS]; /* ordered.c: a hole per band; P held */
 	struct mcache_stats stats[NH_NUM_CLASSES];
 };
 

@@ -27,10 +27,13 @@
  * boundary (0, or the granule after an end) finds the holes without a
  * third map.
  *
- * The page table has no class for an ordered page (entry 0), so free and
- * realloc take the general path for these objects (malloc.c, free_general;
- * api.c): the cost of this mode. Aligned requests above 16 bytes take
- * class spans (api.c), as the caches may hold ordered objects.
+ * With a page table of page slots (the default build), an ordered page
+ * has no class (entry 0), so free and realloc take the general path for
+ * these objects (malloc.c, free_general; api.c): the cost of this mode.
+ * With finer slots (NH_PT_SHIFT, OCHUNKS), objects are cut in chunks of
+ * whole slots of one class each (chunk_alloc), whose entries name it: free
+ * takes the fast path. Aligned requests above 16 bytes take class spans
+ * (api.c), as the caches may hold ordered objects.
  *
  * Spans: a P owns one per band (list OWNED: struct ohole, in its mcache);
  * the others are on the band's partial list (objects went back to them
@@ -64,10 +67,11 @@
 #include <string.h>
 
 static const unsigned band_max[OBANDS] = {1024, 8192}; /* the bands' largest objects */
-unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid;
+unsigned nh_ordered_lo, nh_ordered_hi;
 struct ocentral ocentral[NH_MAX_NODES][OBANDS];
 unsigned nh_ounit_shift; /* log2 of mcentral_unit_bytes(); 0: no in-span release */
 uint8_t nh_ogran_class[OBANDS][OMAX_GRANS + 1];
+uint8_t nh_oclass_band[NH_NUM_CLASSES];
 
 void ordered_init(void)
 {
@@ -77,17 +81,19 @@ void ordered_init(void)
 			mutex_init(&ocentral[n][b].lock, LOCK_RANK_ORDERED);
 	if (!max || nh_hardened)
 		return;
-	nh_ordered_mid = NH_NUM_CLASSES;
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++) {
 		uint32_t size = nh_class_to_size[c];
 		if (size < 16 || size > max || size > band_max[OBANDS - 1])
 			continue;
 		unsigned b = size > band_max[0];
+		/* A class whose chunks the table cannot name ends the range
+		 * (none at 256-byte slots: unit.pt256.*). */
+		if (OCHUNKS && !arena_chunk_slots(c))
+			break;
 		if (!nh_ordered_lo)
 			nh_ordered_lo = c;
-		if (b && nh_ordered_mid == NH_NUM_CLASSES)
-			nh_ordered_mid = c;
 		nh_ordered_hi = c;
+		nh_oclass_band[c] = (uint8_t)b;
 		nh_ogran_class[b][size >> band_shift[b]] = (uint8_t)c;
 	}
 	size_t u = mcentral_unit_bytes();
@@ -103,6 +109,31 @@ static void reclaim(struct ocentral *oc, struct mspan *s, unsigned lo, unsigned 
 	uint32_t m = s->released & units_of(s, lo, hi);
 	s->released &= ~m;
 	oc->released_bytes -= (size_t)nh_popcount64(m) << nh_ounit_shift;
+}
+
+/* The first hole of s (of band) at or after b, a boundary, with need
+ * granules; with chunks from a slot boundary, lo rounded up to it. Lock
+ * held. */
+static bool find_room(const struct mspan *s, unsigned band, unsigned b, unsigned need, unsigned *lo, unsigned *hi)
+{
+	while (find_hole(s, b, need, lo, hi)) {
+		unsigned a = (*lo + OSLOT_GRANS(band) - 1) & ~(OSLOT_GRANS(band) - 1);
+		if (!OCHUNKS || a + need <= *hi) {
+			*lo = OCHUNKS ? a : *lo;
+			return true;
+		}
+		b = *hi;
+	}
+	return false;
+}
+
+/* Does an object start in granule g's slot? (OCHUNKS: a slot is at most
+ * 16 granules, in one word of the map.) */
+static bool slot_starts(const struct mspan *s, unsigned g)
+{
+	unsigned k = OSLOT_GRANS(span_band(s)), a = g & ~(k - 1);
+	uint64_t w = __atomic_load_n(&start_map(s)[a / 64], __ATOMIC_ACQUIRE) >> (a % 64);
+	return k >= 64 ? w != 0 : (w & (((uint64_t)1 << (k % 64)) - 1)) != 0;
 }
 
 /* o's span leaves it: to the heap if empty (returned, for the caller to
@@ -145,7 +176,7 @@ static bool own_span(struct ocentral *oc, struct ohole *o, int node, unsigned b,
 	while ((s = oc->partial.first)) {
 		list_remove(&oc->partial, s);
 		unsigned lo, hi;
-		if (find_hole(s, 0, need, &lo, &hi)) {
+		if (find_room(s, b, 0, need, &lo, &hi)) {
 			set_hole(oc, o, s, lo, hi);
 			set_list(s, SPAN_LIST_OWNED);
 			return true;
@@ -197,19 +228,18 @@ static void *carve(struct ohole *o, int node, unsigned b, unsigned cls, unsigned
  * split the runs: perf/rss/mixed.py's runs pattern went from 1.22 to 1.34
  * after 3 s idle.)
  */
-void *ordered_alloc(struct mcache *c, unsigned cls)
+static bool room(struct mcache *c, unsigned b, unsigned need)
 {
-	unsigned b = class_band(cls), need = nh_class_to_size[cls] >> band_shift[b];
 	int node = (int)c->node;
 	struct ohole *o = &c->ohole[b];
 	if (NH_LIKELY((unsigned)(o->end - o->next) >= need))
-		return carve(o, node, b, cls, need);
+		return true;
 	struct ocentral *oc = &ocentral[node][b];
 	struct mspan *gone = NULL;
 	unsigned lo, hi;
 	bool ok = true;
 	mutex_lock(&oc->lock);
-	if (o->span && find_hole(o->span, o->end, need, &lo, &hi)) {
+	if (o->span && find_room(o->span, b, o->end, need, &lo, &hi)) {
 		set_hole(oc, o, o->span, lo, hi);
 	} else {
 		if (o->span)
@@ -219,7 +249,41 @@ void *ordered_alloc(struct mcache *c, unsigned cls)
 	mutex_unlock(&oc->lock);
 	if (gone)
 		mheap_free_span(heap_of_node(node), gone);
-	return ok ? carve(o, node, b, cls, need) : NULL;
+	return ok;
+}
+
+void *ordered_alloc(struct mcache *c, unsigned cls)
+{
+	unsigned b = class_band(cls), need = nh_class_to_size[cls] >> band_shift[b];
+	return room(c, b, need) ? carve(&c->ohole[b], (int)c->node, b, cls, need) : NULL;
+}
+
+/*
+ * With a page table of slots finer than a page (OCHUNKS), objects are cut
+ * in chunks: whole slots from a slot boundary, each holding objects of one
+ * class, as many as fill the slots the request asks for (want, the
+ * streak's; at most the class's period, arena.c: 16 objects). The rest of
+ * the last slot stays unused until the chunk's slots are all free again.
+ * The chunk's entries name the class, so free's fast path takes these
+ * objects as it takes a class span's. A slot's entry changes only when it
+ * is cut again, whole, or goes to 0 when its last object start goes
+ * (ordered_release) or its span is being emptied (relist): an entry 0 is
+ * always correct, its frees take the general path.
+ */
+static unsigned chunk_alloc(struct mcache *c, unsigned b, unsigned cls, uintptr_t *out, unsigned want)
+{
+	unsigned size = nh_class_to_size[cls], sh = band_shift[b];
+	unsigned slots = NH_MIN(arena_chunk_slots(cls), (want * size + NH_PT_SIZE - 1) >> NH_PT_SHIFT);
+	unsigned n = (unsigned)((slots << NH_PT_SHIFT) / size);
+	struct ohole *o = &c->ohole[b];
+	if (!room(c, b, (slots << NH_PT_SHIFT) >> sh))
+		return 0;
+	uintptr_t base = o->span->base + ((uintptr_t)o->next << sh);
+	for (unsigned i = 0; i < n; i++)
+		out[i] = (uintptr_t)carve(o, (int)c->node, b, cls, size >> sh);
+	o->next = (uint16_t)NH_MIN((o->next + OSLOT_GRANS(b) - 1) & ~(OSLOT_GRANS(b) - 1), o->end);
+	arena_set_chunk(base, slots, c->node, cls);
+	return n;
 }
 
 /*
@@ -242,6 +306,11 @@ unsigned ordered_alloc_n(struct mcache *c, unsigned cls, uintptr_t *out, unsigne
 	unsigned visits = o->last == cls ? o->streak + 1u : 1u, want = 1;
 	if (visits >= OSTREAK)
 		want = NH_MIN(1u << NH_MIN(visits - OSTREAK + 1, 4u), max);
+	if (OCHUNKS) {
+		o->last = (uint8_t)cls;
+		o->streak = (uint8_t)NH_MIN(visits, 255u);
+		return chunk_alloc(c, b, cls, out, want);
+	}
 	void *p = ordered_alloc(c, cls);
 	if (!p)
 		return 0;
@@ -301,6 +370,9 @@ void relist(struct ocentral *oc, struct mspan *s)
 		list_remove(s->list == SPAN_LIST_EVAC ? &oc->evac : &oc->partial, s);
 	list_push(want == SPAN_LIST_EVAC ? &oc->evac : &oc->partial, s);
 	set_list(s, (uint8_t)want);
+	/* Its chunks' frees must see the list (free_general): no entries. */
+	if (OCHUNKS && want == SPAN_LIST_EVAC)
+		arena_clear_slots(s->base, OGRANS / OSLOT_GRANS(span_band(s)));
 }
 
 /* s, empty, leaves the band for the heap (the caller frees it once the
@@ -409,6 +481,8 @@ unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, u
 		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
 		bit_clear(end_map(s), e);
 		bit_clear(start_map(s), g);
+		if (OCHUNKS && !slot_starts(s, g))
+			arena_clear_slots(s->base + ((uintptr_t)(g & ~(OSLOT_GRANS(span_band(s)) - 1)) << sh), 1);
 		s->nalloc--;
 		s->ogran = (uint16_t)(s->ogran - (e - g + 1));
 		oc->live -= e - g + 1;

@@ -21,8 +21,10 @@ struct ohole {
 	uint8_t last, streak; /* the class of the last slow-path cut, and its visits in a row */
 };
 
+#define OBANDS 2 /* up to 1 KiB, up to 8 KiB (ospan.h) */
+
 /* Classes lo..hi are placed in order (hi 0: off). Set at start-up. */
-extern unsigned nh_ordered_lo, nh_ordered_hi, nh_ordered_mid; /* mid: band 1's first */
+extern unsigned nh_ordered_lo, nh_ordered_hi;
 
 /* Is class cls placed in allocation order? */
 NH_INLINE bool ordered_class(unsigned cls) { return cls - nh_ordered_lo <= nh_ordered_hi - nh_ordered_lo && nh_ordered_hi; }

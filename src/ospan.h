@@ -17,6 +17,8 @@
 #include "mcentral.h"
 #include "mspan.h"
 #include "os/os.h"
+#include "ordered.h"
+#include "arena.h"
 
 #define OGRANS 512
 #define OWORDS (OGRANS / 64)
@@ -86,9 +88,14 @@ NH_INLINE unsigned prev_bit(const uint64_t *m, unsigned g)
  * class size is a multiple of its band's granule). Both have 512 granules
  * a span, so the maps are the same size.
  */
-#define OBANDS 2
 #define OMAX_GRANS 64 /* an object's granules, at most: 1 KiB / 16, 8 KiB / 128 */
 static const unsigned band_shift[OBANDS] = {4, 7};
+
+/* A page table with slots finer than a page (arena.h, NH_PT_SHIFT) gives
+ * free the class of an object cut in order if each slot holds one class:
+ * objects are cut in chunks of whole slots (ordered.c, chunk_alloc). */
+#define OCHUNKS (NH_PT_SHIFT < NH_PAGE_SHIFT)
+#define OSLOT_GRANS(b) ((unsigned)(NH_PT_SIZE >> band_shift[b])) /* a slot's granules */
 #define BAND_PAGES(b) ((OGRANS << band_shift[b]) >> NH_PAGE_SHIFT)
 _Static_assert((OGRANS << 4) == NH_PAGE_SIZE, "band 0's span is one page");
 _Static_assert(OGRANS <= 65535, "holes are 16-bit granule numbers");
@@ -105,11 +112,11 @@ struct ocentral {
 
 extern struct ocentral ocentral[NH_MAX_NODES][OBANDS];
 extern uint8_t nh_ogran_class[OBANDS][OMAX_GRANS + 1]; /* granules -> class; 0: no class of that size */
-extern unsigned nh_ordered_mid;
+extern uint8_t nh_oclass_band[NH_NUM_CLASSES]; /* an ordered class's band */
 extern unsigned nh_ounit_shift; /* log2 of mcentral_unit_bytes(); 0: no in-span release */
 
 NH_INLINE unsigned span_band(const struct mspan *s) { return s->ordered - 1u; }
-NH_INLINE unsigned class_band(unsigned cls) { return cls >= nh_ordered_mid; }
+NH_INLINE unsigned class_band(unsigned cls) { return nh_oclass_band[cls]; }
 
 /*
  * The class of the object starting at p on ordered span s, p inside s (0:

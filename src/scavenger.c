@@ -87,6 +87,7 @@
 #include "mcache.h"
 
 #include "scavenger.h"
+#include "arena.h"
 #include "ordered.h"
 #include "hardened.h"
 
@@ -275,6 +276,8 @@ static size_t release_runs(struct mheap *h, struct scav_query *q, size_t want, s
 			break;
 		break_huge_pages(h, b);
 		os_batch_submit(b, mode);
+		for (unsigned i = 0; i < b->n; i++) /* while no span can be there */
+			arena_release_table((uintptr_t)b->op[i].p, b->op[i].len);
 		mutex_lock(&h->lock);
 		for (unsigned i = 0; i < b->n; i++) {
 			size_t np = b->op[i].len >> NH_PAGE_SHIFT;
@@ -481,7 +484,7 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 		}
 		released += release_class_pieces(h, c, 0, ps);
 	}
-	for (unsigned b = 0; b < 2 && nh_ordered_hi && !ps->cut; b++)
+	for (unsigned b = 0; b < OBANDS && nh_ordered_hi && !ps->cut; b++)
 		released += release_class_pieces(h, NULL, b, ps);
 	/* The background thread and a synchronous scavenge (under scav_lock,
 	 * which the thread does not take) may both be here. */

@@ -269,6 +269,8 @@ uint32_t nht_pt_phase(unsigned cls, unsigned q, unsigned shift) { return arena_p
 bool nht_pt_ids(unsigned cls, unsigned shift, uint8_t *ids) { return arena_pt_ids(cls, shift, ids); }
 unsigned nht_pt_entry(unsigned node, unsigned cls, uintptr_t q) { return arena_pt_entry(node, cls, q); }
 bool nht_page_entry_is_object(unsigned e, uintptr_t p) { return page_entry_is_object(nh_fast.page_table, e, p); }
+unsigned nht_chunk_slots(unsigned cls) { return arena_chunk_slots(cls); }
+unsigned nht_chunk_entry(unsigned node, unsigned cls, unsigned j) { return arena_chunk_entry(node, cls, j); }
 void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul)
 {
 	*mul = page_kinds(nh_fast.page_table)[e].mul;

@@ -158,6 +158,10 @@ unsigned nht_pt_entry(unsigned node, unsigned cls, uintptr_t q);
 /* free's interior-pointer check: p (only p % page counts) is an object's
  * start on a page with entry e. */
 bool nht_page_entry_is_object(unsigned e, uintptr_t p);
+/* Chunks (arena.c): the most slots a chunk of cls has (0: none), and the
+ * entry of a chunk's slot j. */
+unsigned nht_chunk_slots(unsigned cls);
+unsigned nht_chunk_entry(unsigned node, unsigned cls, unsigned j);
 /* The kind of entry e: the multiplier and phase * multiplier. */
 void nht_page_kind(unsigned e, uint32_t *mul, uint32_t *phase_mul);
 

@@ -293,6 +293,10 @@ static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
 	}
 	for (unsigned i = 0; i < n; i++) /* popped in address order */
 		buf[i] = v[n - 1 - i] | NH_ENTRY_FRESH;
+	/* Many on a cache line (a chunk's, ordered.c): consecutive pops on
+	 * different lines, as mcache_refill's (mcache.c). */
+	if (nh_class_to_size[cls] < NH_CACHE_LINE && n > 2)
+		mcache_spread_lines(buf, n);
 	return mcache_fill(x, cls, buf, n, direct);
 }
 

@@ -85,7 +85,8 @@ TEST(Ordered, AStreakOfOneSizeIsCutInOrderAndItsLeftoversGoBack)
 {
 	// A loop allocating one size takes several fresh blocks a slow-path
 	// visit (ordered.c, ordered_alloc_n): they still come out one after
-	// the other, in address order. What the streak leaves in the cache
+	// the other, in address order (a size of a cache line or more: smaller
+	// ones are spread over two lines, as mcache_refill spreads them). What the streak leaves in the cache
 	// (up to 15 blocks never handed out) goes back to its span on a
 	// drain (malloc_trim drains this thread's cache) without being taken
 	// for a freed block whose mark is missing.
@@ -93,24 +94,24 @@ TEST(Ordered, AStreakOfOneSizeIsCutInOrderAndItsLeftoversGoBack)
 	v.reserve(4000); // no vector growth between the blocks
 	size_t adjacent = 0;
 	for (int i = 0; i < 2000; i++) {
-		char *p = (char *)malloc(48);
+		char *p = (char *)malloc(64);
 		ASSERT_NE(p, nullptr);
-		memset(p, 5, 48);
+		memset(p, 5, 64);
 		if (!v.empty())
-			adjacent += p == v.back() + 48;
+			adjacent += p == v.back() + 64;
 		v.push_back(p);
 	}
-	// One 8 KiB span holds 170 blocks of 48 B: a jump after each, and
+	// One 8 KiB span holds 128 blocks of 64 B: a jump after each, and
 	// where a block of the library's own comes between (the background
 	// thread's start, its TLS). Out of order, nearly none would be.
 	EXPECT_GE(adjacent, (v.size() - 1) * 95 / 100) << adjacent << " of " << v.size() - 1 << " adjacent";
 	malloc_trim(0);
 	for (int i = 0; i < 2000; i++) // more of them: the freed leftovers, then fresh
-		v.push_back((char *)malloc(48));
+		v.push_back((char *)malloc(64));
 	for (char *p : v)
 		ASSERT_NE(p, nullptr);
 	for (size_t i = 0; i < 2000; i++)
-		for (int k = 0; k < 48; k++)
+		for (int k = 0; k < 64; k++)
 			ASSERT_EQ(v[i][k], 5);
 	for (char *p : v)
 		free(p);
@@ -242,7 +243,15 @@ TEST(Ordered, RunsFreedTogetherGiveTheirPagesBack)
 	}
 	malloc_trim(0);
 	long grown = rss_kib() - before;
-	EXPECT_LT((double)grown * 1024, 2.5 * (double)live)
+#ifdef NH_TEST_CHUNKS
+	// In chunks (the 256-byte table's build: ordered.c, chunk_alloc), a
+	// run's blocks of one class share a chunk with the runs before and
+	// after it: 2.5-2.65x here.
+	const double bound = 3.0;
+#else
+	const double bound = 2.5;
+#endif
+	EXPECT_LT((double)grown * 1024, bound * (double)live)
 	    << "RSS grew by " << grown << " KiB for " << live / 1024 << " KiB of survivors";
 	for (size_t i = 0; i < v.size(); i += 320)
 		for (size_t j = i; j < std::min(i + 32, v.size()); j++)

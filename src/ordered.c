@@ -278,9 +278,34 @@ static unsigned chunk_alloc(struct mcache *c, unsigned b, unsigned cls, uintptr_
 	struct ohole *o = &c->ohole[b];
 	if (!room(c, b, (slots << NH_PT_SHIFT) >> sh))
 		return 0;
-	uintptr_t base = o->span->base + ((uintptr_t)o->next << sh);
-	for (unsigned i = 0; i < n; i++)
-		out[i] = (uintptr_t)carve(o, (int)c->node, b, cls, size >> sh);
+	struct mspan *s = o->span;
+	unsigned need = size >> sh, g = o->next, ws = OWORDS, we = OWORDS;
+	uintptr_t base = s->base + ((uintptr_t)g << sh);
+	/* carve's work for n objects at once: a word of each map at a time,
+	 * and one count (its line is shared with the other P's) */
+	uint64_t sm = 0, em = 0;
+	for (unsigned i = 0; i < n; i++, g += need) {
+		unsigned e = g + need - 1;
+		if (g / 64 != ws) {
+			bit_set_mask(start_map(s), ws, sm);
+			ws = g / 64;
+			sm = 0;
+		}
+		sm |= (uint64_t)1 << (g % 64);
+		if (e / 64 != we) {
+			bit_set_mask(end_map(s), we, em);
+			we = e / 64;
+			em = 0;
+		}
+		em |= (uint64_t)1 << (e % 64);
+		out[i] = s->base + ((uintptr_t)g << sh);
+	}
+	bit_set_mask(start_map(s), ws, sm);
+	bit_set_mask(end_map(s), we, em);
+	o->next = (uint16_t)g;
+	o->carved = (uint16_t)(o->carved + n);
+	o->carvedg = (uint16_t)(o->carvedg + n * need);
+	__atomic_fetch_add(&ocentral[c->node][b].out[cls], n, __ATOMIC_RELAXED);
 	o->next = (uint16_t)NH_MIN((o->next + OSLOT_GRANS(b) - 1) & ~(OSLOT_GRANS(b) - 1), o->end);
 	arena_set_chunk(base, slots, c->node, cls);
 	return n;
@@ -446,7 +471,7 @@ unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, u
 {
 	struct ocentral *oc = &ocentral[h->node][class_band(cls)];
 	struct mspan *empty[64];
-	unsigned k = 0, nempty = 0;
+	unsigned k = 0, nempty = 0, back = 0;
 	bool locked = false;
 	uint32_t now = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -478,15 +503,18 @@ unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, u
 		if (NH_UNLIKELY(ordered_object_class(s, p) != cls))
 			nh_report_bad_pointer("free", (void *)p, "object's size changed while cached (heap corruption)");
 		unsigned e = g + (nh_class_to_size[cls] >> sh) - 1; /* its end bit, as the class says */
-		__atomic_fetch_sub(&oc->out[cls], 1, __ATOMIC_RELAXED);
-		bit_clear(end_map(s), e);
-		bit_clear(start_map(s), g);
+		back++;
+		/* Only an owner cuts without the lock: in another span, plain
+		 * stores (readers load the words atomically). */
+		bool owned = s->list == SPAN_LIST_OWNED;
+		bit_clear_locked(end_map(s), e, owned);
+		bit_clear_locked(start_map(s), g, owned);
 		if (OCHUNKS && !slot_starts(s, g))
 			arena_clear_slots(s->base + ((uintptr_t)(g & ~(OSLOT_GRANS(span_band(s)) - 1)) << sh), 1);
 		s->nalloc--;
 		s->ogran = (uint16_t)(s->ogran - (e - g + 1));
 		oc->live -= e - g + 1;
-		if (s->list == SPAN_LIST_OWNED)
+		if (owned)
 			continue;
 		if (s->nalloc == 0) {
 			unlink_span(oc, s);
@@ -504,6 +532,8 @@ unsigned ordered_release(struct mheap *h, unsigned cls, const uintptr_t *objs, u
 	}
 	if (locked)
 		mutex_unlock(&oc->lock);
+	if (back)
+		__atomic_fetch_sub(&oc->out[cls], back, __ATOMIC_RELAXED);
 	for (unsigned j = 0; j < nempty; j++)
 		mheap_free_span(h, empty[j]);
 	return k;

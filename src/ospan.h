@@ -34,6 +34,22 @@ NH_INLINE bool bit_test(const uint64_t *m, unsigned g)
 
 NH_INLINE void bit_set(uint64_t *m, unsigned g) { __atomic_fetch_or(&m[g / 64], (uint64_t)1 << (g % 64), __ATOMIC_RELEASE); }
 NH_INLINE void bit_clear(uint64_t *m, unsigned g) { __atomic_fetch_and(&m[g / 64], ~((uint64_t)1 << (g % 64)), __ATOMIC_RELEASE); }
+/* The bits of mask in word w of m (none if w is past the map). */
+NH_INLINE void bit_set_mask(uint64_t *m, unsigned w, uint64_t mask)
+{
+	if (w < OWORDS && mask)
+		__atomic_fetch_or(&m[w], mask, __ATOMIC_RELEASE);
+}
+/* bit_clear with the band's lock held: an atomic and where the span's
+ * owner may set bits in the same word (shared), else a load and a store. */
+NH_INLINE void bit_clear_locked(uint64_t *m, unsigned g, bool shared)
+{
+	if (shared)
+		bit_clear(m, g);
+	else
+		__atomic_store_n(&m[g / 64], __atomic_load_n(&m[g / 64], __ATOMIC_RELAXED) & ~((uint64_t)1 << (g % 64)),
+				 __ATOMIC_RELEASE);
+}
 
 /* The first set bit of m at or after g; OGRANS if none. */
 NH_INLINE unsigned next_bit(const uint64_t *m, unsigned g)

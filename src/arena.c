@@ -89,6 +89,7 @@ bool arena_init(int max_node)
  * and its frees the general path.
  */
 #define PT_PER_PAGE ((unsigned)(NH_PAGE_SIZE >> NH_PT_SHIFT))
+#define OCHUNKS_TABLE (NH_PT_SHIFT < NH_PAGE_SHIFT) /* ordered spans' chunks have entries (ordered.c) */
 #define PT_SPAN_SLOTS (NH_PT_MAX_SPAN_PAGES * PT_PER_PAGE)
 static uint8_t pt_kind[NH_NUM_CLASSES][PT_SPAN_SLOTS];
 
@@ -244,7 +245,13 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 		size_t k = NH_MIN((size_t)(NH_PAGES_PER_ARENA - i), npages);
 		uintptr_t t = (a - NH_HEAP_BASE) >> NH_PT_SHIFT;
 		for (size_t j = 0; j < k; j++) {
-			for (unsigned r = 0; r < PT_PER_PAGE && page_table; r++) {
+			/* A free page's entries are 0, and stay 0 under a large
+			 * span (and an ordered one's without chunks): only a small
+			 * span's are written, and cleared when it goes (32 a page
+			 * with 256-byte slots). */
+			struct mspan *old = atomic_load_explicit(&ha->spans[i + j], memory_order_relaxed);
+			bool entries = s ? s->sizeclass != 0 : old && (old->sizeclass || (OCHUNKS_TABLE && old->ordered));
+			for (unsigned r = 0; r < PT_PER_PAGE && page_table && entries; r++) {
 				uintptr_t slot = t + j * PT_PER_PAGE + r;
 				if (slot >= page_table_entries)
 					break;

@@ -359,6 +359,8 @@ def catalogue():
                  "memalign/realloc/free of 1 B-32 KiB (pages written), malloc_trim(0) after 1 step in 8"),
         Workload("tlb", "256 MiB of 32-256 B nodes linked in random order, T threads chase pointers "
                  "(TLB/cache misses set by the heap layout)"),
+        Workload("walk", "128 MiB of records (a 64 B head, a 16-64 B key, a 32-512 B value) made in turn, "
+                 "then the heads and the keys walked in that order (no allocation: the layout's locality)"),
         Redis(),
         RedisMix(),
         RedisFrag(),
@@ -369,4 +371,4 @@ def catalogue():
 
 
 C_WORKLOAD_SOURCES = ["larson", "xmalloc", "cache_scratch", "cache_thrash", "pareto", "mstress", "rptest",
-                      "large", "frag", "swell", "trim", "tlb"]
+                      "large", "frag", "swell", "trim", "tlb", "walk"]

@@ -145,14 +145,14 @@ uint32_t arena_pt_phase(unsigned c, unsigned q, unsigned shift);
 bool arena_pt_ids(unsigned c, unsigned shift, uint8_t *ids);
 /* The table entry of slot q of a span of class c on node (0: none). */
 uint16_t arena_pt_entry(unsigned node, unsigned c, uintptr_t q);
-/* Chunks of class c (ordered.c): its slots per chunk (0: no chunks; always
- * 0 with slots of a page). arena_set_chunk names c in the entries of the
- * chunk's first slots (at most its slots) from base, a slot boundary, on
- * node; arena_clear_slots sets n slots'
- * entries from base to 0 (free's general path). The caller owns the slots
- * (its P's hole, or its band's lock). */
+/* Chunks of class c (ordered.c): the most slots a chunk has (0: no chunks;
+ * always 0 with slots of a page), and the entry of a chunk's slot j.
+ * arena_set_chunk names c in the entries of a chunk of `slots` slots from
+ * base, a slot boundary, on node; arena_clear_slots sets n entries from
+ * base to 0 (free's general path). The caller owns the slots (its P's
+ * hole, or its band's lock). */
 unsigned arena_chunk_slots(unsigned c);
-uint16_t arena_chunk_entry(unsigned node, unsigned c, unsigned j); /* slot j's */
+uint16_t arena_chunk_entry(unsigned node, unsigned c, unsigned j);
 void arena_set_chunk(uintptr_t base, unsigned slots, unsigned node, unsigned c);
 void arena_clear_slots(uintptr_t base, unsigned n);
 /* [base, base + bytes) of the heap is free and held by the caller (the

@@ -136,6 +136,7 @@ def summarize(records, key=("workload", "allocator")):
         for k in ("wall", "user", "sys", "rss_kib", "minflt", "ops_per_sec", "secs"):
             s[k] = median([r[k] for r in ok])
         walls = [r["wall"] for r in ok if r["wall"] is not None]
+        s["wall_by_rep"] = {r["rep"]: r["wall"] for r in ok if r["wall"]}
         s["wall_min"] = min(walls) if walls else None
         s["wall_max"] = max(walls) if walls else None
         extra_keys = set()

@@ -3,6 +3,7 @@ import csv
 import math
 import os
 import shutil
+import statistics
 import subprocess
 
 SUBJECT = "numaheap"
@@ -94,6 +95,46 @@ def allocator_table(summary, wnames, anames, cell):
     return lines
 
 
+def paired(summary, wn, a, b):
+    """a's wall time ÷ b's within each repetition (the allocators of one
+    repetition run one after the other), sorted; [] if fewer than 3 pairs."""
+    sa, sb = summary.get((wn, a)), summary.get((wn, b))
+    if not sa or not sb:
+        return []
+    ra, rb = sa.get("wall_by_rep", {}), sb.get("wall_by_rep", {})
+    r = sorted(ra[k] / rb[k] for k in ra if k in rb and rb[k])
+    return r if len(r) >= 3 else []
+
+
+def paired_table(summary, wnames, anames):
+    """Each allocator's time ÷ numaheap's, repetition by repetition: the
+    median of the ratios and their middle half. Runs next to each other
+    share the machine's state (another session's load, the host's), so
+    these ratios scatter less than the ratio of two medians."""
+    others = [a for a in anames if a != "numaheap"]
+    if "numaheap" not in anames or not others:
+        return []
+    L = ["**Paired**: each allocator's wall time ÷ numaheap's in the same repetition (the runs of a "
+         "repetition follow each other): the median of these ratios, then the middle half of them "
+         "(25th-75th percentile). Above 1: slower than numaheap.", ""]
+    L.append("| workload | " + " | ".join(others) + " |")
+    L.append("|---|" + "|".join(["--:"] * len(others)) + "|")
+    any_row = False
+    for wn in wnames:
+        row = [wn]
+        for a in others:
+            r = paired(summary, wn, a, "numaheap")
+            if not r:
+                row.append("-")
+                continue
+            q = lambda f: r[min(len(r) - 1, int(f * (len(r) - 1) + 0.5))]
+            row.append("%.2f (%.2f-%.2f)" % (statistics.median(r), q(0.25), q(0.75)))
+            any_row = True
+        L.append("| " + " | ".join(row) + " |")
+    L.append("")
+    return L if any_row else []
+
+
 def markdown(summary, wnames, anames, meta):
     L = []
     L.append("Machine: %s. %s" % (meta.get("machine", "?"), meta.get("load", "")))
@@ -157,6 +198,7 @@ def markdown(summary, wnames, anames, meta):
     gm.append("")
     L.append("| " + " | ".join(gm) + " |")
     L.append("")
+    L += paired_table(summary, wnames, anames)
     L.append("**Throughput**: median operations per second inside each workload's own timed region "
              "(what an operation is: see the list of workloads). Higher is better.")
     L.append("")

@@ -219,9 +219,10 @@ TEST(Ordered, RunsFreedTogetherGiveTheirPagesBack)
 {
 	// 64 MiB of small and medium blocks, then nine runs of 32 in ten
 	// freed: the survivors of a run sit together, so after a trim the
-	// heap keeps 1.6-1.9x what they take, span structs and a huge page
-	// that stays whole included (by size class, where nearly every page
-	// of every class keeps a survivor: 3.3x).
+	// heap keeps 1.66-2.19x what they take (12 runs), span structs and a
+	// huge page that stays whole included, and once more than 2.5x in a
+	// parallel ctest on a loaded host (by size class, where nearly every
+	// page of every class keeps a survivor: 3.3-3.7x).
 	long before = rss_kib();
 	uint64_t x = 99991;
 	std::vector<char *> v;
@@ -249,7 +250,7 @@ TEST(Ordered, RunsFreedTogetherGiveTheirPagesBack)
 	// after it: 2.5-2.65x here.
 	const double bound = 3.0;
 #else
-	const double bound = 2.5;
+	const double bound = 2.8;
 #endif
 	EXPECT_LT((double)grown * 1024, bound * (double)live)
 	    << "RSS grew by " << grown << " KiB for " << live / 1024 << " KiB of survivors";

@@ -291,12 +291,8 @@ static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
 		*direct = n ? v[0] | NH_ENTRY_FRESH : 0;
 		return n ? 2 : 0;
 	}
-	for (unsigned i = 0; i < n; i++) /* popped in address order */
+	for (unsigned i = 0; i < n; i++) /* popped in address order (spread over lines under one: mcache_fill) */
 		buf[i] = v[n - 1 - i] | NH_ENTRY_FRESH;
-	/* Many on a cache line (a chunk's, ordered.c): consecutive pops on
-	 * different lines, as mcache_refill's (mcache.c). */
-	if (nh_class_to_size[cls] < NH_CACHE_LINE && n > 2)
-		mcache_spread_lines(buf, n);
 	return mcache_fill(x, cls, buf, n, direct);
 }
 

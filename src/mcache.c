@@ -272,16 +272,16 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 	age_misses(c);
 	if (got == 0)
 		return 0;
-	if (NH_UNLIKELY(nh_hardened))
-		hardened_shuffle(buf, got);
-	else if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
-		mcache_spread_lines(buf, got);
 	return mcache_fill(x, cls, buf, got, direct);
 }
 
 int mcache_fill(struct pctx *x, unsigned cls, uintptr_t *buf, unsigned got, uintptr_t *direct)
 {
 	struct mcache *c = x->c;
+	if (NH_UNLIKELY(nh_hardened))
+		hardened_shuffle(buf, got);
+	else if (nh_class_to_size[cls] < NH_CACHE_LINE && got > 2)
+		mcache_spread_lines(buf, got);
 	int k = op_push_batch(x, cls, buf, got);
 	if (k == (int)got)
 		return 1;

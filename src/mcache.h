@@ -205,8 +205,9 @@ void mcache_set_node(struct mcache *c, int node);
 int mcache_init_pcpu(struct pctx *x, int node);
 /* Refill class cls, the slab's lock held (per-CPU): 1 refilled (pop again),
  * 0 ENOMEM, 2 could not fill the stack (left the CPU): *direct is one entry
- * to serve. Takes the class's central locks (mcentral_refill). mcache_fill
- * is its tail: buf[0..got) pushed (the last popped first), as it returns. */
+ * to serve. Takes the class's central locks (mcentral_refill). mcache_fill,
+ * its tail, shuffles buf[0..got) (hardened) or spreads it over cache lines
+ * (classes under a line) and pushes it (the last popped first). */
 int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
 int mcache_fill(struct pctx *x, unsigned cls, uintptr_t *buf, unsigned got, uintptr_t *direct);
 void mcache_spread_lines(uintptr_t *v, unsigned n);

@@ -199,25 +199,43 @@ static bool own_span(struct ocentral *oc, struct ohole *o, int node, unsigned b,
 }
 
 /*
- * Cut an object of class cls (need granules of band b) from o, which has
- * room. No lock: the hole's granules are its P's alone (no object there,
- * no free can touch them, no in-span release looks at an owned span), and
- * the bits are set with atomic ors, as frees clear others in the same
- * words. The span's nalloc counts o's objects when o lets go (disown).
- * The object may hold a mark from its granules' last life: the caller
- * hands it out as a fresh entry, whose mark fresh_object clears.
+ * Cut n objects of class cls (need granules of band b) one after the
+ * other from o, which has room for them, into out[]. No lock: the hole's
+ * granules are its P's alone (no object there, no free can touch them, no
+ * in-span release looks at an owned span), and the bits are set with
+ * atomic ors, a word of each map at a time, as frees clear others in the
+ * same words; one count for all (its line is shared with the other P's).
+ * The span's nalloc counts o's objects when o lets go (disown). An object
+ * may hold a mark from its granules' last life: the caller hands it out
+ * as a fresh entry, whose mark fresh_object clears.
  */
-static void *carve(struct ohole *o, int node, unsigned b, unsigned cls, unsigned need)
+static void carve(struct ohole *o, int node, unsigned b, unsigned cls, unsigned need, unsigned n, uintptr_t *out)
 {
 	struct mspan *s = o->span;
-	unsigned g = o->next;
-	bit_set(start_map(s), g);
-	bit_set(end_map(s), g + need - 1);
-	o->next = (uint16_t)(g + need);
-	o->carved++;
-	o->carvedg = (uint16_t)(o->carvedg + need);
-	__atomic_fetch_add(&ocentral[node][b].out[cls], 1, __ATOMIC_RELAXED);
-	return (void *)(s->base + ((uintptr_t)g << band_shift[b]));
+	unsigned g = o->next, ws = OWORDS, we = OWORDS;
+	uint64_t sm = 0, em = 0;
+	for (unsigned i = 0; i < n; i++, g += need) {
+		unsigned e = g + need - 1;
+		if (g / 64 != ws) {
+			bit_set_mask(start_map(s), ws, sm);
+			ws = g / 64;
+			sm = 0;
+		}
+		sm |= (uint64_t)1 << (g % 64);
+		if (e / 64 != we) {
+			bit_set_mask(end_map(s), we, em);
+			we = e / 64;
+			em = 0;
+		}
+		em |= (uint64_t)1 << (e % 64);
+		out[i] = s->base + ((uintptr_t)g << band_shift[b]);
+	}
+	bit_set_mask(start_map(s), ws, sm);
+	bit_set_mask(end_map(s), we, em);
+	o->next = (uint16_t)g;
+	o->carved = (uint16_t)(o->carved + n);
+	o->carvedg = (uint16_t)(o->carvedg + n * need);
+	__atomic_fetch_add(&ocentral[node][b].out[cls], n, __ATOMIC_RELAXED);
 }
 
 /*
@@ -255,7 +273,10 @@ static bool room(struct mcache *c, unsigned b, unsigned need)
 void *ordered_alloc(struct mcache *c, unsigned cls)
 {
 	unsigned b = class_band(cls), need = nh_class_to_size[cls] >> band_shift[b];
-	return room(c, b, need) ? carve(&c->ohole[b], (int)c->node, b, cls, need) : NULL;
+	uintptr_t p = 0;
+	if (room(c, b, need))
+		carve(&c->ohole[b], (int)c->node, b, cls, need, 1, &p);
+	return (void *)p;
 }
 
 /*
@@ -278,34 +299,8 @@ static unsigned chunk_alloc(struct mcache *c, unsigned b, unsigned cls, uintptr_
 	struct ohole *o = &c->ohole[b];
 	if (!room(c, b, (slots << NH_PT_SHIFT) >> sh))
 		return 0;
-	struct mspan *s = o->span;
-	unsigned need = size >> sh, g = o->next, ws = OWORDS, we = OWORDS;
-	uintptr_t base = s->base + ((uintptr_t)g << sh);
-	/* carve's work for n objects at once: a word of each map at a time,
-	 * and one count (its line is shared with the other P's) */
-	uint64_t sm = 0, em = 0;
-	for (unsigned i = 0; i < n; i++, g += need) {
-		unsigned e = g + need - 1;
-		if (g / 64 != ws) {
-			bit_set_mask(start_map(s), ws, sm);
-			ws = g / 64;
-			sm = 0;
-		}
-		sm |= (uint64_t)1 << (g % 64);
-		if (e / 64 != we) {
-			bit_set_mask(end_map(s), we, em);
-			we = e / 64;
-			em = 0;
-		}
-		em |= (uint64_t)1 << (e % 64);
-		out[i] = s->base + ((uintptr_t)g << sh);
-	}
-	bit_set_mask(start_map(s), ws, sm);
-	bit_set_mask(end_map(s), we, em);
-	o->next = (uint16_t)g;
-	o->carved = (uint16_t)(o->carved + n);
-	o->carvedg = (uint16_t)(o->carvedg + n * need);
-	__atomic_fetch_add(&ocentral[c->node][b].out[cls], n, __ATOMIC_RELAXED);
+	uintptr_t base = o->span->base + ((uintptr_t)o->next << sh);
+	carve(o, (int)c->node, b, cls, size >> sh, n, out);
 	o->next = (uint16_t)NH_MIN((o->next + OSLOT_GRANS(b) - 1) & ~(OSLOT_GRANS(b) - 1), o->end);
 	arena_set_chunk(base, slots, c->node, cls);
 	return n;
@@ -340,9 +335,8 @@ unsigned ordered_alloc_n(struct mcache *c, unsigned cls, uintptr_t *out, unsigne
 	if (!p)
 		return 0;
 	out[0] = (uintptr_t)p;
-	unsigned n = 1;
-	while (n < want && (unsigned)(o->end - o->next) >= need)
-		out[n++] = (uintptr_t)carve(o, (int)c->node, b, cls, need);
+	unsigned n = 1 + NH_MIN(want - 1, (unsigned)(o->end - o->next) / need);
+	carve(o, (int)c->node, b, cls, need, n - 1, out + 1);
 	o->last = (uint8_t)cls;
 	o->streak = (uint8_t)NH_MIN(visits, 255u);
 	return n;

@@ -89,7 +89,6 @@ bool arena_init(int max_node)
  * and its frees the general path.
  */
 #define PT_PER_PAGE ((unsigned)(NH_PAGE_SIZE >> NH_PT_SHIFT))
-#define OCHUNKS_TABLE (NH_PT_SHIFT < NH_PAGE_SHIFT) /* ordered spans' chunks have entries (ordered.c) */
 #define PT_SPAN_SLOTS (NH_PT_MAX_SPAN_PAGES * PT_PER_PAGE)
 static uint8_t pt_kind[NH_NUM_CLASSES][PT_SPAN_SLOTS];
 
@@ -146,7 +145,7 @@ static uint16_t chunk_q0[NH_NUM_CLASSES], chunk_slots[NH_NUM_CLASSES];
 
 static void chunk_kinds_init(void)
 {
-	for (unsigned c = 1; c < NH_NUM_CLASSES && NH_PT_SHIFT < NH_PAGE_SHIFT; c++) {
+	for (unsigned c = 1; c < NH_NUM_CLASSES && NH_PT_FINE; c++) {
 		uint32_t size = nh_class_to_size[c];
 		unsigned span = nh_class_to_npages[c] * PT_PER_PAGE;
 		if (pt_kind[c][0] == 0xff)
@@ -250,7 +249,7 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s)
 			 * span's are written, and cleared when it goes (32 a page
 			 * with 256-byte slots). */
 			struct mspan *old = atomic_load_explicit(&ha->spans[i + j], memory_order_relaxed);
-			bool entries = s ? s->sizeclass != 0 : old && (old->sizeclass || (OCHUNKS_TABLE && old->ordered));
+			bool entries = s ? s->sizeclass != 0 : old && (old->sizeclass || (NH_PT_FINE && old->ordered));
 			for (unsigned r = 0; r < PT_PER_PAGE && page_table && entries; r++) {
 				uintptr_t slot = t + j * PT_PER_PAGE + r;
 				if (slot >= page_table_entries)
@@ -280,7 +279,7 @@ void arena_set_page_entries(const struct mspan *s, bool cached)
 
 void arena_release_table(uintptr_t base, size_t bytes)
 {
-	if (NH_PT_SHIFT >= NH_PAGE_SHIFT || !page_table)
+	if (!NH_PT_FINE || !page_table)
 		return; /* a table of page slots is 1/4096 of the heap: kept */
 	uintptr_t lo = (uintptr_t)&page_table[(base - NH_HEAP_BASE) >> NH_PT_SHIFT];
 	uintptr_t hi = (uintptr_t)&page_table[(base + bytes - NH_HEAP_BASE) >> NH_PT_SHIFT];

@@ -136,6 +136,7 @@ void arena_set_page_entries(const struct mspan *s, bool cached);
 #define NH_PT_SHIFT NH_PAGE_SHIFT
 #endif
 #define NH_PT_SIZE ((uintptr_t)1 << NH_PT_SHIFT)
+#define NH_PT_FINE (NH_PT_SHIFT < NH_PAGE_SHIFT) /* slots finer than a page: ordered.c cuts chunks */
 #define NH_PT_MAX_SPAN_PAGES 15 /* small spans have at most 10 pages; kind 15 is no page's */
 /* Slot q's phase in a span of class c, for slots of 2^shift bytes; the
  * kind ids of the slots of such a span into ids[] (false: more than 15).

@@ -110,7 +110,7 @@ static const unsigned band_shift[OBANDS] = {4, 7};
 /* A page table with slots finer than a page (arena.h, NH_PT_SHIFT) gives
  * free the class of an object cut in order if each slot holds one class:
  * objects are cut in chunks of whole slots (ordered.c, chunk_alloc). */
-#define OCHUNKS (NH_PT_SHIFT < NH_PAGE_SHIFT)
+#define OCHUNKS NH_PT_FINE
 #define OSLOT_GRANS(b) ((unsigned)(NH_PT_SIZE >> band_shift[b])) /* a slot's granules */
 #define BAND_PAGES(b) ((OGRANS << band_shift[b]) >> NH_PAGE_SHIFT)
 _Static_assert((OGRANS << 4) == NH_PAGE_SIZE, "band 0's span is one page");

@@ -29,11 +29,11 @@ static struct blk *v;
 static size_t n, cap, live;
 
 /* Free 90% of the blocks, as block_survives() says (mixedheap.h). */
-static void free_most(int runs)
+static void free_most(size_t run_len)
 {
 	size_t keep = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (block_survives(i, runs)) {
+		if (block_survives(i, run_len)) {
 			v[keep++] = v[i];
 		} else {
 			free(v[i].p);

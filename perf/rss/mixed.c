@@ -1,7 +1,8 @@
 /*
  * mixed.c — a server-shaped heap, mostly freed: what stays resident?
  *
- *   mixed [MIB] [runs|scattered] [IDLE_SECONDS]   defaults: 1024 MiB, runs, 3 s
+ *   mixed [MIB] [runs|runs:LEN|scattered] [IDLE_SECONDS]
+ *                                       defaults: 1024 MiB, runs, 3 s
  *
  * Allocates MIB MiB of blocks of mixed sizes, writing every byte: most of
  * the blocks small (90% of them, 16-512 B), some of a few KiB (9%, 1-8 KiB),
@@ -9,7 +10,8 @@
  * log-uniform within each band. Then frees 90% of the
  * blocks:
  *   runs       the survivors are runs of 32 consecutive allocations, one
- *              run in ten (a cache keeping whole batches of related rows)
+ *              run in ten (a cache keeping whole batches of related rows);
+ *              runs:LEN, runs of LEN (the shorter, the nearer to scattered)
  *   scattered  every block survives alone, with probability 1/10 (the hard
  *              case: one live block pins its page)
  * then computes for IDLE_SECONDS without calling the allocator, then calls
@@ -66,12 +68,21 @@ static void fill(size_t target)
 int main(int argc, char **argv)
 {
 	size_t target = (size_t)(argc > 1 ? atol(argv[1]) : 1024) << 20;
-	int runs = !(argc > 2 && !strcmp(argv[2], "scattered"));
+	const char *pattern = argc > 2 ? argv[2] : "runs";
+	size_t run_len = 0; /* scattered */
+	if (!strcmp(pattern, "runs"))
+		run_len = MIXED_RUN_LEN;
+	else if (!strncmp(pattern, "runs:", 5))
+		run_len = strtoul(pattern + 5, NULL, 10);
+	if (!run_len && strcmp(pattern, "scattered")) {
+		fprintf(stderr, "mixed: pattern %s: runs, runs:LEN (LEN > 0) or scattered\n", pattern);
+		return 2;
+	}
 	double idle_s = argc > 3 ? atof(argv[3]) : 3.0;
 	mark("start");
 	fill(target);
 	mark("full");
-	free_most(runs);
+	free_most(run_len);
 	mark("freed");
 	uint64_t h = compute(idle_s);
 	mark("idle");

@@ -12,6 +12,7 @@ malloc_trim(0). Medians over --reps.
   perf/rss/mixed.py                      # 1024 MiB, 3 s idle, 3 repetitions
                                          # (numaheap-ordered: NUMAHEAP_ORDERED=8192)
   perf/rss/mixed.py --mib 256 --reps 1 --allocators numaheap,glibc
+  perf/rss/mixed.py --patterns runs:8,runs,runs:256,scattered   # other run lengths
 """
 import os
 import statistics
@@ -70,8 +71,11 @@ def main():
     ap.add_argument("--idle", type=float, default=3.0)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--allocators", help="comma-separated subset (default: all found)")
+    ap.add_argument("--patterns", default=",".join(PATTERNS),
+                    help="survivor patterns: runs (of 32 blocks), runs:LEN, scattered (default: %(default)s)")
     ap.add_argument("--no-ordered", action="store_true", help="leave out numaheap-ordered (NUMAHEAP_ORDERED=8192)")
     args = ap.parse_args()
+    patterns = [x.strip() for x in args.patterns.split(",") if x.strip()]
     lib = numaheap_lib("mixed", args.lib, args.build)
     exe = compile_bench(args.build, os.path.join(HERE, "mixed.c"), flags=["-O2"], libs=["-lm"])
     # numaheap-ordered: the same library with small objects placed in
@@ -83,21 +87,21 @@ def main():
     res = {}
     for rep in range(args.reps):
         order = allocs if rep % 2 == 0 else list(reversed(allocs))
-        for pattern in PATTERNS:
+        for pattern in patterns:
             for name, pre, extra in order:
                 m = run_once(exe, pre, args.mib, pattern, args.idle, extra)
                 idle = m["idle"][0] * 1024 / m["idle"][1]
                 trim = m["trimmed"][0] * 1024 / m["trimmed"][1]
                 res.setdefault((name, pattern), []).append((idle, trim, m["full"][0], m["idle"][0], m["idle"][1]))
-                log(f"mixed: rep {rep} {pattern:9} {name:16} RSS/live idle {idle:.2f} trimmed {trim:.2f} "
+                log(f"mixed: rep {rep} {pattern:10} {name:16} RSS/live idle {idle:.2f} trimmed {trim:.2f} "
                     f"(full {m['full'][0] / 1024:.0f} MiB, live {m['idle'][1] / 2**20:.0f} MiB)")
     print(f"\nRSS ÷ live, {args.mib} MiB of mixed blocks, 90% freed; median of {args.reps} "
           f"(idle: after {args.idle:g} s with no allocator call; trimmed: 0.2 s after malloc_trim(0))\n")
-    print("| allocator | runs: idle | runs: trimmed | scattered: idle | scattered: trimmed |")
-    print("|---|--:|--:|--:|--:|")
+    print("| allocator | " + " | ".join(f"{p}: idle | {p}: trimmed" for p in patterns) + " |")
+    print("|---|" + "--:|" * (2 * len(patterns)))
     for name, _, _ in allocs:
         cells = []
-        for pattern in PATTERNS:
+        for pattern in patterns:
             v = res.get((name, pattern), [])
             cells += ["%.2f" % statistics.median(x[0] for x in v), "%.2f" % statistics.median(x[1] for x in v)]
         print(f"| {name} | " + " | ".join(cells) + " |")

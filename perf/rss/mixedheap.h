@@ -23,9 +23,15 @@ static inline size_t mixed_size(void)
 	return loguniform(65536, 1 << 20);
 }
 
-/* Does block i survive the frees that leave 10%: with runs, one run of 32
- * consecutive blocks in ten; without, each block alone with probability
- * 1/10 (a draw per block, in order). */
-static inline int block_survives(size_t i, int runs) { return runs ? (i / 32) % 10 == 0 : unit() < 0.1; }
+/* The runs pattern's run length unless the command line gives another. */
+#define MIXED_RUN_LEN 32
+
+/* Does block i survive the frees that leave 10%: with runs (run_len > 0),
+ * one run of run_len consecutive blocks in ten; with run_len 0, each block
+ * alone with probability 1/10 (a draw per block, in order). */
+static inline int block_survives(size_t i, size_t run_len)
+{
+	return run_len ? (i / run_len) % 10 == 0 : unit() < 0.1;
+}
 
 #endif

@@ -154,7 +154,7 @@ int main(int argc, char **argv)
 			live += s;
 		}
 		for (size_t i = 0; i < n; i++) /* mixed.c's free_most() */
-			if (!block_survives(i, pattern == 0)) {
+			if (!block_survives(i, pattern == 0 ? MIXED_RUN_LEN : 0)) {
 				v[i].live = 0;
 				live -= v[i].size;
 			}

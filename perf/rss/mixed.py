@@ -76,6 +76,9 @@ def main():
     ap.add_argument("--no-ordered", action="store_true", help="leave out numaheap-ordered (NUMAHEAP_ORDERED=8192)")
     args = ap.parse_args()
     patterns = [x.strip() for x in args.patterns.split(",") if x.strip()]
+    for p in patterns:
+        if p not in PATTERNS and not (p.startswith("runs:") and p[5:].isdigit() and int(p[5:]) > 0):
+            ap.error(f"--patterns: {p}: runs, runs:LEN (LEN > 0) or scattered")
     lib = numaheap_lib("mixed", args.lib, args.build)
     exe = compile_bench(args.build, os.path.join(HERE, "mixed.c"), flags=["-O2"], libs=["-lm"])
     # numaheap-ordered: the same library with small objects placed in

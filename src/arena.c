@@ -176,12 +176,8 @@ void arena_set_chunk(uintptr_t base, unsigned slots, unsigned node, unsigned c)
 		atomic_store_explicit(&page_table[t + j], arena_chunk_entry(node, c, j), memory_order_relaxed);
 }
 
-void arena_clear_slots(uintptr_t base, unsigned n)
-{
-	uintptr_t t = (base - NH_HEAP_BASE) >> NH_PT_SHIFT;
-	for (unsigned j = 0; j < n && page_table && t + j < page_table_entries; j++)
-		atomic_store_explicit(&page_table[t + j], 0, memory_order_relaxed);
-}
+/* Class 0's entries are all 0 (pt_entry). */
+void arena_clear_slots(uintptr_t base, unsigned n) { arena_set_chunk(base, n, 0, 0); }
 
 static void pt_kinds_init(void)
 {

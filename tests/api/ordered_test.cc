@@ -86,10 +86,11 @@ TEST(Ordered, AStreakOfOneSizeIsCutInOrderAndItsLeftoversGoBack)
 	// A loop allocating one size takes several fresh blocks a slow-path
 	// visit (ordered.c, ordered_alloc_n): they still come out one after
 	// the other, in address order (a size of a cache line or more: smaller
-	// ones are spread over two lines, as mcache_refill spreads them). What the streak leaves in the cache
-	// (up to 15 blocks never handed out) goes back to its span on a
-	// drain (malloc_trim drains this thread's cache) without being taken
-	// for a freed block whose mark is missing.
+	// ones are spread over two lines, as mcache_fill spreads a batch).
+	// What the streak leaves in the cache (up to 15 blocks never handed
+	// out) goes back to its span on a drain (malloc_trim drains this
+	// thread's cache) without being taken for a freed block whose mark is
+	// missing.
 	std::vector<char *> v;
 	v.reserve(4000); // no vector growth between the blocks
 	size_t adjacent = 0;

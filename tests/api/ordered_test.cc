@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "api_util.h"
+#include "../common/cpu_pin.h"
 
 namespace {
 
@@ -195,17 +196,22 @@ TEST(OrderedDeathTest, InteriorPointersAndFreesOfFreedBlocksAreReported)
 	EXPECT_DEATH(free(opaque_ptr(q + 128)), "inside an object, not its start");
 	EXPECT_DEATH(escape((void *)malloc_usable_size(opaque_ptr(q + 256))), "inside an object, not its start");
 	// Freed, and back on its span (the trim drains the caches): a second
-	// free is refused at once.
+	// free is refused at once. On one CPU: malloc_trim drains the cache of
+	// the CPU it runs on, and a move between the free and the trim (a busy
+	// machine) would leave p cached, where the second free is not seen.
 	EXPECT_DEATH(
 		{
+			pin_to_current_cpu();
 			free(p);
 			malloc_trim(0);
 			free(opaque_ptr(p));
 		},
 		"pointer not in use|double free");
-	// Freed twice while cached: caught when the cache hands it out.
+	// Freed twice while cached: caught when the cache hands it out (the
+	// same CPU's cache, hence the pin).
 	EXPECT_DEATH(
 		{
+			pin_to_current_cpu();
 			free(q);
 			free(opaque_ptr(q));
 			for (int i = 0; i < 4; i++)

@@ -60,9 +60,6 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
  *                   class on the slab's node
  *   +CLASS_TABLE    uint16_t [class]: the header of the class on the slab's
  *                   node
- *   +PROF_COUNTDOWN int64_t: heap profiling's bytes to the P's next sample,
- *                   which the counted pop subtracts from (never on a
- *                   sentinel: the pop misses there before it)
  *   slot j          at slab + j * NH_RSEQ_SLOT_BYTES (indices count from the
  *                   slab's start, so they fit in cur's bits)
  * An all-zero header misses every pop and push: the sentinels', another
@@ -76,8 +73,6 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
 #define NH_RSEQ_CLASS_BEGIN 10
 #define NH_RSEQ_SIZE_TABLE 17152
 #define NH_RSEQ_CLASS_TABLE 19202
-/* int64_t: heap profiling's countdown of the slab's P (the counted pop). */
-#define NH_RSEQ_PROF_COUNTDOWN 19392
 /* The sentinels' bytes a sequence can read: the headers and both tables. */
 #define NH_RSEQ_SLAB_READ 20480
 #define NH_RSEQ_CUR_BITS 16
@@ -85,6 +80,10 @@ _Static_assert(sizeof(struct nh_rseq_area) == 32, "the kernel's struct rseq, as 
 /* A pop's commit adds this to the word: cur - 1 and allocs + 1 in one store. */
 #define NH_RSEQ_POP_ADD 0xffff
 _Static_assert(NH_RSEQ_POP_ADD == (1u << NH_RSEQ_CUR_BITS) - 1, "cur - 1 + (1 << CUR_BITS)");
+/* Heap profiling's clock (src/mcache.h, the counted pops): a header's
+ * allocs count up to NH_RSEQ_CLOCK_DUE, the word's sign bit; a counted pop
+ * whose commit would set it takes the sample instead. */
+#define NH_RSEQ_CLOCK_DUE ((uint64_t)1 << (63 - NH_RSEQ_CUR_BITS))
 
 /* 1 in the test-only build that pretends every thread is registered on
  * CPU 0 (NH_RSEQ_FAKE_CPU0: arch/rseq.c), so valgrind can count the per-CPU

@@ -58,19 +58,19 @@ NH_NOINLINE static void *malloc_unsampled(size_t n)
 }
 
 /*
- * malloc with heap profiling on, when this thread's countdown crossed zero
- * (prof_count has subtracted n): this block may be the sample (prof.h).
- * Reached by tail jumps (nh_malloc to malloc_other, maybe malloc_special,
- * to here), so its return address is the program's call of malloc;
- * malloc_other cannot pass its own without a stack frame (gcc aligns the
- * stack for __builtin_return_address). Should a compiler make one of the
- * jumps a call, the address is numaheap's own, and the stack walk skips
- * numaheap's frames anyway (prof.c, walk_stack).
+ * malloc with heap profiling on, of more than the classes' sizes, when this
+ * thread's countdown crossed zero (prof_count has subtracted n): this
+ * block may be the sample (prof.h). Reached by tail jumps (nh_malloc to
+ * malloc_other, malloc_special, to here), so its return address is the
+ * program's call of malloc; malloc_other cannot pass its own without a
+ * stack frame (gcc aligns the stack for __builtin_return_address). Should
+ * a compiler make one of the jumps a call, the address is numaheap's own,
+ * and the stack walk skips numaheap's frames anyway (prof.c, walk_stack).
  */
 NH_NOINLINE static void *malloc_profiled(size_t n)
 {
 	if (prof_should_sample(n))
-		return prof_alloc(n, 0, false, (uintptr_t)__builtin_return_address(0));
+		return prof_alloc(n, n, 0, false, (uintptr_t)__builtin_return_address(0));
 	return malloc_unsampled(n);
 }
 
@@ -78,26 +78,64 @@ NH_NOINLINE static void *malloc_profiled(size_t n)
 NH_NOINLINE static void *malloc_small_slow(size_t n) { return alloc_small_slow(CLASS8(n)); }
 
 /*
- * malloc with heap profiling on, when the counted pop (mcache.h,
- * mcache_pop_size_counted) took n off this P's countdown and it crossed
- * zero: this block may be the sample (prof_p_crossed). Reached by tail
- * jumps, as malloc_profiled is.
+ * A block of class cls with heap profiling on, whatever the call (ret: the
+ * program's return address; n bytes asked, aligned to align, zeroed if
+ * zero): popped on the class header's clock (mcache.h, the counted pops),
+ * or the sample when the pop crosses it. A refill's direct object never
+ * was on the header: it counts on the thread's countdown. A crossing that
+ * is not this thread's sample (prof_clock_crossed), or no P, leaves for
+ * the uncounted pop: the clock, still due, samples the P's next one.
  */
-NH_NOINLINE static void *malloc_crossed(size_t n)
+NH_NOINLINE static void *prof_small(unsigned cls, size_t n, size_t align, bool zero, uintptr_t ret)
 {
-	if (prof_p_crossed(n))
-		return prof_alloc(n, 0, false, (uintptr_t)__builtin_return_address(0));
-	return malloc_unsampled(n);
+	size_t size = nh_class_to_size[cls];
+	void *p;
+	for (int tries = 0; tries < 4; tries++) {
+		uintptr_t e;
+		int r = mcache_pop_class_counted(cls, &e);
+		if (r == POP_OK) {
+			p = entry_to_object(e);
+			goto done;
+		}
+		if (r == POP_CROSSED) {
+			if (prof_clock_crossed(cls))
+				return prof_alloc(n, size, align, zero, ret);
+			break;
+		}
+		r = alloc_small_refill(cls, &e);
+		if (r == 0)
+			return NULL;
+		if (r == 2) {
+			p = entry_to_object(e);
+			if (NH_UNLIKELY(prof_tick(size))) {
+				nh_free(p);
+				return prof_alloc(n, size, align, zero, ret);
+			}
+			goto done;
+		}
+		if (r < 0)
+			break;
+	}
+	if (!(p = alloc_small(cls)))
+		return NULL;
+done:
+	if (zero)
+		memset(p, 0, size);
+	return p;
 }
 
-/* The counted pop missed (an empty stack): the block is counted on the
- * thread's countdown, which calloc, memalign and the larger sizes use
- * too, then goes the slow way. */
-NH_NOINLINE static void *malloc_small_slow_counted(size_t n)
+/* malloc(n) of up to 1 KiB with heap profiling on, when its counted pop
+ * (mcache_pop_size_counted) crossed the clock or missed. Reached by tail
+ * jumps, as malloc_profiled is. */
+NH_NOINLINE static void *malloc_counted_slow(size_t n)
 {
-	if (NH_UNLIKELY(prof_count(n)))
-		return malloc_profiled(n);
-	return malloc_small_slow(n);
+	return prof_small(CLASS8(n), n, 0, false, (uintptr_t)__builtin_return_address(0));
+}
+
+/* The same for the classes past 1 KiB (malloc_special). */
+NH_NOINLINE static void *malloc_class_slow(size_t n)
+{
+	return prof_small(nh_size_to_class(n), n, 0, false, (uintptr_t)__builtin_return_address(0));
 }
 
 NH_NOINLINE static void *malloc_other(size_t n);
@@ -110,11 +148,18 @@ NH_NOINLINE static void *malloc_first(size_t n)
 	return malloc_other(n);
 }
 
-/* malloc in hardened mode, or of more than 1 KiB with heap profiling on. */
+/* malloc in hardened mode, or of more than 1 KiB with heap profiling on:
+ * the classes' blocks on their clocks, larger ones on the thread's. */
 NH_NOINLINE static void *malloc_special(size_t n)
 {
 	if (nh_hardened)
 		return hardened_alloc(n, 0, false);
+	if (n <= NH_MAX_SMALL_SIZE) {
+		uintptr_t e;
+		if (NH_LIKELY(mcache_pop_class_counted(nh_size_to_class(n), &e) == POP_OK))
+			return entry_to_object(e);
+		return malloc_class_slow(n);
+	}
 	if (NH_UNLIKELY(prof_count(n)))
 		return malloc_profiled(n);
 	return malloc_unsampled(n);
@@ -126,13 +171,12 @@ NH_NOINLINE static void *malloc_special(size_t n)
  *
  * With heap profiling on, malloc_limit is 0 and every malloc comes here;
  * one compare with prof_limit (0 with profiling off) takes those of up to
- * 1 KiB to the profiling path: the fast path's pop with the block's size
- * taken off the P's countdown inside the same sequence
- * (mcache_pop_size_counted); it crossing zero leads to the sample
- * (malloc_crossed). 5 instructions more than the fast path
- * (docs/performance.md): nh_malloc's compare branches to a jump here (gcc
- * makes no conditional sibling call), this compare and its branch, the
- * subtraction and its branch. With profiling off, larger
+ * 1 KiB to the profiling path: the fast path's pop on the class header's
+ * clock (mcache_pop_size_counted), whose end leads to the sample
+ * (malloc_counted_slow, prof_small). 4 instructions more than the fast
+ * path (docs/performance.md): nh_malloc's compare branches to a jump here
+ * (gcc makes no conditional sibling call), this compare and its branch,
+ * and the clock's branch on the pop's own add. With profiling off, larger
  * blocks pay that compare, then one test of plain tells hardened mode and
  * profiling (malloc_special) from the plain modes: as many instructions as
  * before profiling existed (a test of nh_hardened was there).
@@ -141,11 +185,8 @@ NH_NOINLINE static void *malloc_other(size_t n)
 {
 	if (n < nh_fast.prof_limit) {
 		uintptr_t e;
-		int r = mcache_pop_size_counted(n, &e);
-		if (NH_UNLIKELY(r == POP_CROSSED))
-			return malloc_crossed(n);
-		if (NH_UNLIKELY(r == POP_MISS))
-			return malloc_small_slow_counted(n);
+		if (NH_UNLIKELY(mcache_pop_size_counted(n, &e) != POP_OK))
+			return malloc_counted_slow(n);
 		return entry_to_object(e);
 	}
 	if (NH_UNLIKELY(atomic_load_explicit(&nh_initialized, memory_order_acquire) != 2))
@@ -217,8 +258,12 @@ void *nh_calloc(size_t nmemb, size_t size)
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, 0, true);
-	if (NH_UNLIKELY(nh_prof_on) && prof_tick(n))
-		return prof_alloc(n, 0, true, (uintptr_t)__builtin_return_address(0));
+	if (NH_UNLIKELY(nh_prof_on)) {
+		if (n <= NH_MAX_SMALL_SIZE)
+			return prof_small(nh_size_to_class(n), n, 0, true, (uintptr_t)__builtin_return_address(0));
+		if (prof_tick(n))
+			return prof_alloc(n, n, 0, true, (uintptr_t)__builtin_return_address(0));
+	}
 	/* The whole usable size is zeroed, not just the n bytes asked for, as
 	 * glibc does: malloc_usable_size tells the program the rest is its to
 	 * use (bionic's calloc_usable_size test). */
@@ -308,31 +353,41 @@ NH_EXPORT(reallocarray, nh_reallocarray);
 
 /* ---- aligned memory ------------------------------------------------------ */
 
+/* The first class at least n bytes whose every object is aligned to
+ * align (spans are page-aligned: a size that is a multiple of align), or
+ * 0 if none. */
+static unsigned aligned_class(size_t n, size_t align)
+{
+	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE)
+		for (unsigned cls = nh_size_to_class(n); cls < NH_NUM_CLASSES; cls++)
+			if (nh_class_to_size[cls] % align == 0)
+				return cls;
+	return 0;
+}
+
 /* Memory aligned to align (a power of two). */
 static void *alloc_aligned(size_t align, size_t n)
 {
 	nh_ensure_init();
 	if (NH_UNLIKELY(nh_hardened))
 		return hardened_alloc(n, align, false);
-	if (NH_UNLIKELY(nh_fast.plain == PLAIN_PROF) && align > 16 && prof_tick(n))
-		return prof_alloc(n, align, false, (uintptr_t)__builtin_return_address(0));
 	if (align <= 16) {
 		if (align > 8 && n < 16)
 			n = 16; /* the 8-byte class (NUMAHEAP_MIN_ALIGN=8) is only 8-aligned */
 		return nh_malloc(n);
 	}
-	if (n <= NH_MAX_SMALL_SIZE && align <= NH_PAGE_SIZE) {
-		/* Spans are page-aligned, so a class whose size is a multiple of
-		 * align has every object aligned. */
-		for (unsigned cls = nh_size_to_class(n); cls < NH_NUM_CLASSES; cls++)
-			if (nh_class_to_size[cls] % align == 0) {
-				/* The caches may hold ordered objects, 16-aligned only:
-				 * straight from the class's spans. */
-				if (NH_UNLIKELY(ordered_class(cls)))
-					return alloc_from_central(heap_of_node(proc_current_node()), cls, true);
-				return alloc_small(cls);
-			}
-	}
+	/* Heap profiling: a cached block on its class's clock (prof_small),
+	 * the others on the thread's countdown. */
+	bool prof = NH_UNLIKELY(nh_fast.plain == PLAIN_PROF);
+	unsigned cls = aligned_class(n, align);
+	if (cls && !ordered_class(cls))
+		return prof ? prof_small(cls, n, align, false, (uintptr_t)__builtin_return_address(0)) : alloc_small(cls);
+	if (prof && prof_tick(n))
+		return prof_alloc(n, n, align, false, (uintptr_t)__builtin_return_address(0));
+	/* The caches may hold ordered objects, 16-aligned only: straight from
+	 * the class's spans. */
+	if (cls)
+		return alloc_from_central(heap_of_node(proc_current_node()), cls, true);
 	if (align > ((size_t)1 << (NH_NODE_SHIFT - 1))) {
 		errno = ENOMEM;
 		return NULL;

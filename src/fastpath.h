@@ -49,6 +49,10 @@
 
 /* The slow paths (malloc.c). An object of class cls: the P missed. */
 NH_NOINLINE void *alloc_small_slow(unsigned cls);
+/* Its refill of class cls: 1 refilled (pop again), 2 *direct is an entry
+ * to serve (the batch could not go in), 0 ENOMEM (errno set), -1 no P
+ * (alloc_from_central serves). Takes the P and central locks. */
+int alloc_small_refill(unsigned cls, uintptr_t *direct);
 /* Put p somewhere: a valid small object, its free mark written, whose
  * push missed (full, another node's object, no P). */
 NH_NOINLINE void free_small_slow(uintptr_t p);

@@ -296,36 +296,43 @@ static int refill_ordered(struct pctx *x, unsigned cls, uintptr_t *direct)
 	return mcache_fill(x, cls, buf, n, direct);
 }
 
-NH_NOINLINE void *alloc_small_slow(unsigned cls)
+int alloc_small_refill(unsigned cls, uintptr_t *direct)
 {
 	nh_ensure_init();
 	if (NH_UNLIKELY(!nh_heaps_ok)) {
 		errno = ENOMEM;
-		return NULL;
+		return 0;
 	}
+	struct pctx x;
+	if (!proc_acquire_p(&x))
+		return -1;
+	int r = NH_UNLIKELY(ordered_class(cls)) ? refill_ordered(&x, cls, direct) : mcache_refill(&x, cls, direct);
+	proc_release_p(&x);
+	slow_path_hooks();
+	if (r == 0)
+		errno = ENOMEM;
+	else if (r == 2)
+		/* The thread left the CPU before the batch was in, or a fresh
+		 * ordered object: this one is served straight away. */
+		atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+	return r;
+}
+
+NH_NOINLINE void *alloc_small_slow(unsigned cls)
+{
 	for (int tries = 0; tries < 4; tries++) {
 		uintptr_t e;
 		/* The stack may have been refilled since the fast path missed
 		 * (another thread on this CPU), or the P may be ours now. */
 		if (mcache_pop_class(cls, &e))
 			return entry_to_object(e);
-		struct pctx x;
-		if (!proc_acquire_p(&x))
-			break;
-		uintptr_t direct = 0;
-		int r = NH_UNLIKELY(ordered_class(cls)) ? refill_ordered(&x, cls, &direct) : mcache_refill(&x, cls, &direct);
-		proc_release_p(&x);
-		slow_path_hooks();
-		if (r == 0) {
-			errno = ENOMEM;
+		int r = alloc_small_refill(cls, &e);
+		if (r == 0)
 			return NULL;
-		}
-		if (r == 2) {
-			/* The thread left the CPU before the batch was in, or a
-			 * fresh ordered object: this one is served straight away. */
-			atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
-			return entry_to_object(direct);
-		}
+		if (r == 2)
+			return entry_to_object(e);
+		if (r < 0)
+			break;
 	}
 	/* No P (a thread being set up or torn down, or a per-thread P that
 	 * keeps missing because its thread could not register rseq). */

@@ -43,6 +43,7 @@
 #include "hardened.h"
 #include "ordered.h"
 #include "ospan.h"
+#include "prof.h"
 
 #include <string.h>
 
@@ -82,9 +83,14 @@ unsigned mcache_batch(unsigned cls) { return batch[cls]; }
 
 unsigned mcache_max(unsigned cls) { return maxcap[cls]; }
 
-static struct mcache_class initial_header(unsigned k)
+/* Class k's first header on c. With heap profiling on, its allocs start
+ * the clock's first interval (mcache_clock_rearm). */
+static struct mcache_class initial_header(struct mcache *c, unsigned k)
 {
-	struct mcache_class h = {slot_begin[k], (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], 0};
+	uint64_t start = nh_prof_on ? NH_RSEQ_CLOCK_DUE - prof_clock_draw(k) : 0;
+	c->clock_base[k] = start;
+	c->clock_acc[k] = 0;
+	struct mcache_class h = {slot_begin[k] | start << 16, (uint16_t)(slot_begin[k] + batch[k]), slot_begin[k], 0};
 	return h;
 }
 
@@ -113,7 +119,7 @@ void mcache_init(struct mcache *c, int node, uint32_t id)
 	 * untouched (RSS). */
 	c->node = (uint32_t)node;
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-		*mc_class(c, k) = initial_header(k);
+		*mc_class(c, k) = initial_header(c, k);
 	set_tables(c, node);
 	c->id = id;
 	memset(c->ohole, 0, sizeof c->ohole);
@@ -148,7 +154,7 @@ int mcache_init_pcpu(struct pctx *x, int node)
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
 		/* One 16-byte store: a pop or push on this CPU sees the header
 		 * all zero (a miss) or whole. */
-		struct mcache_class h = initial_header(k);
+		struct mcache_class h = initial_header(c, k);
 		if (nh_rseq_store16(nh_fast.rseq_off, x->cpu, mc_class(c, k), &h) < 0)
 			return -1;
 	}
@@ -245,6 +251,38 @@ void mcache_spread_lines(uintptr_t *v, unsigned n)
 				v[k++] = odd[j++];
 		}
 	}
+}
+
+/* ---- heap profiling's clock ----------------------------------------------------- */
+
+/*
+ * Each class header's allocs is its sample clock on this P (mcache.h): an
+ * interval of k pops ends when allocs would reach NH_RSEQ_CLOCK_DUE, and
+ * the counted pop that would reach it leaves for the sample (api.c). k is
+ * drawn by prof.c: the intervals, in the class's bytes, are exponential
+ * with a mean of the profiling rate, so every pop is the sample with the
+ * same chance (1 - e^(-size/rate)), whichever clock and P count it.
+ * allocs keeps counting mallocs for the statistics: clock_base is where
+ * the interval began, clock_acc what the intervals before counted.
+ */
+int mcache_clock_rearm(struct pctx *x, unsigned cls, uint64_t k)
+{
+	struct mcache *c = x->c;
+	uint64_t start = NH_RSEQ_CLOCK_DUE - k, was;
+	if (x->rseq) {
+		int r = nh_rseq_clock_rearm(nh_fast.rseq_off, nh_fast.pcpu_base, x->cpu, mc_hoff(c->node, cls), start, &was);
+		if (r <= 0)
+			return r;
+	} else {
+		struct mcache_class *m = mc_class(c, cls);
+		was = mc_allocs(m);
+		if (was < NH_RSEQ_CLOCK_DUE - 1)
+			return 0;
+		m->word = (m->word & 0xffff) | start << 16;
+	}
+	c->clock_acc[cls] += was - c->clock_base[cls];
+	c->clock_base[cls] = start;
+	return 1;
 }
 
 /* ---- refill and overflow ------------------------------------------------------ */
@@ -467,4 +505,9 @@ size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 	return (size_t)(uint16_t)(mc_cur(m) - m->begin);
 }
 
-uint64_t mcache_allocs(const struct mcache *c, unsigned cls) { return mc_allocs(mc_class_c(c, cls)); }
+uint64_t mcache_allocs(const struct mcache *c, unsigned cls)
+{
+	/* Heap profiling's clock moves allocs at each sample (mcache_clock_rearm). */
+	uint64_t a = mc_allocs(mc_class_c(c, cls)) - c->clock_base[cls];
+	return c->clock_acc[cls] + (a & (NH_RSEQ_CLOCK_DUE * 2 - 1));
+}

@@ -56,7 +56,9 @@
 
 struct mcache_class {
 	/* Bits 0-15: cur, the next free slot. Bits 16-63: mallocs served by
-	 * this stack (a pop adds 0xffff: cur - 1, allocs + 1, one store). */
+	 * this stack (a pop adds 0xffff: cur - 1, allocs + 1, one store),
+	 * and with heap profiling on the class's sample clock on this P: the
+	 * counted pops stop short of the sign bit (mcache_clock_rearm). */
 	uint64_t word;
 	uint16_t end;	/* current capacity limit (at most begin + mcache_max(cls)) */
 	uint16_t begin; /* first slot; fixed once set up */
@@ -86,12 +88,6 @@ struct mcache {
 	struct mcache_class hdr[NH_MCACHE_HEADERS];
 	uint16_t size_hdr[NH_SMALL_SIZE_MAX + 1]; /* malloc(n)'s header (mc_hoff of its class, this node) */
 	uint16_t class_hdr[NH_NUM_CLASSES];	  /* class cls's header on this node; 0 for class 0 */
-	/* Heap profiling: bytes this P's small mallocs may take before its
-	 * next sample (Go's per-P nextSample), written by the counted pop
-	 * and by prof.c; unused with profiling off. A line of its own: every
-	 * malloc writes it, and others write the fields below (lock, gen). */
-	int64_t prof_countdown NH_ALIGNED(64);
-	char prof_pad[56];
 	uint32_t node;	   /* node whose objects this cache holds */
 	uint32_t id;	   /* P id: the CPU, or a per-thread P number */
 	struct mutex lock; /* per-CPU slow paths; unused per-thread */
@@ -101,11 +97,13 @@ struct mcache {
 	size_t cap_bytes;  /* sum of (end - begin) * size */
 	uint64_t gen;	   /* bumped by every slow path: idle detection */
 	uint32_t steal_backoff; /* overflows to wait before looking for capacity again */
-	uint32_t prof_armed; /* prof_countdown has been drawn (prof.c) */
 	uint64_t idle_gen; /* gen seen by the last idle pass */
 	uintptr_t remote[64]; uint32_t nremote; /* objects freed here that belong to another node */
 	struct ohole ohole[OBANDS]; /* ordered.c: a hole per band; P held */
 	struct mcache_stats stats[NH_NUM_CLASSES];
+	/* Heap profiling's clock (mcache_clock_rearm): a class header's allocs
+	 * when its interval began, and its allocs before. 0 with it off. */
+	uint64_t clock_base[NH_NUM_CLASSES], clock_acc[NH_NUM_CLASSES];
 };
 
 #define NH_MCACHE_HDR_WORDS ((sizeof(struct mcache) + 7) / 8)
@@ -181,17 +179,6 @@ NH_INLINE struct mcache *pcpu_slab(int32_t i)
 	return (struct mcache *)(nh_fast.pcpu_base + ((uintptr_t)(intptr_t)i << NH_MCACHE_SHIFT));
 }
 
-/* The slab the calling thread's sequences address now: its CPU's, or its
- * own per-thread slab; NULL on the sentinels -1 and -2. Racy, as a
- * sequence's first read is: the thread may move to another CPU next. */
-NH_INLINE struct mcache *mcache_current_slab(void)
-{
-	const struct nh_rseq_area *a =
-		(const struct nh_rseq_area *)((char *)__builtin_thread_pointer() + nh_fast.rseq_off);
-	int32_t slot = (int32_t)__atomic_load_n(&a->cpu_id, __ATOMIC_RELAXED);
-	return slot == -1 || slot == -2 ? NULL : pcpu_slab(slot);
-}
-
 /* At initialisation (no lock). */
 void mcache_layout_init(void);
 /* Set up a per-thread slab, fresh from the OS (all zero): its owner's, or
@@ -222,6 +209,11 @@ void mcache_flush_remote(struct mcache *c); /* as mcache_free_remote */
 /* Give every cached object back to mcentral; -1 if the thread left the CPU.
  * The slab's lock held (per-CPU); takes central locks. */
 int mcache_drain(struct pctx *x);
+/* Heap profiling: if class cls's next pop on this P is the sample (a
+ * counted pop crossed), start its next interval, k pops (k >= 1), and
+ * return 1; 0 if another thread did; -1 if the thread left the CPU. The
+ * slab's lock held (per-CPU). */
+int mcache_clock_rearm(struct pctx *x, unsigned cls, uint64_t k);
 /* Racy reads for statistics: no lock. */
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls);
 uint64_t mcache_allocs(const struct mcache *c, unsigned cls);
@@ -256,17 +248,25 @@ miss:
 	return false;
 }
 
-/* malloc's profiling pop (api.c, malloc_other): as mcache_pop_size, with
- * n taken off the P's prof_countdown inside the sequence, from the slab
- * already in a register (a thread-local word needs its offset from the
- * GOT). POP_CROSSED: below zero, nothing popped (prof.c decides on the
- * sample). A miss counts nothing (its slow path counts on the thread's
- * countdown); a restart subtracts again: a sample clock, restarts rare. */
+/* The profiling pops (heap profiling on; api.c): as mcache_pop_size and
+ * mcache_pop_class, on the header's clock. POP_CROSSED: this pop is the
+ * sample, nothing popped (mcache_clock_rearm). A restart counts again. */
 enum { POP_OK, POP_MISS, POP_CROSSED };
 NH_INLINE int mcache_pop_size_counted(size_t n, uintptr_t *e)
 {
 	uintptr_t v;
 	NH_RSEQ_POP_SIZE_COUNTED(nh_fast.rseq_off, nh_fast.pcpu_base, n, v, miss, crossed);
+	*e = v;
+	return POP_OK;
+miss:
+	return POP_MISS;
+crossed:
+	return POP_CROSSED;
+}
+NH_INLINE int mcache_pop_class_counted(unsigned cls, uintptr_t *e)
+{
+	uintptr_t v;
+	NH_RSEQ_POP_CLASS_COUNTED(nh_fast.rseq_off, nh_fast.pcpu_base, (uintptr_t)cls, v, miss, crossed);
 	*e = v;
 	return POP_OK;
 miss:

@@ -117,7 +117,6 @@ _Static_assert(sizeof(((struct mcache_class *)0)->end) * 8 == NH_RSEQ_CUR_BITS &
 	       "end and begin are compared with cur as 16-bit words");
 _Static_assert(offsetof(struct mcache, size_hdr) == NH_RSEQ_SIZE_TABLE, "malloc(n)'s header at SIZE_TABLE + 2n");
 _Static_assert(offsetof(struct mcache, class_hdr) == NH_RSEQ_CLASS_TABLE, "class k's header at CLASS_TABLE + 2k");
-_Static_assert(offsetof(struct mcache, prof_countdown) == NH_RSEQ_PROF_COUNTDOWN, "the counted pop's countdown");
 _Static_assert(sizeof(((struct mcache *)0)->size_hdr[0]) == 2 && sizeof(((struct mcache *)0)->class_hdr[0]) == 2,
 	       "the tables are read with movzwl (,2)");
 _Static_assert(offsetof(struct mcache, class_hdr) + sizeof(((struct mcache *)0)->class_hdr) <= NH_RSEQ_SLAB_READ,

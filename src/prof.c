@@ -3,12 +3,14 @@
  *
  * Go's memory profile (mprof.go), carried over to explicit free:
  *
- *   sampling  each thread counts down the bytes it allocates
- *             (nh_prof_countdown); when it crosses zero, that block is
- *             sampled and a new countdown is drawn from an exponential
- *             distribution with a mean of NUMAHEAP_PROF_RATE bytes, so
- *             every byte has the same chance of being sampled whatever the
- *             sizes around it.
+ *   sampling  the bytes allocated are counted down to the next sample,
+ *             the intervals drawn from an exponential distribution with a
+ *             mean of NUMAHEAP_PROF_RATE bytes, so every byte has the same
+ *             chance of being sampled whatever the sizes around it. Small
+ *             blocks count on their class's header on the P (Go's per-P
+ *             nextSample, per class: mcache.c, the clock), in pops of the
+ *             class's size; the others on the thread's countdown
+ *             (nh_prof_countdown), in bytes.
  *   buckets   a sampled block's stack (its return addresses, found with
  *             libgcc's unwinder) and node select a bucket, which counts its
  *             allocations and frees, scaled by the inverse of the chance a
@@ -199,29 +201,33 @@ bool prof_should_sample(size_t n)
 	return crossed(first, n, &nh_prof_countdown);
 }
 
-/*
- * The same decision for malloc's counted pop, whose countdown is the P's
- * (Go's per-P nextSample): per CPU or per thread as the P's are. Either
- * way every byte a small malloc takes is counted once, so the samples are
- * as likely per byte as the thread countdown's, and the two clocks
- * together (the thread's for calloc, memalign, larger sizes and a pop's
- * miss) still sample each byte with probability 1/rate. The P is the one
- * whose slab the thread's sequences address now: after a migration since
- * the pop, another CPU's, whose countdown then starts afresh (a sample
- * clock, no harm). A thread that is walking a stack leaves the countdown
- * below zero, so the next malloc on the P takes the sample.
- */
-bool prof_p_crossed(size_t n)
+uint64_t prof_clock_draw(unsigned cls)
 {
-	struct mcache *c = mcache_current_slab();
-	if (!c || prof_walking)
+	/* Pops until the interval's end: floor(E / size) + 1 for E
+	 * exponential, so each pop ends it with chance 1 - e^(-size/rate). */
+	double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0;
+	double k = floor(-log(u) * prof_rate / (double)nh_class_to_size[cls]) + 1;
+	return k < (double)(NH_RSEQ_CLOCK_DUE / 2) ? (uint64_t)k : NH_RSEQ_CLOCK_DUE / 2;
+}
+
+/*
+ * A counted pop of class cls crossed (its header's clock, mcache.c): is
+ * this block the sample? Yes if the clock is still due on this thread's P,
+ * which starts the next interval. No if another thread on the P took the
+ * sample first, or this one moved to another CPU, or it is walking a
+ * stack: the block then comes from the cache uncounted (api.c), and a due
+ * clock samples the P's next counted pop.
+ */
+bool prof_clock_crossed(unsigned cls)
+{
+	if (prof_walking)
 		return false;
-	bool first = !c->prof_armed;
-	c->prof_armed = 1;
-	int64_t next;
-	bool sample = crossed(first, n, &next);
-	__atomic_store_n(&c->prof_countdown, next, __ATOMIC_RELAXED);
-	return sample;
+	struct pctx x;
+	if (!proc_acquire_p(&x))
+		return false;
+	int r = mcache_clock_rearm(&x, cls, prof_clock_draw(cls));
+	proc_release_p(&x);
+	return r == 1;
 }
 
 /* ---- stacks ------------------------------------------------------------------------------------ */
@@ -281,7 +287,7 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 
 /* ---- the sampled allocation and its free ---------------------------------------------------------- */
 
-void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
+void *prof_alloc(size_t n, size_t counted, size_t align, bool zero, uintptr_t ret)
 {
 	uintptr_t pcs[PPROF_MAX_DEPTH];
 	unsigned npc = walk_stack(ret, pcs);
@@ -291,7 +297,7 @@ void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
 	void *p = (void *)s->base;
 	if (zero && s->needzero) /* the usable size, as calloc's others */
 		memset(p, 0, (size_t)s->npages << NH_PAGE_SHIFT);
-	double w = weight(n ? n : 1);
+	double w = weight(counted ? counted : 1);
 	mutex_lock(&prof_lock);
 	struct bucket *b = bucket_of(pcs, npc, s->node);
 	if (b) {
@@ -301,6 +307,7 @@ void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret)
 	mutex_unlock(&prof_lock);
 	s->prof = b;
 	s->prof_size = n;
+	s->prof_counted = counted;
 	return p;
 }
 
@@ -309,7 +316,7 @@ void prof_free(struct mspan *s)
 	struct bucket *b = s->prof;
 	size_t n = s->prof_size;
 	s->prof = NULL;
-	double w = weight(n ? n : 1);
+	double w = weight(s->prof_counted ? s->prof_counted : 1);
 	mutex_lock(&prof_lock);
 	b->free_objects += w;
 	b->free_bytes += w * (double)n;

@@ -12,10 +12,10 @@
  * With profiling off, nothing here runs: malloc's per-CPU and per-thread
  * fast paths never read this header's state. With it on, malloc_limit is 0
  * and nh_fast.plain PLAIN_PROF, which sends every malloc to malloc_other
- * (api.c): for up to 1 KiB the fast path's pop, which takes the size off
- * the P's countdown (each P's, as Go's; mcache.h, prof_countdown) and
- * leaves for prof_p_crossed when it crosses zero; calloc, the aligned
- * allocations, larger blocks and a pop's miss count on the thread's
+ * (api.c): small blocks are popped on their class header's clock (the
+ * counted pops, mcache.h), which leave for prof_clock_crossed at the end
+ * of an interval; the aligned allocations past 16 bytes that take no
+ * class, larger blocks and a refill's direct object count on the thread's
  * countdown below. free is unchanged either way: only a sampled block's
  * page fails its checks (its span is a large one).
  */
@@ -38,10 +38,14 @@ bool prof_init(void);
  * bytes the sample? Draws the next countdown. */
 bool prof_should_sample(size_t n);
 
-/* malloc's counted pop took n bytes off the calling thread's P's
- * countdown (mcache.h, prof_countdown) and it went below zero: is this
- * block the sample? Draws the P's next countdown. */
-bool prof_p_crossed(size_t n);
+/* The pops of class cls until its clock's next sample on a P, drawn
+ * (mcache.c, the clock). */
+uint64_t prof_clock_draw(unsigned cls);
+
+/* A counted pop of class cls crossed its header's clock: is this block the
+ * sample? Starts the clock's next interval if so. Takes the P (its slab's
+ * lock, per-CPU). */
+bool prof_clock_crossed(unsigned cls);
 
 /* Count n bytes against this thread's countdown: true when it crossed
  * zero (then prof_should_sample decides). malloc's profiling path
@@ -64,10 +68,12 @@ NH_INLINE bool prof_tick(size_t n)
 /*
  * The sampled allocation: a span of its own for n bytes (aligned to align,
  * zeroed if zero), its stack recorded from the frame that returns to ret
- * (the return address of the API function the program called) outwards.
+ * (the return address of the API function the program called) outwards,
+ * weighted by the chance that a block of counted bytes (what its clock
+ * counted: its class's size, or n) is sampled.
  * NULL with errno ENOMEM. Takes the profile lock; holds no other.
  */
-void *prof_alloc(size_t n, size_t align, bool zero, uintptr_t ret);
+void *prof_alloc(size_t n, size_t counted, size_t align, bool zero, uintptr_t ret);
 /* A sampled span is being freed (free_large): its bucket's in-use figures
  * go down. Takes the profile lock. */
 void prof_free(struct mspan *s);

@@ -32,17 +32,19 @@
 		uint64_t w_ = *(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD);                                      \
 		if ((uint16_t)w_ == *(const uint16_t *)(h_ + NH_RSEQ_CLASS_BEGIN))                         \
 			goto miss;                                                                         \
-		count;                                                                                     \
 		e_ = ((const uintptr_t *)c_)[(uint16_t)w_ - 1];                                            \
-		*(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD) = w_ + NH_RSEQ_POP_ADD;                             \
+		w_ += NH_RSEQ_POP_ADD;                                                                     \
+		count;                                                                                     \
+		*(uint64_t *)(h_ + NH_RSEQ_CLASS_WORD) = w_;                                               \
 	} while (0)
 #define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss)                                                        \
 	NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss, (void)0)
 #define NH_RSEQ_POP_SIZE_COUNTED(off_, base_, n_, e_, miss, crossed)                                       \
-	NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss,                                         \
-		     if ((*(int64_t *)(c_ + NH_RSEQ_PROF_COUNTDOWN) -= (int64_t)(n_)) < 0) goto crossed)
+	NH_RSEQ_POP_(off_, base_, NH_RSEQ_SIZE_TABLE, n_, e_, miss, if ((int64_t)w_ < 0) goto crossed)
 #define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss)                                                     \
 	NH_RSEQ_POP_(off_, base_, NH_RSEQ_CLASS_TABLE, cls_, e_, miss, (void)0)
+#define NH_RSEQ_POP_CLASS_COUNTED(off_, base_, cls_, e_, miss, crossed)                                    \
+	NH_RSEQ_POP_(off_, base_, NH_RSEQ_CLASS_TABLE, cls_, e_, miss, if ((int64_t)w_ < 0) goto crossed)
 #define NH_RSEQ_PUSH(off_, base_, h_, p_, miss)                                                            \
 	do {                                                                                               \
 		uintptr_t c_ = NH_RSEQ_SLAB_OF_(off_, base_), a_ = (c_ + (h_)) & ~(uintptr_t)15;           \
@@ -68,6 +70,12 @@ static inline int nh_rseq_push_batch(ptrdiff_t off, uintptr_t base, uint32_t cpu
 static inline int nh_rseq_set_end(ptrdiff_t off, uintptr_t base, uint32_t cpu, uintptr_t cls16, uintptr_t end)
 {
 	(void)off, (void)base, (void)cpu, (void)cls16, (void)end;
+	return -1;
+}
+static inline int nh_rseq_clock_rearm(ptrdiff_t off, uintptr_t base, uint32_t cpu, uintptr_t cls16, uint64_t start,
+				      uint64_t *was)
+{
+	(void)off, (void)base, (void)cpu, (void)cls16, (void)start, (void)was;
 	return -1;
 }
 static inline int nh_rseq_store16(ptrdiff_t off, uint32_t cpu, void *dst, const void *src)

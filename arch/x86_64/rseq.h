@@ -36,7 +36,8 @@
  *
  * Slot indices count 8-byte words (NH_RSEQ_SLOT_BYTES) from the slab's
  * start. A pop commits word + 0xffff (NH_RSEQ_POP_ADD): cur - 1 and
- * allocs + 1 in one store, so counting mallocs is free. The abort handler,
+ * allocs + 1 in one store, so counting mallocs is free (and, with heap
+ * profiling on, the bytes to the next sample: src/mcache.h). The abort handler,
  * preceded by the 4-byte signature the kernel checks (NH_RSEQ_SIG, glibc's
  * value, encoded as a harmless ud1 instruction as librseq does), counts the abort in nh_rseq_aborts with an atomic add (the
  * abort path is rare) and restarts the sequence from the top, re-arming
@@ -53,6 +54,7 @@
  *   push(h, p)              -> miss when full (or another node's header)
  *   pop_batch / push_batch  move up to n entries, on expected_cpu only
  *   set_end(cls, end)       change a class's capacity, on expected_cpu only
+ *   clock_rearm(cls, start) heap profiling's next interval, on expected_cpu only
  *   store16(dst, src)       one 16-byte store (a whole header), on expected_cpu
  * The expected_cpu operations return -1 when the thread is not on that CPU.
  */
@@ -139,10 +141,10 @@
 					  "addq %[c], %[h]\n\t"                                            \
 					  "movq " NH_AS_WORD "(%[h]), %[w]\n\t"                           \
 					  "cmpw " NH_AS_BEGIN "(%[h]), %w[w]\n\t"                         \
-					  "je %l[" #miss_ "]\n\t" count                                  \
+					  "je %l[" #miss_ "]\n\t"                                          \
 					  "movzwl %w[w], %k[e]\n\t"                                        \
 					  "movq -" NH_AS_SLOT "(%[c],%[e]," NH_AS_SLOT "), %[e]\n\t"      \
-					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t"                   \
+					  "addq $" NH_STR(NH_RSEQ_POP_ADD) ", %[w]\n\t" count             \
 					  "movq %[w], " NH_AS_WORD "(%[h])\n\t" NH_RSEQ_ABORT             \
 					  : [c] "=&r"(c_), [w] "=&r"(w_), [e] "=&a"(e_), [h] "=&r"(h_)     \
 					  : [off] "r"(off_), [base] "m"(base_), [k] "r"(k_)                \
@@ -157,15 +159,15 @@
 
 /* Pop an entry for malloc(n_), n_ <= NH_SMALL_SIZE_MAX, into e_, or goto miss. */
 #define NH_RSEQ_POP_SIZE(off_, base_, n_, e_, miss_) NH_RSEQ_POP_(off_, base_, n_, e_, NH_RSEQ_HSEL_SIZE, "", miss_)
-/* The same, and n_ comes off the slab's profiling countdown once the
- * stack is known not to be empty (a sentinel slab misses first); below
- * zero: goto crossed, nothing popped. */
-#define NH_RSEQ_POP_SIZE_COUNTED(off_, base_, n_, e_, miss_, crossed_)                                     \
-	NH_RSEQ_POP_(off_, base_, n_, e_, NH_RSEQ_HSEL_SIZE,                                                \
-		     "subq %[k], " NH_STR(NH_RSEQ_PROF_COUNTDOWN) "(%[c])\n\tjs %l[" #crossed_ "]\n\t", miss_, \
-		     crossed_)
 /* Pop an entry of class cls_ into e_, or goto miss. */
 #define NH_RSEQ_POP_CLASS(off_, base_, cls_, e_, miss_) NH_RSEQ_POP_(off_, base_, cls_, e_, NH_RSEQ_HSEL_CLASS, "", miss_)
+/* The same two on heap profiling's clock: a commit that would set the
+ * word's sign bit (allocs reaching NH_RSEQ_CLOCK_DUE) goes to crossed
+ * instead, nothing popped. The add sets the flag: one branch more. */
+#define NH_RSEQ_POP_SIZE_COUNTED(off_, base_, n_, e_, miss_, crossed_)                                     \
+	NH_RSEQ_POP_(off_, base_, n_, e_, NH_RSEQ_HSEL_SIZE, "js %l[" #crossed_ "]\n\t", miss_, crossed_)
+#define NH_RSEQ_POP_CLASS_COUNTED(off_, base_, cls_, e_, miss_, crossed_)                                  \
+	NH_RSEQ_POP_(off_, base_, cls_, e_, NH_RSEQ_HSEL_CLASS, "js %l[" #crossed_ "]\n\t", miss_, crossed_)
 
 /* Push p_ on header h_ of the slab, or goto miss (full; another node's
  * header, or one not set up, is all zero: full). h_ may carry anything in
@@ -283,6 +285,39 @@ wrong:
 	return -1;
 above:
 	return 1;
+}
+
+/* Heap profiling's clock on header cls16 (a header offset), on
+ * expected_cpu: if its allocs are at NH_RSEQ_CLOCK_DUE - 1 or beyond (the
+ * next pop is the sample), put allocs at start, cur kept, and return 1
+ * with the allocs replaced in *was; 0 if not (another thread did it); -1
+ * if not on expected_cpu. */
+static inline int nh_rseq_clock_rearm(ptrdiff_t off, uintptr_t base, uint32_t expected_cpu, uintptr_t cls16,
+				      uint64_t start, uint64_t *was)
+{
+	uintptr_t c, w, t;
+	__asm__ __volatile__ goto(NH_RSEQ_CS NH_RSEQ_ARM NH_RSEQ_SLAB_ON("wrong")
+				  "movq " NH_AS_WORD "(%[c],%[cls]), %[w]\n\t"
+				  "movq %[w], %[t]\n\t"
+				  "shrq $" NH_STR(NH_RSEQ_CUR_BITS) ", %[t]\n\t"
+				  "cmpq %[due], %[t]\n\t"
+				  "jb %l[early]\n\t"
+				  "movq %[t], (%[was])\n\t"
+				  "movzwl %w[w], %k[w]\n\t"
+				  "movq %[start], %[t]\n\t"
+				  "shlq $" NH_STR(NH_RSEQ_CUR_BITS) ", %[t]\n\t"
+				  "orq %[t], %[w]\n\t"
+				  "movq %[w], " NH_AS_WORD "(%[c],%[cls])\n\t" NH_RSEQ_ABORT
+				  : [c] "=&r"(c), [w] "=&r"(w), [t] "=&r"(t)
+				  : [off] "r"(off), [base] "r"(base), [cpu] "r"(expected_cpu), [cls] "r"(cls16),
+				    [start] "r"(start), [due] "r"(NH_RSEQ_CLOCK_DUE - 1), [was] "r"(was)
+				  : "memory", "cc"
+				  : wrong, early);
+	return 1;
+wrong:
+	return -1;
+early:
+	return 0;
 }
 
 /* Copy 16 bytes from src to dst (16-aligned) in one store, on expected_cpu (0); else -1. */

@@ -6,7 +6,11 @@
  *
  * Live at the dump, by in-use bytes: site_small 50% (64 B blocks), site_medium
  * 30% (1 KiB blocks), site_large 20% (96 KiB blocks), 96 MiB in all; site_churn
- * allocates as much again and frees it all (alloc_space only). With a thread
+ * allocates as much again and frees it all (alloc_space only). Three more
+ * sites, 37 MiB, take the other ways to a size class: site_calloc (calloc
+ * of 100 B, a size between classes) 16 MiB, site_aligned (aligned_alloc of
+ * 192 B at 64) 12 MiB, site_mid (malloc of 3000 B, a class past malloc's
+ * fast path) 9 MiB. With a thread
  * count, each thread allocates its share (the VM test pins the threads to
  * different nodes). Prints the live bytes of each site, then dumps the profile
  * with numaheap_prof_dump (or, under another allocator, does nothing more).
@@ -29,6 +33,12 @@ static void *volatile sink;
 __attribute__((noinline)) static void *site_small(void) { return malloc(64); }
 __attribute__((noinline)) static void *site_medium(void) { return malloc(1024); }
 __attribute__((noinline)) static void *site_large(void) { return malloc(96 << 10); }
+__attribute__((noinline)) static void *site_calloc(void) { return calloc(1, 100); }
+__attribute__((noinline)) static void *site_aligned(void) { return aligned_alloc(64, 192); }
+__attribute__((noinline)) static void *site_mid(void) { return malloc(3000); }
+#define CALLOC_BYTES ((size_t)16 << 20)
+#define ALIGNED_BYTES ((size_t)12 << 20)
+#define MID_BYTES ((size_t)9 << 20)
 __attribute__((noinline)) static void site_churn(size_t bytes)
 {
 	for (size_t done = 0; done < bytes; done += 512) {
@@ -67,6 +77,9 @@ static void *worker(void *arg)
 	fill(site_small, 64, part / 10 * 5);
 	fill(site_medium, 1024, part / 10 * 3);
 	fill(site_large, 96 << 10, part / 10 * 2);
+	fill(site_calloc, 100, CALLOC_BYTES / s->nthreads);
+	fill(site_aligned, 192, ALIGNED_BYTES / s->nthreads);
+	fill(site_mid, 3000, MID_BYTES / s->nthreads);
 	site_churn(part);
 	return NULL;
 }
@@ -86,7 +99,11 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < n && i < 64; i++)
 		pthread_join(t[i], NULL);
+	/* What fill allocated: whole blocks up to the share. */
+#define LIVE(bytes, size) (((bytes) / n + (size) - 1) / (size) * (size) * n)
 	printf("site_small %zu\nsite_medium %zu\nsite_large %zu\n", TOTAL / 10 * 5, TOTAL / 10 * 3, TOTAL / 10 * 2);
+	printf("site_calloc %zu\nsite_aligned %zu\nsite_mid %zu\n", LIVE(CALLOC_BYTES, 100), LIVE(ALIGNED_BYTES, 192),
+	       LIVE(MID_BYTES, 3000));
 	if (numaheap_prof_dump && numaheap_prof_dump(argv[1]) != 0) {
 		perror("numaheap_prof_dump");
 		return 1;

@@ -24,8 +24,9 @@
  *          program is linked with -rdynamic);
  *        - the number of sampled blocks the profile has under each
  *          numa_node label (inuse_objects divided by the block's weight,
- *          1 / (1 - exp(-size / rate))) equals the number move_pages finds
- *          on that node, node by node;
+ *          1 / (1 - exp(-size / rate)), size its class's, which the
+ *          sample clock counts: an unsampled block's usable size) equals
+ *          the number move_pages finds on that node, node by node;
  *        - all of them carry the label of a node the thread ran on, and
  *          move_pages puts >= 99% of the thread's blocks where it ran
  *          when it allocated them;
@@ -392,6 +393,7 @@ static int run(void)
 
 	/* The kernel's view of every block, and of the sampled ones. */
 	static size_t truth[MAXN + 1][MAXN]; /* [site][node]: sampled blocks */
+	static size_t class_size[MAXN + 1]; /* [site]: its class's size (an unsampled block's usable size) */
 	for (int k = 0; k < nsites; k++) {
 		size_t n = th[k].n, home = 0, sampled = 0, bad = 0;
 		void **addrs = xmap((n + 1) * sizeof *addrs);
@@ -402,8 +404,10 @@ static int run(void)
 		for (size_t i = 0; i < n; i++) {
 			/* blocks allocated while the thread ran on a node: there */
 			home += status[i] == (i < PER_THREAD / SIZE(k) / 2 ? th[k].node : th[k].node2);
-			if (malloc_usable_size(th[k].p[i]) < 4096)
+			if (malloc_usable_size(th[k].p[i]) < 4096) {
+				class_size[k] = malloc_usable_size(th[k].p[i]);
 				continue;
+			}
 			sampled++;
 			if (status[i] >= 0 && status[i] < nnodes)
 				truth[k][status[i]]++;
@@ -453,7 +457,7 @@ static int run(void)
 			wrong_stack++;
 			continue;
 		}
-		double w = 1.0 / (1.0 - exp(-(double)SIZE(k) / RATE));
+		double w = 1.0 / (1.0 - exp(-(double)class_size[k] / RATE));
 		prof[k][node] += (double)s->v[2] / w;
 	}
 	check(unlabelled == 0, "every one of the profile's %zu samples carries one numa_node label naming a node (%zu do not)",

@@ -507,7 +507,9 @@ size_t mcache_cached_objects(const struct mcache *c, unsigned cls)
 
 uint64_t mcache_allocs(const struct mcache *c, unsigned cls)
 {
-	/* Heap profiling's clock moves allocs at each sample (mcache_clock_rearm). */
-	uint64_t a = mc_allocs(mc_class_c(c, cls)) - c->clock_base[cls];
-	return c->clock_acc[cls] + (a & (NH_RSEQ_CLOCK_DUE * 2 - 1));
+	/* Heap profiling's clock moves allocs at each sample (mcache_clock_rearm).
+	 * An interval is at most NH_RSEQ_CLOCK_DUE / 2 pops: a difference past
+	 * that is a read that raced with a re-arm (per-CPU), taken as 0. */
+	uint64_t a = (mc_allocs(mc_class_c(c, cls)) - c->clock_base[cls]) & (NH_RSEQ_CLOCK_DUE * 2 - 1);
+	return c->clock_acc[cls] + (a < NH_RSEQ_CLOCK_DUE ? a : 0);
 }

@@ -394,17 +394,48 @@ TEST(StatsJson, CountersFollowAllocations)
 		free(p);
 }
 
-// A field of the class that serves n bytes.
-static uint64_t class_field(size_t n, const char *key)
+// A field of the class that serves n bytes, in the statistics s.
+static uint64_t class_field_of(const std::string &s, size_t n, const char *key)
 {
 	Json j;
-	std::string s = stats_json();
 	EXPECT_TRUE(JsonParser(s).parse(j));
 	for (const Json &c : j.get("classes")->arr)
 		if (num(c.get("size")) >= n)
 			return num(c.get(key));
 	ADD_FAILURE() << "no class for " << n << " bytes";
 	return 0;
+}
+
+// The same, now.
+static uint64_t class_field(size_t n, const char *key) { return class_field_of(stats_json(), n, key); }
+
+// A class's allocation count is also heap profiling's sample clock on each
+// P (mcache.c): the statistics take its intervals out, so every block
+// counts once, sampled (a span of its own, a whole page) or not. Runs also
+// as api.prof.* with NUMAHEAP_PROF=1 and a rate of 4 KiB.
+TEST(StatsJson, ClassAllocationCountsAreExactUnderTheSampleClock)
+{
+	const size_t n = 176;
+	std::vector<void *> v(20000);
+	// Both snapshots taken before either is parsed: the parser allocates.
+	std::string before = stats_json();
+	for (auto &p : v)
+		p = malloc(n);
+	std::string after = stats_json();
+	size_t sampled = 0;
+	for (void *p : v) {
+		ASSERT_NE(p, nullptr);
+		sampled += malloc_usable_size(p) >= 4096;
+	}
+	EXPECT_EQ(class_field_of(after, n, "allocs") - class_field_of(before, n, "allocs") + sampled, v.size())
+		<< sampled << " sampled";
+	const char *prof = getenv("NUMAHEAP_PROF");
+	if (prof && !strcmp(prof, "1"))
+		EXPECT_GT(sampled, 100u) << "3.4 MB at one sample per 4 KiB: about 860";
+	else
+		EXPECT_EQ(sampled, 0u);
+	for (void *p : v)
+		free(p);
 }
 
 // 20,000 objects of 1,500 bytes (30 MB): far more than the caches hold, so

@@ -124,16 +124,10 @@ done:
 	return p;
 }
 
-/* malloc(n) of up to 1 KiB with heap profiling on, when its counted pop
- * (mcache_pop_size_counted) crossed the clock or missed. Reached by tail
- * jumps, as malloc_profiled is. */
+/* malloc(n) of a class's size with heap profiling on, when its counted pop
+ * (malloc_other's, or malloc_special's past 1 KiB) crossed the clock or
+ * missed. Reached by tail jumps, as malloc_profiled is. */
 NH_NOINLINE static void *malloc_counted_slow(size_t n)
-{
-	return prof_small(CLASS8(n), n, 0, false, (uintptr_t)__builtin_return_address(0));
-}
-
-/* The same for the classes past 1 KiB (malloc_special). */
-NH_NOINLINE static void *malloc_class_slow(size_t n)
 {
 	return prof_small(nh_size_to_class(n), n, 0, false, (uintptr_t)__builtin_return_address(0));
 }
@@ -158,7 +152,7 @@ NH_NOINLINE static void *malloc_special(size_t n)
 		uintptr_t e;
 		if (NH_LIKELY(mcache_pop_class_counted(nh_size_to_class(n), &e) == POP_OK))
 			return entry_to_object(e);
-		return malloc_class_slow(n);
+		return malloc_counted_slow(n);
 	}
 	if (NH_UNLIKELY(prof_count(n)))
 		return malloc_profiled(n);

@@ -165,12 +165,15 @@ static uint64_t rng_next(void)
 	return prof_rng;
 }
 
-/* Bytes to the next sample: exponential with mean prof_rate. */
-static int64_t next_interval(void)
+/* An exponential draw with mean prof_rate, in bytes. */
+static double exp_bytes(void)
 {
 	double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
-	return (int64_t)(-log(u) * prof_rate) + 1;
+	return -log(u) * prof_rate;
 }
+
+/* Bytes to the thread's next sample. */
+static int64_t next_interval(void) { return (int64_t)exp_bytes() + 1; }
 
 /* The chance that a block of n bytes was sampled, inverted: its weight. */
 static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
@@ -178,8 +181,8 @@ static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)
 /*
  * A countdown crossed zero at a block of n bytes: its next value in *next,
  * and whether this block is the sample. A first countdown (first: the
- * thread's or the P's was never drawn) is drawn now, and this block is
- * inside it unless the interval drawn is shorter than the block.
+ * thread's was never drawn) is drawn now, and this block is inside it
+ * unless the interval drawn is shorter than the block.
  */
 static bool crossed(bool first, size_t n, int64_t *next)
 {
@@ -205,8 +208,7 @@ uint64_t prof_clock_draw(unsigned cls)
 {
 	/* Pops until the interval's end: floor(E / size) + 1 for E
 	 * exponential, so each pop ends it with chance 1 - e^(-size/rate). */
-	double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0;
-	double k = floor(-log(u) * prof_rate / (double)nh_class_to_size[cls]) + 1;
+	double k = floor(exp_bytes() / (double)nh_class_to_size[cls]) + 1;
 	return k < (double)(NH_RSEQ_CLOCK_DUE / 2) ? (uint64_t)k : NH_RSEQ_CLOCK_DUE / 2;
 }
 

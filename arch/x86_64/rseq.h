@@ -37,7 +37,7 @@
  * Slot indices count 8-byte words (NH_RSEQ_SLOT_BYTES) from the slab's
  * start. A pop commits word + 0xffff (NH_RSEQ_POP_ADD): cur - 1 and
  * allocs + 1 in one store, so counting mallocs is free (and, with heap
- * profiling on, the bytes to the next sample: src/mcache.h). The abort handler,
+ * profiling on, it is the sample clock: src/mcache.h). The abort handler,
  * preceded by the 4-byte signature the kernel checks (NH_RSEQ_SIG, glibc's
  * value, encoded as a harmless ud1 instruction as librseq does), counts the abort in nh_rseq_aborts with an atomic add (the
  * abort path is rare) and restarts the sequence from the top, re-arming

@@ -259,9 +259,11 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 	struct walk w;
 	w.n = 0;
 	/* stackwalk.c's walk, with its rules kept from sample to sample (under
-	 * the lock, which is its table's); libgcc's where it declines. */
+	 * the lock, which is its table's); libgcc's where it declines. The
+	 * count of unloads first, with no lock held (stackwalk.h). */
+	uint64_t unloads = nh_unwind_unloads();
 	mutex_lock(&prof_lock);
-	int fast = nh_unwind(w.pcs, sizeof w.pcs / sizeof w.pcs[0]);
+	int fast = nh_unwind(w.pcs, sizeof w.pcs / sizeof w.pcs[0], unloads);
 	mutex_unlock(&prof_lock);
 	if (fast >= 0) {
 		w.n = (unsigned)fast;

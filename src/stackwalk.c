@@ -13,8 +13,12 @@
  * malloc) gives the object's PT_GNU_EH_FRAME, whose .eh_frame_hdr holds a
  * sorted table of (function start, FDE) to search. It is asked again for
  * every frame of every walk (a few dozen instructions), and a kept rule is
- * used only if it came from the same object (start and table): a library
- * unloaded and another loaded at its address never inherit its rules.
+ * used only if it came from the same object (start and table) and no
+ * object was unloaded since it was read (the count of unloads that
+ * dl_iterate_phdr reports, read once per walk by the caller). The start
+ * and the table alone are not enough: a plugin unloaded and another (or a
+ * new build of it) loaded in its place can have both at the same
+ * addresses, and other code at the same pc (unit.Stackwalk's plugins).
  *
  * Anything else (expressions, other registers, signal frames, 64-bit
  * DWARF, an unexpected encoding) makes the walk decline, and prof.c walks
@@ -47,6 +51,7 @@ struct rule {
 	const void *eh;
 	int32_t cfa_off; /* CFA = (cfa_rbp ? %rbp : %rsp) + cfa_off */
 	int32_t rbp_off; /* %rbp saved at CFA + rbp_off; 0: not saved */
+	uint32_t unloads; /* objects unloaded (mod 2^32) when it was read */
 	uint8_t cfa_rbp;
 	uint8_t kind; /* RULE_*: OK, END (no caller), NO (decline) */
 };
@@ -428,7 +433,7 @@ static void make_rule(uintptr_t pc, const struct dl_find_object *fo, struct rule
 	r->kind = RULE_OK;
 }
 
-static const struct rule *rule_of(uintptr_t pc)
+static const struct rule *rule_of(uintptr_t pc, uint32_t unloads)
 {
 	static const struct rule end = {.kind = RULE_END};
 	struct dl_find_object fo;
@@ -436,14 +441,29 @@ static const struct rule *rule_of(uintptr_t pc)
 		return &end; /* no object's code: the stack ends here */
 	struct rule *r = &rules[(pc * 0x9e3779b97f4a7c15ULL) >> (64 - 13)];
 	if (r->kind == RULE_EMPTY || r->pc != pc || r->map_start != (uintptr_t)fo.dlfo_map_start ||
-	    r->eh != fo.dlfo_eh_frame) {
+	    r->eh != fo.dlfo_eh_frame || r->unloads != unloads) {
 		r->pc = pc;
+		r->unloads = unloads;
 		make_rule(pc, &fo, r);
 	}
 	return r;
 }
 
-NH_NOINLINE int nh_unwind(uintptr_t *pcs, unsigned max)
+static int first_object(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	if (size >= offsetof(struct dl_phdr_info, dlpi_subs) + sizeof info->dlpi_subs)
+		*(uint64_t *)arg = info->dlpi_subs;
+	return 1; /* the count is the process's: one object is enough */
+}
+
+uint64_t nh_unwind_unloads(void)
+{
+	uint64_t subs = 0;
+	dl_iterate_phdr(first_object, &subs);
+	return subs;
+}
+
+NH_NOINLINE int nh_unwind(uintptr_t *pcs, unsigned max, uint64_t unloads)
 {
 	if (!rules)
 		return -1;
@@ -453,7 +473,7 @@ NH_NOINLINE int nh_unwind(uintptr_t *pcs, unsigned max)
 	uintptr_t look = pc;
 	while (n < max) {
 		pcs[n++] = pc;
-		const struct rule *r = rule_of(look);
+		const struct rule *r = rule_of(look, (uint32_t)unloads);
 		if (r->kind == RULE_END)
 			break;
 		if (r->kind != RULE_OK)
@@ -476,10 +496,12 @@ NH_NOINLINE int nh_unwind(uintptr_t *pcs, unsigned max)
 #else /* not x86-64 with glibc 2.35 */
 
 bool nh_unwind_init(void) { return false; }
-int nh_unwind(uintptr_t *pcs, unsigned max)
+uint64_t nh_unwind_unloads(void) { return 0; }
+int nh_unwind(uintptr_t *pcs, unsigned max, uint64_t unloads)
 {
 	(void)pcs;
 	(void)max;
+	(void)unloads;
 	return -1;
 }
 

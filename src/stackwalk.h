@@ -25,11 +25,19 @@
  * profiling's initialisation. */
 bool nh_unwind_init(void);
 
+/* How many objects the process has unloaded so far (dl_iterate_phdr's
+ * count; 0 where the walker is not available). It takes the dynamic
+ * linker's list lock, which a thread may hold while it calls malloc (from a
+ * dl_iterate_phdr callback): call it holding no allocator lock. */
+uint64_t nh_unwind_unloads(void);
+
 /* The calling thread's stack: pcs[0] an address inside this function's
  * caller chain's innermost frame (nh_unwind's own), then the return
- * addresses outwards, at most max. The count, or -1 if this walker cannot
- * walk this stack (see above). No malloc, no system call; the rule table
- * is not locked: the caller serialises calls (prof.c: prof_lock). */
-int nh_unwind(uintptr_t *pcs, unsigned max);
+ * addresses outwards, at most max. unloads: nh_unwind_unloads(), read just
+ * before; rules kept from before an unload are read again. The count, or
+ * -1 if this walker cannot walk this stack (see above). No malloc, no
+ * system call, no lock of the dynamic linker's; the rule table is not
+ * locked: the caller serialises calls (prof.c: prof_lock). */
+int nh_unwind(uintptr_t *pcs, unsigned max, uint64_t unloads);
 
 #endif /* NUMAHEAP_STACKWALK_H */

@@ -12,13 +12,15 @@
  * Where the tables are: _dl_find_object (glibc 2.35 on; no lock, no
  * malloc) gives the object's PT_GNU_EH_FRAME, whose .eh_frame_hdr holds a
  * sorted table of (function start, FDE) to search. It is asked again for
- * every frame of every walk (a few dozen instructions), and a kept rule is
- * used only if it came from the same object (start and table) and no
- * object was unloaded since it was read (the count of unloads that
- * dl_iterate_phdr reports, read once per walk by the caller). The start
- * and the table alone are not enough: a plugin unloaded and another (or a
- * new build of it) loaded in its place can have both at the same
- * addresses, and other code at the same pc (unit.Stackwalk's plugins).
+ * each address the table does not know. A kept rule is used only while no
+ * object has been unloaded since it was read (the count of unloads that
+ * dl_iterate_phdr reports, read once per walk by the caller): objects do
+ * not move, so until an unload the pc is still in the code the rule was
+ * read from. Comparing the object's start and table instead (as this file
+ * did, with _dl_find_object at every frame) is not enough: a plugin
+ * unloaded and another (or a new build of it) loaded in its place can have
+ * both at the same addresses, and other code at the same pc
+ * (unit.Stackwalk's plugins).
  *
  * Anything else (expressions, other registers, signal frames, 64-bit
  * DWARF, an unexpected encoding) makes the walk decline, and prof.c walks
@@ -44,14 +46,11 @@ enum { RULE_EMPTY = 0, RULE_OK, RULE_END, RULE_NO };
 
 struct rule {
 	uintptr_t pc;	 /* the address looked up (a return address - 1, or the first pc) */
-	/* the object it was read from: its start and .eh_frame_hdr, checked
-	 * against _dl_find_object's answer at every use, so a rule read from
-	 * a library since unloaded is never applied to another one */
-	uintptr_t map_start;
-	const void *eh;
 	int32_t cfa_off; /* CFA = (cfa_rbp ? %rbp : %rsp) + cfa_off */
 	int32_t rbp_off; /* %rbp saved at CFA + rbp_off; 0: not saved */
-	uint32_t unloads; /* objects unloaded (mod 2^32) when it was read */
+	/* objects unloaded (mod 2^32) when it was read: while none has been
+	 * since, the object it was read from is still where it was */
+	uint32_t unloads;
 	uint8_t cfa_rbp;
 	uint8_t kind; /* RULE_*: OK, END (no caller), NO (decline) */
 };
@@ -381,8 +380,6 @@ static const uint8_t *find_fde(const uint8_t *hdr, uintptr_t pc)
 static void make_rule(uintptr_t pc, const struct dl_find_object *fo, struct rule *r)
 {
 	r->kind = RULE_NO;
-	r->map_start = (uintptr_t)fo->dlfo_map_start;
-	r->eh = fo->dlfo_eh_frame;
 	const uint8_t *fde = find_fde(fo->dlfo_eh_frame, pc);
 	if (!fde) {
 		r->kind = RULE_END;
@@ -436,16 +433,15 @@ static void make_rule(uintptr_t pc, const struct dl_find_object *fo, struct rule
 static const struct rule *rule_of(uintptr_t pc, uint32_t unloads)
 {
 	static const struct rule end = {.kind = RULE_END};
+	struct rule *r = &rules[(pc * 0x9e3779b97f4a7c15ULL) >> (64 - 13)];
+	if (r->kind != RULE_EMPTY && r->pc == pc && r->unloads == unloads)
+		return r; /* no object unloaded since: pc is still in the code the rule was read from */
 	struct dl_find_object fo;
 	if (_dl_find_object((void *)pc, &fo) != 0)
 		return &end; /* no object's code: the stack ends here */
-	struct rule *r = &rules[(pc * 0x9e3779b97f4a7c15ULL) >> (64 - 13)];
-	if (r->kind == RULE_EMPTY || r->pc != pc || r->map_start != (uintptr_t)fo.dlfo_map_start ||
-	    r->eh != fo.dlfo_eh_frame || r->unloads != unloads) {
-		r->pc = pc;
-		r->unloads = unloads;
-		make_rule(pc, &fo, r);
-	}
+	r->pc = pc;
+	r->unloads = unloads;
+	make_rule(pc, &fo, r);
 	return r;
 }
 

@@ -64,8 +64,8 @@ struct mspan {
 	 * set by the allocating thread before the block is handed out, cleared
 	 * by the freeing thread. NULL otherwise. */
 	void *prof;
-	size_t prof_size;    /* the sampled block's requested size */
-	size_t prof_counted; /* the size its sampling counted: its class's, or prof_size */
+	size_t prof_size;   /* the sampled block's requested size */
+	double prof_weight; /* 1 / its chance of being sampled, counted again at its free */
 	/* Small spans: bit j set when the span's j-th OS page (base +
 	 * j * os_page_size()) went back to the OS while only free slots
 	 * covered it (mcentral.c, the in-span release). Under the central

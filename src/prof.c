@@ -311,7 +311,7 @@ void *prof_alloc(size_t n, size_t counted, size_t align, bool zero, uintptr_t re
 	mutex_unlock(&prof_lock);
 	s->prof = b;
 	s->prof_size = n;
-	s->prof_counted = counted;
+	s->prof_weight = w;
 	return p;
 }
 
@@ -320,7 +320,7 @@ void prof_free(struct mspan *s)
 	struct bucket *b = s->prof;
 	size_t n = s->prof_size;
 	s->prof = NULL;
-	double w = weight(s->prof_counted ? s->prof_counted : 1);
+	double w = s->prof_weight;
 	mutex_lock(&prof_lock);
 	b->free_objects += w;
 	b->free_bytes += w * (double)n;

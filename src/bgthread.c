@@ -478,7 +478,7 @@ static void *bg_main(void *arg)
 					proc_sum_cached(cached, h->node);
 					mcentral_evacuate(h, allocs, cached, now);
 				}
-			released = scavenge_background(now, &bg_batch, &due, budget, allocs);
+			released = scavenge_background(now, &bg_batch, &due, budget, allocs, now - p.churn.active_at);
 			if (released)
 				p.churn.last_release = now;
 		}

@@ -24,8 +24,9 @@ const char *numaheap_version(void);
 
 /*
  * Give every free page back to the OS now (synchronously), after returning
- * the objects cached by the calling thread's CPU (per-CPU mode) or by the
- * thread itself (per-thread mode). Returns the bytes released.
+ * the objects cached by every CPU (per-CPU mode: the calling thread moves
+ * onto each CPU whose cache holds objects, then back to its own CPU mask)
+ * or by the thread itself (per-thread mode). Returns the bytes released.
  * malloc_trim(0) does the same.
  */
 size_t numaheap_release(void);

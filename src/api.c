@@ -519,9 +519,10 @@ NH_API const char *numaheap_version(void) { return NUMAHEAP_VERSION_STRING; }
 NH_API size_t numaheap_release(void)
 {
 	nh_ensure_init();
-	/* This thread's (or CPU's) cached objects first, so spans can empty. */
+	/* Cached objects first, so spans can empty: every CPU's (what other
+	 * threads freed), else this thread's own (per-thread caches). */
 	struct pctx x;
-	if (proc_acquire_p(&x)) {
+	if (!proc_drain_all() && proc_acquire_p(&x)) {
 		mcache_drain(&x);
 		proc_release_p(&x);
 	}

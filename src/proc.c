@@ -48,10 +48,7 @@
  *     (fork_child says why that is safe). Per-CPU slabs are consistent at
  *     any instant and carry over as they are.
  *
- * Idle CPUs: a background pass (proc_drain_idle) drains the slabs of CPUs
- * with no slow path for NUMAHEAP_CACHE_IDLE (it notes when it last saw
- * each slab's gen move), by moving itself onto each such CPU and popping
- * with the same restartable sequences as any thread.
+ * Idle CPUs, and malloc_trim: drain.c drains other CPUs' slabs.
  *
  * Locking: allm_lock (rank ALLM) protects the M list, the idle and the
  * made per-thread caches (idle_caches, all_caches) and the M fixalloc; each
@@ -389,70 +386,6 @@ void proc_release_p(struct pctx *x)
 {
 	if (x->rseq)
 		mutex_unlock(&x->c->lock);
-}
-
-/* When the background thread saw each slab's gen change last (its own). */
-static uint64_t slab_seen_at[NH_MAX_CPUS];
-
-/* Move the thread onto cpu and drain its slab if still idle; objects drained. */
-static size_t drain_on_cpu(struct mcache *c, uint32_t cpu, size_t cached, bool *moved)
-{
-	cpu_set_t one;
-	CPU_ZERO(&one);
-	CPU_SET(cpu, &one);
-	if (sched_setaffinity(0, sizeof one, &one) != 0)
-		return 0;
-	*moved = true;
-	size_t drained = 0;
-	mutex_lock(&c->lock);
-	struct pctx x = {c, true, cpu};
-	if (c->gen == c->idle_gen && mcache_drain(&x) == 0) {
-		drained = cached;
-		c->gen++;
-		c->idle_gen = c->gen;
-	}
-	mutex_unlock(&c->lock);
-	return drained;
-}
-
-size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
-{
-	/* The fake-CPU build: every thread is "on CPU 0", so the background
-	 * pass would pop from the slab the program is using. */
-	if (NH_RSEQ_FAKE || nh_fast.cpu_mode != CPU_MODE_RSEQ || os_basic_syscalls || !nh_rseq_thread())
-		return 0; /* basic system calls only (os.h): no sched_setaffinity */
-	cpu_set_t saved;
-	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
-		return 0;
-	size_t drained = 0;
-	bool moved = false;
-	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count && cpu < NH_MAX_CPUS; cpu++) {
-		struct mcache *c = pcpu_slab(cpu);
-		if (!c->ready || !CPU_ISSET(cpu, &saved))
-			continue;
-		if (c->gen != c->idle_gen || !slab_seen_at[cpu]) {
-			c->idle_gen = c->gen; /* racy read of a hint; the lock guards the drain */
-			slab_seen_at[cpu] = now;
-		}
-		size_t cached = 0;
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-			cached += mcache_cached_objects(c, k);
-		if (!cached && !c->nremote)
-			continue;
-		uint64_t ready_at = slab_seen_at[cpu] + idle_ns;
-		if (now < ready_at) {
-			if (!*due || ready_at < *due)
-				*due = ready_at;
-			continue;
-		}
-		size_t d = drain_on_cpu(c, cpu, cached, &moved);
-		drained += d;
-		if (d)
-			slab_seen_at[cpu] = now;
-	}
-	if (moved)
-		sched_setaffinity(0, sizeof saved, &saved);
-	return drained;
 }
 
 /* ---- statistics --------------------------------------------------------------- */

@@ -15,6 +15,7 @@
 #include <memory>
 #include <pthread.h>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -733,11 +734,10 @@ TEST(Mallinfo2, OldMallinfoAgrees)
 
 // ---- malloc_trim / numaheap_release ---------------------------------------------------
 
-// malloc_trim and numaheap_release drain the cache of the CPU they run on;
-// other CPUs' caches go back when the background thread finds them idle. A
-// test thread that moved to another CPU while it freed would leave objects
-// in the first CPU's cache for a later call to find (1 run in 30-150 here:
-// numaheap_release gave 32-280 KiB after the trim), so it stays on one.
+// malloc_trim and numaheap_release drain every CPU's cache (moving the
+// calling thread onto each CPU that holds objects), then release. The test
+// stays on one CPU all the same, so that a later call finds nothing the
+// first could have missed.
 TEST(MallocTrim, ReturnsOneAfterFreeingALargeHeap)
 {
 	PinnedToCurrentCpu pin;
@@ -773,6 +773,73 @@ TEST(MallocTrim, ReturnsOneAfterFreeingALargeHeap)
 	ASSERT_NE(z, nullptr);
 	EXPECT_TRUE(all_bytes(z, 8 << 20, 0));
 	free(z);
+}
+
+// Objects cached by classes of up to 1 KiB, every cache.
+static uint64_t cached_objects()
+{
+	std::string s = stats_json();
+	Json j;
+	JsonParser parser(s);
+	EXPECT_TRUE(parser.parse(j));
+	uint64_t n = 0;
+	if (const Json *classes = j.get("classes"))
+		for (const Json &c : classes->arr)
+			if (num(c.get("size")) <= 1024)
+				n += num(c.get("objects_cached"));
+	return n;
+}
+
+// What a thread on another CPU freed sits in that CPU's cache, holding its
+// spans' pages. malloc_trim from a thread pinned to one CPU drains it too
+// (moving itself there and back: its mask is what it was), before the
+// background thread would find that cache idle (NUMAHEAP_CACHE_IDLE, 2 s).
+TEST(MallocTrim, DrainsOtherCpusCaches)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		GTEST_SKIP() << "one CPU";
+	cpu_set_t saved, one, other;
+	ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+	int me = -1, them = -1;
+	for (int c = 0; c < CPU_SETSIZE && them < 0; c++) {
+		if (!CPU_ISSET(c, &saved))
+			continue;
+		if (me < 0)
+			me = c;
+		else
+			them = c;
+	}
+	if (them < 0)
+		GTEST_SKIP() << "this process may use one CPU";
+	CPU_ZERO(&one);
+	CPU_SET(me, &one);
+	CPU_ZERO(&other);
+	CPU_SET(them, &other);
+	ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+	std::thread t([&] {
+		ASSERT_EQ(sched_setaffinity(0, sizeof other, &other), 0);
+		std::vector<void *> v;
+		for (int i = 0; i < 20000; i++) {
+			void *p = malloc(64 + i % 8 * 16);
+			memset(p, 1, 64);
+			v.push_back(p);
+		}
+		for (void *p : v)
+			free(p);
+	});
+	t.join();
+	uint64_t before = cached_objects();
+	numaheap_release();
+	uint64_t after = cached_objects();
+	cpu_set_t now;
+	ASSERT_EQ(sched_getaffinity(0, sizeof now, &now), 0);
+	EXPECT_TRUE(CPU_EQUAL(&now, &one)) << "the calling thread's mask changed";
+	sched_setaffinity(0, sizeof saved, &saved);
+	bool percpu = stats_json().find("\"cpu_mode\":\"rseq\"") != std::string::npos;
+	if (percpu) {
+		EXPECT_GT(before, 1000u) << "the other CPU's cache held the freed objects";
+	}
+	EXPECT_EQ(after, 0u) << before << " objects cached before the release";
 }
 
 TEST(MallocTrim, EndsPreFaulting)

@@ -20,6 +20,7 @@
 #define _GNU_SOURCE 1
 
 #include "internal.h"
+#include "options.h"
 #include "os/os.h"
 #include "rseq.h"
 #include "mcache.h"
@@ -80,6 +81,10 @@ size_t proc_drain_all(void)
 {
 	cpu_set_t saved;
 	if (!can_drain_others() || sched_getaffinity(0, sizeof saved, &saved) != 0)
+		return 0;
+	/* A seccomp filter the program put on itself since start-up may kill
+	 * it at sched_setaffinity (bgthread.c checks the same at its start). */
+	if (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_mode() != os_seccomp_at_start)
 		return 0;
 	size_t drained = 0;
 	bool moved = false;

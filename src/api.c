@@ -523,7 +523,8 @@ NH_API size_t numaheap_release(void)
 	 * threads freed), else this thread's own (per-thread caches). */
 	struct pctx x;
 	if (!proc_drain_all() && proc_acquire_p(&x)) {
-		mcache_drain(&x);
+		if (mcache_drain(&x) == 0)
+			mcache_release_slots(&x);
 		proc_release_p(&x);
 	}
 	mheap_drain_caches(false);

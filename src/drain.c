@@ -59,7 +59,7 @@ static size_t drain_on_cpu(struct mcache *c, uint32_t cpu, size_t cached, bool i
 	size_t drained = 0;
 	mutex_lock(&c->lock);
 	struct pctx x = {c, true, cpu};
-	if ((!idle_only || c->gen == c->idle_gen) && mcache_drain(&x) == 0) {
+	if ((!idle_only || c->gen == c->idle_gen) && mcache_drain(&x) == 0 && mcache_release_slots(&x) == 0) {
 		drained = cached;
 		c->gen++;
 		c->idle_gen = c->gen;

@@ -30,6 +30,7 @@
  */
 
 #include "options.h"
+#include "os/os.h"
 
 #include "numa.h"
 
@@ -497,6 +498,42 @@ int mcache_drain(struct pctx *x)
 	mcache_flush_remote(c);
 	ordered_retire(c);
 	return 0;
+}
+
+/*
+ * The slots of an emptied slab hold nothing, but stay resident once
+ * written (up to 256 KiB a P, each of a machine's CPUs). Their OS pages go
+ * back here, after a drain. A push may write a slot at any time, so every
+ * class's end is first brought down to its begin (a push then misses and
+ * waits for the lock this caller holds, and one that was preempted
+ * half-way restarts and sees the new end), then the pages are released,
+ * then the ends put back: the next pushes fault in zero pages. If an
+ * object came in meanwhile (another thread on the CPU, between the drain
+ * and here), nothing is released.
+ */
+int mcache_release_slots(struct pctx *x)
+{
+	struct mcache *c = x->c;
+	uint16_t end[NH_NUM_CLASSES];
+	unsigned k, r = 0;
+	for (k = 1; k < NH_NUM_CLASSES && r == 0; k++) {
+		struct mcache_class *m = mc_class(c, k);
+		end[k] = m->end;
+		int s = op_set_end(x, k, m->begin);
+		r = s < 0 ? 2 : (unsigned)s;
+	}
+	if (r == 0) {
+		size_t ps = os_page_size();
+		uintptr_t lo = ((uintptr_t)c + NH_MCACHE_HDR_WORDS * 8 + ps - 1) & ~(ps - 1);
+		os_release((void *)lo, (uintptr_t)c + NH_MCACHE_BYTES - lo, RELEASE_DONTNEED);
+	}
+	for (unsigned j = 1; j < k; j++) {
+		if (op_set_end(x, j, end[j]) < 0) { /* left the CPU (hot-unplugged): capacity lost */
+			c->cap_bytes -= (size_t)(end[j] - mc_class(c, j)->begin) * nh_class_to_size[j];
+			r = 2;
+		}
+	}
+	return r == 2 ? -1 : 0;
 }
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)

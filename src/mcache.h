@@ -15,12 +15,12 @@
  * The cache is one block of NH_MCACHE_BYTES (a "slab"): headers, two
  * tables, heap profiling's countdown, the slow paths' fields, then slots.
  * Stack positions are 16-bit indices of 8-byte words from the slab's
- * start, so a class's stack is words [begin, begin + max)
- * (a few unused lines between one class's stack and the next: mcache.c,
- * NH_MCACHE_SKEW) and holds cur - begin objects; end (begin <= end <=
- * begin + max) is its current capacity. A class header changes by single stores, so an
- * all-zero header (cur == begin == end) means "not set up": every pop and
- * push misses on it and goes to the slow path, which sets it up.
+ * start, so a class's stack is words [begin, begin + max) (then a few
+ * unused lines: mcache.c, NH_MCACHE_SKEW) and holds cur - begin objects;
+ * end (begin <= end <= begin + max) is its current capacity. A class
+ * header changes by single stores, so an all-zero header (cur == begin ==
+ * end) means "not set up": every pop and push misses on it and goes to the
+ * slow path, which sets it up.
  *
  * There is a header for every node and class (hdr[node * classes + cls],
  * at byte mc_hoff(node, cls) of the slab), of which only the slab's own
@@ -187,8 +187,7 @@ void mcache_init(struct mcache *c, int node, uint32_t id);
 /* Move an empty per-thread slab to node node: its headers, its tables.
  * Its owner only (or allm_lock held). */
 void mcache_set_node(struct mcache *c, int node);
-/* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. The slab's
- * lock (x->c->lock) held. */
+/* Set a per-CPU slab up; 0, or -1 if the thread left the CPU. Lock held. */
 int mcache_init_pcpu(struct pctx *x, int node);
 /* Refill class cls, the slab's lock held (per-CPU): 1 refilled (pop again),
  * 0 ENOMEM, 2 could not fill the stack (left the CPU): *direct is one entry
@@ -198,17 +197,18 @@ int mcache_init_pcpu(struct pctx *x, int node);
 int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct);
 int mcache_fill(struct pctx *x, unsigned cls, uintptr_t *buf, unsigned got, uintptr_t *direct);
 void mcache_spread_lines(uintptr_t *v, unsigned n);
-/* Overflow path of a push, the slab's lock held: 1 done, -1 left the CPU.
- * Takes the class's central locks (mcentral_release). */
+/* A push's overflow, lock held: 1 done, -1 left the CPU. Central locks. */
 int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p);
 /* Free an object owned by another node through the remote buffer; the
  * cache's owner (per-CPU: its slab's lock held). Takes central locks when
- * the buffer is flushed. */
+ * the buffer is flushed. mcache_flush_remote: the same. */
 void mcache_free_remote(struct mcache *c, uintptr_t p);
-void mcache_flush_remote(struct mcache *c); /* as mcache_free_remote */
+void mcache_flush_remote(struct mcache *c);
 /* Give every cached object back to mcentral; -1 if the thread left the CPU.
- * The slab's lock held (per-CPU); takes central locks. */
+ * The slab's lock held (per-CPU); takes central locks. After it, the OS
+ * pages of the emptied slots may go (mcache_release_slots: 0 or -1). */
 int mcache_drain(struct pctx *x);
+int mcache_release_slots(struct pctx *x);
 /* Heap profiling: if class cls's next pop on this P is the sample (a
  * counted pop crossed), start its next interval, k pops (k >= 1), and
  * return 1; 0 if another thread did; -1 if the thread left the CPU. The

@@ -60,6 +60,7 @@
 #include "options.h"
 #include "os/os.h"
 #include "pprof.h"
+#include "sizeclass.h"
 #include "report.h"
 #include "stackwalk.h"
 
@@ -165,18 +166,53 @@ static uint64_t rng_next(void)
 	return prof_rng;
 }
 
+/*
+ * -ln(u) for u in (0, 1), without libm's call (a sample draws one or two):
+ * u = m 2^e with m in [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s) for
+ * s = (m - 1) / (m + 1), |s| < 0.172, whose series to s^9 is within 1e-9
+ * of it. Go's fastexprand takes a table of log2 instead; an interval needs
+ * neither precision.
+ */
+static double neg_log(double u)
+{
+	uint64_t b;
+	memcpy(&b, &u, sizeof b);
+	int e = (int)(b >> 52) - 1023; /* u is a positive normal number */
+	b = (b & ((1ull << 52) - 1)) | (1023ull << 52);
+	double m;
+	memcpy(&m, &b, sizeof m); /* [1, 2) */
+	if (m > 1.4142135623730951) {
+		m *= 0.5;
+		e++;
+	}
+	double s = (m - 1) / (m + 1), s2 = s * s;
+	double lm = 2 * s * (1 + s2 * (1.0 / 3 + s2 * (1.0 / 5 + s2 * (1.0 / 7 + s2 * (1.0 / 9)))));
+	return -((double)e * 0.6931471805599453 + lm);
+}
+
 /* An exponential draw with mean prof_rate, in bytes. */
 static double exp_bytes(void)
 {
 	double u = ((double)(rng_next() >> 11) + 0.5) / 9007199254740992.0; /* (0, 1) */
-	return -log(u) * prof_rate;
+	return neg_log(u) * prof_rate;
 }
 
 /* Bytes to the thread's next sample. */
 static int64_t next_interval(void) { return (int64_t)exp_bytes() + 1; }
 
-/* The chance that a block of n bytes was sampled, inverted: its weight. */
-static double weight(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
+/* The chance that a block of n bytes was sampled, inverted: its weight;
+ * the classes' sizes, which nearly every sample has, from a table. */
+static double class_weight[NH_NUM_CLASSES];
+static double weight_of(size_t n) { return 1.0 / (1.0 - exp(-(double)n / prof_rate)); }
+static double weight(size_t n)
+{
+	if (n <= NH_MAX_SMALL_SIZE) {
+		unsigned c = nh_size_to_class(n);
+		if (nh_class_to_size[c] == n)
+			return class_weight[c];
+	}
+	return weight_of(n);
+}
 
 /*
  * A countdown crossed zero at a block of n bytes: its next value in *next,
@@ -358,6 +394,8 @@ bool prof_init(void)
 		return false;
 	}
 	prof_rate = (double)NH_OPTION(PROF_RATE);
+	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
+		class_weight[c] = weight_of(nh_class_to_size[c]);
 	if (!nh_opt.prof_file[0])
 		memcpy(nh_opt.prof_file, "numaheap.%p.pb.gz", sizeof "numaheap.%p.pb.gz");
 	/* Whole steps, so that bucket_room never reaches past the reservation. */

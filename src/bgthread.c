@@ -37,12 +37,14 @@
  * pthread_create allocates), or at start-up when a statistics signal is
  * wanted; it never starts when all of its jobs are off. It runs with every
  * signal blocked (os_thread_start) and restarts lazily in a child after
- * fork, where it did not come along.
+ * fork, where it did not come along. Once every thread of the program has
+ * ended (main called pthread_exit, then the others), it calls exit(0), as
+ * glibc does from the last thread: glibc counts this one too, and the
+ * process would live on, deaf to every signal but SIGKILL.
  *
  * Requests and wakes: other threads ask through atomics (bg_wanted,
  * dump_requested, pf_state) and wake the thread through the futex word
- * bg_wake, which it sleeps on. The statistics signal's handler does the
- * same (an atomic store, an add and a futex wake: async-signal-safe).
+ * bg_wake, which it sleeps on; so does the statistics signal's handler.
  *
  * Invariants: at most one thread runs: bg_state goes from OFF to STARTING
  * by one compare-and-swap, then to RUNNING or FAILED, and back to OFF only
@@ -63,16 +65,15 @@
 #include "os/os.h"
 #include "os/fault.h"
 #include "report.h"
-
 #include "mheap.h"
 #include "proc.h"
 #include "stats.h"
-
 #include "prof.h"
 #include "scavenger.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 
 enum { BG_OFF = 0, BG_STARTING = 1, BG_RUNNING = 2, BG_FAILED = 3 };
 static _Atomic int bg_state;
@@ -84,8 +85,7 @@ static _Atomic int bg_tid; /* its kernel id, for scavenger_thread_stop */
 static _Atomic uint32_t bg_wake;
 static _Atomic int dump_requested;
 
-/* The thread's release batch (its io_uring ring, if it has one). */
-static struct os_batch bg_batch;
+static struct os_batch bg_batch; /* the thread's release batch (its io_uring ring, if any) */
 
 /* Pre-faulting: idle, asked for by an allocating thread, running, or
  * running and asked for again (the episode must not end on that ask). */
@@ -97,11 +97,9 @@ void bg_init(bool prefault) { pf_on = prefault; }
 
 /*
  * The background thread's sleep: ns at most, less if woken since it read
- * bg_wake as seen. The main loop reads it before it looks for work, so a
- * wake that comes while a round runs (a pre-faulting request, a statistics
- * signal) ends the sleep at once instead of waiting it out: read here, it
- * would already count that wake, and the thread would sleep a second, or
- * the seconds a CPU budget in debt asks for.
+ * bg_wake as seen (before it looked for work: a wake that comes while a
+ * round runs, a pre-faulting request or a statistics signal, ends the sleep
+ * at once, where a read here would count it and sleep a second or more).
  */
 static void sleep_ns(uint64_t ns, uint32_t seen)
 {
@@ -110,7 +108,7 @@ static void sleep_ns(uint64_t ns, uint32_t seen)
 	os_futex_wait(&bg_wake, seen, ns);
 }
 
-/* Wake it. Async-signal-safe: an atomic add and a futex wake. */
+/* Wake it (async-signal-safe). */
 static void bg_wake_up(void)
 {
 	atomic_fetch_add(&bg_wake, 1);
@@ -433,11 +431,13 @@ static void *bg_main(void *arg)
 	struct bg_pacing p = {0};
 	atomic_store(&bg_tid, os_gettid());
 	bg_setup(&p);
-	for (;;) {
+	for (uint64_t alone_seen = 0;;) {
 		uint32_t seen = atomic_load(&bg_wake); /* before looking for work */
 		if (atomic_load(&bg_stop_asked))
 			break; /* scavenger_thread_stop: between rounds, no lock held */
 		uint64_t now = os_nanotime();
+		if (now - alone_seen >= 2000000000u && (alone_seen = now, os_last_thread()))
+			exit(0); /* the program's threads are all gone (see the top) */
 		if (p.pct)
 			p.credit = NH_MIN(p.credit + (int64_t)((now - p.last_round) * bg_rate(&p, now) / 100), SCAV_BURST_NS);
 		p.last_round = now;

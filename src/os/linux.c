@@ -444,6 +444,64 @@ ssize_t os_read_file(const char *path, char *buf, size_t cap)
 	return (ssize_t)len;
 }
 
+/* The state letter and the name in a /proc/<pid>/stat line ("pid (name) S
+ * ..."; the name may hold spaces and parentheses, so the last ')' ends
+ * it). 0 if the line is not one. */
+static char stat_state(char *line, const char **name)
+{
+	char *open = strchr(line, '('), *close = strrchr(line, ')');
+	if (!open || !close || close < open || close[1] != ' ')
+		return 0;
+	*close = 0;
+	*name = open + 1;
+	return close[2];
+}
+
+bool os_last_thread(void)
+{
+	char buf[512];
+	const char *name;
+	/* The main thread first: while it lives, the program does. */
+	if (os_read_file("/proc/self/stat", buf, sizeof buf) <= 0 || stat_state(buf, &name) != 'Z')
+		return false;
+	int fd = os_open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	int self = os_gettid();
+	bool alone = true;
+	char d[4096] __attribute__((aligned(8)));
+	long n;
+	while (alone && (n = syscall(SYS_getdents64, fd, d, sizeof d)) > 0) {
+		for (long off = 0; off < n && alone;) {
+			const char *e = d + off;
+			unsigned short reclen;
+			memcpy(&reclen, e + 16, sizeof reclen); /* d_ino, d_off, then d_reclen */
+			off += reclen;
+			const char *tid = e + 19;	       /* d_type, then d_name */
+			if (*tid < '0' || *tid > '9')
+				continue;
+			int t = 0;
+			for (const char *c = tid; *c >= '0' && *c <= '9'; c++)
+				t = t * 10 + (*c - '0');
+			if (t == self)
+				continue;
+			char path[64] = "/proc/self/task/";
+			size_t len = strlen(path), k = strnlen(tid, 20);
+			memcpy(path + len, tid, k);
+			memcpy(path + len + k, "/stat", sizeof "/stat");
+			if (os_read_file(path, buf, sizeof buf) <= 0)
+				continue; /* gone meanwhile */
+			char st = stat_state(buf, &name);
+			/* Exited, or io_uring's workers (they end with the process). */
+			if (st == 'Z' || st == 'X' || !strncmp(name, "iou-", 4))
+				continue;
+			alone = false;
+		}
+	}
+	os_close(fd);
+	return alone;
+}
+
 bool os_basic_syscalls;
 
 int os_seccomp_at_start = -1;

@@ -203,6 +203,11 @@ uint64_t os_realtime_ns(void); /* CLOCK_REALTIME, nanoseconds since the epoch */
 uint64_t os_thread_cputime(void); /* this thread's CPU time, nanoseconds */
 uint64_t os_process_cputime(void); /* the process's CPU time (all its threads), nanoseconds */
 void os_random(void *buf, size_t n);
+/* Is the caller the last thread of the process (io_uring's workers aside)?
+ * Only ever so once the main thread has exited (pthread_exit): that is
+ * read first, one small file; then the other threads are listed. Never
+ * allocates. */
+bool os_last_thread(void);
 /* Read a small file (sysfs, procfs) into buf, NUL-terminated; bytes or -errno. */
 ssize_t os_read_file(const char *path, char *buf, size_t cap);
 void os_write_all(int fd, const char *p, size_t n);

@@ -77,32 +77,13 @@ static bool can_drain_others(void)
 	return !NH_RSEQ_FAKE && nh_fast.cpu_mode == CPU_MODE_RSEQ && !os_basic_syscalls && nh_rseq_thread();
 }
 
-size_t proc_drain_all(void)
+/*
+ * Drain the slabs holding objects: all of them (idle_ns 0), or those of
+ * CPUs no slow path has used for idle_ns by now (*due: when the next turns
+ * idle). Moves the calling thread from CPU to CPU, then back to its mask.
+ */
+static size_t drain_cpus(uint64_t now, uint64_t idle_ns, uint64_t *due)
 {
-	cpu_set_t saved;
-	if (!can_drain_others() || sched_getaffinity(0, sizeof saved, &saved) != 0)
-		return 0;
-	/* A seccomp filter the program put on itself since start-up may kill
-	 * it at sched_setaffinity (bgthread.c checks the same at its start). */
-	if (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_mode() != os_seccomp_at_start)
-		return 0;
-	size_t drained = 0;
-	bool moved = false;
-	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count && cpu < NH_MAX_CPUS; cpu++) {
-		struct mcache *c = pcpu_slab(cpu);
-		size_t cached;
-		if (c->ready && slab_holds(c, &cached))
-			drained += drain_on_cpu(c, cpu, cached, false, &moved);
-	}
-	if (moved)
-		sched_setaffinity(0, sizeof saved, &saved);
-	return drained;
-}
-
-size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
-{
-	if (!can_drain_others())
-		return 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
 		return 0;
@@ -112,7 +93,7 @@ size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
 		struct mcache *c = pcpu_slab(cpu);
 		if (!c->ready)
 			continue;
-		if (c->gen != c->idle_gen || !slab_seen_at[cpu]) {
+		if (idle_ns && (c->gen != c->idle_gen || !slab_seen_at[cpu])) {
 			c->idle_gen = c->gen; /* racy read of a hint; the lock guards the drain */
 			slab_seen_at[cpu] = now;
 		}
@@ -120,17 +101,34 @@ size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
 		if (!slab_holds(c, &cached))
 			continue;
 		uint64_t ready_at = slab_seen_at[cpu] + idle_ns;
-		if (now < ready_at) {
+		if (idle_ns && now < ready_at) {
 			if (!*due || ready_at < *due)
 				*due = ready_at;
 			continue;
 		}
-		size_t d = drain_on_cpu(c, cpu, cached, true, &moved);
+		size_t d = drain_on_cpu(c, cpu, cached, idle_ns != 0, &moved);
 		drained += d;
-		if (d)
+		if (d && idle_ns)
 			slab_seen_at[cpu] = now;
 	}
 	if (moved)
 		sched_setaffinity(0, sizeof saved, &saved);
 	return drained;
+}
+
+bool proc_drain_all(void)
+{
+	if (!can_drain_others())
+		return false;
+	/* A seccomp filter the program put on itself since start-up may kill
+	 * it at sched_setaffinity (bgthread.c checks the same at its start). */
+	if (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_mode() != os_seccomp_at_start)
+		return false;
+	drain_cpus(0, 0, NULL);
+	return true;
+}
+
+size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
+{
+	return can_drain_others() && idle_ns ? drain_cpus(now, idle_ns, due) : 0;
 }

@@ -515,12 +515,11 @@ int mcache_release_slots(struct pctx *x)
 {
 	struct mcache *c = x->c;
 	uint16_t end[NH_NUM_CLASSES];
-	unsigned k, r = 0;
+	unsigned k;
+	int r = 0; /* op_set_end's: 0 done, 1 an object came in, -1 left the CPU */
 	for (k = 1; k < NH_NUM_CLASSES && r == 0; k++) {
-		struct mcache_class *m = mc_class(c, k);
-		end[k] = m->end;
-		int s = op_set_end(x, k, m->begin);
-		r = s < 0 ? 2 : (unsigned)s;
+		end[k] = mc_class(c, k)->end;
+		r = op_set_end(x, k, mc_class(c, k)->begin);
 	}
 	if (r == 0) {
 		size_t ps = os_page_size();
@@ -530,10 +529,10 @@ int mcache_release_slots(struct pctx *x)
 	for (unsigned j = 1; j < k; j++) {
 		if (op_set_end(x, j, end[j]) < 0) { /* left the CPU (hot-unplugged): capacity lost */
 			c->cap_bytes -= (size_t)(end[j] - mc_class(c, j)->begin) * nh_class_to_size[j];
-			r = 2;
+			r = -1;
 		}
 	}
-	return r == 2 ? -1 : 0;
+	return r < 0 ? -1 : 0;
 }
 
 size_t mcache_cached_objects(const struct mcache *c, unsigned cls)

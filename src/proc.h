@@ -57,10 +57,11 @@ void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
 size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due);
 /* Drain every CPU's slab now (malloc_trim, numaheap_release), moving the
  * calling thread onto each CPU that holds objects, then back to its own
- * mask. Objects drained; 0 where that cannot be done (per-thread caches,
- * the basic system calls, a thread without rseq). Takes each slab's lock
- * in turn, and the central locks under it; no allocator lock held. */
-size_t proc_drain_all(void);
+ * mask. false where that cannot be done (per-thread caches, the basic
+ * system calls, a thread without rseq): the caller drains its own P. Takes
+ * each slab's lock in turn, and the central locks under it; no allocator
+ * lock held. */
+bool proc_drain_all(void);
 /* Takes allm_lock. */
 void proc_sum_cache_stats(uint64_t *refills, uint64_t *flushes, uint64_t *caches, uint64_t *aborts);
 /* fork (fork.c): the CPU slabs' locks and allm_lock, taken (lock) or

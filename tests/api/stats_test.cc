@@ -798,26 +798,16 @@ TEST(MallocTrim, DrainsOtherCpusCaches)
 {
 	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
 		GTEST_SKIP() << "one CPU";
-	cpu_set_t saved, one, other;
+	cpu_set_t saved, one;
 	ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
-	int me = -1, them = -1;
-	for (int c = 0; c < CPU_SETSIZE && them < 0; c++) {
-		if (!CPU_ISSET(c, &saved))
-			continue;
-		if (me < 0)
-			me = c;
-		else
-			them = c;
-	}
-	if (them < 0)
+	int me, them;
+	if (!first_two_cpus(&me, &them))
 		GTEST_SKIP() << "this process may use one CPU";
 	CPU_ZERO(&one);
 	CPU_SET(me, &one);
-	CPU_ZERO(&other);
-	CPU_SET(them, &other);
-	ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+	ASSERT_EQ(pin_to_cpu(me), 0);
 	std::thread t([&] {
-		ASSERT_EQ(sched_setaffinity(0, sizeof other, &other), 0);
+		ASSERT_EQ(pin_to_cpu(them), 0);
 		std::vector<void *> v;
 		for (int i = 0; i < 20000; i++) {
 			void *p = malloc(64 + i % 8 * 16);

@@ -17,36 +17,20 @@
 #include <unistd.h>
 
 #include "numaheap.h"
+#include "../common/cpu_pin.h"
 
 static int cpu_a = -1, cpu_b = -1;
 
 __attribute__((constructor(101))) static void pin_main(void)
 {
-	cpu_set_t s;
-	if (sched_getaffinity(0, sizeof s, &s) != 0)
-		return;
-	for (int c = 0; c < CPU_SETSIZE && cpu_b < 0; c++) {
-		if (!CPU_ISSET(c, &s))
-			continue;
-		if (cpu_a < 0)
-			cpu_a = c;
-		else
-			cpu_b = c;
-	}
-	if (cpu_b < 0)
-		return;
-	CPU_ZERO(&s);
-	CPU_SET(cpu_a, &s);
-	sched_setaffinity(0, sizeof s, &s);
+	if (first_two_cpus(&cpu_a, &cpu_b))
+		pin_to_cpu(cpu_a);
 }
 
 static void *worker(void *arg)
 {
 	(void)arg;
-	cpu_set_t s;
-	CPU_ZERO(&s);
-	CPU_SET(cpu_b, &s);
-	pthread_setaffinity_np(pthread_self(), sizeof s, &s);
+	pin_to_cpu(cpu_b);
 	enum { N = 20000 };
 	void **v = malloc(N * sizeof *v);
 	for (int i = 0; i < N; i++)

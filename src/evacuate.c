@@ -179,7 +179,10 @@ bool mcentral_free_evac(struct mspan *s, uintptr_t p)
 	if (NH_UNLIKELY(has_free_mark(p)))
 		nh_report_bad_pointer("free", (void *)p, "double free (the object is in a cache already)");
 	c->puts++;
-	mspan_put(s, p);
+	/* Marked, as a cache would have it: the slot is checked when it is
+	 * handed out again (mspan.c). */
+	*mark_word(p) = free_mark(p);
+	mspan_put(s, p, false);
 	c->objects_out--;
 	c->evac_objects -= c->evac_objects != 0;
 	if (s->nalloc) {

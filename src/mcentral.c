@@ -242,7 +242,7 @@ static void release_to_spans(struct mcentral *c, struct mheap *h, const uintptr_
 			lo = s->base;
 			hi = s->base + ((uintptr_t)s->npages << NH_PAGE_SHIFT);
 		}
-		mspan_put(s, p);
+		mspan_put(s, p, objs[i] & NH_ENTRY_FRESH);
 		c->objects_out--;
 		if (s->list == SPAN_LIST_EVAC) {
 			c->evac_objects -= c->evac_objects != 0;
@@ -511,6 +511,17 @@ void span_piece_range(const struct span_piece *p, uintptr_t *addr, size_t *len)
 	*len = (size_t)nh_popcount64(p->units) << unit_shift;
 }
 
+/* The slots of piece p whose mark word was on a page that just went back
+ * to the OS: zero now, so no mark (mspan.c). */
+static void unmark_released(struct mspan *s, const struct span_piece *p)
+{
+	uintptr_t first = span_first_obj(s) - s->base;
+	uint64_t *unmarked = mspan_unmarked(s);
+	for (unsigned k = p->own_lo; k < p->own_hi; k++)
+		if (p->units >> ((first + (uintptr_t)k * s->elemsize) >> unit_shift) & 1)
+			unmarked[k / 64] |= (uint64_t)1 << (k % 64);
+}
+
 void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct span_piece *p, unsigned n,
 			     const int *res)
 {
@@ -522,6 +533,7 @@ void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct s
 		if (res[i] == 0) {
 			s->released |= p[i].units;
 			c->released_bytes += (size_t)nh_popcount64(p[i].units) << unit_shift;
+			unmark_released(s, &p[i]);
 		}
 		obj_bits(s->alloc_bits, p[i].own_lo, p[i].own_hi, false);
 		s->nalloc = (uint16_t)(s->nalloc - (p[i].own_hi - p[i].own_lo));

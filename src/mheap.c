@@ -50,8 +50,10 @@ int mheap_init(int node)
 		return r;
 	h->pages.clock = os_nanotime;
 	fixalloc_init(&h->spanalloc[0], mspan_struct_size(0), node, NULL);
-	fixalloc_init(&h->spanalloc[1], mspan_struct_size(4), node, NULL);
+	/* Small spans' two bitmaps (mspan.h); ordered spans' two maps. */
+	fixalloc_init(&h->spanalloc[1], mspan_struct_size(2 * 4), node, NULL);
 	fixalloc_init(&h->spanalloc[2], mspan_struct_size(NH_SPAN_BITMAP_WORDS), node, NULL);
+	fixalloc_init(&h->spanalloc[3], mspan_struct_size(2 * NH_SPAN_BITMAP_WORDS), node, NULL);
 	for (unsigned c = 1; c < NH_NUM_CLASSES; c++)
 		mcentral_init(&h->central[c], c, node);
 	mutex_init(&h->lcache_lock, LOCK_RANK_LCACHE);
@@ -67,7 +69,7 @@ static unsigned spanalloc_index(unsigned sizeclass)
 	if (sizeclass >= NH_ORDERED_SPAN)
 		return 2; /* the two maps of ordered.c take the whole bitmap */
 	unsigned nelems = (unsigned)(((size_t)nh_class_to_npages[sizeclass] << NH_PAGE_SHIFT) / nh_class_to_size[sizeclass]);
-	return nelems <= 256 ? 1 : 2;
+	return nelems <= 256 ? 1 : 3;
 }
 
 /*
@@ -195,7 +197,7 @@ struct mspan *mheap_alloc_span(struct mheap *h, size_t npages, unsigned sizeclas
 		s->nelems = 0;
 		s->nalloc = 0;
 		s->list = SPAN_LIST_NONE;
-		memset(s->alloc_bits, 0, sizeof s->alloc_bits);
+		memset(s->alloc_bits, 0, NH_SPAN_BITMAP_WORDS * sizeof(uint64_t));
 	} else if (sizeclass) {
 		mspan_init_small(s, sizeclass);
 	} else {

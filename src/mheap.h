@@ -22,8 +22,9 @@ struct mheap {
 	uintptr_t arena_hint;	       /* next address to try for an arena; lock */
 	struct heap_arena *arenas;     /* list of this node's arenas; lock */
 	/* mspan structs, by bitmap size: large objects (none), classes of up to
-	 * 256 objects (4 words), the 8 and 16 B classes (16 words); lock. */
-	struct fixalloc spanalloc[3];
+	 * 256 objects (2 x 4 words), ordered spans (16), the 8 and 16 B classes
+	 * (2 x 16); lock. */
+	struct fixalloc spanalloc[4];
 	/* Byte counts, under lock (read racily by stats). */
 	size_t mapped_bytes;
 	size_t inuse_bytes;	/* pages in in-use spans */

@@ -11,6 +11,12 @@
  * loop), which also catches a double free that slipped past the cache: its
  * bit is already clear.
  *
+ * A second bitmap says which free slots carry no free mark (unmarked):
+ * mspan_take hands those out as fresh entries and the others as checked
+ * ones, so a slot freed twice, the second time after its first free had
+ * gone back to the span, is caught when either of its two lives comes out
+ * of a cache (entry_to_object): the one handed out first cleared the mark.
+ *
  * Bits past nelems in the last word are set at init, so a scan never
  * yields them; words past the last are not there (span structs are only
  * as long as their class's bitmap, see mheap.c).
@@ -37,29 +43,33 @@ void mspan_init_small(struct mspan *s, unsigned sizeclass)
 	s->evac_seen = 0;
 	s->evac_fell = 0;
 	s->evac_rest = 0;
-	unsigned n = s->nelems, nwords = (n + 63) / 64;
+	unsigned n = s->nelems, nwords = mspan_words(s);
 	memset(s->alloc_bits, 0, nwords * sizeof(uint64_t));
 	if (n % 64)
 		s->alloc_bits[n / 64] = ~(uint64_t)0 << (n % 64);
+	/* No slot has been handed out: none carries a mark. */
+	memset(mspan_unmarked(s), 0xff, nwords * sizeof(uint64_t));
 }
 
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n)
 {
-	unsigned got = 0, nwords = (s->nelems + 63) / 64;
+	unsigned got = 0, nwords = mspan_words(s);
 	unsigned w = s->freeindex;
 	uintptr_t size = s->elemsize, first = mspan_first(s);
+	uint64_t *unmarked = mspan_unmarked(s);
 	for (; w < nwords && got < n; w++) {
 		uint64_t freebits = ~s->alloc_bits[w];
 		if (!freebits)
 			continue;
-		uint64_t taken = 0;
+		uint64_t taken = 0, um = unmarked[w];
 		while (freebits && got < n) {
 			unsigned i = nh_ctz64(freebits);
 			freebits &= freebits - 1;
 			taken |= (uint64_t)1 << i;
-			out[got++] = (first + (uintptr_t)(w * 64 + i) * size) | NH_ENTRY_FRESH;
+			out[got++] = (first + (uintptr_t)(w * 64 + i) * size) | ((um >> i) & NH_ENTRY_FRESH);
 		}
 		s->alloc_bits[w] |= taken;
+		unmarked[w] = um & ~taken;
 		if (freebits)
 			break; /* this word still has free objects */
 	}

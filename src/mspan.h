@@ -78,23 +78,38 @@ struct mspan {
 	uint16_t evac_seen;
 	uint8_t evac_fell;
 	uint8_t evac_rest;
-	/* 1: object allocated. Declared for the largest span; a span struct
-	 * is allocated only as long as its class needs (mspan_struct_size). */
-	uint64_t alloc_bits[NH_SPAN_BITMAP_WORDS];
+	/* Small spans: two bitmaps of mspan_words() words each. First the
+	 * allocation bits (1: object allocated), then the unmarked bits (1:
+	 * the slot, while free, carries no free mark: never handed out since
+	 * the span was set up, back unused as a fresh entry, or its mark
+	 * word's OS page went back to the OS; mspan_take hands such slots out
+	 * fresh and the others checked). Ordered spans keep their two maps in
+	 * the first NH_SPAN_BITMAP_WORDS (ospan.h). Declared for the largest
+	 * span; a span struct is allocated only as long as its class needs
+	 * (mspan_struct_size). */
+	uint64_t alloc_bits[2 * NH_SPAN_BITMAP_WORDS];
 };
 
-/* Bytes of span struct a class needs: header plus its bitmap words. */
+/* Bytes of span struct with this many bitmap words (both maps together). */
 NH_INLINE size_t mspan_struct_size(unsigned bitmap_words)
 {
 	return offsetof(struct mspan, alloc_bits) + (size_t)bitmap_words * 8;
 }
 
-/* A cache entry's low bit: the object came straight from its span's bitmap
- * (never freed since), so it carries no free mark. */
+/* Words of one bitmap of a small span, and its unmarked bits. */
+NH_INLINE unsigned mspan_words(const struct mspan *s) { return ((unsigned)s->nelems + 63) / 64; }
+NH_INLINE uint64_t *mspan_unmarked(struct mspan *s) { return s->alloc_bits + mspan_words(s); }
+
+/* A cache entry's low bit: the object carries no free mark (an unmarked
+ * slot of its span's bitmap, mspan_take). Entries without it are checked:
+ * the mark must be there when the object is handed out (fastpath.h,
+ * entry_to_object) or goes back to its span (mcentral.c). */
 #define NH_ENTRY_FRESH ((uintptr_t)1)
 
 void mspan_init_small(struct mspan *s, unsigned sizeclass);
-/* Take up to n free objects into out[] (tagged NH_ENTRY_FRESH). */
+/* Take up to n free objects into out[], unmarked slots tagged
+ * NH_ENTRY_FRESH (their marks count from now: each goes back marked, by a
+ * free, or unmarked, as a fresh entry). */
 unsigned mspan_take(struct mspan *s, uintptr_t *out, unsigned n);
 /* The first object of a small span. */
 NH_INLINE uintptr_t mspan_first(const struct mspan *s) { return s->base + s->tail; }
@@ -116,15 +131,18 @@ NH_INLINE uint32_t mspan_released_in(const struct mspan *s, uintptr_t lo, uintpt
 	return m;
 }
 
-/* Return one object to the span's bitmap; aborts on a double free. Inline:
- * every object a flush sends back to its span comes through here. */
-NH_INLINE void mspan_put(struct mspan *s, uintptr_t p)
+/* Return one object to the span's bitmap, unmarked (a fresh entry that
+ * was never handed out) or with its free mark; aborts on a double free.
+ * Inline: every object a flush sends back to its span comes through here. */
+NH_INLINE void mspan_put(struct mspan *s, uintptr_t p, bool unmarked)
 {
 	unsigned idx = mspan_obj_index(s, p);
 	uint64_t m = (uint64_t)1 << (idx % 64);
 	if (NH_UNLIKELY(!(s->alloc_bits[idx / 64] & m)))
 		nh_report_bad_pointer("free", (void *)p, "double free (object already free in its span)");
 	s->alloc_bits[idx / 64] &= ~m;
+	if (unmarked)
+		mspan_unmarked(s)[idx / 64] |= m;
 	s->nalloc--;
 	if (idx / 64 < s->freeindex)
 		s->freeindex = (uint16_t)(idx / 64);

@@ -81,6 +81,34 @@ TEST(BadFreeDeathTest, DoubleFreeSmall)
 	}
 }
 
+// The first free's entry went back to its span before the second free: the
+// second entry hands the object out, and the span's bitmap, which says it
+// is free, would hand it out again. The span gives it out as a checked
+// entry (its mark was there when it went back), whose mark the first life
+// cleared. The neighbours stay live, so the object's page is not released
+// (a released page loses its marks, and such a double free goes unseen).
+TEST(BadFreeDeathTest, DoubleFreeSmallAfterItsSpanTookItBack)
+{
+	for (size_t n : {size_t(16), size_t(100), size_t(1000)}) {
+		std::vector<void *> live(600);
+		for (auto &x : live)
+			x = malloc(n);
+		void *p = live[300];
+		EXPECT_ABORT(
+			{
+				dfree::pin_to_one_cpu();
+				free(p);
+				numaheap_release(); // the cache's entry goes back to the span
+				do_free(p);
+				dfree::reuse(n);
+			},
+			dfree::caught(p))
+			<< "size " << n;
+		for (auto x : live)
+			free(x);
+	}
+}
+
 TEST(BadFreeDeathTest, DoubleFreeSmallAfterOtherActivity)
 {
 	// The second free comes after the first was pushed further into the cache.

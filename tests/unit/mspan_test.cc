@@ -1,6 +1,8 @@
 // mspan (src/mspan.c): the allocation bitmap of a small-object span. The
 // spans here live on the test's stack with a fake base address: mspan_take
 // and mspan_put only compute addresses, they never touch the objects.
+// A slot is handed out fresh (tagged) until it comes back with its free
+// mark (Put), and again after it came back unmarked (Put(p, true)).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -38,7 +40,7 @@ struct Span {
 		std::vector<uintptr_t> v;
 		return Take(v, 1) ? v[0] : 0;
 	}
-	void Put(uintptr_t p) { nht_mspan_put(mem, p); }
+	void Put(uintptr_t p, bool unmarked = false) { nht_mspan_put(mem, p, unmarked); }
 	unsigned nelems() const { return nht_mspan_nelems(mem); }
 	unsigned nalloc() const { return nht_mspan_nalloc(mem); }
 	unsigned freeindex() const { return nht_mspan_freeindex(mem); }
@@ -131,7 +133,7 @@ TEST(MSpan, FreeIndexSkipsFullWords)
 	s.Put(kBase + 5 * 8);
 	EXPECT_EQ(s.freeindex(), 0u);
 	EXPECT_EQ(s.nalloc(), 127u);
-	EXPECT_EQ(s.TakeOne(), (kBase + 5 * 8) | nht_entry_fresh);
+	EXPECT_EQ(s.TakeOne(), kBase + 5 * 8) << "back with its mark: handed out checked";
 	EXPECT_EQ(s.nalloc(), 128u);
 	ASSERT_EQ(s.Take(out, 1), 1u);
 	EXPECT_EQ(Untag(out[0]), kBase + 128 * 8);
@@ -167,13 +169,14 @@ TEST(MSpan, PutThenTakeReturnsFreedObjects)
 			idx.push_back(64);
 		std::sort(idx.begin(), idx.end());
 		idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+		// Every other one back unmarked (a fresh entry never handed out).
 		for (unsigned k = (unsigned)idx.size(); k-- > 0;)
-			s.Put(first + uintptr_t(idx[k]) * size);
+			s.Put(first + uintptr_t(idx[k]) * size, k % 2);
 		EXPECT_EQ(s.nalloc(), n - idx.size());
 		std::vector<uintptr_t> again;
 		ASSERT_EQ(s.Take(again, n), idx.size());
 		for (size_t k = 0; k < idx.size(); k++)
-			EXPECT_EQ(again[k], (first + uintptr_t(idx[k]) * size) | nht_entry_fresh);
+			EXPECT_EQ(again[k], (first + uintptr_t(idx[k]) * size) | (k % 2 ? nht_entry_fresh : 0));
 		EXPECT_EQ(s.nalloc(), n);
 	}
 }
@@ -186,7 +189,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 		Span s(kBase, c);
 		const unsigned size = nh_class_to_size[c], n = s.nelems();
 		const uintptr_t first = kBase + TailOf(c);
-		std::vector<bool> taken(n, false);
+		std::vector<bool> taken(n, false), unmarked(n, true);
 		std::vector<uintptr_t> out;
 		for (int step = 0; step < 3000; step++) {
 			if (rng() % 2) {
@@ -196,7 +199,7 @@ TEST(MSpan, RandomTakePutAgainstModel)
 				unsigned k = 0;
 				for (unsigned i = 0; i < n && k < got; i++)
 					if (!taken[i]) {
-						ASSERT_EQ(out[k], (first + uintptr_t(i) * size) | nht_entry_fresh);
+						ASSERT_EQ(out[k], (first + uintptr_t(i) * size) | (unmarked[i] ? nht_entry_fresh : 0));
 						taken[i] = true;
 						k++;
 					}
@@ -211,7 +214,8 @@ TEST(MSpan, RandomTakePutAgainstModel)
 				if (t.empty())
 					continue;
 				unsigned i = t[rng() % t.size()];
-				s.Put(first + uintptr_t(i) * size);
+				unmarked[i] = rng() % 2;
+				s.Put(first + uintptr_t(i) * size, unmarked[i]);
 				taken[i] = false;
 			}
 			ASSERT_EQ(s.nalloc(), (unsigned)std::count(taken.begin(), taken.end(), true));

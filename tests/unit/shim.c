@@ -213,7 +213,7 @@ void nht_mspan_init(void *s, uintptr_t base, unsigned sizeclass)
 
 unsigned nht_mspan_take(void *s, uintptr_t *out, unsigned n) { return mspan_take(s, out, n); }
 void nht_mcache_spread_lines(uintptr_t *v, unsigned n) { mcache_spread_lines(v, n); }
-void nht_mspan_put(void *s, uintptr_t p) { mspan_put(s, p); }
+void nht_mspan_put(void *s, uintptr_t p, bool unmarked) { mspan_put(s, p, unmarked); }
 unsigned nht_mspan_obj_index(const void *s, uintptr_t p) { return mspan_obj_index(s, p); }
 unsigned nht_mspan_nelems(const void *s) { return ((const struct mspan *)s)->nelems; }
 unsigned nht_mspan_nalloc(const void *s) { return ((const struct mspan *)s)->nalloc; }

@@ -107,7 +107,8 @@ void nht_mspan_init(void *s, uintptr_t base, unsigned sizeclass);
 unsigned nht_mspan_take(void *s, uintptr_t *out, unsigned n);
 /* mcache.c: the order a refill of objects smaller than a line is pushed in. */
 void nht_mcache_spread_lines(uintptr_t *v, unsigned n);
-void nht_mspan_put(void *s, uintptr_t p);
+/* mspan_put: back with its free mark, or unmarked (a fresh entry). */
+void nht_mspan_put(void *s, uintptr_t p, bool unmarked);
 unsigned nht_mspan_obj_index(const void *s, uintptr_t p);
 unsigned nht_mspan_nelems(const void *s);
 unsigned nht_mspan_nalloc(const void *s);

@@ -511,15 +511,20 @@ void span_piece_range(const struct span_piece *p, uintptr_t *addr, size_t *len)
 	*len = (size_t)nh_popcount64(p->units) << unit_shift;
 }
 
-/* The slots of piece p whose mark word was on a page that just went back
- * to the OS: zero now, so no mark (mspan.c). */
+/* The slots of piece p whose mark word (their first) was on a page that
+ * just went back to the OS: zero now, so no mark (mspan.c). A piece's
+ * units are one run, so these slots are one run too: those starting in it. */
 static void unmark_released(struct mspan *s, const struct span_piece *p)
 {
-	uintptr_t first = span_first_obj(s) - s->base;
-	uint64_t *unmarked = mspan_unmarked(s);
-	for (unsigned k = p->own_lo; k < p->own_hi; k++)
-		if (p->units >> ((first + (uintptr_t)k * s->elemsize) >> unit_shift) & 1)
-			unmarked[k / 64] |= (uint64_t)1 << (k % 64);
+	uintptr_t off0 = span_first_obj(s) - s->base, size = s->elemsize;
+	unsigned j0 = (unsigned)nh_ctz64(p->units), j1 = j0 + (unsigned)nh_popcount64(p->units);
+	uintptr_t us = (uintptr_t)j0 << unit_shift, ue = (uintptr_t)j1 << unit_shift;
+	uintptr_t lo = us > off0 ? (us - off0 + size - 1) / size : 0;
+	uintptr_t hi = ue > off0 ? (ue - off0 + size - 1) / size : 0;
+	lo = NH_MAX(lo, (uintptr_t)p->own_lo);
+	hi = NH_MIN(hi, (uintptr_t)p->own_hi);
+	if (lo < hi)
+		obj_bits(mspan_unmarked(s), (unsigned)lo, (unsigned)hi, true);
 }
 
 void mcentral_put_free_pages(struct mcentral *c, struct mheap *h, const struct span_piece *p, unsigned n,

@@ -34,6 +34,14 @@
  * __register_frame_info are sorted on first use), that malloc is not
  * sampled (prof_walking) and takes the ordinary path.
  *
+ * Entry: with profiling on, malloc's first compare sends every call to its
+ * profiling entry (api.c, malloc_other), a jump and a compare that every
+ * malloc pays. The program's and libraries' PLT slots for malloc are
+ * pointed at that entry instead (os/plt.c), at the 1st, 2nd, 4th, 8th ...
+ * sample: a slot is changed only once it is bound to numaheap's malloc,
+ * which lazy binding does at an object's first call, so the walk is
+ * repeated for the slots bound since, and for objects loaded since.
+ *
  * Locking: prof_lock (rank PROF) protects the buckets; it is taken with no
  * other allocator lock held. A dump copies the buckets out under the lock
  * and encodes them after dropping it.
@@ -53,6 +61,7 @@
 #include <unwind.h>
 
 #include "alloc.h"
+#include "api.h"
 #include "hardened.h"
 #include "mcache.h"
 #include "lock.h"
@@ -327,10 +336,27 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 
 /* ---- the sampled allocation and its free ---------------------------------------------------------- */
 
+static _Atomic uint64_t prof_samples_taken;
+_Atomic unsigned nh_prof_plt_slots; /* PLT slots sent to the profiling entry */
+
+/* At the 1st, 2nd, 4th ... sample: the PLT slots bound to malloc since the
+ * last time go to its profiling entry (see the top of this file). No lock
+ * held. */
+static void redirect_malloc_slots(void)
+{
+	uint64_t k = atomic_fetch_add_explicit(&prof_samples_taken, 1, memory_order_relaxed) + 1;
+	if (k & (k - 1))
+		return;
+	void *exported, *entry = api_malloc_entries(&exported);
+	atomic_fetch_add_explicit(&nh_prof_plt_slots, os_plt_redirect("malloc", exported, entry),
+				  memory_order_relaxed);
+}
+
 void *prof_alloc(size_t n, size_t counted, size_t align, bool zero, uintptr_t ret)
 {
 	uintptr_t pcs[PPROF_MAX_DEPTH];
 	unsigned npc = walk_stack(ret, pcs);
+	redirect_malloc_slots();
 	struct mspan *s = alloc_large_span(n ? n : 1, align, false);
 	if (!s)
 		return NULL;

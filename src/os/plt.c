@@ -53,6 +53,14 @@ static uintptr_t dyn_value(const ElfW(Dyn) *d, ElfW(Sxword) tag)
 	return 0;
 }
 
+/* A table's address from its dynamic entry: glibc relocates the entries in
+ * place where the section is writable, not where it is read-only. */
+static uintptr_t dyn_ptr(const ElfW(Dyn) *d, ElfW(Sxword) tag, uintptr_t base)
+{
+	uintptr_t v = dyn_value(d, tag);
+	return v && v < base ? v + base : v;
+}
+
 /* Store v in *slot, through a writable mapping of its page for a slot in
  * [relro_lo, relro_hi). */
 static bool store_slot(uintptr_t *slot, uintptr_t v, uintptr_t relro_lo, uintptr_t relro_hi)
@@ -84,18 +92,20 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
 		if (ph->p_type == PT_DYNAMIC)
 			dyn = (const ElfW(Dyn) *)(base + ph->p_vaddr);
 		else if (ph->p_type == PT_GNU_RELRO) {
-			relro_lo = base + ph->p_vaddr;
-			relro_hi = relro_lo + ph->p_memsz;
+			/* The pages glibc made read-only: whole ones (the last
+			 * partial page stays writable, _dl_protect_relro). */
+			uintptr_t mask = os_page_size() - 1;
+			relro_lo = (base + ph->p_vaddr) & ~mask;
+			relro_hi = (base + ph->p_vaddr + ph->p_memsz) & ~mask;
 		} else if (ph->p_type == PT_LOAD && r->own - (base + ph->p_vaddr) < ph->p_memsz)
 			own = true;
 	}
 	if (!dyn || own)
 		return 0;
-	/* The linker relocated these to run-time addresses (glibc on x86-64). */
-	const ElfW(Rela) *rel = (const ElfW(Rela) *)dyn_value(dyn, DT_JMPREL);
+	const ElfW(Rela) *rel = (const ElfW(Rela) *)dyn_ptr(dyn, DT_JMPREL, base);
 	size_t nrel = dyn_value(dyn, DT_PLTRELSZ) / sizeof *rel;
-	const ElfW(Sym) *sym = (const ElfW(Sym) *)dyn_value(dyn, DT_SYMTAB);
-	const char *str = (const char *)dyn_value(dyn, DT_STRTAB);
+	const ElfW(Sym) *sym = (const ElfW(Sym) *)dyn_ptr(dyn, DT_SYMTAB, base);
+	const char *str = (const char *)dyn_ptr(dyn, DT_STRTAB, base);
 	if (!rel || !sym || !str || dyn_value(dyn, DT_PLTREL) != DT_RELA)
 		return 0;
 	for (size_t i = 0; i < nrel; i++) {

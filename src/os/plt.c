@@ -25,9 +25,19 @@
  * through a slot while it changes reaches one or the other (the store is
  * one aligned 8-byte write).
  *
- * Locking: none of numaheap's. dl_iterate_phdr holds the dynamic linker's
- * lock during the walk, so no object is unloaded under it. Nothing is
- * allocated: the ELF tables are read where the linker mapped them.
+ * An object that dlopen is still relocating in another thread is in
+ * dl_iterate_phdr's list already, and its RELRO pages are not read-only
+ * yet: made read-only here, they would fault the relocation still to come.
+ * So an object is visited only once _dl_find_object knows it, which dlopen
+ * arranges after the object's relocation and RELRO (glibc 2.35 on; before
+ * that, nothing is redirected).
+ *
+ * Locking: one walk at a time (a flag: a second caller returns at once,
+ * as two walks could each make a page writable and the first make it
+ * read-only under the second's store). dl_iterate_phdr holds the dynamic
+ * linker's list lock during the walk, so no object is unloaded under it.
+ * Nothing is allocated: the ELF tables are read where the linker mapped
+ * them.
  */
 #define _GNU_SOURCE 1
 #include "os.h"
@@ -36,7 +46,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
+
+#include <dlfcn.h>
 
 struct redirect {
 	const char *name;
@@ -100,8 +112,9 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
 		} else if (ph->p_type == PT_LOAD && r->own - (base + ph->p_vaddr) < ph->p_memsz)
 			own = true;
 	}
-	if (!dyn || own)
-		return 0;
+	struct dl_find_object fo;
+	if (!dyn || own || _dl_find_object((void *)dyn, &fo) != 0)
+		return 0; /* no PLT, numaheap's own, or still being loaded */
 	const ElfW(Rela) *rel = (const ElfW(Rela) *)dyn_ptr(dyn, DT_JMPREL, base);
 	size_t nrel = dyn_value(dyn, DT_PLTRELSZ) / sizeof *rel;
 	const ElfW(Sym) *sym = (const ElfW(Sym) *)dyn_ptr(dyn, DT_SYMTAB, base);
@@ -123,8 +136,12 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
 
 unsigned os_plt_redirect(const char *name, void *from, void *to)
 {
+	static _Atomic bool walking;
+	if (atomic_exchange_explicit(&walking, true, memory_order_acquire))
+		return 0;
 	struct redirect r = {name, (uintptr_t)from, (uintptr_t)to, (uintptr_t)os_plt_redirect, 0};
 	dl_iterate_phdr(visit, &r);
+	atomic_store_explicit(&walking, false, memory_order_release);
 	return r.changed;
 }
 

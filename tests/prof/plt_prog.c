@@ -3,7 +3,8 @@
  * sent straight to numaheap's profiling entry (src/os/plt.c), and is
  * nothing else changed?
  *
- *   plt_prog on|off     (numaheap preloaded; NUMAHEAP_PROF=1 for on)
+ *   plt_prog on|off [PLUGIN [deepbind]]
+ *                       (numaheap preloaded; NUMAHEAP_PROF=1 for on)
  *
  * Reads its own PLT slot for malloc (R_X86_64_JUMP_SLOT) after allocating
  * enough to be sampled many times:
@@ -11,6 +12,10 @@
  *        the same object (libnumaheap.so); when the slot is in the RELRO
  *        segment (built with -z now), its page is read-only again
  *   off  the slot names malloc
+ * With PLUGIN (tests/api's deepbind_plugin.so), opened after the first
+ * samples and used, its slot is checked the same way (a slot bound after
+ * the first walk); opened with RTLD_DEEPBIND under NUMAHEAP_DEEPBIND=keep,
+ * its slot is bound to the C library's malloc and must stay so.
  * Either way blocks still work. (The program must not take malloc's
  * address: the linker then sends its calls through the GLOB_DAT slot of
  * that address, which is left alone, so that the function stays one.)
@@ -28,11 +33,13 @@
 static uintptr_t *slot;
 static uintptr_t relro_lo, relro_hi;
 
+/* The malloc slot of the object named like arg ("": the program). */
 static int find_slot(struct dl_phdr_info *info, size_t size, void *arg)
 {
-	(void)size, (void)arg;
-	if (info->dlpi_name[0])
-		return 0; /* the program is the first object, with no name */
+	(void)size;
+	const char *want = arg;
+	if (want[0] ? !strstr(info->dlpi_name, want) : info->dlpi_name[0] != 0)
+		return 0;
 	const ElfW(Dyn) *dyn = NULL;
 	for (unsigned i = 0; i < info->dlpi_phnum; i++) {
 		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -81,22 +88,49 @@ static void perms_of(uintptr_t a, char out[5])
 	fclose(f);
 }
 
-int main(int argc, char **argv)
+/* 256 MiB in blocks of 16 B-1 KiB, through alloc and release: thousands
+ * of samples at 4 KiB. */
+static int churn(void *(*alloc)(size_t), void (*release)(void *))
 {
-	int on = argc > 1 && !strcmp(argv[1], "on");
-	/* 256 MiB in blocks of 16 B-1 KiB: thousands of samples at 4 KiB. */
 	for (int i = 0; i < 1 << 19; i++) {
-		volatile char *p = malloc(16 + (size_t)(i % 64) * 16);
+		volatile char *p = alloc(16 + (size_t)(i % 64) * 16);
 		if (!p) {
 			puts("malloc failed");
 			return 1;
 		}
 		p[0] = 1;
-		free((void *)p);
+		release((void *)p);
 	}
-	dl_iterate_phdr(find_slot, NULL);
+	return 0;
+}
+
+static void *prog_malloc(size_t n) { return malloc(n); }
+static void prog_free(void *p) { free(p); }
+
+int main(int argc, char **argv)
+{
+	int on = argc > 1 && !strcmp(argv[1], "on");
+	const char *plugin = argc > 2 ? argv[2] : NULL;
+	int deep = argc > 3 && !strcmp(argv[3], "deepbind");
+	if (churn(prog_malloc, prog_free))
+		return 1;
+	const char *who = "";
+	if (plugin) {
+		void *h = dlopen(plugin, RTLD_NOW | (deep ? RTLD_DEEPBIND : 0));
+		void *(*pm)(size_t) = h ? (void *(*)(size_t))dlsym(h, "plugin_malloc") : NULL;
+		void (*pf)(void *) = h ? (void (*)(void *))dlsym(h, "plugin_free") : NULL;
+		if (!pm || !pf) {
+			printf("cannot open %s: %s\n", plugin, dlerror());
+			return 1;
+		}
+		/* The plugin's own calls, then the program's: more samples. */
+		if (churn(pm, pf) || churn(prog_malloc, prog_free))
+			return 1;
+		who = strrchr(plugin, '/') ? strrchr(plugin, '/') + 1 : plugin;
+	}
+	dl_iterate_phdr(find_slot, (void *)who);
 	if (!slot) {
-		puts("no PLT slot for malloc in this program");
+		printf("no PLT slot for malloc in %s\n", who[0] ? who : "this program");
 		return 1;
 	}
 	void *exported = dlsym(RTLD_DEFAULT, "malloc");
@@ -106,7 +140,12 @@ int main(int argc, char **argv)
 		puts("malloc is not numaheap's (preload it)");
 		return 1;
 	}
-	if (on) {
+	if (deep) {
+		if (!dladdr((void *)v, &b) || !strstr(b.dli_fname, "libc.so")) {
+			printf("the RTLD_DEEPBIND plugin's slot names %p, not the C library's malloc\n", (void *)v);
+			return 1;
+		}
+	} else if (on) {
 		if (v == (uintptr_t)exported) {
 			puts("profiling on, the slot still names malloc");
 			return 1;

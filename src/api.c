@@ -193,11 +193,7 @@ NH_NOINLINE static void *malloc_other(size_t n)
 /* Heap profiling's malloc entry, which the program's PLT slots may name
  * instead of malloc's (prof.c, os/plt.c): malloc_other is all of malloc,
  * and with profiling on, the first thing malloc does is jump to it. */
-void *api_malloc_entries(void **exported)
-{
-	*exported = (void *)nh_malloc;
-	return (void *)malloc_other;
-}
+void *api_malloc_prof_entry(void) { return (void *)malloc_other; }
 
 void *nh_malloc(size_t n)
 {

@@ -30,9 +30,8 @@
 #endif
 
 NH_API_FN void *nh_malloc(size_t n);
-/* malloc's entry with heap profiling on, which is all of malloc (api.c);
- * *exported gets nh_malloc's own address. */
-void *api_malloc_entries(void **exported);
+/* malloc's entry with heap profiling on, which is all of malloc (api.c). */
+void *api_malloc_prof_entry(void);
 NH_API_FN void nh_free(void *ptr);
 NH_API_FN void *nh_calloc(size_t nmemb, size_t size);
 NH_API_FN void *nh_realloc(void *ptr, size_t n);

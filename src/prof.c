@@ -337,7 +337,6 @@ static unsigned walk_stack(uintptr_t ret, uintptr_t *out)
 /* ---- the sampled allocation and its free ---------------------------------------------------------- */
 
 static _Atomic uint64_t prof_samples_taken;
-_Atomic unsigned nh_prof_plt_slots; /* PLT slots sent to the profiling entry */
 
 /* At the 1st, 2nd, 4th ... sample: the PLT slots bound to malloc since the
  * last time go to its profiling entry (see the top of this file). No lock
@@ -347,9 +346,7 @@ static void redirect_malloc_slots(void)
 	uint64_t k = atomic_fetch_add_explicit(&prof_samples_taken, 1, memory_order_relaxed) + 1;
 	if (k & (k - 1))
 		return;
-	void *exported, *entry = api_malloc_entries(&exported);
-	atomic_fetch_add_explicit(&nh_prof_plt_slots, os_plt_redirect("malloc", exported, entry),
-				  memory_order_relaxed);
+	os_plt_redirect("malloc", (void *)nh_malloc, api_malloc_prof_entry());
 }
 
 void *prof_alloc(size_t n, size_t counted, size_t align, bool zero, uintptr_t ret)

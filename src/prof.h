@@ -28,8 +28,6 @@ struct mspan;
 
 /* Profiling is on (NUMAHEAP_PROF=1); set once at initialisation. */
 extern bool nh_prof_on;
-/* PLT slots of malloc pointed at its profiling entry so far (prof.c). */
-extern _Atomic unsigned nh_prof_plt_slots;
 /* Bytes this thread allocates before its next sample. */
 extern __thread int64_t nh_prof_countdown __attribute__((tls_model("initial-exec")));
 

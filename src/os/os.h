@@ -107,8 +107,8 @@ int os_populate(void *p, size_t n);
 /* Make [p, p+n) accessible (rw) or not (PROT_NONE): guard pages. */
 int os_protect(void *p, size_t n, bool rw);
 /* In every other loaded object, point the PLT slots of symbol name that
- * are bound to from at to instead (plt.c); how many were changed. */
-unsigned os_plt_redirect(const char *name, void *from, void *to);
+ * are bound to from at to instead (plt.c). */
+void os_plt_redirect(const char *name, void *from, void *to);
 /* Ask for (or refuse) transparent huge pages on [p, p+n). */
 int os_hugepage(void *p, size_t n, bool enable);
 /* Make [p, p+n) (whole huge pages) transparent huge pages now, copying

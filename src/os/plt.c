@@ -53,7 +53,6 @@
 struct redirect {
 	const char *name;
 	uintptr_t from, to, own;
-	unsigned changed;
 };
 
 /* The object's dynamic section entry tag, or 0. */
@@ -74,22 +73,22 @@ static uintptr_t dyn_ptr(const ElfW(Dyn) *d, ElfW(Sxword) tag, uintptr_t base)
 }
 
 /* Store v in *slot, through a writable mapping of its page for a slot in
- * [relro_lo, relro_hi). */
-static bool store_slot(uintptr_t *slot, uintptr_t v, uintptr_t relro_lo, uintptr_t relro_hi)
+ * [relro_lo, relro_hi); a slot whose page cannot be made writable (a
+ * policy that refuses it) stays as it is. */
+static void store_slot(uintptr_t *slot, uintptr_t v, uintptr_t relro_lo, uintptr_t relro_hi)
 {
 	uintptr_t a = (uintptr_t)slot;
 	if (a < relro_lo || a >= relro_hi) {
 		__atomic_store_n(slot, v, __ATOMIC_RELAXED);
-		return true;
+		return;
 	}
 	uintptr_t ps = os_page_size(), page = a & ~(ps - 1);
 	NH_KSTAT_INC(mprotect);
 	if (mprotect((void *)page, ps, PROT_READ | PROT_WRITE) != 0)
-		return false; /* a policy that refuses it: the slot stays */
+		return;
 	__atomic_store_n(slot, v, __ATOMIC_RELAXED);
 	NH_KSTAT_INC(mprotect);
 	mprotect((void *)page, ps, PROT_READ);
-	return true;
 }
 
 static int visit(struct dl_phdr_info *info, size_t size, void *arg)
@@ -128,29 +127,23 @@ static int visit(struct dl_phdr_info *info, size_t size, void *arg)
 		if (__atomic_load_n(slot, __ATOMIC_RELAXED) != r->from ||
 		    strcmp(str + sym[ELF64_R_SYM(rel[i].r_info)].st_name, r->name) != 0)
 			continue;
-		if (store_slot(slot, r->to, relro_lo, relro_hi))
-			r->changed++;
+		store_slot(slot, r->to, relro_lo, relro_hi);
 	}
 	return 0;
 }
 
-unsigned os_plt_redirect(const char *name, void *from, void *to)
+void os_plt_redirect(const char *name, void *from, void *to)
 {
 	static _Atomic bool walking;
 	if (atomic_exchange_explicit(&walking, true, memory_order_acquire))
-		return 0;
-	struct redirect r = {name, (uintptr_t)from, (uintptr_t)to, (uintptr_t)os_plt_redirect, 0};
+		return;
+	struct redirect r = {name, (uintptr_t)from, (uintptr_t)to, (uintptr_t)os_plt_redirect};
 	dl_iterate_phdr(visit, &r);
 	atomic_store_explicit(&walking, false, memory_order_release);
-	return r.changed;
 }
 
 #else
 
-unsigned os_plt_redirect(const char *name, void *from, void *to)
-{
-	(void)name, (void)from, (void)to;
-	return 0;
-}
+void os_plt_redirect(const char *name, void *from, void *to) { (void)name, (void)from, (void)to; }
 
 #endif

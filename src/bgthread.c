@@ -269,34 +269,26 @@ struct bg_churn {
 	uint64_t changed_at;   /* the last change of nh_scav.delay_shift */
 	uint64_t regrown_seen; /* scavenger_regrown_bytes() at the last round */
 	uint64_t regrown;      /* bytes grown back since the last counted regrowth */
-	uint64_t allocs_seen;  /* mallocs counted at the last round */
-	uint64_t active_at;    /* the last round that saw mallocs */
+	struct alloc_counts last; /* mallocs counted at the last round, by class, and when */
+	uint64_t active_at;    /* the latest time the last malloc seen can have been made */
 	uint64_t resumed_at;   /* the last round that saw them resume after a quiet spell */
 };
 
-/* Mallocs so far by class (0: large), all caches and the direct ones (racy
- * sums; takes allm_lock), for the round's churn check and in-span release. */
-static void sum_allocs(uint64_t allocs[NH_NUM_CLASSES])
-{
-	proc_sum_allocs(allocs);
-	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		allocs[k] += atomic_load_explicit(&nh_direct_allocs[k], memory_order_relaxed);
-}
-
-static void churn_update(struct bg_churn *c, uint64_t now, const uint64_t allocs[NH_NUM_CLASSES])
+static void churn_update(struct bg_churn *c, uint64_t now, const struct alloc_counts *n)
 {
 	uint64_t r = scavenger_regrown_bytes(), grew = r - c->regrown_seen;
 	uint64_t since_change = now - c->changed_at;
 	uint64_t delay = (uint64_t)NH_OPTION(SCAVENGE_DELAY) << nh_scav.delay_shift;
 	c->regrown_seen = r;
-	uint64_t a = 0;
+	uint64_t at = 0;
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		a += allocs[k];
-	if (a != c->allocs_seen) {
+		if (n->allocs[k] != c->last.allocs[k])
+			at = NH_MAX(at, n->since[k]);
+	c->last = *n;
+	if (at) {
 		if (now - c->active_at >= (uint64_t)NH_OPTION(SCAVENGE_DELAY))
 			c->resumed_at = now; /* after a quiet spell */
-		c->allocs_seen = a;
-		c->active_at = now;
+		c->active_at = NH_MAX(c->active_at, at);
 	}
 	bool soon = c->last_release > c->resumed_at && now - c->last_release < CHURN_WINDOW_NS;
 	c->regrown = soon ? c->regrown + grew : 0;
@@ -469,16 +461,16 @@ static void *bg_main(void *arg)
 		uint64_t budget = !p.pct ? UINT64_MAX / 4 : p.credit > 0 ? (uint64_t)p.credit : 0;
 		size_t released = 0;
 		if (p.scav_on) {
-			uint64_t allocs[NH_NUM_CLASSES];
-			sum_allocs(allocs);
-			churn_update(&p.churn, now, allocs);
+			struct alloc_counts n;
+			uint64_t seen = proc_count_allocs(&n, &p.churn.last);
+			churn_update(&p.churn, seen, &n);
 			if (NH_OPTION(EVACUATE))
 				for_each_heap(h) {
 					uint64_t cached[NH_NUM_CLASSES];
 					proc_sum_cached(cached, h->node);
-					mcentral_evacuate(h, allocs, cached, now);
+					mcentral_evacuate(h, n.allocs, cached, now);
 				}
-			released = scavenge_background(now, &bg_batch, &due, budget, allocs, now - p.churn.active_at);
+			released = scavenge_background(seen, &bg_batch, &due, budget, &n, seen - p.churn.active_at);
 			if (released)
 				p.churn.last_release = now;
 		}

@@ -59,7 +59,7 @@ struct mspan *alloc_large_span_on(struct mheap *h, size_t n, size_t align, bool 
 		s = mheap_alloc_span(h, npages, 0, align_pages);
 	slow_path_hooks();
 	if (s)
-		atomic_fetch_add_explicit(&nh_direct_allocs[0], 1, memory_order_relaxed);
+		proc_count_direct(0);
 	return s;
 }
 

@@ -116,6 +116,7 @@ uintptr_t nh_cookie;
 _Atomic int nh_initialized;
 static __thread int nh_in_init;
 _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+_Atomic uint64_t nh_direct_cycles[NH_NUM_CLASSES];
 bool nh_heaps_ok;
 
 /* ---- initialisation ---------------------------------------------------- */
@@ -264,7 +265,7 @@ void *alloc_from_central(struct mheap *h, unsigned cls, bool spans_only)
 		errno = ENOMEM;
 		return NULL;
 	}
-	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+	proc_count_direct(cls);
 	return entry_to_object(e);
 }
 
@@ -314,7 +315,7 @@ int alloc_small_refill(unsigned cls, uintptr_t *direct)
 	else if (r == 2)
 		/* The thread left the CPU before the batch was in, or a fresh
 		 * ordered object: this one is served straight away. */
-		atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_relaxed);
+		proc_count_direct(cls);
 	return r;
 }
 

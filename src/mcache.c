@@ -214,6 +214,38 @@ static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, 
 	mcentral_release(&h->central[cls], h, objs, n);
 }
 
+/*
+ * A class's last slow-path stamp on this P: its allocs, and the cycle
+ * counter read after them. While the allocs have not moved, the P has
+ * served no malloc of the class since (proc.c, proc_count_allocs, reads
+ * them racily: cycles are stored first, then allocs with release).
+ * Date this slow path of class cls, and every other
+ * class of the P at most once in QUIET_ALL_CYCLES: a class this P serves
+ * rarely (say a size a program asks for once in a thousand) takes no slow
+ * path after its last malloc, and would stay undated. Each allocs first,
+ * then the cycles, so that a malloc after the cycles moves them past it.
+ */
+#define QUIET_ALL_CYCLES ((uint64_t)1 << 22) /* about a millisecond */
+
+static void quiet_stamp(struct mcache *c, unsigned cls)
+{
+	uint64_t a = mcache_allocs(c, cls), t = nh_cycles();
+	if (t - c->quiet_at < QUIET_ALL_CYCLES) {
+		atomic_store_explicit(&c->quiet[cls].cycles, t, memory_order_relaxed);
+		atomic_store_explicit(&c->quiet[cls].allocs, a, memory_order_release);
+		return;
+	}
+	uint64_t all[NH_NUM_CLASSES];
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		all[k] = mcache_allocs(c, k);
+	t = nh_cycles();
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		atomic_store_explicit(&c->quiet[k].cycles, t, memory_order_relaxed);
+		atomic_store_explicit(&c->quiet[k].allocs, all[k], memory_order_release);
+	}
+	c->quiet_at = t;
+}
+
 /* Every 64 slow paths, halve the miss counts: "no misses" means recently cold. */
 static void age_misses(struct mcache *c)
 {
@@ -309,6 +341,7 @@ int mcache_refill(struct pctx *x, unsigned cls, uintptr_t *direct)
 	c->stats[cls].refills++;
 	c->stats[cls].misses++;
 	age_misses(c);
+	quiet_stamp(c, cls);
 	if (got == 0)
 		return 0;
 	return mcache_fill(x, cls, buf, got, direct);
@@ -387,6 +420,7 @@ int mcache_overflow(struct pctx *x, unsigned cls, uintptr_t p)
 	size_t step = (size_t)batch[cls] * nh_class_to_size[cls];
 	c->stats[cls].misses++;
 	age_misses(c);
+	quiet_stamp(c, cls);
 	bool room = (unsigned)(m->end - m->begin) + batch[cls] <= maxcap[cls];
 	if (room && c->cap_bytes + step > c->budget) {
 		/* Looking for capacity scans every class: after a fruitless

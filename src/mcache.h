@@ -101,8 +101,8 @@ struct mcache {
 	uintptr_t remote[64]; uint32_t nremote; /* objects freed here that belong to another node */
 	struct ohole ohole[OBANDS]; /* ordered.c: a hole per band; P held */
 	struct mcache_stats stats[NH_NUM_CLASSES];
-	/* Heap profiling's clock (mcache_clock_rearm): a class header's allocs
-	 * when its interval began, and its allocs before. 0 with it off. */
+	struct { _Atomic uint64_t allocs, cycles; } quiet[NH_NUM_CLASSES]; uint64_t quiet_at; /* mcache.c, quiet_stamp */
+	/* Heap profiling's clock (mcache_clock_rearm): allocs when the interval began, and before; 0 if off. */
 	uint64_t clock_base[NH_NUM_CLASSES], clock_acc[NH_NUM_CLASSES];
 };
 

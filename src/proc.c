@@ -390,20 +390,76 @@ void proc_release_p(struct pctx *x)
 
 /* ---- statistics --------------------------------------------------------------- */
 
-void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES])
+/* Add cache c's allocs to out[]; with quiet, raise quiet[k] to the cycles
+ * by which c's last malloc of class k was served: its stamp's, if the
+ * allocs have not moved since (read around the stamp: a slow path may be
+ * writing it), else UINT64_MAX (after the stamp: not known when). */
+static void sum_cache(const struct mcache *c, uint64_t out[NH_NUM_CLASSES], uint64_t *quiet)
+{
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
+		uint64_t a = mcache_allocs(c, k);
+		out[k] += a;
+		if (!quiet)
+			continue;
+		uint64_t s = atomic_load_explicit(&c->quiet[k].allocs, memory_order_acquire);
+		uint64_t t = atomic_load_explicit(&c->quiet[k].cycles, memory_order_relaxed);
+		if (s != a || atomic_load_explicit(&c->quiet[k].allocs, memory_order_relaxed) != s)
+			t = UINT64_MAX;
+		quiet[k] = NH_MAX(quiet[k], t);
+	}
+}
+
+void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES], uint64_t *quiet)
 {
 	memset(out, 0, sizeof(uint64_t) * NH_NUM_CLASSES);
+	if (quiet)
+		memset(quiet, 0, sizeof(uint64_t) * NH_NUM_CLASSES);
 	mutex_lock(&allm_lock);
 	for (unsigned i = 0; i < nall_caches; i++)
-		for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-			out[k] += mcache_allocs(all_caches[i], k);
+		sum_cache(all_caches[i], out, quiet);
 	mutex_unlock(&allm_lock);
 	for (uint32_t cpu = 0; cpu < nh_fast.pcpu_count; cpu++) {
 		struct mcache *c = pcpu_slab(cpu);
 		if (c->ready)
-			for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
-				out[k] += mcache_allocs(c, k);
+			sum_cache(c, out, quiet);
 	}
+}
+
+/* A stamp's cycle count s as a time between the last count's clocks and
+ * n's, in proportion (the counter's rate need not be known). One from
+ * before the last count is dated at it, the latest time that is sure; one
+ * not known (UINT64_MAX), or past n's clocks, at n's. */
+static uint64_t stamp_time(const struct alloc_counts *n, const struct alloc_counts *last, uint64_t s)
+{
+	if (s >= n->cycles || !last->ns || n->cycles <= last->cycles || n->ns <= last->ns)
+		return n->ns;
+	if (s <= last->cycles)
+		return last->ns;
+	return last->ns + (uint64_t)((unsigned __int128)(s - last->cycles) * (n->ns - last->ns) /
+				     (n->cycles - last->cycles));
+}
+
+/*
+ * A program that stopped allocating just after a round would otherwise be
+ * seen as busy until the next (up to a second later), and its idle delays
+ * (scavenger.c) would start that much late; its caches' stamps date its
+ * last mallocs to within a millisecond where slow paths followed them,
+ * as when frees overflowed its caches.
+ */
+uint64_t proc_count_allocs(struct alloc_counts *n, const struct alloc_counts *last)
+{
+	uint64_t quiet[NH_NUM_CLASSES];
+	proc_sum_allocs(n->allocs, quiet);
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {
+		n->allocs[k] += atomic_load_explicit(&nh_direct_allocs[k], memory_order_acquire);
+		quiet[k] = NH_MAX(quiet[k], atomic_load_explicit(&nh_direct_cycles[k], memory_order_relaxed));
+	}
+	/* After the reads: every stamp they saw is older. */
+	n->ns = os_nanotime();
+	n->cycles = nh_cycles();
+	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
+		n->since[k] = stamp_time(n, last, quiet[k]);
+	return n->ns;
 }
 
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node)

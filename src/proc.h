@@ -45,8 +45,22 @@ void proc_init(void);
  * (nh_cpu_current), numa/'s heap node for it (numa_heap_node_of_cpu). */
 int proc_current_node(void);
 /* Sum the allocation counts of every cache, per-CPU and per-thread, into
- * out[]. Takes allm_lock (racy reads of the caches). */
-void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES]);
+ * out[]; with quiet (else NULL), quiet[k] gets the cycle count (nh_cycles)
+ * by which every cache served its last malloc of class k, from the caches'
+ * slow-path stamps (mcache.quiet), UINT64_MAX where one served a
+ * malloc after its stamp. Takes allm_lock (racy reads of the caches). */
+void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES], uint64_t *quiet);
+/* The background thread's count of mallocs so far by class (0: large),
+ * every cache and the direct ones, at ns (cycles): since[k] is the latest
+ * time the last of class k can have been made, from the stamps where they
+ * tell, else ns. */
+struct alloc_counts {
+	uint64_t allocs[NH_NUM_CLASSES], since[NH_NUM_CLASSES];
+	uint64_t ns, cycles;
+};
+/* Count into n, dating the stamps between last's clocks (the previous
+ * count; 0: none) and n's. Returns n->ns. Takes allm_lock. */
+uint64_t proc_count_allocs(struct alloc_counts *n, const struct alloc_counts *last);
 /* Count objects held in the caches of node node (every cache if node < 0),
  * by class. Takes allm_lock. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
@@ -71,8 +85,21 @@ void proc_fork_lock(bool lock);
 void proc_fork_child(bool consistent);
 /* The pthread_atfork handlers, registered once (fork.c). */
 void fork_register_handlers(void);
-/* Mallocs served without a cache, by class (0: every large object). */
+/* Mallocs served without a cache, by class (0: every large object), and
+ * the latest cycle count (nh_cycles) at which one of each was served. */
 extern _Atomic uint64_t nh_direct_allocs[NH_NUM_CLASSES];
+extern _Atomic uint64_t nh_direct_cycles[NH_NUM_CLASSES];
+
+/* Count a malloc served without a cache: dated first (the latest date
+ * wins), so that whoever sees the count sees a date at least as late. */
+NH_INLINE void proc_count_direct(unsigned cls)
+{
+	uint64_t t = nh_cycles(), o = atomic_load_explicit(&nh_direct_cycles[cls], memory_order_relaxed);
+	while (o < t && !atomic_compare_exchange_weak_explicit(&nh_direct_cycles[cls], &o, t, memory_order_relaxed,
+								 memory_order_relaxed))
+		;
+	atomic_fetch_add_explicit(&nh_direct_allocs[cls], 1, memory_order_release);
+}
 extern _Atomic size_t nh_metadata_bytes[NH_MAX_NODES];
 
 #endif /* NUMAHEAP_PROC_H */

@@ -191,7 +191,7 @@ struct scav_pass {
 	struct os_batch *b;
 	uint64_t due;	   /* out: when memory left alone as busy turns idle (0: none) */
 	bool cut;	   /* out: the deadline stopped a step with work left */
-	const uint64_t *allocs; /* mallocs so far by class, all caches (background only) */
+	const struct alloc_counts *n; /* mallocs so far by class, all caches, and when (background only) */
 	uint64_t quiet_ns; /* how long the program has made no malloc (background only) */
 };
 
@@ -342,18 +342,19 @@ static size_t subrelease(struct mheap *h, uintptr_t top, size_t want, struct sca
  * NUMAHEAP_SCAVENGE_RETAIN_TIME go back whatever the goal, whole free huge
  * pages first, then the free runs of huge pages in use, sparsest first (the
  * collapse makes them huge again if the program grows back into them). The
- * margin is there for a program that grows back soon; one that has not
- * touched that memory for this long is not about to. Nor is one that has
- * made no malloc at all for the subrelease's delay: a program gone idle
- * (a server after its deletes, a batch job between phases) gets the
- * margin back within that delay, as the rest; a busy one, even one whose
- * caches serve it without taking a span, keeps it for the retain time.
+ * margin is for a program that grows back soon; one that has not touched
+ * that memory for this long is not about to. Nor is one that has made no
+ * malloc for the subrelease's delay (a server after its deletes): it gets
+ * the margin back then; a busy one, even one whose caches serve it
+ * without taking a span, keeps it for the retain time.
  */
 static size_t release_retained(struct mheap *h, uintptr_t top, struct scav_pass *ps)
 {
 	uint64_t t = retain_ns(), sd = sub_delay_ns();
 	if (sd && sd < t && ps->quiet_ns >= sd)
 		t = sd;
+	else if (sd && sd < t && !ps->all)
+		pass_due(ps, ps->now + (sd - ps->quiet_ns)); /* quiet for sd by then */
 	if (!t || ps->now <= t || ps->cut)
 		return 0;
 	const size_t all = SIZE_MAX / 2;
@@ -479,9 +480,9 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 	for (unsigned k = 1; k < NH_NUM_CLASSES && !ps->cut; k++) {
 		struct mcentral *c = &h->central[k];
 		if (!ps->all) {
-			if (ps->allocs[k] != c->sub_allocs || !c->sub_since) {
-				c->sub_allocs = ps->allocs[k];
-				c->sub_since = ps->now;
+			if (ps->n->allocs[k] != c->sub_allocs || !c->sub_since) {
+				c->sub_allocs = ps->n->allocs[k];
+				c->sub_since = NH_MAX(ps->n->since[k], 1);
 			}
 			if (ps->now - c->sub_since < delay) {
 				if (mcentral_release_pending(c))
@@ -502,9 +503,9 @@ static size_t release_in_spans(struct mheap *h, struct scav_pass *ps)
 /* ---- the background thread's passes ------------------------------------------------- */
 
 size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns,
-			   const uint64_t allocs[NH_NUM_CLASSES], uint64_t quiet_ns)
+			   const struct alloc_counts *n, uint64_t quiet_ns)
 {
-	struct scav_pass ps = {.now = now, .deadline = now + budget_ns, .b = b, .allocs = allocs, .quiet_ns = quiet_ns};
+	struct scav_pass ps = {.now = now, .deadline = now + budget_ns, .b = b, .n = n, .quiet_ns = quiet_ns};
 	size_t released = 0;
 	nh_scav.backend = b->backend == OS_BACKEND_URING ? "io_uring" : "madvise";
 	for_each_heap(h) {

@@ -101,12 +101,13 @@ void scavenger_install_signal(void);
  * through b: bytes released; *due gets the time at which the next busy
  * chunk or class turns idle (0: none; now: the pass was cut short). Its
  * subrelease, in-span release and collapse steps stop once budget_ns
- * have gone by; allocs[] are the mallocs so far by class, every cache
- * (which classes are idle); quiet_ns is how long the program has made no
- * malloc at all (0: it made some since the last pass). Takes each heap's
- * lock per batch. */
+ * have gone by; n counts the mallocs so far by class, and dates each
+ * class's last (which classes are idle; proc_count_allocs, at now);
+ * quiet_ns is how long the program has made no malloc at all. Takes each
+ * heap's lock per batch. */
+struct alloc_counts; /* proc.h */
 size_t scavenge_background(uint64_t now, struct os_batch *b, uint64_t *due, uint64_t budget_ns,
-			   const uint64_t allocs[NH_NUM_CLASSES], uint64_t quiet_ns);
+			   const struct alloc_counts *n, uint64_t quiet_ns);
 /* scav_lock, which a pre-faulting episode holds through each look. */
 void scavenger_lock(void);
 void scavenger_unlock(void);

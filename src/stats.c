@@ -178,7 +178,7 @@ static void snapshot(struct snapshot *s)
 		mutex_unlock(&h->lcache_lock);
 	}
 	uint64_t allocs[NH_NUM_CLASSES], cached[NH_NUM_CLASSES];
-	proc_sum_allocs(allocs);
+	proc_sum_allocs(allocs, NULL);
 	proc_sum_cached(cached, -1);
 	proc_sum_cache_stats(&s->refills, &s->flushes, &s->caches, &s->aborts);
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++) {

@@ -368,14 +368,14 @@ static uint64_t bg_rate(struct bg_pacing *p, uint64_t now)
  * it does not wait another delay: this round's scavenging, after them, may
  * release it. Returns when the next CPU cache turns idle (0: none).
  */
-static uint64_t drain_idle_caches(uint64_t now)
+static uint64_t drain_idle_caches(uint64_t now, const struct alloc_counts *last)
 {
 	uint64_t idle = (uint64_t)NH_OPTION(CACHE_IDLE), due = 0;
 	if (!idle)
 		return 0;
 	nh_free_keeps_idle = true;
 	nh_scav.cache_drained_objects += mheap_drain_caches(true);
-	nh_scav.cache_drained_objects += proc_drain_idle(now, idle, &due);
+	nh_scav.cache_drained_objects += proc_drain_idle(now, idle, &due, last);
 	nh_free_keeps_idle = false;
 	return due;
 }
@@ -455,7 +455,7 @@ static void *bg_main(void *arg)
 				now = os_nanotime();
 			}
 		}
-		uint64_t cache_due = drain_idle_caches(now);
+		uint64_t cache_due = drain_idle_caches(now, &p.churn.last);
 		uint64_t due = 0;
 		/* What the pass may spend on its paced steps: the credit left. */
 		uint64_t budget = !p.pct ? UINT64_MAX / 4 : p.credit > 0 ? (uint64_t)p.credit : 0;

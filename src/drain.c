@@ -82,8 +82,21 @@ static bool can_drain_others(void)
  * CPUs no slow path has used for idle_ns by now (*due: when the next turns
  * idle). Moves the calling thread from CPU to CPU, then back to its mask.
  */
-static size_t drain_cpus(uint64_t now, uint64_t idle_ns, uint64_t *due)
+/* When c's last slow path ran, by its stamps (mcache.c, quiet_stamp). */
+static uint64_t slab_last_slow(const struct mcache *c)
 {
+	uint64_t t = 0;
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		t = NH_MAX(t, atomic_load_explicit(&c->quiet[k].cycles, memory_order_relaxed));
+	return t;
+}
+
+static size_t drain_cpus(uint64_t now, uint64_t idle_ns, uint64_t *due, const struct alloc_counts *last)
+{
+	/* A slab whose gen moved since the last look is dated by its last
+	 * slow path's stamp, not by this look (up to a round later); one
+	 * stamped before that look had an undated slow path since: now. */
+	uint64_t ns = idle_ns ? os_nanotime() : 0, cyc = idle_ns ? nh_cycles() : 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)
 		return 0;
@@ -95,7 +108,8 @@ static size_t drain_cpus(uint64_t now, uint64_t idle_ns, uint64_t *due)
 			continue;
 		if (idle_ns && (c->gen != c->idle_gen || !slab_seen_at[cpu])) {
 			c->idle_gen = c->gen; /* racy read of a hint; the lock guards the drain */
-			slab_seen_at[cpu] = now;
+			uint64_t s = slab_last_slow(c);
+			slab_seen_at[cpu] = s > last->cycles ? proc_cycles_time(s, last, ns, cyc) : now;
 		}
 		size_t cached;
 		if (!slab_holds(c, &cached))
@@ -124,11 +138,11 @@ bool proc_drain_all(void)
 	 * it at sched_setaffinity (bgthread.c checks the same at its start). */
 	if (NH_OPTION(SYSCALLS) == OS_SYSCALLS_AUTO && os_seccomp_mode() != os_seccomp_at_start)
 		return false;
-	drain_cpus(0, 0, NULL);
+	drain_cpus(0, 0, NULL, NULL);
 	return true;
 }
 
-size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due)
+size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due, const struct alloc_counts *last)
 {
-	return can_drain_others() && idle_ns ? drain_cpus(now, idle_ns, due) : 0;
+	return can_drain_others() && idle_ns ? drain_cpus(now, idle_ns, due, last) : 0;
 }

@@ -425,18 +425,13 @@ void proc_sum_allocs(uint64_t out[NH_NUM_CLASSES], uint64_t *quiet)
 	}
 }
 
-/* A stamp's cycle count s as a time between the last count's clocks and
- * n's, in proportion (the counter's rate need not be known). One from
- * before the last count is dated at it, the latest time that is sure; one
- * not known (UINT64_MAX), or past n's clocks, at n's. */
-static uint64_t stamp_time(const struct alloc_counts *n, const struct alloc_counts *last, uint64_t s)
+uint64_t proc_cycles_time(uint64_t s, const struct alloc_counts *last, uint64_t ns, uint64_t cyc)
 {
-	if (s >= n->cycles || !last->ns || n->cycles <= last->cycles || n->ns <= last->ns)
-		return n->ns;
+	if (s >= cyc || !last->ns || cyc <= last->cycles || ns <= last->ns)
+		return ns;
 	if (s <= last->cycles)
 		return last->ns;
-	return last->ns + (uint64_t)((unsigned __int128)(s - last->cycles) * (n->ns - last->ns) /
-				     (n->cycles - last->cycles));
+	return last->ns + (uint64_t)((unsigned __int128)(s - last->cycles) * (ns - last->ns) / (cyc - last->cycles));
 }
 
 /*
@@ -458,7 +453,7 @@ uint64_t proc_count_allocs(struct alloc_counts *n, const struct alloc_counts *la
 	n->ns = os_nanotime();
 	n->cycles = nh_cycles();
 	for (unsigned k = 0; k < NH_NUM_CLASSES; k++)
-		n->since[k] = stamp_time(n, last, quiet[k]);
+		n->since[k] = proc_cycles_time(quiet[k], last, n->ns, n->cycles);
 	return n->ns;
 }
 

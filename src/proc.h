@@ -61,14 +61,19 @@ struct alloc_counts {
 /* Count into n, dating the stamps between last's clocks (the previous
  * count; 0: none) and n's. Returns n->ns. Takes allm_lock. */
 uint64_t proc_count_allocs(struct alloc_counts *n, const struct alloc_counts *last);
+/* A cycle count s as a time, in proportion between last's clocks (0:
+ * none) and (ns, cyc), whose rate need not be known: last's time if s is
+ * before them, ns if past (ns, cyc) or not known (UINT64_MAX). */
+uint64_t proc_cycles_time(uint64_t s, const struct alloc_counts *last, uint64_t ns, uint64_t cyc);
 /* Count objects held in the caches of node node (every cache if node < 0),
  * by class. Takes allm_lock. */
 void proc_sum_cached(uint64_t out[NH_NUM_CLASSES], int node);
 /* Drain the caches of CPUs no slow path has used for idle_ns (a background
- * pass at time now); *due gets when the next cache holding objects turns
- * idle (unchanged if none). Objects drained. Takes each idle CPU's slab
- * lock in turn, and the central locks under it. */
-size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due);
+ * pass at time now; a slow path dated by its stamp, between last's clocks
+ * and now); *due gets when the next cache holding objects turns idle
+ * (unchanged if none). Objects drained. Takes each idle CPU's slab lock in
+ * turn, and the central locks under it. */
+size_t proc_drain_idle(uint64_t now, uint64_t idle_ns, uint64_t *due, const struct alloc_counts *last);
 /* Drain every CPU's slab now (malloc_trim, numaheap_release), moving the
  * calling thread onto each CPU that holds objects, then back to its own
  * mask. false where that cannot be done (per-thread caches, the basic

@@ -17,6 +17,7 @@
 #include "arena.h"
 
 #include "mcache.h"
+#include "sizeclass.h"
 
 _Static_assert(sizeof(palloc_sum) == sizeof(uint64_t), "palloc_sum is 64 bits");
 
@@ -339,3 +340,22 @@ unsigned nht_pa_unscavenge_from(struct nht_pa *t, uintptr_t from, size_t window,
 }
 
 int nht_interleave_turn(uint32_t mask, uintptr_t hp) { return numa_interleave_turn(mask, hp); }
+
+/* ---- dating the last malloc (proc.c) -------------------------------------- */
+uint64_t nht_cycles_time(uint64_t s, uint64_t last_ns, uint64_t last_cycles, uint64_t ns, uint64_t cycles)
+{
+	struct alloc_counts last = {.ns = last_ns, .cycles = last_cycles};
+	return proc_cycles_time(s, &last, ns, cycles);
+}
+
+static struct alloc_counts counted;
+
+uint64_t nht_count_allocs(void)
+{
+	struct alloc_counts last = counted;
+	return proc_count_allocs(&counted, &last);
+}
+uint64_t nht_counted_since(unsigned cls) { return counted.since[cls]; }
+uint64_t nht_counted_allocs(unsigned cls) { return counted.allocs[cls]; }
+unsigned nht_size_class(size_t n) { return nh_size_to_class(n); }
+uint64_t nht_nanotime(void) { return os_nanotime(); }

@@ -32,6 +32,16 @@ extern const unsigned nht_max_span_objects; /* NH_MAX_SPAN_OBJECTS */
 extern const uintptr_t nht_entry_fresh;	  /* NH_ENTRY_FRESH */
 extern const int nht_span_inuse;	  /* SPAN_INUSE */
 
+/* ---- dating the last malloc (proc.c) -------------------------------------- */
+/* proc_cycles_time with a last count at (last_ns, last_cycles). */
+uint64_t nht_cycles_time(uint64_t s, uint64_t last_ns, uint64_t last_cycles, uint64_t ns, uint64_t cycles);
+/* proc_count_allocs against the previous call's count; returns its time. */
+uint64_t nht_count_allocs(void);
+uint64_t nht_counted_since(unsigned cls); /* of the last count */
+uint64_t nht_counted_allocs(unsigned cls);
+unsigned nht_size_class(size_t n);
+uint64_t nht_nanotime(void);
+
 /* ---- NUMA (numa/policy.c) ------------------------------------------------ */
 int nht_interleave_turn(uint32_t mask, uintptr_t hp);
 

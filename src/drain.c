@@ -77,11 +77,6 @@ static bool can_drain_others(void)
 	return !NH_RSEQ_FAKE && nh_fast.cpu_mode == CPU_MODE_RSEQ && !os_basic_syscalls && nh_rseq_thread();
 }
 
-/*
- * Drain the slabs holding objects: all of them (idle_ns 0), or those of
- * CPUs no slow path has used for idle_ns by now (*due: when the next turns
- * idle). Moves the calling thread from CPU to CPU, then back to its mask.
- */
 /* When c's last slow path ran, by its stamps (mcache.c, quiet_stamp). */
 static uint64_t slab_last_slow(const struct mcache *c)
 {
@@ -91,11 +86,16 @@ static uint64_t slab_last_slow(const struct mcache *c)
 	return t;
 }
 
+/*
+ * Drain the slabs holding objects: all of them (idle_ns 0), or those of
+ * CPUs no slow path has used for idle_ns by now (*due: when the next turns
+ * idle). Moves the calling thread from CPU to CPU, then back to its mask.
+ */
 static size_t drain_cpus(uint64_t now, uint64_t idle_ns, uint64_t *due, const struct alloc_counts *last)
 {
 	/* A slab whose gen moved since the last look is dated by its last
-	 * slow path's stamp, not by this look (up to a round later); one
-	 * stamped before that look had an undated slow path since: now. */
+	 * slow path's stamp, not by this look (up to a round later), if the
+	 * stamp is past last's count; else by this look, as before. */
 	uint64_t ns = idle_ns ? os_nanotime() : 0, cyc = idle_ns ? nh_cycles() : 0;
 	cpu_set_t saved;
 	if (sched_getaffinity(0, sizeof saved, &saved) != 0)

@@ -218,31 +218,33 @@ static void release_to_central(struct mcache *c, unsigned cls, uintptr_t *objs, 
  * A class's last slow-path stamp on this P: its allocs, and the cycle
  * counter read after them. While the allocs have not moved, the P has
  * served no malloc of the class since (proc.c, proc_count_allocs, reads
- * them racily: cycles are stored first, then allocs with release).
- * Date this slow path of class cls, and every other
- * class of the P at most once in QUIET_ALL_CYCLES: a class this P serves
- * rarely (say a size a program asks for once in a thousand) takes no slow
- * path after its last malloc, and would stay undated. Each allocs first,
- * then the cycles, so that a malloc after the cycles moves them past it.
+ * them racily: the cycles are stored first, then the allocs with release).
+ * A slow path stamps its class, and every class of the P at most once in
+ * QUIET_ALL_CYCLES: a class the P serves rarely (a size a program asks for
+ * once in a thousand) takes no slow path after its last malloc, and would
+ * stay undated.
  */
 #define QUIET_ALL_CYCLES ((uint64_t)1 << 22) /* about a millisecond */
+
+static void quiet_store(struct mcache *c, unsigned k, uint64_t allocs, uint64_t cycles)
+{
+	atomic_store_explicit(&c->quiet[k].cycles, cycles, memory_order_relaxed);
+	atomic_store_explicit(&c->quiet[k].allocs, allocs, memory_order_release);
+}
 
 static void quiet_stamp(struct mcache *c, unsigned cls)
 {
 	uint64_t a = mcache_allocs(c, cls), t = nh_cycles();
 	if (t - c->quiet_at < QUIET_ALL_CYCLES) {
-		atomic_store_explicit(&c->quiet[cls].cycles, t, memory_order_relaxed);
-		atomic_store_explicit(&c->quiet[cls].allocs, a, memory_order_release);
+		quiet_store(c, cls, a, t);
 		return;
 	}
 	uint64_t all[NH_NUM_CLASSES];
 	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
 		all[k] = mcache_allocs(c, k);
-	t = nh_cycles();
-	for (unsigned k = 1; k < NH_NUM_CLASSES; k++) {
-		atomic_store_explicit(&c->quiet[k].cycles, t, memory_order_relaxed);
-		atomic_store_explicit(&c->quiet[k].allocs, all[k], memory_order_release);
-	}
+	t = nh_cycles(); /* after every class's allocs */
+	for (unsigned k = 1; k < NH_NUM_CLASSES; k++)
+		quiet_store(c, k, all[k], t);
 	c->quiet_at = t;
 }
 
